@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pvio shared rings: Xen's sring layout (xen/io/ring.h), 1 to 16 pages, for
+ * any fixed-size request/response pair, with a consumer that treats shared
+ * memory as hostile.
+ *
+ * Layout: the shared page starts with req_prod, req_event, rsp_prod,
+ * rsp_event, 48 bytes of padding, then the slots; a slot is the union of
+ * request and response, and the slot count is what fits, rounded down to a
+ * power of two. Identical to DEFINE_RING_TYPES (checked at compile time).
+ *
+ * Consumer rules (shared/protocol.md 1-3):
+ *  - the producer index is read once per pass, with acquire ordering;
+ *  - each request is copied out once into private memory and only the copy
+ *    is looked at;
+ *  - an index that claims more messages than slots, or moves backwards,
+ *    halts the ring for good: every later call returns -EPROTO and the
+ *    owner disconnects that device. Nothing is ever trusted enough to crash.
+ *
+ * Notification rules are ring.h's: the producer publishes once per batch and
+ * notifies only if the consumer's event index lies in the newly published
+ * range; the consumer sets its event index and re-checks before sleeping.
+ * Setting the event index further ahead asks to be woken only after a batch.
+ *
+ * The functions are static inline and always_inline with compile-time slot
+ * sizes, so a copy is a fixed-size move; use the typed wrappers made by
+ * PVIO_RING_DEFINE (blkif, netif_tx and netif_rx are defined below).
+ */
+#ifndef PVIO_RING_H
+#define PVIO_RING_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <pvio/platform.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PVIO_RING_MAX_PAGES	16u	/* max-ring-page-order 4 */
+#define PVIO_RING_HDR_SIZE	64u
+
+#define pvio_likely(x)		__builtin_expect(!!(x), 1)
+#define pvio_unlikely(x)	__builtin_expect(!!(x), 0)
+#define PVIO_INLINE		static inline __attribute__((always_inline))
+
+/* The shared page header, laid out as Xen's struct __name##_sring. */
+struct pvio_sring {
+	uint32_t req_prod, req_event;
+	uint32_t rsp_prod, rsp_event;
+	uint8_t pvt[4];
+	uint8_t pad[44];
+	unsigned char ring[];
+};
+
+/* Why a ring was halted (pvio_ring_*_halted()). */
+enum pvio_ring_halt {
+	PVIO_RING_LIVE = 0,
+	PVIO_RING_REQ_OVERFLOW,	/* req_prod claims more requests than slots */
+	PVIO_RING_REQ_BACKWARDS,	/* req_prod moved behind what we consumed */
+	PVIO_RING_RSP_OVERFLOW,	/* rsp_prod claims responses never asked for */
+	PVIO_RING_BAD_ATTACH,	/* indices inconsistent when attaching */
+};
+
+/*
+ * The back end's private state. Keep it on its own cache lines, away from
+ * the front end's: indices that share a line with the peer's cost 5-25x.
+ */
+struct pvio_ring_back {
+	struct pvio_sring *sring;
+	uint32_t nr_ents;	/* cached at attach; never re-read */
+	uint32_t req_cons;
+	uint32_t rsp_prod_pvt;
+	uint32_t rsp_pushed;	/* our own copy of the published rsp_prod */
+	uint32_t halted;	/* enum pvio_ring_halt */
+	uint32_t pad_;
+} __attribute__((aligned(64)));
+
+struct pvio_ring_front {
+	struct pvio_sring *sring;
+	uint32_t nr_ents;
+	uint32_t req_prod_pvt;
+	uint32_t rsp_cons;
+	uint32_t req_pushed;
+	uint32_t halted;
+	uint32_t pad_;
+} __attribute__((aligned(64)));
+
+/* ---- barriers ---------------------------------------------------------- */
+
+/* Full barrier: our earlier store is visible before our later load. */
+PVIO_INLINE void pvio_mb(void)
+{
+#if defined(__x86_64__)
+	/* As Linux's smp_mb(): cheaper than mfence, and adding 0 leaves the
+	 * red-zone word unchanged. */
+	__asm__ __volatile__("lock; addl $0,-4(%%rsp)" ::: "memory", "cc");
+#else
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
+PVIO_INLINE void pvio_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ __volatile__("pause" ::: "memory");
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* ---- sizes ----------------------------------------------------------- */
+
+/* Slots in a ring of @pages pages for slots of @slot_size bytes:
+ * __CONST_RING_SIZE's rule (what fits, rounded down to a power of two). */
+PVIO_INLINE uint32_t pvio_ring_nr_ents(unsigned int pages, size_t slot_size)
+{
+	size_t n = ((size_t)pages * PVIO_PAGE_SIZE - PVIO_RING_HDR_SIZE) /
+		   slot_size;
+
+	if (n == 0)
+		return 0;
+	return (uint32_t)1u << (31 - __builtin_clz((uint32_t)n));
+}
+
+PVIO_INLINE void *pvio__ring_slot(struct pvio_sring *s, uint32_t idx,
+				  uint32_t nr_ents, size_t slot_size)
+{
+	return s->ring + (size_t)(idx & (nr_ents - 1)) * slot_size;
+}
+
+/* ---- set-up (ring.c) --------------------------------------------------- */
+
+/*
+ * Front: initialise the shared header (SHARED_RING_INIT: indices 0, events
+ * 1) and attach. @pages is 1..16. Return 0 or -EINVAL.
+ */
+PVIO_API int pvio_ring_front_init(struct pvio_ring_front *r, void *sring,
+				  unsigned int pages, size_t slot_size);
+/*
+ * Front: attach to a ring whose shared indices are live (FRONT_RING_ATTACH),
+ * e.g. after a restart. Return 0, -EINVAL, or -EPROTO if the indices are
+ * inconsistent (rsp_prod ahead of req_prod or further than a ring apart).
+ */
+PVIO_API int pvio_ring_front_attach(struct pvio_ring_front *r, void *sring,
+				    unsigned int pages, size_t slot_size);
+/*
+ * Back: attach at the live indices (BACK_RING_ATTACH at rsp_prod), so that
+ * a restarting backend continues where the last one stopped. Reads each
+ * index once; refuses (-EPROTO) req_prod - rsp_prod > ring size.
+ */
+PVIO_API int pvio_ring_back_attach(struct pvio_ring_back *r, void *sring,
+				   unsigned int pages, size_t slot_size);
+/* Halt (cold path); returns -EPROTO. Called by the inline consumers. */
+PVIO_API int pvio_ring_back_halt(struct pvio_ring_back *r,
+				 enum pvio_ring_halt why);
+PVIO_API int pvio_ring_front_halt(struct pvio_ring_front *r,
+				  enum pvio_ring_halt why);
+PVIO_API const char *pvio_ring_halt_str(enum pvio_ring_halt why);
+
+/* ---- back end: consume requests, produce responses --------------------- */
+
+/* Requests published but not consumed (a hint: consume validates). */
+PVIO_INLINE uint32_t pvio_ring_back_unconsumed(const struct pvio_ring_back *r)
+{
+	return __atomic_load_n(&r->sring->req_prod, __ATOMIC_RELAXED) -
+	       r->req_cons;
+}
+
+PVIO_INLINE int pvio__ring_back_consume(struct pvio_ring_back *r, void *out,
+					unsigned int max, size_t req_size,
+					size_t slot_size)
+{
+	uint32_t prod, cons = r->req_cons, owed, n, i;
+
+	if (pvio_unlikely(r->halted))
+		return -EPROTO;
+	/* One read of the index per pass. Acquire: the slots it covers are
+	 * read after it (pairs with the producer's release store). */
+	prod = __atomic_load_n(&r->sring->req_prod, __ATOMIC_ACQUIRE);
+	/* Requests we owe responses for: never more than the ring holds,
+	 * never fewer than we already took. */
+	owed = prod - r->rsp_prod_pvt;
+	if (pvio_unlikely(owed > r->nr_ents))
+		return pvio_ring_back_halt(r, PVIO_RING_REQ_OVERFLOW);
+	if (pvio_unlikely(owed < cons - r->rsp_prod_pvt))
+		return pvio_ring_back_halt(r, PVIO_RING_REQ_BACKWARDS);
+	n = prod - cons;
+	if (n > max)
+		n = max;
+	for (i = 0; i < n; i++)
+		memcpy((char *)out + (size_t)i * req_size,
+		       pvio__ring_slot(r->sring, cons + i, r->nr_ents,
+				       slot_size),
+		       req_size);
+	/* The copies are the only reads of these slots: the compiler may not
+	 * re-read shared memory in place of the private copy (XSA-155). */
+	__asm__ __volatile__("" ::: "memory");
+	r->req_cons = cons + n;
+	return (int)n;
+}
+
+/* Response slots the back end may still fill (consumed, not answered). */
+PVIO_INLINE uint32_t pvio_ring_back_owed(const struct pvio_ring_back *r)
+{
+	return r->req_cons - r->rsp_prod_pvt;
+}
+
+PVIO_INLINE void *pvio__ring_back_rsp(struct pvio_ring_back *r,
+				      size_t slot_size)
+{
+	return pvio__ring_slot(r->sring, r->rsp_prod_pvt, r->nr_ents,
+			       slot_size);
+}
+
+/* After filling the slot from pvio_*_back_rsp() field by field. */
+PVIO_INLINE void pvio_ring_back_rsp_commit(struct pvio_ring_back *r)
+{
+	r->rsp_prod_pvt++;
+}
+
+/*
+ * Publish all committed responses at once.
+ * Return: true if the front end asked to be notified (rsp_event in range).
+ */
+PVIO_INLINE bool pvio_ring_back_push(struct pvio_ring_back *r)
+{
+	uint32_t old = r->rsp_pushed, new_ = r->rsp_prod_pvt, ev;
+
+	if (old == new_)
+		return false;
+	/* Release: the responses are visible before the index. */
+	__atomic_store_n(&r->sring->rsp_prod, new_, __ATOMIC_RELEASE);
+	r->rsp_pushed = new_;
+	/* Full barrier: the front end sees the new index before we read its
+	 * event index (pairs with the barrier in its final check). */
+	pvio_mb();
+	ev = __atomic_load_n(&r->sring->rsp_event, __ATOMIC_RELAXED);
+	return (uint32_t)(new_ - ev) < (uint32_t)(new_ - old);
+}
+
+/*
+ * Before sleeping: ask to be woken once @ahead (>= 1) more requests than
+ * consumed so far are published, then look again.
+ * Return: true if requests are waiting (do not sleep).
+ */
+PVIO_INLINE bool pvio_ring_back_final_check(struct pvio_ring_back *r,
+					    uint32_t ahead)
+{
+	if (pvio_ring_back_unconsumed(r))
+		return true;
+	__atomic_store_n(&r->sring->req_event, r->req_cons + ahead,
+			 __ATOMIC_RELAXED);
+	/* Full barrier: the producer sees our event index before we look at
+	 * its producer index once more (pairs with the barrier in push). */
+	pvio_mb();
+	return pvio_ring_back_unconsumed(r) != 0;
+}
+
+/* ---- front end: produce requests, consume responses ------------------- */
+
+PVIO_INLINE uint32_t pvio_ring_front_free(const struct pvio_ring_front *r)
+{
+	return r->nr_ents - (r->req_prod_pvt - r->rsp_cons);
+}
+
+/* Requests pushed and not yet answered. */
+PVIO_INLINE uint32_t pvio_ring_front_inflight(const struct pvio_ring_front *r)
+{
+	return r->req_pushed - r->rsp_cons;
+}
+
+PVIO_INLINE void *pvio__ring_front_req(struct pvio_ring_front *r,
+				       size_t slot_size)
+{
+	return pvio__ring_slot(r->sring, r->req_prod_pvt, r->nr_ents,
+			       slot_size);
+}
+
+/* After filling the slot from pvio_*_front_req(); needs a free slot. */
+PVIO_INLINE void pvio_ring_front_req_commit(struct pvio_ring_front *r)
+{
+	r->req_prod_pvt++;
+}
+
+/* Publish all committed requests. Return: true if the back end asked to
+ * be notified. */
+PVIO_INLINE bool pvio_ring_front_push(struct pvio_ring_front *r)
+{
+	uint32_t old = r->req_pushed, new_ = r->req_prod_pvt, ev;
+
+	if (old == new_)
+		return false;
+	/* Release: the requests are visible before the index. */
+	__atomic_store_n(&r->sring->req_prod, new_, __ATOMIC_RELEASE);
+	r->req_pushed = new_;
+	/* Full barrier: as in pvio_ring_back_push(). */
+	pvio_mb();
+	ev = __atomic_load_n(&r->sring->req_event, __ATOMIC_RELAXED);
+	return (uint32_t)(new_ - ev) < (uint32_t)(new_ - old);
+}
+
+PVIO_INLINE uint32_t pvio_ring_front_unconsumed(const struct pvio_ring_front *r)
+{
+	return __atomic_load_n(&r->sring->rsp_prod, __ATOMIC_RELAXED) -
+	       r->rsp_cons;
+}
+
+PVIO_INLINE int pvio__ring_front_consume(struct pvio_ring_front *r, void *out,
+					 unsigned int max, size_t rsp_size,
+					 size_t slot_size)
+{
+	uint32_t prod, cons = r->rsp_cons, n, i;
+
+	if (pvio_unlikely(r->halted))
+		return -EPROTO;
+	prod = __atomic_load_n(&r->sring->rsp_prod, __ATOMIC_ACQUIRE);
+	n = prod - cons;
+	/* A response for a request we never published is a broken back end
+	 * (RING_RESPONSE_PROD_OVERFLOW, made exact). */
+	if (pvio_unlikely(n > r->req_pushed - cons))
+		return pvio_ring_front_halt(r, PVIO_RING_RSP_OVERFLOW);
+	if (n > max)
+		n = max;
+	for (i = 0; i < n; i++)
+		memcpy((char *)out + (size_t)i * rsp_size,
+		       pvio__ring_slot(r->sring, cons + i, r->nr_ents,
+				       slot_size),
+		       rsp_size);
+	__asm__ __volatile__("" ::: "memory");
+	r->rsp_cons = cons + n;
+	return (int)n;
+}
+
+/* Before sleeping: be woken once @ahead more responses are published. */
+PVIO_INLINE bool pvio_ring_front_final_check(struct pvio_ring_front *r,
+					     uint32_t ahead)
+{
+	if (pvio_ring_front_unconsumed(r))
+		return true;
+	__atomic_store_n(&r->sring->rsp_event, r->rsp_cons + ahead,
+			 __ATOMIC_RELAXED);
+	pvio_mb();
+	return pvio_ring_front_unconsumed(r) != 0;
+}
+
+/* ---- typed wrappers ----------------------------------------------------- */
+
+#define PVIO_RING_DEFINE(name, req_t, rsp_t)				\
+union pvio_##name##_slot {						\
+	req_t req;							\
+	rsp_t rsp;							\
+};									\
+PVIO_INLINE uint32_t pvio_##name##_ring_size(unsigned int pages)	\
+{									\
+	return pvio_ring_nr_ents(pages, sizeof(union pvio_##name##_slot)); \
+}									\
+PVIO_INLINE int pvio_##name##_front_init(struct pvio_ring_front *r,	\
+					  void *s, unsigned int pages)	\
+{									\
+	return pvio_ring_front_init(r, s, pages,			\
+				    sizeof(union pvio_##name##_slot));	\
+}									\
+PVIO_INLINE int pvio_##name##_front_attach(struct pvio_ring_front *r,	\
+					    void *s, unsigned int pages)	\
+{									\
+	return pvio_ring_front_attach(r, s, pages,			\
+				      sizeof(union pvio_##name##_slot));	\
+}									\
+PVIO_INLINE int pvio_##name##_back_attach(struct pvio_ring_back *r,	\
+					   void *s, unsigned int pages)	\
+{									\
+	return pvio_ring_back_attach(r, s, pages,			\
+				     sizeof(union pvio_##name##_slot));	\
+}									\
+/* Copy up to @max requests out; return the count or -EPROTO. */	\
+PVIO_INLINE int pvio_##name##_back_consume(struct pvio_ring_back *r,	\
+					    req_t *out, unsigned int max) \
+{									\
+	return pvio__ring_back_consume(r, out, max, sizeof(req_t),	\
+				       sizeof(union pvio_##name##_slot));	\
+}									\
+/* The next response slot, in shared memory: write it field by field. */ \
+PVIO_INLINE rsp_t *pvio_##name##_back_rsp(struct pvio_ring_back *r)	\
+{									\
+	return (rsp_t *)pvio__ring_back_rsp(r,				\
+				sizeof(union pvio_##name##_slot));	\
+}									\
+PVIO_INLINE req_t *pvio_##name##_front_req(struct pvio_ring_front *r)	\
+{									\
+	return (req_t *)pvio__ring_front_req(r,				\
+				sizeof(union pvio_##name##_slot));	\
+}									\
+PVIO_INLINE int pvio_##name##_front_consume(struct pvio_ring_front *r,	\
+					     rsp_t *out, unsigned int max) \
+{									\
+	return pvio__ring_front_consume(r, out, max, sizeof(rsp_t),	\
+					sizeof(union pvio_##name##_slot)); \
+}
+
+/* ---- spin-then-sleep --------------------------------------------------- */
+
+/*
+ * A bounded spin: poll for up to @budget_ns after the last work, then go to
+ * sleep (with the final check). Under load the consumer never sleeps, so
+ * its event index stays behind and the producer sends no notifications; an
+ * idle ring sleeps after one budget and costs no CPU. A budget near the
+ * cost of a wake-up (~20 us here) bounds the waste at 2x the optimum.
+ */
+struct pvio_spin {
+	uint64_t budget_ns;
+	uint64_t deadline_ns;
+	uint32_t iter;
+};
+
+#define PVIO_SPIN_DEFAULT_NS	50000u
+
+PVIO_INLINE uint64_t pvio_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+PVIO_INLINE void pvio_spin_init(struct pvio_spin *s, uint64_t budget_ns)
+{
+	s->budget_ns = budget_ns;
+	s->deadline_ns = 0;
+	s->iter = 0;
+}
+
+/* Work was found: the next idle period starts a fresh budget. */
+PVIO_INLINE void pvio_spin_reset(struct pvio_spin *s)
+{
+	s->deadline_ns = 0;
+}
+
+/* Idle: true while the budget lasts (after a pause), false to sleep. The
+ * clock is read once every 64 calls. */
+PVIO_INLINE bool pvio_spin_continue(struct pvio_spin *s)
+{
+	if (s->deadline_ns == 0) {
+		s->deadline_ns = pvio_now_ns() + s->budget_ns;
+		s->iter = 0;
+	} else if ((++s->iter & 63) == 0 &&
+		   pvio_now_ns() >= s->deadline_ns) {
+		s->deadline_ns = 0;
+		return false;
+	}
+	pvio_cpu_relax();
+	return true;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+/* ---- Xen's message types ------------------------------------------------ */
+
+#include <xen/xen.h>
+#include <xen/grant_table.h>
+#include <xen/io/blkif.h>
+#include <xen/io/netif.h>
+
+PVIO_RING_DEFINE(blkif, struct blkif_request, struct blkif_response)
+PVIO_RING_DEFINE(netif_tx, struct netif_tx_request, struct netif_tx_response)
+PVIO_RING_DEFINE(netif_rx, struct netif_rx_request, struct netif_rx_response)
+
+#endif /* PVIO_RING_H */

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int pvio_log_level = PVIO_LOG_INFO;
+static const char *log_ident = "pvio";
+static bool log_stamp = true;
+
+void pvio_log_init(const char *ident, int level)
+{
+	log_ident = ident;
+	pvio_log_level = level;
+	/* under systemd the journal adds its own time stamps */
+	log_stamp = getenv("JOURNAL_STREAM") == NULL;
+}
+
+int pvio_log_parse_level(const char *s)
+{
+	static const char *const names[] = { "err", "warn", "info", "debug" };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i]) == 0)
+			return (int)i;
+	return -EINVAL;
+}
+
+void pvio__log(int level, const char *fmt, ...)
+{
+	/* syslog-style priority prefix, understood by journald */
+	static const char prio[] = { '3', '4', '6', '7' };
+	static const char *const tag[] = { "error", "warning", "info", "debug" };
+	char line[1024];
+	int n = 0;
+	va_list ap;
+
+	if (level < 0)
+		level = 0;
+	if (level > PVIO_LOG_DEBUG)
+		level = PVIO_LOG_DEBUG;
+	if (log_stamp) {
+		struct timespec ts;
+		struct tm tm;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		localtime_r(&ts.tv_sec, &tm);
+		n = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld ",
+			     tm.tm_hour, tm.tm_min, tm.tm_sec,
+			     ts.tv_nsec / 1000000);
+	} else {
+		n = snprintf(line, sizeof(line), "<%c>", prio[level]);
+	}
+	n += snprintf(line + n, sizeof(line) - (size_t)n, "%s[%d]: %s: ",
+		      log_ident, (int)getpid(), tag[level]);
+	va_start(ap, fmt);
+	if (n < (int)sizeof(line))
+		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (n >= (int)sizeof(line) - 1)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	line[n] = 0;
+	/* one write per line: lines of concurrent processes do not mix */
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return;
+}
+
+int pvio_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+	int base = 10;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+		if (!*s)
+			return -EINVAL;
+	}
+	errno = 0;
+	v = strtoull(s, &end, base);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (*end || end == s)
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int pvio_parse_uint(const char *s, unsigned int min, unsigned int max,
+		    unsigned int *out)
+{
+	uint64_t v;
+	int rc = pvio_parse_u64(s, min, max, &v);
+
+	if (!rc)
+		*out = (unsigned int)v;
+	return rc;
+}
+
+int pvio_parse_size(const char *s, uint64_t *out)
+{
+	char buf[64];
+	size_t len;
+	unsigned int shift = 0;
+	uint64_t v;
+	int rc;
+
+	if (!s || (len = strlen(s)) == 0 || len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, len + 1);
+	switch (buf[len - 1]) {
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	case 't': case 'T': shift = 40; break;
+	}
+	if (shift)
+		buf[len - 1] = 0;
+	rc = pvio_parse_u64(buf, 0, UINT64_MAX >> shift, &v);
+	if (rc)
+		return rc;
+	*out = v << shift;
+	return 0;
+}
+
+void pvio_usage_error(const char *prog, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s (try --help)\n", prog, msg);
+	exit(2);
+}

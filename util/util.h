@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Support for pvio's programs (not the library): a level-gated logger and
+ * strict parsing of numbers from command lines, config and xenstore.
+ */
+#ifndef PVIO_UTIL_H
+#define PVIO_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum pvio_log_level {
+	PVIO_LOG_ERR = 0,
+	PVIO_LOG_WARN,
+	PVIO_LOG_INFO,
+	PVIO_LOG_DEBUG,
+};
+
+extern int pvio_log_level;
+
+void pvio_log_init(const char *ident, int level);
+/* Parse "err|warn|info|debug"; -EINVAL otherwise. */
+int pvio_log_parse_level(const char *s);
+void pvio__log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* The level is checked before anything is formatted (redis serverLog). */
+#define pvio_log(level, ...)						\
+	do {								\
+		if ((level) <= pvio_log_level)				\
+			pvio__log((level), __VA_ARGS__);		\
+	} while (0)
+#define log_err(...)	pvio_log(PVIO_LOG_ERR, __VA_ARGS__)
+#define log_warn(...)	pvio_log(PVIO_LOG_WARN, __VA_ARGS__)
+#define log_info(...)	pvio_log(PVIO_LOG_INFO, __VA_ARGS__)
+#define log_debug(...)	pvio_log(PVIO_LOG_DEBUG, __VA_ARGS__)
+
+/*
+ * Parse a whole string as an unsigned decimal (or 0x hex) in [min, max].
+ * No sign, no trailing garbage, no empty string. Return 0 or -EINVAL /
+ * -ERANGE.
+ */
+int pvio_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int pvio_parse_uint(const char *s, unsigned int min, unsigned int max,
+		    unsigned int *out);
+/* "4096", "64k", "16M", "2G" (binary units). */
+int pvio_parse_size(const char *s, uint64_t *out);
+
+/* Command-line errors: one line on stderr, exit status 2. */
+void pvio_usage_error(const char *prog, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+
+#endif
