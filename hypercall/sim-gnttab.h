@@ -145,7 +145,8 @@ static inline int64_t sim_gt_check(const struct sim_gt *gt, uint32_t ref,
 		return -EPERM;
 	if (write && (flags & GTF_readonly))
 		return -EPERM;
-	if (flags & (GTF_sub_page | GTF_transitive))
+	/* sub-page grants are not offered by the sim world */
+	if (flags & GTF_sub_page)
 		return -EINVAL;
 	frame = e->frame;
 	if (frame >= gt->nr_pages)

@@ -52,6 +52,8 @@ int hv_io_add(struct hv *hv, int fd, hv_io_fn fn, void *data)
 		free(io);
 		return rc;
 	}
+	io->next = hv->ios;
+	hv->ios = io;
 	return 0;
 }
 
@@ -381,6 +383,16 @@ int main(int argc, char **argv)
 	snprintf(sockpath, sizeof(sockpath), "%s/%s", dir, SIM_HV_SOCK);
 	unlink(sockpath);
 	unlink(pidfile);
+	while (hv.ios) {
+		struct hv_io *io = hv.ios;
+
+		hv.ios = io->next;
+		free(io);
+	}
+	free(hv.doms);
+	close(hv.epfd);
+	close(hv.sig_fd);
+	close(hv.listen_fd);
 	log_info("world %s stopped", dir);
 	return 0;
 }

@@ -423,23 +423,42 @@ static void unpin_one(struct hv *hv, struct hv_pins *pn, uint32_t ref,
 	g->foreign_pins--;
 }
 
+/* A record with no pins left goes at once: its domain may be buried next. */
+static void pins_put(struct hv_conn *c, struct hv_pins *pn)
+{
+	struct hv_pins **pp;
+
+	if (pn->total)
+		return;
+	for (pp = &c->pins; *pp; pp = &(*pp)->next)
+		if (*pp == pn) {
+			*pp = pn->next;
+			break;
+		}
+	free(pn->rd);
+	free(pn->wr);
+	free(pn);
+}
+
 static void pins_drop_all(struct hv *hv, struct hv_conn *c)
 {
 	struct hv_pins *pn;
 	uint32_t ref;
 
 	while ((pn = c->pins)) {
+		struct hv_dom *g = pn->dom;
+
 		c->pins = pn->next;
-		for (ref = 0; pn->total && ref < pn->dom->gt.nr_ents; ref++) {
+		for (ref = 0; pn->total && ref < g->gt.nr_ents; ref++) {
 			while (pn->wr[ref])
 				unpin_one(hv, pn, ref, true);
 			while (pn->rd[ref])
 				unpin_one(hv, pn, ref, false);
 		}
-		dom_maybe_bury(hv, pn->dom);
 		free(pn->rd);
 		free(pn->wr);
 		free(pn);
+		dom_maybe_bury(hv, g);
 	}
 }
 
@@ -502,6 +521,7 @@ static int op_map(struct hv *hv, struct hv_conn *c,
 		for (i = 0; i < req->count; i++)
 			if (rep->status[i] == 0)
 				unpin_one(hv, pn, req->refs[i], w);
+		pins_put(c, pn);
 	}
 	return rc;
 }
@@ -510,6 +530,7 @@ static int op_unmap(struct hv *hv, struct hv_conn *c,
 		    const struct sim_gnt_unmap_req *req, size_t reqlen)
 {
 	struct hv_pins *pn;
+	struct hv_dom *g;
 	bool w = req->writable != 0;
 	uint32_t i;
 
@@ -531,7 +552,9 @@ static int op_unmap(struct hv *hv, struct hv_conn *c,
 	}
 	for (i = 0; i < req->count; i++)
 		unpin_one(hv, pn, req->refs[i], w);
-	dom_maybe_bury(hv, pn->dom);
+	g = pn->dom;
+	pins_put(c, pn);
+	dom_maybe_bury(hv, g);
 	return 0;
 }
 

@@ -91,6 +91,7 @@ struct hv_io {
 	int fd;
 	hv_io_fn fn;
 	void *data;
+	struct hv_io *next;	/* hv_io_add()'s, freed at exit */
 };
 
 struct hv {
@@ -104,6 +105,7 @@ struct hv {
 	struct hv_dom **doms;	/* [SIM_MAX_DOMID + 1] */
 	struct hv_dom *grave;	/* freed at the top of the loop */
 	struct hv_conn *conns;
+	struct hv_io *ios;
 	uint32_t default_pages;
 	uint32_t default_ents;
 	/* xenstore hooks (set by the xenstore server) */
@@ -112,8 +114,8 @@ struct hv {
 	void (*dom_released)(struct hv *hv, struct hv_dom *d);
 };
 
+/* Watch @fd for input for the life of the world. */
 int hv_io_add(struct hv *hv, int fd, hv_io_fn fn, void *data);
-void hv_io_del(struct hv *hv, int fd, struct hv_io *io);
 
 /* simhv.c: the hypervisor proper */
 struct hv_dom *hv_dom_get(struct hv *hv, uint32_t domid);

@@ -102,6 +102,7 @@ int pvio_ring_front_attach(struct pvio_ring_front *r, void *sring,
 	r->req_prod_pvt = req;
 	r->req_pushed = req;
 	r->rsp_cons = rsp;
+	r->rsp_snap = rsp;
 	return 0;
 }
 
@@ -123,6 +124,7 @@ int pvio_ring_back_attach(struct pvio_ring_back *r, void *sring,
 	r->sring = s;
 	r->nr_ents = n;
 	r->req_cons = rsp;
+	r->req_snap = rsp;
 	r->rsp_prod_pvt = rsp;
 	r->rsp_pushed = rsp;
 	if (req - rsp > n) {

@@ -75,10 +75,10 @@ struct pvio_ring_back {
 	struct pvio_sring *sring;
 	uint32_t nr_ents;	/* cached at attach; never re-read */
 	uint32_t req_cons;
+	uint32_t req_snap;	/* validated req_prod of the current pass */
 	uint32_t rsp_prod_pvt;
 	uint32_t rsp_pushed;	/* our own copy of the published rsp_prod */
 	uint32_t halted;	/* enum pvio_ring_halt */
-	uint32_t pad_;
 } __attribute__((aligned(64)));
 
 struct pvio_ring_front {
@@ -86,9 +86,9 @@ struct pvio_ring_front {
 	uint32_t nr_ents;
 	uint32_t req_prod_pvt;
 	uint32_t rsp_cons;
+	uint32_t rsp_snap;	/* validated rsp_prod of the current pass */
 	uint32_t req_pushed;
 	uint32_t halted;
-	uint32_t pad_;
 } __attribute__((aligned(64)));
 
 /* ---- barriers ---------------------------------------------------------- */
@@ -174,37 +174,60 @@ PVIO_INLINE uint32_t pvio_ring_back_unconsumed(const struct pvio_ring_back *r)
 	       r->req_cons;
 }
 
-PVIO_INLINE int pvio__ring_back_consume(struct pvio_ring_back *r, void *out,
-					unsigned int max, size_t req_size,
-					size_t slot_size)
+/*
+ * A pass starts when the requests of the last snapshot are used up: read
+ * req_prod once, validate it, keep it. Callers may take a pass's requests
+ * a few at a time (answering each while its slot is still in cache)
+ * without touching the shared index again.
+ */
+PVIO_INLINE int pvio__ring_back_snapshot(struct pvio_ring_back *r)
 {
-	uint32_t prod, cons = r->req_cons, owed, n, i;
+	uint32_t prod, owed;
 
-	if (pvio_unlikely(r->halted))
-		return -EPROTO;
-	/* One read of the index per pass. Acquire: the slots it covers are
-	 * read after it (pairs with the producer's release store). */
+	/* Acquire: the slots it covers are read after it (pairs with the
+	 * producer's release store). */
 	prod = __atomic_load_n(&r->sring->req_prod, __ATOMIC_ACQUIRE);
 	/* Requests we owe responses for: never more than the ring holds,
 	 * never fewer than we already took. */
 	owed = prod - r->rsp_prod_pvt;
 	if (pvio_unlikely(owed > r->nr_ents))
 		return pvio_ring_back_halt(r, PVIO_RING_REQ_OVERFLOW);
-	if (pvio_unlikely(owed < cons - r->rsp_prod_pvt))
+	if (pvio_unlikely(owed < r->req_cons - r->rsp_prod_pvt))
 		return pvio_ring_back_halt(r, PVIO_RING_REQ_BACKWARDS);
-	n = prod - cons;
-	if (n > max)
-		n = max;
-	for (i = 0; i < n; i++)
-		memcpy((char *)out + (size_t)i * req_size,
-		       pvio__ring_slot(r->sring, cons + i, r->nr_ents,
-				       slot_size),
-		       req_size);
-	/* The copies are the only reads of these slots: the compiler may not
-	 * re-read shared memory in place of the private copy (XSA-155). */
-	__asm__ __volatile__("" ::: "memory");
-	r->req_cons = cons + n;
-	return (int)n;
+	r->req_snap = prod;
+	return 0;
+}
+
+/*
+ * Start or continue a pass: return how many requests (<= @max) may be
+ * copied from slot index *@cons on, or -EPROTO. The typed consume copies
+ * them and advances req_cons.
+ */
+PVIO_INLINE int pvio__ring_back_avail(struct pvio_ring_back *r,
+				      unsigned int max, uint32_t *cons)
+{
+	uint32_t n;
+
+	if (pvio_unlikely(r->halted))
+		return -EPROTO;
+	*cons = r->req_cons;
+	if (*cons == r->req_snap) {
+		int rc = pvio__ring_back_snapshot(r);
+
+		if (pvio_unlikely(rc))
+			return rc;
+	}
+	n = r->req_snap - *cons;
+	return (int)(n < max ? n : max);
+}
+
+/*
+ * True when the requests of the current pass (one read of req_prod) are
+ * all taken: the next consume reads the index again.
+ */
+PVIO_INLINE bool pvio_ring_back_pass_done(const struct pvio_ring_back *r)
+{
+	return r->req_cons == r->req_snap;
 }
 
 /* Response slots the back end may still fill (consumed, not answered). */
@@ -313,30 +336,26 @@ PVIO_INLINE uint32_t pvio_ring_front_unconsumed(const struct pvio_ring_front *r)
 	       r->rsp_cons;
 }
 
-PVIO_INLINE int pvio__ring_front_consume(struct pvio_ring_front *r, void *out,
-					 unsigned int max, size_t rsp_size,
-					 size_t slot_size)
+PVIO_INLINE int pvio__ring_front_avail(struct pvio_ring_front *r,
+				       unsigned int max, uint32_t *cons)
 {
-	uint32_t prod, cons = r->rsp_cons, n, i;
+	uint32_t n;
 
 	if (pvio_unlikely(r->halted))
 		return -EPROTO;
-	prod = __atomic_load_n(&r->sring->rsp_prod, __ATOMIC_ACQUIRE);
-	n = prod - cons;
-	/* A response for a request we never published is a broken back end
-	 * (RING_RESPONSE_PROD_OVERFLOW, made exact). */
-	if (pvio_unlikely(n > r->req_pushed - cons))
-		return pvio_ring_front_halt(r, PVIO_RING_RSP_OVERFLOW);
-	if (n > max)
-		n = max;
-	for (i = 0; i < n; i++)
-		memcpy((char *)out + (size_t)i * rsp_size,
-		       pvio__ring_slot(r->sring, cons + i, r->nr_ents,
-				       slot_size),
-		       rsp_size);
-	__asm__ __volatile__("" ::: "memory");
-	r->rsp_cons = cons + n;
-	return (int)n;
+	*cons = r->rsp_cons;
+	if (*cons == r->rsp_snap) {
+		uint32_t prod = __atomic_load_n(&r->sring->rsp_prod,
+						__ATOMIC_ACQUIRE);
+
+		/* A response for a request we never published is a broken
+		 * back end (RING_RESPONSE_PROD_OVERFLOW, made exact). */
+		if (pvio_unlikely(prod - *cons > r->req_pushed - *cons))
+			return pvio_ring_front_halt(r, PVIO_RING_RSP_OVERFLOW);
+		r->rsp_snap = prod;
+	}
+	n = r->rsp_snap - *cons;
+	return (int)(n < max ? n : max);
 }
 
 /* Before sleeping: be woken once @ahead more responses are published. */
@@ -380,12 +399,24 @@ PVIO_INLINE int pvio_##name##_back_attach(struct pvio_ring_back *r,	\
 	return pvio_ring_back_attach(r, s, pages,			\
 				     sizeof(union pvio_##name##_slot));	\
 }									\
-/* Copy up to @max requests out; return the count or -EPROTO. */	\
+/*								\
+ * Copy up to @max requests out; return the count or -EPROTO. Each	\
+ * slot is read once, through a volatile lvalue (RING_COPY_REQUEST):	\
+ * the compiler cannot fetch it again later (XSA-155).			\
+ */									\
 PVIO_INLINE int pvio_##name##_back_consume(struct pvio_ring_back *r,	\
 					    req_t *out, unsigned int max) \
 {									\
-	return pvio__ring_back_consume(r, out, max, sizeof(req_t),	\
-				       sizeof(union pvio_##name##_slot));	\
+	uint32_t cons;							\
+	int n = pvio__ring_back_avail(r, max, &cons), i;		\
+									\
+	for (i = 0; i < n; i++)						\
+		out[i] = *(volatile req_t *)pvio__ring_slot(r->sring,	\
+				cons + (uint32_t)i, r->nr_ents,		\
+				sizeof(union pvio_##name##_slot));	\
+	if (n > 0)							\
+		r->req_cons = cons + (uint32_t)n;			\
+	return n;							\
 }									\
 /* The next response slot, in shared memory: write it field by field. */ \
 PVIO_INLINE rsp_t *pvio_##name##_back_rsp(struct pvio_ring_back *r)	\
@@ -401,8 +432,16 @@ PVIO_INLINE req_t *pvio_##name##_front_req(struct pvio_ring_front *r)	\
 PVIO_INLINE int pvio_##name##_front_consume(struct pvio_ring_front *r,	\
 					     rsp_t *out, unsigned int max) \
 {									\
-	return pvio__ring_front_consume(r, out, max, sizeof(rsp_t),	\
-					sizeof(union pvio_##name##_slot)); \
+	uint32_t cons;							\
+	int n = pvio__ring_front_avail(r, max, &cons), i;		\
+									\
+	for (i = 0; i < n; i++)						\
+		out[i] = *(volatile rsp_t *)pvio__ring_slot(r->sring,	\
+				cons + (uint32_t)i, r->nr_ents,		\
+				sizeof(union pvio_##name##_slot));	\
+	if (n > 0)							\
+		r->rsp_cons = cons + (uint32_t)n;			\
+	return n;							\
 }
 
 /* ---- spin-then-sleep --------------------------------------------------- */
@@ -441,22 +480,28 @@ PVIO_INLINE void pvio_spin_init(struct pvio_spin *s, uint64_t budget_ns)
 PVIO_INLINE void pvio_spin_reset(struct pvio_spin *s)
 {
 	s->deadline_ns = 0;
+	s->iter = 0;
 }
 
-/* Idle: true while the budget lasts (after a pause), false to sleep. The
- * clock is read once every 64 calls. */
+/*
+ * Idle: pause once and return true while the budget lasts, false to sleep.
+ * Short idle gaps (the common case under load) never read the clock: it is
+ * read first after 128 pauses (which start the budget) and then once every
+ * 64.
+ */
 PVIO_INLINE bool pvio_spin_continue(struct pvio_spin *s)
 {
+	pvio_cpu_relax();
+	if (pvio_likely(++s->iter & 63) || s->iter < 128)
+		return true;
 	if (s->deadline_ns == 0) {
 		s->deadline_ns = pvio_now_ns() + s->budget_ns;
-		s->iter = 0;
-	} else if ((++s->iter & 63) == 0 &&
-		   pvio_now_ns() >= s->deadline_ns) {
-		s->deadline_ns = 0;
-		return false;
+		return true;
 	}
-	pvio_cpu_relax();
-	return true;
+	if (pvio_now_ns() < s->deadline_ns)
+		return true;
+	pvio_spin_reset(s);
+	return false;
 }
 
 #ifdef __cplusplus
@@ -465,6 +510,12 @@ PVIO_INLINE bool pvio_spin_continue(struct pvio_spin *s)
 
 /* ---- Xen's message types ------------------------------------------------ */
 
+/* The current interface, as Xen's own tools get with __XEN_TOOLS__ (and not
+ * 0, which makes ring.h want the includer's mb()). */
+#if !defined(__XEN_INTERFACE_VERSION__) && !defined(__XEN_TOOLS__) && \
+	!defined(__XEN__)
+#define __XEN_INTERFACE_VERSION__ 0x00040e00
+#endif
 #include <xen/xen.h>
 #include <xen/grant_table.h>
 #include <xen/io/blkif.h>

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/* Start and stop a sim world (pvio-simhv) from pvio's programs and tests. */
+#ifndef PVIO_UTIL_WORLD_H
+#define PVIO_UTIL_WORLD_H
+
+#include <sys/types.h>
+
+/*
+ * The pvio-simhv to run: $PVIO_SIMHV, else the one beside this program's
+ * executable, else the installed one.
+ */
+const char *pvio_world_simhv_path(void);
+/*
+ * Start a world in @dir and wait until it accepts connections. @extra_args
+ * (NULL-terminated, may be NULL) go to pvio-simhv. Return 0 or -errno.
+ */
+int pvio_world_start(const char *dir, const char *const *extra_args);
+/* The world's pid from its pid file, or -errno. */
+pid_t pvio_world_pid(const char *dir);
+/* SIGTERM the world and wait (up to @timeout_ms) for it to go. */
+int pvio_world_stop(const char *dir, int timeout_ms);
+
+#endif
