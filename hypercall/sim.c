@@ -66,6 +66,7 @@ struct sim_share {
 };
 
 struct sim_ctx {
+	char dir[4096];
 	int sock;
 	pthread_mutex_t lock;	/* calls, tables; not the copy fast path */
 	uint32_t conn_id;
@@ -783,6 +784,99 @@ static int sim_domain_info(struct pvio_platform *p, unsigned int domid,
 	return 0;
 }
 
+/* ---- toolstack ---------------------------------------------------------- */
+
+int pvio__sim_domain_create(struct pvio_platform *p, unsigned int domid,
+			    const char *name, uint64_t mem_bytes,
+			    unsigned int *out_domid)
+{
+	struct sim_ctx *c;
+	struct sim_domain_req req = { .domid = domid };
+	struct sim_domain_reply rep;
+	int rc;
+
+	if (p->ops != &pvio_sim_platform_ops)
+		return -ENOSYS;
+	c = CTX(p);
+	if (domid > SIM_MAX_DOMID || mem_bytes % PVIO_PAGE_SIZE ||
+	    mem_bytes / PVIO_PAGE_SIZE > UINT32_MAX)
+		return -EINVAL;
+	req.nr_pages = (uint32_t)(mem_bytes / PVIO_PAGE_SIZE);
+	snprintf(req.name, sizeof(req.name), "%s", name ? name : "");
+	pthread_mutex_lock(&c->lock);
+	rc = sim_call(c, SIM_OP_DOMAIN_CREATE, &req, sizeof(req), &rep,
+		      sizeof(rep), NULL, NULL);
+	pthread_mutex_unlock(&c->lock);
+	if (rc >= 0 && out_domid)
+		*out_domid = rep.domid;
+	return rc < 0 ? rc : 0;
+}
+
+int pvio__sim_domain_destroy(struct pvio_platform *p, unsigned int domid)
+{
+	struct sim_domain_req req = { .domid = domid };
+	struct sim_ctx *c;
+	int rc;
+
+	if (p->ops != &pvio_sim_platform_ops)
+		return -ENOSYS;
+	c = CTX(p);
+	pthread_mutex_lock(&c->lock);
+	rc = sim_call(c, SIM_OP_DOMAIN_DESTROY, &req, sizeof(req), NULL, 0,
+		      NULL, NULL);
+	pthread_mutex_unlock(&c->lock);
+	return rc < 0 ? rc : 0;
+}
+
+int pvio__sim_domain_list(struct pvio_platform *p, struct pvio_sim_dominfo *out,
+			  unsigned int max)
+{
+	struct sim_ctx *c;
+	struct sim_domain_list_reply *lr;
+	unsigned int i, n;
+	int rc;
+
+	if (p->ops != &pvio_sim_platform_ops)
+		return -ENOSYS;
+	c = CTX(p);
+	lr = malloc(SIM_MAX_MSG);
+	if (!lr)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	rc = sim_call(c, SIM_OP_DOMAIN_LIST, NULL, 0, lr, SIM_MAX_MSG, NULL,
+		      NULL);
+	pthread_mutex_unlock(&c->lock);
+	if (rc < 0) {
+		free(lr);
+		return rc;
+	}
+	n = lr->count < max ? lr->count : max;
+	for (i = 0; i < n; i++) {
+		out[i].domid = lr->doms[i].domid;
+		out[i].dying = lr->doms[i].dying;
+		out[i].persistent = lr->doms[i].persistent;
+		out[i].nr_procs = lr->doms[i].nr_procs;
+		memcpy(out[i].name, lr->doms[i].name, sizeof(out[i].name));
+		out[i].name[sizeof(out[i].name) - 1] = 0;
+	}
+	free(lr);
+	return (int)n;
+}
+
+int pvio__sim_shutdown(struct pvio_platform *p)
+{
+	struct sim_ctx *c;
+	int rc;
+
+	if (p->ops != &pvio_sim_platform_ops)
+		return -ENOSYS;
+	c = CTX(p);
+	pthread_mutex_lock(&c->lock);
+	rc = sim_call(c, SIM_OP_SHUTDOWN, NULL, 0, NULL, 0, NULL, NULL);
+	pthread_mutex_unlock(&c->lock);
+	return rc < 0 ? rc : 0;
+}
+
 /* ---- open/close --------------------------------------------------------- */
 
 static void sim_close(struct pvio_platform *p)
@@ -858,6 +952,7 @@ int pvio__sim_open(struct pvio_platform *p, const char *dir,
 	if (c == MAP_FAILED)
 		return -ENOMEM;
 	c->sock = c->epfd = c->mem_fd = -1;
+	snprintf(c->dir, sizeof(c->dir), "%s", dir);
 	for (i = 0; i < SIM_MAX_PORTS; i++)
 		c->ports[i].recv_fd = c->ports[i].send_fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
@@ -913,6 +1008,12 @@ int pvio__sim_open(struct pvio_platform *p, const char *dir,
 fail:
 	sim_close(p);
 	return rc;
+}
+
+const char *pvio__platform_sim_dir(const struct pvio_platform *p)
+{
+	return p->ops == &pvio_sim_platform_ops ? ((struct sim_ctx *)p->ctx)->dir
+						 : NULL;
 }
 
 const struct pvio_platform_ops pvio_sim_platform_ops = {

@@ -198,6 +198,7 @@ static void usage(FILE *f)
 		"  -m, --mem SIZE       guest memory per domain (default 256M)\n"
 		"  -g, --grants N       grant entries per domain (default 32768)\n"
 		"  -l, --log-level L    err|warn|info|debug (default info)\n"
+		"  -L, --log-file PATH  log here (default with --daemon: WORLD/simhv.log)\n"
 		"  -h, --help\n");
 }
 
@@ -209,12 +210,15 @@ int main(int argc, char **argv)
 		{ "mem", required_argument, NULL, 'm' },
 		{ "grants", required_argument, NULL, 'g' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "log-file", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hv hv = { .listen_fd = -1, .sig_fd = -1 };
 	const char *dir = pvio_sim_default_dir();
 	bool daemonize = false;
+	const char *log_file = NULL;
+	char log_buf[4200];
 	struct hv_dom *dom0;
 	char pidfile[4096], sockpath[4096];
 	sigset_t mask;
@@ -223,7 +227,7 @@ int main(int argc, char **argv)
 	int level = PVIO_LOG_INFO, c, rc, ready[2] = { -1, -1 };
 	FILE *pf;
 
-	while ((c = getopt_long(argc, argv, "w:dm:g:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "w:dm:g:l:L:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'w':
 			dir = optarg;
@@ -250,6 +254,9 @@ int main(int argc, char **argv)
 				pvio_usage_error("pvio-simhv",
 						 "bad --log-level '%s'", optarg);
 			break;
+		case 'L':
+			log_file = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -270,6 +277,22 @@ int main(int argc, char **argv)
 		log_err("cannot create world directory %s: %s", dir,
 			strerror(-rc));
 		return 1;
+	}
+	if (!log_file && daemonize) {
+		snprintf(log_buf, sizeof(log_buf), "%s/simhv.log", dir);
+		log_file = log_buf;
+	}
+	if (log_file) {
+		int lfd = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+			       0644);
+
+		if (lfd < 0) {
+			log_err("cannot open log file %s: %s", log_file,
+				strerror(errno));
+			return 1;
+		}
+		dup2(lfd, STDERR_FILENO);
+		close(lfd);
 	}
 	rc = listen_world(&hv, dir);
 	if (rc) {

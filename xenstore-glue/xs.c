@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The xenstore client: libxenstore on both platforms. On sim it connects to
+ * the world's per-domain socket; on Xen to xenstored (or /dev/xen/xenbus).
+ * libxenstore's errno convention becomes -errno here, at the boundary.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xenstore.h>
+
+#include "private.h"
+
+struct xs_watch_ent {
+	struct xs_watch_ent *next;
+	int id;
+	char token[24];
+	char *path;
+	pvio_xs_watch_fn fn;
+	void *opaque;
+};
+
+struct pvio_xs {
+	struct xs_handle *h;
+	pthread_mutex_t lock;		/* the watch table */
+	struct xs_watch_ent *watches;
+	int next_id;
+};
+
+static int neg_errno(void)
+{
+	return errno ? -errno : -EIO;
+}
+
+static xs_transaction_t TX(pvio_xs_tx_t tx)
+{
+	return tx ? (xs_transaction_t)tx : XBT_NULL;
+}
+
+/* libxenstore takes its socket from the environment: set it for the
+ * moment of the connect only. */
+static pthread_mutex_t env_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int xs_connect(struct pvio_xs **out, const char *sock)
+{
+	struct pvio_xs *x = calloc(1, sizeof(*x));
+	char *saved = NULL;
+	const char *old;
+	int rc = 0;
+
+	if (!x)
+		return -ENOMEM;
+	pthread_mutex_init(&x->lock, NULL);
+	pthread_mutex_lock(&env_lock);
+	if (sock) {
+		old = getenv("XENSTORED_PATH");
+		saved = old ? strdup(old) : NULL;
+		setenv("XENSTORED_PATH", sock, 1);
+	}
+	errno = 0;
+	x->h = xs_open(sock ? XS_OPEN_SOCKETONLY : 0);
+	if (!x->h)
+		rc = errno == ECONNREFUSED || errno == 0 ? -ENOENT : -errno;
+	if (sock) {
+		if (saved)
+			setenv("XENSTORED_PATH", saved, 1);
+		else
+			unsetenv("XENSTORED_PATH");
+		free(saved);
+	}
+	pthread_mutex_unlock(&env_lock);
+	if (rc) {
+		pthread_mutex_destroy(&x->lock);
+		free(x);
+		return rc;
+	}
+	*out = x;
+	return 0;
+}
+
+int pvio_xs_open_path(struct pvio_xs **out, const char *socket_path)
+{
+	*out = NULL;
+	if (!socket_path || !*socket_path)
+		return -EINVAL;
+	return xs_connect(out, socket_path);
+}
+
+int pvio_xs_open(struct pvio_xs **out, struct pvio_platform *p)
+{
+	const char *dir = pvio__platform_sim_dir(p);
+	char sock[PATH_MAX];
+
+	*out = NULL;
+	if (!dir)
+		return xs_connect(out, NULL);
+	if (snprintf(sock, sizeof(sock), "%s/xs/dom%u.sock", dir,
+		     pvio_platform_domid(p)) >= (int)sizeof(sock))
+		return -ENAMETOOLONG;
+	return xs_connect(out, sock);
+}
+
+void pvio_xs_close(struct pvio_xs *x)
+{
+	struct xs_watch_ent *w;
+
+	if (!x)
+		return;
+	while ((w = x->watches)) {
+		x->watches = w->next;
+		free(w->path);
+		free(w);
+	}
+	xs_close(x->h);
+	pthread_mutex_destroy(&x->lock);
+	free(x);
+}
+
+int pvio_xs_read(struct pvio_xs *x, pvio_xs_tx_t tx, const char *path,
+		 char **val)
+{
+	unsigned int len = 0;
+	char *v;
+
+	errno = 0;
+	v = xs_read(x->h, TX(tx), path, &len);
+	if (!v)
+		return neg_errno();
+	*val = v;	/* libxenstore NUL-terminates */
+	return (int)len;
+}
+
+int pvio_xs_write(struct pvio_xs *x, pvio_xs_tx_t tx, const char *path,
+		  const char *val)
+{
+	errno = 0;
+	return xs_write(x->h, TX(tx), path, val, (unsigned int)strlen(val))
+		       ? 0 : neg_errno();
+}
+
+int pvio_xs_printf(struct pvio_xs *x, pvio_xs_tx_t tx, const char *path,
+		   const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= (int)sizeof(buf))
+		return -E2BIG;
+	return pvio_xs_write(x, tx, path, buf);
+}
+
+int pvio_xs_mkdir(struct pvio_xs *x, pvio_xs_tx_t tx, const char *path)
+{
+	errno = 0;
+	return xs_mkdir(x->h, TX(tx), path) ? 0 : neg_errno();
+}
+
+int pvio_xs_rm(struct pvio_xs *x, pvio_xs_tx_t tx, const char *path)
+{
+	errno = 0;
+	if (xs_rm(x->h, TX(tx), path))
+		return 0;
+	return errno == ENOENT ? 0 : neg_errno();
+}
+
+bool pvio_xs_exists(struct pvio_xs *x, pvio_xs_tx_t tx, const char *path)
+{
+	char *v = NULL;
+
+	if (pvio_xs_read(x, tx, path, &v) < 0)
+		return false;
+	free(v);
+	return true;
+}
+
+int pvio_xs_directory(struct pvio_xs *x, pvio_xs_tx_t tx, const char *path,
+		      char ***names)
+{
+	unsigned int n = 0;
+	char **v;
+
+	errno = 0;
+	v = xs_directory(x->h, TX(tx), path, &n);
+	if (!v)
+		return errno == 0 ? 0 : neg_errno();
+	*names = v;
+	return (int)n;
+}
+
+int pvio_xs_set_perms(struct pvio_xs *x, pvio_xs_tx_t tx, const char *path,
+		      const char *const *perms, unsigned int nr)
+{
+	struct xs_permissions p[16];
+	unsigned int i;
+
+	if (nr == 0 || nr > 16)
+		return -EINVAL;
+	for (i = 0; i < nr; i++) {
+		unsigned long id;
+		char *end;
+
+		switch (perms[i][0]) {
+		case 'n': p[i].perms = XS_PERM_NONE; break;
+		case 'r': p[i].perms = XS_PERM_READ; break;
+		case 'w': p[i].perms = XS_PERM_WRITE; break;
+		case 'b': p[i].perms = XS_PERM_READ | XS_PERM_WRITE; break;
+		default: return -EINVAL;
+		}
+		errno = 0;
+		id = strtoul(perms[i] + 1, &end, 10);
+		if (errno || *end || end == perms[i] + 1 || id >= 0x7ff0)
+			return -EINVAL;
+		p[i].id = (unsigned int)id;
+	}
+	errno = 0;
+	return xs_set_permissions(x->h, TX(tx), path, p, nr) ? 0 : neg_errno();
+}
+
+int pvio_xs_tx_start(struct pvio_xs *x, pvio_xs_tx_t *tx)
+{
+	xs_transaction_t t;
+
+	errno = 0;
+	t = xs_transaction_start(x->h);
+	if (t == XBT_NULL)
+		return neg_errno();
+	*tx = t;
+	return 0;
+}
+
+int pvio_xs_tx_end(struct pvio_xs *x, pvio_xs_tx_t tx, bool abort)
+{
+	errno = 0;
+	return xs_transaction_end(x->h, TX(tx), abort) ? 0 : neg_errno();
+}
+
+int pvio_xs_read_uint(struct pvio_xs *x, pvio_xs_tx_t tx, const char *path,
+		      unsigned long min, unsigned long max, unsigned long *out)
+{
+	unsigned long long v;
+	char *s = NULL, *p, *end;
+	int rc = pvio_xs_read(x, tx, path, &s), base = 10;
+
+	if (rc < 0)
+		return rc;
+	p = s;
+	if (!*p || *p == '-' || *p == '+' || *p == ' ') {
+		free(s);
+		return -EINVAL;
+	}
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		base = 16;
+		p += 2;
+	}
+	errno = 0;
+	v = strtoull(p, &end, base);
+	rc = (errno == ERANGE) ? -ERANGE : (*end || end == p) ? -EINVAL : 0;
+	free(s);
+	if (rc)
+		return rc;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = (unsigned long)v;
+	return 0;
+}
+
+int pvio_xs_read_uint_default(struct pvio_xs *x, pvio_xs_tx_t tx,
+			      const char *path, unsigned long min,
+			      unsigned long max, unsigned long dflt,
+			      unsigned long *out)
+{
+	int rc = pvio_xs_read_uint(x, tx, path, min, max, out);
+
+	if (rc == -ENOENT) {
+		*out = dflt;
+		return 0;
+	}
+	return rc;
+}
+
+int pvio_xs_read_bool(struct pvio_xs *x, pvio_xs_tx_t tx, const char *path,
+		      bool dflt, bool *out)
+{
+	unsigned long v;
+	int rc = pvio_xs_read_uint_default(x, tx, path, 0, 1, dflt, &v);
+
+	if (rc == -ERANGE)
+		rc = -EINVAL;
+	if (!rc)
+		*out = v != 0;
+	return rc;
+}
+
+/* ---- watches ---------------------------------------------------------------- */
+
+int pvio_xs_watch(struct pvio_xs *x, const char *path, pvio_xs_watch_fn fn,
+		  void *opaque)
+{
+	struct xs_watch_ent *w = calloc(1, sizeof(*w));
+	int id;
+
+	if (!w)
+		return -ENOMEM;
+	w->path = strdup(path);
+	if (!w->path) {
+		free(w);
+		return -ENOMEM;
+	}
+	w->fn = fn;
+	w->opaque = opaque;
+	pthread_mutex_lock(&x->lock);
+	id = w->id = ++x->next_id;
+	snprintf(w->token, sizeof(w->token), "pvio-%d", id);
+	w->next = x->watches;
+	x->watches = w;
+	pthread_mutex_unlock(&x->lock);
+	errno = 0;
+	if (!xs_watch(x->h, path, w->token)) {
+		int rc = neg_errno();
+
+		pvio_xs_unwatch(x, id);
+		return rc;
+	}
+	return id;
+}
+
+int pvio_xs_unwatch(struct pvio_xs *x, int id)
+{
+	struct xs_watch_ent **pp, *w;
+
+	pthread_mutex_lock(&x->lock);
+	for (pp = &x->watches; (w = *pp); pp = &w->next)
+		if (w->id == id)
+			break;
+	if (w)
+		*pp = w->next;
+	pthread_mutex_unlock(&x->lock);
+	if (!w)
+		return -ENOENT;
+	/* events still queued for the token find no entry and are dropped */
+	xs_unwatch(x->h, w->path, w->token);
+	free(w->path);
+	free(w);
+	return 0;
+}
+
+int pvio_xs_fd(struct pvio_xs *x)
+{
+	return xs_fileno(x->h);
+}
+
+int pvio_xs_dispatch(struct pvio_xs *x)
+{
+	int ran = 0;
+	char **ev;
+
+	while ((ev = xs_check_watch(x->h))) {
+		struct xs_watch_ent *w;
+		pvio_xs_watch_fn fn = NULL;
+		void *opaque = NULL;
+
+		pthread_mutex_lock(&x->lock);
+		for (w = x->watches; w; w = w->next)
+			if (strcmp(w->token, ev[XS_WATCH_TOKEN]) == 0) {
+				fn = w->fn;
+				opaque = w->opaque;
+				break;
+			}
+		pthread_mutex_unlock(&x->lock);
+		/* outside the lock: a callback may add or remove watches */
+		if (fn) {
+			fn(x, ev[XS_WATCH_PATH], opaque);
+			ran++;
+		}
+		free(ev);
+	}
+	return ran;
+}
+
+int pvio_xs_self_domid(struct pvio_xs *x, unsigned int *domid)
+{
+	unsigned long d;
+	int rc = pvio_xs_read_uint(x, 0, "domid", 0, 0x7fef, &d);
+
+	if (!rc)
+		*domid = (unsigned int)d;
+	return rc;
+}
