@@ -209,6 +209,16 @@ int pvio_xenbus_switch(struct pvio_xenbus *xb, enum pvio_xb_state s)
 	return 0;
 }
 
+int pvio_xenbus_touch(struct pvio_xenbus *xb)
+{
+	char key[PVIO_XS_PATH_MAX + 8];
+
+	snprintf(key, sizeof(key), "%s/state", xb->path);
+	if (!pvio_xs_exists(xb->xs, 0, key))
+		return -ENOENT;
+	return pvio_xs_printf(xb->xs, 0, key, "%d", (int)xb->state);
+}
+
 int pvio_xenbus_fatal(struct pvio_xenbus *xb, int err, const char *fmt, ...)
 {
 	char key[PVIO_XS_PATH_MAX + 8];

@@ -37,6 +37,13 @@ PVIO_API int pvio_gcopy_init(struct pvio_gcopy *b, struct pvio_platform *p,
 			     unsigned int domid, unsigned int cap);
 PVIO_API void pvio_gcopy_destroy(struct pvio_gcopy *b);
 
+/* Later segments name domain @domid (one batch may serve many guests). */
+static inline void pvio_gcopy_set_domain(struct pvio_gcopy *b,
+					 unsigned int domid)
+{
+	b->domid = (uint16_t)domid;
+}
+
 /*
  * Queue a copy from the granted page @ref, bytes [@offset, @offset+@len),
  * into @dst (from_guest) or from @src into it (to_guest).

@@ -177,6 +177,9 @@ PVIO_API enum pvio_xb_state pvio_xenbus_other_state(struct pvio_xenbus *xb);
 
 /* The one writer of our state: a repeat is not written again. */
 PVIO_API int pvio_xenbus_switch(struct pvio_xenbus *xb, enum pvio_xb_state s);
+/* Write our (unchanged) state again, so that the peer's watch fires: how a
+ * backend tells a connected frontend to look at a changed property. */
+PVIO_API int pvio_xenbus_touch(struct pvio_xenbus *xb);
 /*
  * Fail this device: write "<errno> <message>" to <path>/error (and to
  * /local/domain/<self>/error/<path>/error where allowed, as Linux's

@@ -137,7 +137,7 @@ watch_bg() {
 lines() { wc -l <"$1" | tr -d ' '; }
 
 # ---- a world with dom0 ------------------------------------------------------
-"$simhv" --world "$world" --daemon --log-level debug 2>"$log" ||
+"$simhv" --world "$world" --daemon --log-level debug --log-file "$log" ||
 	fail "pvio-simhv did not start"
 hvpid=$(cat "$world/simhv.pid") || fail "no pid file"
 [ -S "$world/xs/dom0.sock" ] || fail "no xenstore socket for dom0"

@@ -1,0 +1,836 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The vbd dataplane: blkif rings -> io_uring -> blkif rings.
+ *
+ * One pass over a queue (worker thread):
+ *   1. take requests (a few at a time, as many as there are free request
+ *      structs), each copied out of the ring once; validate the copy;
+ *      answer a bad one at once with an error status;
+ *   2. grant-copy the indirect pages of indirect requests into private
+ *      memory (copy-once, XSA-155) and validate their segments;
+ *   3. grant-copy the data of writes into bounce pages;
+ *   4. submit one readv/writev/fsync/fallocate per request.
+ * Completions of reads grant-copy the bounce pages to the guest; then every
+ * response of the pass is published at once, with one notification if the
+ * guest asked for one. Grant operations are batched per pass (one
+ * pvio_gnt_copy call, one hypercall on Xen) and checked per segment.
+ *
+ * Nothing here allocates, locks or logs per request.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "blk.h"
+
+#define TAKE_CHUNK	8
+
+/* ---- responses ----------------------------------------------------------------- */
+
+static void respond(struct blk_queue *q, struct blk_req *r, int16_t status)
+{
+	struct blkif_response *p = pvio_blkif_back_rsp(&q->ring);
+
+	/* field by field: no padding of ours reaches shared memory (rule 8) */
+	p->id = r->id;
+	p->operation = r->op;
+	p->status = status;
+	pvio_ring_back_rsp_commit(&q->ring);
+	q->dirty = true;
+	if (status != BLKIF_RSP_OKAY)
+		STAT_ADD(&q->dq, errors, 1);
+	if (r == q->barrier)
+		q->barrier = NULL;
+	/* the request struct and its pages go back */
+	if (r->nseg && r->kind != BK_DISCARD) {
+		unsigned int i;
+
+		for (i = 0; i < r->nseg && r->pages[i] != UINT32_MAX; i++) {
+			q->free_pages[q->nr_free_pages++] = r->pages[i];
+			r->pages[i] = UINT32_MAX;
+		}
+	}
+	r->next = q->free_reqs;
+	q->free_reqs = r;
+	q->nr_free++;
+	q->inflight--;
+}
+
+static void fail(struct blk_queue *q, struct blk_req *r, int16_t status,
+		 uint64_t *counter)
+{
+	__atomic_store_n(counter, *counter + 1, __ATOMIC_RELAXED);
+	respond(q, r, status);
+}
+
+/* ---- validation (rule 4), on the private copy only ------------------------------ */
+
+static int16_t check_segs(struct blk_queue *q, struct blk_req *r)
+{
+	const unsigned int L = q->vbd->logical;
+	uint64_t sectors = 0;
+	unsigned int i;
+
+	for (i = 0; i < r->nseg; i++) {
+		const struct blkif_request_segment *s = &r->seg[i];
+		unsigned int len;
+
+		if (s->last_sect > 7 || s->first_sect > s->last_sect)
+			return BLKIF_RSP_ERROR;
+		len = (s->last_sect - s->first_sect + 1u) * 512u;
+		if ((s->first_sect * 512u) % L || len % L)
+			return BLKIF_RSP_ERROR;	/* not on sector-size */
+		sectors += len / 512u;
+	}
+	if ((r->sector * 512u) % L)
+		return BLKIF_RSP_ERROR;
+	/* inside the device, without wrapping around */
+	if (r->sector + sectors < r->sector ||
+	    r->sector + sectors >
+		    __atomic_load_n(&q->sectors, __ATOMIC_RELAXED))
+		return BLKIF_RSP_ERROR;
+	if (r->kind == BK_WRITE && q->vbd->readonly)
+		return BLKIF_RSP_ERROR;
+	r->bytes = sectors * 512u;
+	return BLKIF_RSP_OKAY;
+}
+
+/*
+ * Turn one copied request into a blk_req. Return 0 if it goes on, or the
+ * status to answer at once. Indirect requests need their pages first.
+ */
+static int16_t parse(struct blk_queue *q, const struct blkif_request *c,
+		     struct blk_req *r)
+{
+	const struct vbd *v = q->vbd;
+
+	r->id = c->id;
+	r->op = c->operation;
+	r->indirect = false;
+	r->retried = false;
+	r->stage = 0;
+	r->status = BLKIF_RSP_OKAY;
+	r->pending = 0;
+	r->nseg = 0;
+	r->bytes = 0;
+	r->err_counter = &q->dq.st.err_bad_req;
+	switch (c->operation) {
+	case BLKIF_OP_READ:
+	case BLKIF_OP_WRITE:
+		r->kind = c->operation == BLKIF_OP_READ ? BK_READ : BK_WRITE;
+		STAT_ADD(&q->dq, req[c->operation], 1);
+		if (c->nr_segments == 0 ||
+		    c->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST)
+			return BLKIF_RSP_ERROR;
+		r->nseg = c->nr_segments;
+		r->sector = c->sector_number;
+		memcpy(r->seg, c->seg, sizeof(c->seg[0]) * r->nseg);
+		return check_segs(q, r);
+	case BLKIF_OP_FLUSH_DISKCACHE:
+		STAT_ADD(&q->dq, req[BLKIF_OP_FLUSH_DISKCACHE], 1);
+		r->kind = BK_FLUSH;
+		if (!v->feat_flush)
+			return BLKIF_RSP_EOPNOTSUPP;
+		/* a flush carries no data (segments, if any, are ignored as
+		 * by Linux blkback) */
+		return BLKIF_RSP_OKAY;
+	case BLKIF_OP_WRITE_BARRIER:
+		STAT_ADD(&q->dq, req[BLKIF_OP_WRITE_BARRIER], 1);
+		r->kind = BK_BARRIER;
+		if (!v->feat_barrier)
+			return BLKIF_RSP_EOPNOTSUPP;
+		if (c->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST)
+			return BLKIF_RSP_ERROR;
+		r->nseg = c->nr_segments;
+		r->sector = c->sector_number;
+		memcpy(r->seg, c->seg, sizeof(c->seg[0]) * r->nseg);
+		if (r->nseg) {
+			int16_t st;
+
+			r->kind = BK_WRITE;	/* for the checks */
+			st = check_segs(q, r);
+			r->kind = BK_BARRIER;
+			return st;
+		}
+		return v->readonly ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY;
+	case BLKIF_OP_DISCARD: {
+		const struct blkif_request_discard *d =
+			(const struct blkif_request_discard *)c;
+		const unsigned int L = v->logical;
+
+		STAT_ADD(&q->dq, req[BLKIF_OP_DISCARD], 1);
+		r->kind = BK_DISCARD;
+		if (!v->feat_discard)
+			return BLKIF_RSP_EOPNOTSUPP;
+		r->sector = d->sector_number;
+		if (v->readonly || d->nr_sectors == 0 ||
+		    d->nr_sectors > UINT64_MAX / 512u ||
+		    d->sector_number + d->nr_sectors < d->sector_number ||
+		    d->sector_number + d->nr_sectors >
+			    __atomic_load_n(&q->sectors, __ATOMIC_RELAXED) ||
+		    (d->sector_number * 512u) % L ||
+		    (d->nr_sectors * 512u) % L)
+			return BLKIF_RSP_ERROR;
+		r->bytes = d->nr_sectors * 512u;
+		return BLKIF_RSP_OKAY;
+	}
+	case BLKIF_OP_INDIRECT: {
+		const struct blkif_request_indirect *in =
+			(const struct blkif_request_indirect *)c;
+		unsigned int i;
+
+		STAT_ADD(&q->dq, req[BLKIF_OP_INDIRECT], 1);
+		r->kind = BK_READ;
+		if (!v->max_indirect)
+			return BLKIF_RSP_EOPNOTSUPP;
+		r->id = in->id;
+		/* Linux blkfront wants the indirect_op echoed */
+		r->op = in->indirect_op;
+		if (in->indirect_op != BLKIF_OP_READ &&
+		    in->indirect_op != BLKIF_OP_WRITE) {
+			r->op = BLKIF_OP_INDIRECT;
+			return BLKIF_RSP_EOPNOTSUPP;
+		}
+		r->kind = in->indirect_op == BLKIF_OP_READ ? BK_READ : BK_WRITE;
+		if (in->nr_segments == 0 || in->nr_segments > q->max_segs)
+			return BLKIF_RSP_ERROR;
+		r->indirect = true;
+		r->nseg = in->nr_segments;
+		r->sector = in->sector_number;
+		r->nr_indirect = (uint16_t)((r->nseg + BLK_SEGS_PER_INDIRECT_PAGE - 1) /
+					    BLK_SEGS_PER_INDIRECT_PAGE);
+		for (i = 0; i < r->nr_indirect; i++)
+			r->indirect_grefs[i] = in->indirect_grefs[i];
+		return BLKIF_RSP_OKAY;
+	}
+	default:
+		STAT_ADD(&q->dq, req[7], 1);
+		r->kind = BK_FLUSH;	/* no data */
+		return BLKIF_RSP_EOPNOTSUPP;	/* unknown: rule 4 */
+	}
+}
+
+/* ---- submission ------------------------------------------------------------------------ */
+
+static int target_fd(struct blk_queue *q, struct blk_req *r)
+{
+	return (q->vbd->fd_direct >= 0 && !r->retried) ? q->vbd->fd_direct
+							: q->vbd->fd_buffered;
+}
+
+static void submit_rw(struct blk_queue *q, struct blk_req *r, bool write,
+		      uint8_t flags)
+{
+	struct io_uring_sqe *sqe = worker_sqe(q->dq.w);
+	unsigned int i;
+
+	for (i = 0; i < r->nseg; i++) {
+		const struct blkif_request_segment *s = &r->seg[i];
+
+		r->iov[i].iov_base = q->pool + (size_t)r->pages[i] * PVIO_PAGE_SIZE;
+		r->iov[i].iov_len = (s->last_sect - s->first_sect + 1u) * 512u;
+	}
+	if (write)
+		io_uring_prep_writev(sqe, target_fd(q, r), r->iov, r->nseg,
+				     r->sector * 512u);
+	else
+		io_uring_prep_readv(sqe, target_fd(q, r), r->iov, r->nseg,
+				    r->sector * 512u);
+	sqe->flags |= flags;
+	io_uring_sqe_set_data(sqe, &r->tag);
+	r->pending++;
+	q->dq.w->inflight++;
+}
+
+static void submit_fsync(struct blk_queue *q, struct blk_req *r, uint8_t flags)
+{
+	struct io_uring_sqe *sqe = worker_sqe(q->dq.w);
+
+	io_uring_prep_fsync(sqe, q->vbd->fd_buffered, IORING_FSYNC_DATASYNC);
+	sqe->flags |= flags;
+	io_uring_sqe_set_data(sqe, &r->tag);
+	r->pending++;
+	q->dq.w->inflight++;
+}
+
+static void submit(struct blk_queue *q, struct blk_req *r)
+{
+	struct io_uring_sqe *sqe;
+
+	switch (r->kind) {
+	case BK_READ:
+		submit_rw(q, r, false, 0);
+		break;
+	case BK_WRITE:
+		submit_rw(q, r, true, 0);
+		break;
+	case BK_FLUSH:
+		submit_fsync(q, r, 0);
+		break;
+	case BK_DISCARD:
+		sqe = worker_sqe(q->dq.w);
+		io_uring_prep_fallocate(sqe, q->vbd->fd_buffered,
+					FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					r->sector * 512u, r->bytes);
+		io_uring_sqe_set_data(sqe, &r->tag);
+		r->pending++;
+		q->dq.w->inflight++;
+		break;
+	case BK_BARRIER:
+		/* everything before it has completed (the queue drained):
+		 * flush, the write, flush again, in order */
+		if (r->nseg) {
+			submit_fsync(q, r, IOSQE_IO_LINK);
+			submit_rw(q, r, true, IOSQE_IO_LINK);
+		}
+		submit_fsync(q, r, 0);
+		break;
+	}
+}
+
+static bool has_data(const struct blk_req *r)
+{
+	return (r->kind == BK_READ || r->kind == BK_WRITE ||
+		r->kind == BK_BARRIER) && r->nseg;
+}
+
+/* Bounce pages for every segment; true if it has them (now or before). */
+static bool take_pages(struct blk_queue *q, struct blk_req *r)
+{
+	unsigned int i;
+
+	if (!has_data(r) || r->pages[0] != UINT32_MAX)
+		return true;
+	if (q->nr_free_pages < r->nseg)
+		return false;
+	for (i = 0; i < r->nseg; i++)
+		r->pages[i] = q->free_pages[--q->nr_free_pages];
+	return true;
+}
+
+static void park(struct blk_queue *q, struct blk_req *r)
+{
+	r->next = NULL;
+	*q->parked_tail = r;
+	q->parked_tail = &r->next;
+	q->nr_parked++;
+}
+
+static struct blk_req *unpark_head(struct blk_queue *q)
+{
+	struct blk_req *r = q->parked;
+
+	q->parked = r->next;
+	if (!q->parked)
+		q->parked_tail = &q->parked;
+	q->nr_parked--;
+	return r;
+}
+
+/*
+ * Requests with their segments validated and pages taken: grant-copy the
+ * data of writes into the bounce pages (one batch), then submit them all.
+ */
+static void start_batch(struct blk_queue *q, struct blk_req **batch,
+			unsigned int n)
+{
+	struct pvio_gcopy *gc = &q->dq.w->gcopy;
+	unsigned int i, k, first[64];
+	int failed = 0;
+
+	pvio_gcopy_reset(gc);
+	pvio_gcopy_set_domain(gc, q->domid);
+	for (i = 0; i < n; i++) {
+		struct blk_req *r = batch[i];
+
+		first[i] = gc->n;
+		if (r->kind != BK_WRITE && r->kind != BK_BARRIER)
+			continue;
+		for (k = 0; k < r->nseg; k++) {
+			const struct blkif_request_segment *s = &r->seg[k];
+
+			/* room is guaranteed: see the caller's budget */
+			pvio_gcopy_from_guest(gc, s->gref, s->first_sect * 512u,
+					      (s->last_sect - s->first_sect + 1u) * 512u,
+					      q->pool + (size_t)r->pages[k] * PVIO_PAGE_SIZE);
+		}
+	}
+	if (gc->n)
+		failed = worker_gcopy_flush(q->dq.w);
+	for (i = 0; i < n; i++) {
+		struct blk_req *r = batch[i];
+		bool ok = true;
+
+		if (failed && (r->kind == BK_WRITE || r->kind == BK_BARRIER)) {
+			for (k = 0; k < r->nseg; k++)
+				if (pvio_gcopy_status(gc, first[i] + k))
+					ok = false;
+		}
+		if (!ok) {	/* rule 7: answer it, keep going */
+			fail(q, r, BLKIF_RSP_ERROR, &q->dq.st.err_grant);
+			continue;
+		}
+		if (r->kind == BK_WRITE || r->kind == BK_BARRIER)
+			STAT_ADD(&q->dq, bytes_in, r->bytes);
+		submit(q, r);
+	}
+	pvio_gcopy_reset(gc);
+}
+
+/* Grant copies this many segments at most per batch. */
+static unsigned int batch_room(const struct blk_queue *q)
+{
+	return q->dq.w->gcopy.cap;
+}
+
+struct batch {
+	struct blk_req *r[64];
+	unsigned int n, segs;
+};
+
+static void batch_add(struct blk_queue *q, struct batch *b, struct blk_req *r)
+{
+	if (b->n == 64 || b->segs + r->nseg > batch_room(q)) {
+		start_batch(q, b->r, b->n);
+		b->n = b->segs = 0;
+	}
+	b->r[b->n++] = r;
+	b->segs += r->nseg;
+}
+
+/*
+ * Parked requests go first, in order. A barrier starts once everything
+ * taken before it has been answered, and everything after it waits until
+ * it is answered (blkif's WRITE_BARRIER ordering).
+ */
+static void unpark(struct blk_queue *q)
+{
+	struct batch b = { .n = 0 };
+
+	while (q->parked && !q->barrier) {
+		struct blk_req *r = q->parked;
+
+		/* a barrier starts when only parked requests are taken */
+		if (r->kind == BK_BARRIER &&
+		    (b.n || q->inflight != q->nr_parked))
+			break;
+		if (!take_pages(q, r))
+			break;
+		unpark_head(q);
+		if (r->kind == BK_BARRIER) {
+			if (b.n)
+				start_batch(q, b.r, b.n);
+			b.n = b.segs = 0;
+			q->barrier = r;
+			start_batch(q, &r, 1);
+			break;
+		}
+		batch_add(q, &b, r);
+	}
+	if (b.n)
+		start_batch(q, b.r, b.n);
+}
+
+/* Newly taken, validated requests: start them, or park them in order. */
+static void start_ready(struct blk_queue *q, struct blk_req **list,
+			unsigned int n)
+{
+	struct batch b = { .n = 0 };
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		struct blk_req *r = list[i];
+
+		if (q->barrier || q->parked || r->kind == BK_BARRIER ||
+		    !take_pages(q, r)) {
+			park(q, r);
+			continue;
+		}
+		batch_add(q, &b, r);
+	}
+	if (b.n)
+		start_batch(q, b.r, b.n);
+	if (q->parked && !q->barrier)
+		unpark(q);
+}
+
+/* Indirect requests: copy their segment pages in, then validate. */
+static void load_indirect(struct blk_queue *q, struct blk_req **list,
+			  unsigned int n)
+{
+	struct pvio_gcopy *gc = &q->dq.w->gcopy;
+	unsigned int i, k, first[TAKE_CHUNK];
+	int failed = 0;
+
+	pvio_gcopy_reset(gc);
+	pvio_gcopy_set_domain(gc, q->domid);
+	for (i = 0; i < n; i++) {
+		struct blk_req *r = list[i];
+		size_t left = (size_t)r->nseg * sizeof(r->seg[0]);
+
+		first[i] = gc->n;
+		for (k = 0; k < r->nr_indirect; k++) {
+			size_t len = left < PVIO_PAGE_SIZE ? left : PVIO_PAGE_SIZE;
+
+			pvio_gcopy_from_guest(gc, r->indirect_grefs[k], 0,
+					      (unsigned int)len,
+					      (char *)r->seg + k * PVIO_PAGE_SIZE);
+			left -= len;
+		}
+	}
+	failed = worker_gcopy_flush(q->dq.w);
+	for (i = 0; i < n; i++) {
+		struct blk_req *r = list[i];
+
+		for (k = 0; failed && k < r->nr_indirect; k++)
+			if (pvio_gcopy_status(gc, first[i] + k)) {
+				r->status = BLKIF_RSP_ERROR;
+				r->err_counter = &q->dq.st.err_grant;
+			}
+		/* only now, on our own copy */
+		if (r->status == BLKIF_RSP_OKAY)
+			r->status = check_segs(q, r);
+	}
+	pvio_gcopy_reset(gc);
+}
+
+static int blk_process(struct dp_queue *dq)
+{
+	struct blk_queue *q = BQ(dq);
+	struct blkif_request c[TAKE_CHUNK];
+	struct blk_req *ready[TAKE_CHUNK], *ind[TAKE_CHUNK];
+	unsigned int total = 0, budget;
+	int n, i;
+
+	if (q->quiesced)
+		return 0;
+	/* bounded work per pass and by free request structs (rule 3); a
+	 * full parking lot stops taking until pages come back */
+	budget = q->nr_reqs < 256 ? q->nr_reqs : 256;
+	while (total < budget && q->nr_free && !q->parked) {
+		unsigned int want = q->nr_free < TAKE_CHUNK ? q->nr_free : TAKE_CHUNK;
+		unsigned int nr = 0, ni = 0, j;
+
+		if (want > budget - total)
+			want = budget - total;
+		n = pvio_blkif_back_consume(&q->ring, c, want);
+		if (n < 0) {
+			dp_queue_halt(dq, n, "broke the ring protocol: %s",
+				      pvio_ring_halt_str(q->ring.halted));
+			break;
+		}
+		if (n == 0)
+			break;
+		for (i = 0; i < n; i++) {
+			struct blk_req *r = q->free_reqs;
+
+			q->free_reqs = r->next;
+			q->nr_free--;
+			q->inflight++;
+			r->status = parse(q, &c[i], r);
+			if (r->status == BLKIF_RSP_EOPNOTSUPP)
+				r->err_counter = &dq->st.err_unsupp;
+			if (r->status == BLKIF_RSP_OKAY && r->indirect)
+				ind[ni++] = r;
+			ready[nr++] = r;
+		}
+		if (ni)
+			load_indirect(q, ind, ni);
+		/* answer the bad ones now; start or park the rest, in order */
+		for (i = 0, j = 0; i < (int)nr; i++) {
+			struct blk_req *r = ready[i];
+
+			if (r->status != BLKIF_RSP_OKAY)
+				fail(q, r, r->status, r->err_counter);
+			else
+				ready[j++] = r;
+		}
+		start_ready(q, ready, j);
+		total += (unsigned int)n;
+	}
+	if (total) {
+		dp_stat_batch(&dq->st, total);
+		STAT_MAX(dq, inflight_max, q->inflight);
+	}
+	return (int)total;
+}
+
+/* ---- completions ------------------------------------------------------------------- */
+
+static void blk_complete(struct dp_queue *dq, struct dp_tag *tag, int res)
+{
+	struct blk_queue *q = BQ(dq);
+	struct blk_req *r = tag->ptr;
+
+	r->pending--;
+	if (res < 0 && r->status == BLKIF_RSP_OKAY) {
+		/* O_DIRECT refused this alignment: once more, buffered */
+		if (res == -EINVAL && !r->retried && q->vbd->fd_direct >= 0 &&
+		    (r->kind == BK_READ || r->kind == BK_WRITE)) {
+			r->retried = true;
+			submit_rw(q, r, r->kind == BK_WRITE, 0);
+			return;
+		}
+		/* (a link cut short by an earlier failure is -ECANCELED,
+		 * and that failure has set the status already) */
+		if (res == -EOPNOTSUPP) {
+			r->status = BLKIF_RSP_EOPNOTSUPP;
+			STAT_ADD(dq, err_unsupp, 1);
+			/* rule 10: the feature goes (main thread) */
+			if (r->kind == BK_FLUSH || r->kind == BK_BARRIER)
+				__atomic_store_n(&q->vbd->flush_unsupported, 1,
+						 __ATOMIC_RELAXED);
+			else if (r->kind == BK_DISCARD)
+				__atomic_store_n(&q->vbd->discard_unsupported,
+						 1, __ATOMIC_RELAXED);
+		} else {
+			r->status = BLKIF_RSP_ERROR;
+			STAT_ADD(dq, err_io, 1);
+		}
+	} else if ((r->kind == BK_READ || r->kind == BK_WRITE) &&
+		   (uint64_t)res != r->bytes) {
+		r->status = BLKIF_RSP_ERROR;	/* short: past the end */
+		STAT_ADD(dq, err_io, 1);
+	}
+	if (r->pending)
+		return;
+	if (r->kind == BK_READ && r->status == BLKIF_RSP_OKAY) {
+		/* copied to the guest in flush(), with the others */
+		r->next = q->reads_done;
+		q->reads_done = r;
+		return;
+	}
+	respond(q, r, r->status);
+}
+
+/* Reads done in this pass: one batch of copies to the guest. */
+static void finish_reads(struct blk_queue *q)
+{
+	struct pvio_gcopy *gc = &q->dq.w->gcopy;
+	struct blk_req *r, *list = q->reads_done, *next;
+	int failed;
+
+	while (list) {
+		struct blk_req *batch = NULL, **tail = &batch;
+		unsigned int k;
+
+		pvio_gcopy_reset(gc);
+		pvio_gcopy_set_domain(gc, q->domid);
+		while (list && gc->n + list->nseg <= gc->cap) {
+			r = list;
+			list = r->next;
+			r->gidx = gc->n;
+			for (k = 0; k < r->nseg; k++) {
+				const struct blkif_request_segment *s = &r->seg[k];
+
+				pvio_gcopy_to_guest(gc, s->gref, s->first_sect * 512u,
+						    (s->last_sect - s->first_sect + 1u) * 512u,
+						    q->pool + (size_t)r->pages[k] * PVIO_PAGE_SIZE);
+			}
+			r->next = NULL;
+			*tail = r;
+			tail = &r->next;
+		}
+		failed = worker_gcopy_flush(q->dq.w);
+		for (r = batch; r; r = next) {
+			int16_t st = BLKIF_RSP_OKAY;
+
+			next = r->next;
+			for (k = 0; failed && k < r->nseg; k++)
+				if (pvio_gcopy_status(gc, r->gidx + k))
+					st = BLKIF_RSP_ERROR;
+			if (st == BLKIF_RSP_OKAY)
+				STAT_ADD(&q->dq, bytes_out, r->bytes);
+			else
+				STAT_ADD(&q->dq, err_grant, 1);
+			respond(q, r, st);
+		}
+	}
+	q->reads_done = NULL;
+	pvio_gcopy_reset(gc);
+}
+
+static void blk_flush(struct dp_queue *dq)
+{
+	struct blk_queue *q = BQ(dq);
+
+	if (q->reads_done)
+		finish_reads(q);
+	if (q->parked && !q->quiesced)
+		unpark(q);
+	if (q->dirty) {
+		q->dirty = false;
+		if (pvio_ring_back_push(&q->ring))
+			dp_queue_notify(dq, 0);
+	}
+}
+
+static bool blk_final_check(struct dp_queue *dq)
+{
+	struct blk_queue *q = BQ(dq);
+
+	if (q->quiesced || !q->nr_free || q->parked)
+		return false;	/* a completion will wake us */
+	return pvio_ring_back_final_check(&q->ring, 1);
+}
+
+static bool blk_busy(const struct dp_queue *dq)
+{
+	const struct blk_queue *q = (const struct blk_queue *)dq;
+
+	return q->inflight != 0;
+}
+
+static void blk_quiesce(struct dp_queue *dq)
+{
+	struct blk_queue *q = BQ(dq);
+
+	/* Take nothing new. Requests already taken are finished (also the
+	 * parked ones, which still get their pages as others complete). */
+	q->quiesced = true;
+	if (q->parked)
+		unpark(q);
+}
+
+static void blk_free_dq(struct dp_queue *dq)
+{
+	blk_queue_free(BQ(dq));
+}
+
+static const struct dp_queue_ops blk_queue_ops = {
+	.process = blk_process,
+	.complete = blk_complete,
+	.flush = blk_flush,
+	.final_check = blk_final_check,
+	.busy = blk_busy,
+	.quiesce = blk_quiesce,
+	.free = blk_free_dq,
+};
+
+/* ---- set-up ----------------------------------------------------------------------- */
+
+int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
+		     unsigned int index, const pvio_gref_t *refs,
+		     unsigned int nr_pages, pvio_port_t port,
+		     struct blk_queue **out)
+{
+	struct blk_queue *q = calloc(1, sizeof(*q));
+	size_t pool_bytes;
+	uint32_t i, n;
+	int rc;
+
+	if (!q)
+		return -ENOMEM;
+	q->dq.ops = &blk_queue_ops;
+	q->dq.dev = d;
+	q->dq.w = w;
+	q->dq.index = index;
+	q->vbd = v;
+	q->domid = d->fe;
+	q->sectors = v->size_bytes / 512u;
+	q->parked_tail = &q->parked;
+	q->max_segs = v->max_indirect > BLK_MAX_DIRECT ? v->max_indirect
+						       : BLK_MAX_DIRECT;
+
+	rc = pvio_gnt_map(w->plat, d->fe, nr_pages, refs, true, &q->ring_mem);
+	if (rc)
+		goto fail;
+	q->ring_pages = nr_pages;
+	rc = pvio_blkif_back_attach(&q->ring, q->ring_mem, nr_pages);
+	if (rc) {
+		rc = -EPROTO;	/* inconsistent indices: a hostile ring */
+		goto fail;
+	}
+	n = q->ring.nr_ents;
+	q->nr_reqs = q->nr_free = n;
+	q->reqs = calloc(n, sizeof(*q->reqs));
+	if (!q->reqs) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	/* segments, iovecs and page indices of every slot: one block each */
+	q->reqs[0].seg = calloc((size_t)n * q->max_segs, sizeof(q->reqs[0].seg[0]));
+	q->reqs[0].iov = calloc((size_t)n * q->max_segs, sizeof(struct iovec));
+	q->reqs[0].pages = malloc((size_t)n * q->max_segs * sizeof(uint32_t));
+	/* indirect pages are copied whole into seg: round up to pages */
+	if (!q->reqs[0].seg || !q->reqs[0].iov || !q->reqs[0].pages) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		struct blk_req *r = &q->reqs[i];
+
+		r->seg = q->reqs[0].seg + (size_t)i * q->max_segs;
+		r->iov = q->reqs[0].iov + (size_t)i * q->max_segs;
+		r->pages = q->reqs[0].pages + (size_t)i * q->max_segs;
+		memset(r->pages, 0xff, q->max_segs * sizeof(uint32_t));
+		r->tag.q = &q->dq;
+		r->tag.ptr = r;
+		r->next = i + 1 < n ? &q->reqs[i + 1] : NULL;
+	}
+	q->free_reqs = &q->reqs[0];
+
+	/* bounce pages: enough for every slot's direct request, at most
+	 * BLK_POOL_MAX_PAGES; untouched pages cost nothing */
+	q->pool_pages = n * BLK_MAX_DIRECT;
+	if (q->pool_pages < q->max_segs * 2)
+		q->pool_pages = q->max_segs * 2;
+	if (q->pool_pages > BLK_POOL_MAX_PAGES)
+		q->pool_pages = BLK_POOL_MAX_PAGES;
+	pool_bytes = (size_t)q->pool_pages * PVIO_PAGE_SIZE;
+	q->pool = mmap(NULL, pool_bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	q->free_pages = malloc(q->pool_pages * sizeof(uint32_t));
+	if (q->pool == MAP_FAILED || !q->free_pages) {
+		if (q->pool == MAP_FAILED)
+			q->pool = NULL;
+		rc = -ENOMEM;
+		goto fail;
+	}
+	/* LIFO: the same few pages stay warm */
+	for (i = 0; i < q->pool_pages; i++)
+		q->free_pages[i] = q->pool_pages - 1 - i;
+	q->nr_free_pages = q->pool_pages;
+
+	rc = pvio_evtchn_bind(w->plat, d->fe, port);
+	if (rc < 0)
+		goto fail;
+	q->dq.ports[0] = (pvio_port_t)rc;
+	q->dq.nr_ports = 1;
+	*out = q;
+	return 0;
+fail:
+	blk_queue_free(q);
+	return rc;
+}
+
+void blk_queue_free(struct blk_queue *q)
+{
+	if (!q)
+		return;
+	if (q->dq.nr_ports)
+		pvio_evtchn_close(q->dq.w->plat, q->dq.ports[0]);
+	if (q->ring_mem)
+		pvio_gnt_unmap(q->dq.w->plat, q->ring_mem, q->ring_pages);
+	if (q->pool)
+		munmap(q->pool, (size_t)q->pool_pages * PVIO_PAGE_SIZE);
+	free(q->free_pages);
+	if (q->reqs) {
+		free(q->reqs[0].seg);
+		free(q->reqs[0].iov);
+		free(q->reqs[0].pages);
+		free(q->reqs);
+	}
+	free(q);
+}
+
+void blk_queue_resize(struct blk_queue *q, uint64_t sectors)
+{
+	__atomic_store_n(&q->sectors, sectors, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vbd backend: blk-xenbus.c (control path: target, features,
+ * negotiation, resize) and blk-dataplane.c (rings -> io_uring -> rings).
+ * They meet at blk_queue_create() / blk_queue_free().
+ */
+#ifndef PVIO_BACKEND_BLK_H
+#define PVIO_BACKEND_BLK_H
+
+#include <sys/uio.h>
+
+#include "private.h"
+
+#define BLK_MAX_DIRECT	BLKIF_MAX_SEGMENTS_PER_REQUEST	/* 11 */
+#define BLK_SEGS_PER_INDIRECT_PAGE \
+	(PVIO_PAGE_SIZE / sizeof(struct blkif_request_segment))	/* 512 */
+#define BLK_MAX_INDIRECT	256u	/* what we advertise at most */
+#define BLK_POOL_MAX_PAGES	8192u	/* bounce pages per queue (32 MiB) */
+
+/* What the device is and what it offers, shared by its queues. */
+struct vbd {
+	char params[4096];
+	int fd_direct;		/* O_DIRECT, or -1 */
+	int fd_buffered;
+	bool readonly;
+	bool is_blockdev;
+	uint64_t size_bytes;	/* as announced to the frontend */
+	unsigned int logical;	/* sector-size, bytes */
+	unsigned int physical;	/* physical-sector-size */
+	bool feat_flush;
+	bool feat_barrier;
+	bool feat_discard;
+	unsigned int discard_granularity;
+	unsigned int max_indirect;	/* advertised; 0: none */
+	uint32_t flush_unsupported;	/* set by a worker: withdraw the key */
+	uint32_t discard_unsupported;
+};
+
+enum blk_kind { BK_READ, BK_WRITE, BK_FLUSH, BK_BARRIER, BK_DISCARD };
+
+struct blk_req {
+	struct dp_tag tag;		/* the SQE's user_data */
+	struct blk_req *next;		/* free, parked or done lists */
+	uint64_t id;
+	uint8_t op;			/* echoed (indirect: its indirect_op) */
+	uint8_t kind;			/* enum blk_kind */
+	uint8_t stage;			/* barrier: pre-flush, write, post-flush */
+	bool retried;			/* re-issued without O_DIRECT */
+	bool indirect;
+	uint16_t nseg;
+	uint16_t nr_indirect;
+	int16_t status;
+	int32_t pending;		/* SQEs in flight */
+	uint32_t gidx;			/* its first segment in a copy batch */
+	uint64_t *err_counter;		/* why status is not OKAY */
+	uint64_t sector;		/* 512-byte units */
+	uint64_t bytes;
+	uint32_t *pages;		/* bounce page per segment */
+	struct iovec *iov;
+	struct blkif_request_segment *seg;	/* the private copy */
+	grant_ref_t indirect_grefs[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+};
+
+struct blk_queue {
+	struct dp_queue dq;		/* first: dp_queue <-> blk_queue */
+	struct vbd *vbd;
+	unsigned int domid;
+	struct pvio_ring_back ring;
+	void *ring_mem;
+	unsigned int ring_pages;
+	uint32_t max_segs;		/* per request (indirect or 11) */
+
+	struct blk_req *reqs;		/* one per ring slot */
+	struct blk_req *free_reqs;
+	uint32_t nr_reqs;
+	uint32_t nr_free;
+
+	char *pool;			/* bounce pages */
+	uint32_t pool_pages;
+	uint32_t *free_pages;
+	uint32_t nr_free_pages;
+
+	struct blk_req *parked;		/* taken, waiting for pages/a barrier */
+	struct blk_req **parked_tail;
+	uint32_t nr_parked;
+	struct blk_req *reads_done;	/* to copy to the guest, then answer */
+	struct blk_req *barrier;	/* started; later requests wait for it */
+	uint32_t inflight;		/* taken, not answered */
+	bool dirty;			/* responses to publish */
+	bool quiesced;
+	uint64_t sectors;		/* device size in 512-byte units */
+};
+
+static inline struct blk_queue *BQ(struct dp_queue *q)
+{
+	return (struct blk_queue *)q;
+}
+
+/*
+ * Map the ring (@refs, @nr_pages) and bind @port through worker @w's
+ * platform handle, allocate the request pool. The queue is not started.
+ */
+int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
+		     unsigned int index, const pvio_gref_t *refs,
+		     unsigned int nr_pages, pvio_port_t port,
+		     struct blk_queue **out);
+/* After the worker let go of it (DPQ_STOPPED, or never started). */
+void blk_queue_free(struct blk_queue *q);
+/* A bigger device: later requests may use the new sectors. */
+void blk_queue_resize(struct blk_queue *q, uint64_t sectors);
+
+#endif

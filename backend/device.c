@@ -1,0 +1,574 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Devices of pvio-backd: discovery under /local/domain/<self>/backend/<kind>,
+ * the backend half of the XenBus state machine (one writer, one
+ * dispatcher), failing a device whose guest broke the protocol without
+ * touching the others, and the counters.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "private.h"
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+int device_write(struct device *d, const char *key, const char *fmt, ...)
+{
+	char path[PVIO_XS_PATH_MAX + 64], val[4096];
+	va_list ap;
+
+	snprintf(path, sizeof(path), "%s/%s", d->path, key);
+	va_start(ap, fmt);
+	vsnprintf(val, sizeof(val), fmt, ap);
+	va_end(ap);
+	return pvio_xs_write(d->bd->xs, 0, path, val);
+}
+
+int device_read_uint(struct device *d, const char *key, unsigned long min,
+		     unsigned long max, unsigned long dflt, bool required,
+		     unsigned long *out)
+{
+	char path[PVIO_XS_PATH_MAX + 64];
+
+	snprintf(path, sizeof(path), "%s/%s", d->path, key);
+	if (required)
+		return pvio_xs_read_uint(d->bd->xs, 0, path, min, max, out);
+	return pvio_xs_read_uint_default(d->bd->xs, 0, path, min, max, dflt,
+					 out);
+}
+
+int device_read_str(struct device *d, const char *key, char **val)
+{
+	char path[PVIO_XS_PATH_MAX + 64];
+
+	snprintf(path, sizeof(path), "%s/%s", d->path, key);
+	return pvio_xs_read(d->bd->xs, 0, path, val);
+}
+
+struct worker *backd_pick_worker(struct backd *bd)
+{
+	struct worker *w = &bd->workers[bd->next_worker];
+
+	bd->next_worker = (bd->next_worker + 1) % bd->nr_workers;
+	return w;
+}
+
+static void add_stats(struct dp_stats *s, const struct dp_stats *q);
+
+void device_stop_queues(struct device *d)
+{
+	unsigned int i;
+
+	for (i = 0; i < d->nr_queues; i++) {
+		struct dp_queue *q = d->queues[i];
+		int waited = 0;
+
+		if (!q)
+			continue;
+		if (q->started) {
+			worker_stop_queue(q->w, q);
+			/* the worker drains what is in flight */
+			while (__atomic_load_n(&q->state, __ATOMIC_ACQUIRE) !=
+			       DPQ_STOPPED) {
+				poll(NULL, 0, 1);
+				if (++waited == 30000)
+					log_warn("%s: queue %u still draining after 30 s",
+						 d->path, i);
+			}
+		}
+		add_stats(&d->retired, &q->st);
+		q->ops->free(q);
+		d->queues[i] = NULL;
+	}
+	free(d->queues);
+	d->queues = NULL;
+	d->nr_queues = 0;
+}
+
+/* ---- the state machine ------------------------------------------------------------- */
+
+static void trace(struct pvio_xenbus *xb, enum pvio_xb_state from,
+		  enum pvio_xb_state to, void *opaque)
+{
+	log_info("%s: %s -> %s", pvio_xenbus_path(xb), pvio_xb_state_name(from),
+		 pvio_xb_state_name(to));
+}
+
+static void disconnect(struct device *d)
+{
+	if (!d->connected)
+		return;
+	d->ops->disconnect(d);
+	d->connected = false;
+}
+
+static void do_connect(struct device *d)
+{
+	int rc;
+
+	if (d->connected || d->failed)
+		return;
+	rc = d->ops->connect(d);
+	if (rc) {
+		/* the ops wrote the reason with pvio_xenbus_fatal() */
+		log_warn("%s: cannot connect domain %u: %s", d->path, d->fe,
+			 pvio_xenbus_last_error(d->xb));
+		d->failed = true;
+		return;
+	}
+	d->connected = true;
+	d->connects++;
+	pvio_xenbus_switch(d->xb, PVIO_XB_CONNECTED);
+}
+
+/* The one dispatcher of the frontend's state. */
+static void frontend_changed(struct pvio_xenbus *xb, enum pvio_xb_state fe,
+			     void *opaque)
+{
+	struct device *d = opaque;
+	enum pvio_xb_state be = pvio_xenbus_state(xb);
+
+	switch (fe) {
+	case PVIO_XB_INITIALISING:
+		/* a frontend (re)starting after we closed: offer again */
+		if (be == PVIO_XB_CLOSED || be == PVIO_XB_CLOSING) {
+			disconnect(d);
+			d->failed = false;
+			pvio_xenbus_switch(xb, PVIO_XB_INITWAIT);
+		}
+		break;
+	case PVIO_XB_INITIALISED:
+		if (strcmp(d->ops->kind, "vif") == 0)
+			break;	/* netback waits for Connected */
+		/* fall through */
+	case PVIO_XB_CONNECTED:
+		if (be == PVIO_XB_CLOSED || be == PVIO_XB_CLOSING)
+			break;	/* it must go through Closed first */
+		do_connect(d);
+		break;
+	case PVIO_XB_CLOSING:
+		disconnect(d);
+		pvio_xenbus_switch(xb, PVIO_XB_CLOSING);
+		break;
+	case PVIO_XB_CLOSED:	/* also Unknown and absent */
+		disconnect(d);
+		pvio_xenbus_switch(xb, PVIO_XB_CLOSED);
+		break;
+	default:
+		break;	/* InitWait, Reconfiguring: not ours to act on */
+	}
+}
+
+/* ---- discovery -------------------------------------------------------------------- */
+
+static struct device *dev_find(struct backd *bd, const char *type,
+			       unsigned int fe, unsigned int devid)
+{
+	struct device *d;
+
+	for (d = bd->devices; d; d = d->next)
+		if (d->fe == fe && d->devid == devid && !strcmp(d->type, type))
+			return d;
+	return NULL;
+}
+
+static void dev_free(struct device *d)
+{
+	disconnect(d);
+	pvio_xenbus_close(d->xb);
+	d->ops->destroy(d);
+	free(d);
+}
+
+static void dev_create(struct backd *bd, const struct device_ops *ops,
+		       const char *type, unsigned int fe, unsigned int devid)
+{
+	struct device *d = calloc(1, sizeof(*d));
+	enum pvio_xb_state be, other;
+	int rc;
+
+	if (!d)
+		return;
+	d->bd = bd;
+	d->ops = ops;
+	d->fe = fe;
+	d->devid = devid;
+	d->seen = true;
+	snprintf(d->type, sizeof(d->type), "%s", type);
+	pvio_xb_backend_path(d->path, bd->self, type, fe, devid);
+	rc = pvio_xenbus_open(&d->xb, bd->xs, d->path, "frontend",
+			      "frontend-id", frontend_changed, d);
+	if (rc) {
+		/* a half-written device (the toolstack is still at it) or a
+		 * bogus one: look again on the next change */
+		log_debug("%s: not ready: %s", d->path, strerror(-rc));
+		free(d);
+		return;
+	}
+	pvio_xenbus_set_trace(d->xb, trace);
+	d->next = bd->devices;
+	bd->devices = d;
+	log_info("%s: new %s for domain %u", d->path, ops->kind, fe);
+	rc = ops->probe(d);
+	if (rc) {
+		pvio_xenbus_fatal(d->xb, rc, "backend set-up failed");
+		d->failed = true;
+		return;
+	}
+	be = pvio_xenbus_state(d->xb);
+	other = pvio_xenbus_other_state(d->xb);
+	if (be == PVIO_XB_CONNECTED &&
+	    (other == PVIO_XB_CONNECTED || other == PVIO_XB_INITIALISED)) {
+		/* a backend restarting under a connected guest: attach at the
+		 * live ring indices, do not go through Closing (rule 11) */
+		rc = ops->connect(d);
+		if (rc) {
+			log_warn("%s: cannot re-attach: %s", d->path,
+				 pvio_xenbus_last_error(d->xb));
+			d->failed = true;
+			return;
+		}
+		d->connected = true;
+		log_info("%s: re-attached to domain %u at its live rings",
+			 d->path, fe);
+		return;
+	}
+	pvio_xenbus_switch(d->xb, PVIO_XB_INITWAIT);
+}
+
+static void scan_kind(struct backd *bd, const struct device_ops *ops,
+		      const char *type)
+{
+	char path[PVIO_XS_PATH_MAX], **doms = NULL, **ids = NULL;
+	int nd, ni, i, j;
+
+	snprintf(path, sizeof(path), "/local/domain/%u/backend/%s", bd->self,
+		 type);
+	nd = pvio_xs_directory(bd->xs, 0, path, &doms);
+	for (i = 0; i < nd; i++) {
+		unsigned long fe;
+		char *end;
+
+		fe = strtoul(doms[i], &end, 10);
+		if (*end || end == doms[i] || fe > 0x7fef)
+			continue;
+		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s/%lu",
+			 bd->self, type, fe);
+		ni = pvio_xs_directory(bd->xs, 0, path, &ids);
+		for (j = 0; j < ni; j++) {
+			unsigned long id = strtoul(ids[j], &end, 10);
+			struct device *d;
+
+			if (*end || end == ids[j] || id > 0xfffffff)
+				continue;
+			d = dev_find(bd, type, (unsigned int)fe, (unsigned int)id);
+			if (d)
+				d->seen = true;
+			else if (!bd->stopping)
+				dev_create(bd, ops, type, (unsigned int)fe,
+					   (unsigned int)id);
+		}
+		free(ids);
+		ids = NULL;
+	}
+	free(doms);
+}
+
+static void scan_types(struct backd *bd, const struct device_ops *ops,
+		       const char *list)
+{
+	char buf[256], *tok, *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		scan_kind(bd, ops, tok);
+}
+
+void devices_scan(struct backd *bd)
+{
+	struct device **pp, *d;
+
+	for (d = bd->devices; d; d = d->next)
+		d->seen = false;
+	if (!bd->o.no_vbd)
+		scan_types(bd, &vbd_ops, bd->o.types_vbd);
+	if (!bd->o.no_vif)
+		scan_types(bd, &vif_ops, bd->o.types_vif);
+	pp = &bd->devices;
+	while ((d = *pp)) {
+		unsigned long online = 1;
+
+		if (!d->seen) {
+			/* the toolstack removed it */
+			*pp = d->next;
+			log_info("%s: removed", d->path);
+			dev_free(d);
+			continue;
+		}
+		/* libxl's remove: online=0, then it waits for our Closed */
+		if (!device_read_uint(d, "online", 0, 1, 1, false, &online) &&
+		    !online && pvio_xenbus_state(d->xb) != PVIO_XB_CLOSED) {
+			disconnect(d);
+			pvio_xenbus_switch(d->xb, PVIO_XB_CLOSED);
+		}
+		pp = &d->next;
+	}
+}
+
+static void watch_fired(struct pvio_xs *x, const char *path, void *opaque)
+{
+	devices_scan(opaque);
+}
+
+static int watch_types(struct backd *bd, const char *list)
+{
+	char buf[256], path[PVIO_XS_PATH_MAX], *tok, *save = NULL;
+	int rc;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s",
+			 bd->self, tok);
+		rc = pvio_xs_watch(bd->xs, path, watch_fired, bd);
+		if (rc < 0)
+			return rc;
+		log_info("serving %s devices under %s", tok, path);
+	}
+	return 0;
+}
+
+int devices_init(struct backd *bd)
+{
+	int rc = 0;
+
+	if (!bd->o.no_vbd)
+		rc = watch_types(bd, bd->o.types_vbd);
+	if (!rc && !bd->o.no_vif)
+		rc = watch_types(bd, bd->o.types_vif);
+	return rc;
+}
+
+/* Fail one device: this guest only, the others keep running (rule 9). */
+static void device_fail(struct device *d, int err, unsigned int queue,
+			const char *why)
+{
+	log_warn("%s: domain %u, queue %u: %s: disconnecting it", d->path,
+		 d->fe, queue, why);
+	pvio_xenbus_fatal(d->xb, err ? err : -EPROTO, "queue %u: %s", queue, why);
+	disconnect(d);
+	d->failed = true;
+}
+
+/* A frontend that went away without closing (its process died): its
+ * event channel is no longer bound to ours. */
+static void check_peers(struct device *d)
+{
+	struct pvio_evtchn_status st;
+	unsigned int i, k;
+
+	for (i = 0; d->connected && i < d->nr_queues; i++) {
+		struct dp_queue *q = d->queues[i];
+
+		for (k = 0; k < q->nr_ports; k++)
+			if (pvio_evtchn_status(d->bd->plat, q->ports[k], &st) == 0 &&
+			    st.state != PVIO_EVTCHN_INTERDOMAIN) {
+				device_fail(d, -ENOTCONN, i,
+					    "the frontend closed its event channel");
+				return;
+			}
+	}
+}
+
+void devices_tick(struct backd *bd)
+{
+	struct device *d;
+
+	for (d = bd->devices; d; d = d->next) {
+		check_peers(d);
+		if (d->ops->tick)
+			d->ops->tick(d);
+	}
+}
+
+void devices_reap_halted(struct backd *bd)
+{
+	struct device *d;
+	unsigned int i;
+
+	for (d = bd->devices; d; d = d->next) {
+		for (i = 0; d->connected && i < d->nr_queues; i++) {
+			struct dp_queue *q = d->queues[i];
+
+			if (!__atomic_load_n(&q->halted, __ATOMIC_ACQUIRE))
+				continue;
+			device_fail(d, q->halt_err, i, q->halt_why);
+			break;
+		}
+	}
+}
+
+void devices_shutdown(struct backd *bd)
+{
+	struct device *d;
+
+	/* Drain and detach, leaving xenstore as it is: a restarted
+	 * pvio-backd re-attaches at the live rings (Linux frontends do not
+	 * recover from a backend that closes). */
+	while ((d = bd->devices)) {
+		bd->devices = d->next;
+		if (d->connected)
+			log_info("%s: drained, detached (state kept)", d->path);
+		dev_free(d);
+	}
+}
+
+/* ---- counters ------------------------------------------------------------------------ */
+
+static void add_stats(struct dp_stats *s, const struct dp_stats *q)
+{
+	unsigned int k;
+
+	{
+
+#define SUM(f) s->f += __atomic_load_n(&q->f, __ATOMIC_RELAXED)
+		for (k = 0; k < 8; k++) {
+			SUM(req[k]);
+			SUM(drops[k]);
+		}
+		for (k = 0; k < NR_BATCH_BUCKETS; k++)
+			SUM(batch[k]);
+		SUM(bytes_in);
+		SUM(bytes_out);
+		SUM(errors);
+		SUM(err_bad_req);
+		SUM(err_io);
+		SUM(err_grant);
+		SUM(err_unsupp);
+		SUM(notify_tx);
+		SUM(notify_rx);
+		SUM(spurious);
+		SUM(passes);
+		if (q->inflight_max > s->inflight_max)
+			s->inflight_max = q->inflight_max;
+#undef SUM
+	}
+}
+
+static void sum_stats(const struct device *d, struct dp_stats *s)
+{
+	unsigned int i;
+
+	*s = d->retired;
+	for (i = 0; i < d->nr_queues; i++)
+		if (d->queues[i])
+			add_stats(s, &d->queues[i]->st);
+}
+
+static const char *const bucket_name[NR_BATCH_BUCKETS] = {
+	"1", "2-3", "4-7", "8-15", "16-31", "32-63", "64-127", "128-255",
+	"256-511", "512+",
+};
+
+#define OUT(...)							\
+	do {								\
+		if (n < len)						\
+			n += (size_t)snprintf(buf + n, len - n, __VA_ARGS__); \
+	} while (0)
+
+size_t devices_stats(struct backd *bd, char *buf, size_t len, bool json,
+		     int dom, int devid)
+{
+	struct device *d;
+	struct dp_stats s;
+	bool first = true;
+	size_t n = 0;
+	unsigned int k;
+
+	if (json)
+		OUT("{\"uptime_s\": %.1f, \"devices\": [",
+		    (double)(pvio_now_ns() - bd->started_ns) / 1e9);
+	else
+		OUT("%-6s %5s %8s %-10s %10s %10s %12s %12s %6s %8s %8s\n", "kind",
+		    "dom", "dev", "state", "requests", "errors", "bytes_in",
+		    "bytes_out", "queues", "notif_tx", "notif_rx");
+	for (d = bd->devices; d; d = d->next) {
+		uint64_t total = 0;
+		char extra[4600];
+
+		if ((dom >= 0 && d->fe != (unsigned int)dom) ||
+		    (devid >= 0 && d->devid != (unsigned int)devid))
+			continue;
+		sum_stats(d, &s);
+		for (k = 0; k < 8; k++)
+			total += s.req[k];
+		if (!json) {
+			OUT("%-6s %5u %8u %-10s %10llu %10llu %12llu %12llu %6u %8llu %8llu\n",
+			    d->ops->kind, d->fe, d->devid,
+			    pvio_xb_state_name(pvio_xenbus_state(d->xb)),
+			    (unsigned long long)total, (unsigned long long)s.errors,
+			    (unsigned long long)s.bytes_in,
+			    (unsigned long long)s.bytes_out, d->nr_queues,
+			    (unsigned long long)s.notify_tx,
+			    (unsigned long long)s.notify_rx);
+			continue;
+		}
+		extra[0] = 0;
+		if (d->ops->describe)
+			d->ops->describe(d, extra, sizeof(extra));
+		OUT("%s\n  {\"kind\": \"%s\", \"domid\": %u, \"devid\": %u, \"path\": \"%s\", "
+		    "\"state\": \"%s\", \"frontend_state\": \"%s\", \"connects\": %llu, "
+		    "\"queues\": %u, %s%s",
+		    first ? "" : ",", d->ops->kind, d->fe, d->devid, d->path,
+		    pvio_xb_state_name(pvio_xenbus_state(d->xb)),
+		    pvio_xb_state_name(pvio_xenbus_other_state(d->xb)),
+		    (unsigned long long)d->connects, d->nr_queues, extra,
+		    extra[0] ? ", " : "");
+		first = false;
+		if (strcmp(d->ops->kind, "vbd") == 0)
+			OUT("\"requests\": {\"read\": %llu, \"write\": %llu, \"barrier\": %llu, "
+			    "\"flush\": %llu, \"discard\": %llu, \"indirect\": %llu, "
+			    "\"unknown\": %llu}, \"bytes_read\": %llu, \"bytes_written\": %llu, ",
+			    (unsigned long long)s.req[BLKIF_OP_READ],
+			    (unsigned long long)s.req[BLKIF_OP_WRITE],
+			    (unsigned long long)s.req[BLKIF_OP_WRITE_BARRIER],
+			    (unsigned long long)s.req[BLKIF_OP_FLUSH_DISKCACHE],
+			    (unsigned long long)s.req[BLKIF_OP_DISCARD],
+			    (unsigned long long)s.req[BLKIF_OP_INDIRECT],
+			    (unsigned long long)s.req[7],
+			    (unsigned long long)s.bytes_out,
+			    (unsigned long long)s.bytes_in);
+		else
+			OUT("\"packets\": {\"tx\": %llu, \"rx\": %llu}, \"bytes_tx\": %llu, "
+			    "\"bytes_rx\": %llu, \"drops\": {\"malformed\": %llu, \"grant\": %llu, "
+			    "\"rx_no_buffer\": %llu, \"rx_stall\": %llu, \"tap\": %llu, "
+			    "\"too_big\": %llu}, ",
+			    (unsigned long long)s.req[0], (unsigned long long)s.req[1],
+			    (unsigned long long)s.bytes_in, (unsigned long long)s.bytes_out,
+			    (unsigned long long)s.drops[0], (unsigned long long)s.drops[1],
+			    (unsigned long long)s.drops[2], (unsigned long long)s.drops[3],
+			    (unsigned long long)s.drops[4], (unsigned long long)s.drops[5]);
+		OUT("\"errors\": {\"total\": %llu, \"bad_request\": %llu, \"io\": %llu, "
+		    "\"grant\": %llu, \"unsupported\": %llu}, "
+		    "\"notifications_sent\": %llu, \"notifications_received\": %llu, "
+		    "\"spurious_kicks\": %llu, \"passes\": %llu, \"inflight_max\": %llu, "
+		    "\"batch_sizes\": {",
+		    (unsigned long long)s.errors, (unsigned long long)s.err_bad_req,
+		    (unsigned long long)s.err_io, (unsigned long long)s.err_grant,
+		    (unsigned long long)s.err_unsupp, (unsigned long long)s.notify_tx,
+		    (unsigned long long)s.notify_rx, (unsigned long long)s.spurious,
+		    (unsigned long long)s.passes, (unsigned long long)s.inflight_max);
+		for (k = 0; k < NR_BATCH_BUCKETS; k++)
+			OUT("%s\"%s\": %llu", k ? ", " : "", bucket_name[k],
+			    (unsigned long long)s.batch[k]);
+		OUT("}}");
+	}
+	if (json)
+		OUT("\n]}\n");
+	return n < len ? n : len - 1;
+}

@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: MIT
+/*
+ * pvio-backd: the backend daemon. Serves vbd and vif devices of many
+ * guests from dom0 userspace: discovers them in xenstore, runs the XenBus
+ * handshake, and hands their rings to worker threads that move blocks and
+ * packets through io_uring.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "private.h"
+
+static const char *prog = "pvio-backd";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: pvio-backd [options]\n"
+"Serve Xen vbd and vif devices from dom0 userspace over io_uring.\n\n"
+"  -p, --platform P       sim, sim:DIR or xen (default: $PVIO_PLATFORM, else sim)\n"
+"  -w, --workers N        dataplane threads (default: CPUs - 1, at least 1)\n"
+"      --spin-us N        poll this long before sleeping (default 50; 0: never)\n"
+"      --max-ring-order N ring pages offered, 2^N, 0..4 (default 4)\n"
+"      --max-queues N     queues per device, 1..16 (default 4)\n"
+"      --max-indirect N   indirect segments, 0 or 12..256 (default 256)\n"
+"      --buffered         no O_DIRECT (default: O_DIRECT where the target allows)\n"
+"      --vbd-types LIST   backend kinds served as vbd (default: vbd)\n"
+"      --vif-types LIST   backend kinds served as vif (default: vif)\n"
+"      --no-vbd, --no-vif serve only one of them\n"
+"  -s, --ctl-sock PATH    control socket for pvio-ctl stats (default: WORLD/\n"
+"                         backd.sock on sim, /run/pvio/backd.sock on xen)\n"
+"  -l, --log-level L      err|warn|info|debug (default info)\n"
+"  -h, --help\n");
+}
+
+static bool valid_kinds(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > 200 || s[0] == ',' || s[n - 1] == ',')
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+		      s[i] == ',' || s[i] == '_'))
+			return false;
+	return true;
+}
+
+static void parse_args(struct backd_opts *o, int argc, char **argv)
+{
+	enum { O_SPIN = 256, O_ORDER, O_QUEUES, O_INDIRECT, O_BUFFERED,
+	       O_VBDT, O_VIFT, O_NOVBD, O_NOVIF };
+	static const struct option opts[] = {
+		{ "platform", required_argument, NULL, 'p' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "spin-us", required_argument, NULL, O_SPIN },
+		{ "max-ring-order", required_argument, NULL, O_ORDER },
+		{ "max-queues", required_argument, NULL, O_QUEUES },
+		{ "max-indirect", required_argument, NULL, O_INDIRECT },
+		{ "buffered", no_argument, NULL, O_BUFFERED },
+		{ "vbd-types", required_argument, NULL, O_VBDT },
+		{ "vif-types", required_argument, NULL, O_VIFT },
+		{ "no-vbd", no_argument, NULL, O_NOVBD },
+		{ "no-vif", no_argument, NULL, O_NOVIF },
+		{ "ctl-sock", required_argument, NULL, 's' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned int v;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int c, lvl;
+
+	o->platform = NULL;
+	o->nr_workers = ncpu > 1 ? (unsigned int)(ncpu - 1) : 1;
+	o->spin_ns = 50000;
+	o->max_ring_order = 4;
+	o->max_queues = 4;
+	o->max_indirect = 256;
+	o->types_vbd = "vbd";
+	o->types_vif = "vif";
+	o->no_vif = true;	/* until the vif backend is built */
+	while ((c = getopt_long(argc, argv, "p:w:s:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (strcmp(optarg, "xen") && strcmp(optarg, "sim") &&
+			    strncmp(optarg, "sim:", 4))
+				pvio_usage_error(prog, "bad --platform '%s' (sim, sim:DIR, xen)",
+						 optarg);
+			o->platform = optarg;
+			break;
+		case 'w':
+			if (pvio_parse_uint(optarg, 1, 64, &o->nr_workers))
+				pvio_usage_error(prog, "bad --workers '%s' (1..64)", optarg);
+			break;
+		case O_SPIN:
+			if (pvio_parse_uint(optarg, 0, 1000000, &v))
+				pvio_usage_error(prog, "bad --spin-us '%s' (0..1000000)", optarg);
+			o->spin_ns = (uint64_t)v * 1000u;
+			break;
+		case O_ORDER:
+			if (pvio_parse_uint(optarg, 0, 4, &o->max_ring_order))
+				pvio_usage_error(prog, "bad --max-ring-order '%s' (0..4)", optarg);
+			break;
+		case O_QUEUES:
+			if (pvio_parse_uint(optarg, 1, 16, &o->max_queues))
+				pvio_usage_error(prog, "bad --max-queues '%s' (1..16)", optarg);
+			break;
+		case O_INDIRECT:
+			if (pvio_parse_uint(optarg, 0, 256, &o->max_indirect) ||
+			    (o->max_indirect && o->max_indirect <= 11))
+				pvio_usage_error(prog, "bad --max-indirect '%s' (0 or 12..256)",
+						 optarg);
+			break;
+		case O_BUFFERED:
+			o->buffered = true;
+			break;
+		case O_VBDT:
+			if (!valid_kinds(optarg))
+				pvio_usage_error(prog, "bad --vbd-types '%s'", optarg);
+			o->types_vbd = optarg;
+			break;
+		case O_VIFT:
+			if (!valid_kinds(optarg))
+				pvio_usage_error(prog, "bad --vif-types '%s'", optarg);
+			o->types_vif = optarg;
+			break;
+		case O_NOVBD:
+			o->no_vbd = true;
+			break;
+		case O_NOVIF:
+			o->no_vif = true;
+			break;
+		case 's':
+			o->ctl_sock = optarg;
+			break;
+		case 'l':
+			lvl = pvio_log_parse_level(optarg);
+			if (lvl < 0)
+				pvio_usage_error(prog, "bad --log-level '%s'", optarg);
+			pvio_log_level = lvl;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			pvio_usage_error(prog, "unknown option");
+		}
+	}
+	if (optind != argc)
+		pvio_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+	if (o->no_vbd && o->no_vif)
+		pvio_usage_error(prog, "--no-vbd and --no-vif: nothing to serve");
+}
+
+/* ---- the control socket ------------------------------------------------------------ */
+
+static int ctl_open(struct backd *bd, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[sizeof(sa.sun_path)], *slash;
+	int fd;
+
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path) >=
+	    (int)sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		mkdir(dir, 0755);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 16) < 0) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	chmod(path, 0600);
+	bd->ctl_fd = fd;
+	return 0;
+}
+
+static void ctl_serve(struct backd *bd)
+{
+	static char out[1 << 20];
+	char req[128];
+	int fd, dom = -1, devid = -1;
+	bool json;
+	ssize_t n;
+	size_t len, off = 0;
+
+	fd = accept4(bd->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	{
+		struct timeval tv = { .tv_sec = 1 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	n = read(fd, req, sizeof(req) - 1);
+	if (n <= 0) {
+		close(fd);
+		return;
+	}
+	req[n] = 0;
+	json = strncmp(req, "stats-json", 10) == 0;
+	if (strncmp(req, "stats", 5) != 0 ||
+	    sscanf(req + (json ? 10 : 5), "%d %d", &dom, &devid) < 0) {
+		len = (size_t)snprintf(out, sizeof(out), "error: unknown request\n");
+	} else {
+		len = devices_stats(bd, out, sizeof(out), json, dom, devid);
+	}
+	while (off < len) {
+		n = write(fd, out + off, len - off);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	close(fd);
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+enum { EV_XS = 1, EV_CTL, EV_SIG, EV_TICK, EV_DONE };
+
+static int ep_add(int ep, int fd, uint32_t what)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = what };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct backd bd;
+	char ctl_path[4200];
+	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
+	sigset_t mask;
+	int ep, sfd, tfd, rc;
+	unsigned int i;
+
+	pvio_log_init(prog, PVIO_LOG_INFO);
+	parse_args(&bd.o, argc, argv);
+	/* before any thread exists: the workers inherit the mask, so the
+	 * signals reach the main loop's signalfd only */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	bd.ctl_fd = -1;
+	bd.started_ns = pvio_now_ns();
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = pvio_platform_open(&bd.plat, bd.o.platform, 0, 0);
+	if (rc) {
+		const char *spec = bd.o.platform ? bd.o.platform
+			: getenv("PVIO_PLATFORM") ? getenv("PVIO_PLATFORM") : "sim";
+
+		if (strcmp(spec, "xen") == 0)
+			log_err("cannot open the Xen interfaces (/dev/xen/evtchn, gntdev, privcmd): %s; "
+				"is this dom0 with the xen-evtchn and xen-gntdev modules loaded?",
+				strerror(-rc));
+		else
+			log_err("cannot attach to the %s platform as dom0: %s%s", spec,
+				strerror(-rc),
+				rc == -ENOENT ? " (is the sim world running? pvio-ctl world start)" : "");
+		return 1;
+	}
+	bd.self = pvio_platform_domid(bd.plat);
+	rc = pvio_xs_open(&bd.xs, bd.plat);
+	if (rc) {
+		log_err("cannot connect to xenstore: %s", strerror(-rc));
+		return 1;
+	}
+	if (!bd.o.platform)
+		bd.o.platform = strcmp(pvio_platform_name(bd.plat), "xen") == 0
+					? "xen" : NULL;
+	if (!bd.o.ctl_sock) {
+		const char *dir = getenv("PVIO_SIM_DIR");
+
+		if (strcmp(pvio_platform_name(bd.plat), "xen") == 0)
+			snprintf(ctl_path, sizeof(ctl_path), "/run/pvio/backd.sock");
+		else if (bd.o.platform && strncmp(bd.o.platform, "sim:", 4) == 0)
+			snprintf(ctl_path, sizeof(ctl_path), "%s/backd.sock",
+				 bd.o.platform + 4);
+		else
+			snprintf(ctl_path, sizeof(ctl_path), "%s/backd.sock",
+				 dir && *dir ? dir : pvio_sim_default_dir());
+		bd.o.ctl_sock = ctl_path;
+	}
+	rc = ctl_open(&bd, bd.o.ctl_sock);
+	if (rc) {
+		log_err("cannot open the control socket %s: %s", bd.o.ctl_sock,
+			strerror(-rc));
+		return 1;
+	}
+	bd.done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	bd.workers = calloc(bd.o.nr_workers, sizeof(*bd.workers));
+	if (bd.done_efd < 0 || !bd.workers) {
+		log_err("out of resources");
+		return 1;
+	}
+	for (i = 0; i < bd.o.nr_workers; i++) {
+		rc = worker_init(&bd.workers[i], &bd, i);
+		if (!rc)
+			rc = worker_run(&bd.workers[i]);
+		if (rc) {
+			log_err("cannot start worker %u: %s%s", i, strerror(-rc),
+				rc == -ENOMEM || rc == -EPERM ?
+					" (io_uring: check memlock limits and kernel.io_uring_disabled)" : "");
+			return 1;
+		}
+		bd.nr_workers++;
+	}
+
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (sfd < 0 || tfd < 0 || ep < 0 || timerfd_settime(tfd, 0, &its, NULL) ||
+	    ep_add(ep, pvio_xs_fd(bd.xs), EV_XS) || ep_add(ep, bd.ctl_fd, EV_CTL) ||
+	    ep_add(ep, sfd, EV_SIG) || ep_add(ep, tfd, EV_TICK) ||
+	    ep_add(ep, bd.done_efd, EV_DONE)) {
+		log_err("cannot set up the event loop: %s", strerror(errno));
+		return 1;
+	}
+	rc = devices_init(&bd);
+	if (rc) {
+		log_err("cannot watch the backend area: %s", strerror(-rc));
+		return 1;
+	}
+	log_info("domain %u on %s, %u worker%s, control socket %s", bd.self,
+		 pvio_platform_name(bd.plat), bd.nr_workers,
+		 bd.nr_workers > 1 ? "s" : "", bd.o.ctl_sock);
+
+	while (!bd.stopping) {
+		struct epoll_event evs[16];
+		int n, k;
+
+		n = epoll_wait(ep, evs, 16, -1);
+		if (n < 0 && errno != EINTR) {
+			log_err("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (k = 0; k < n; k++) {
+			uint64_t v;
+
+			switch (evs[k].data.u32) {
+			case EV_XS:
+				pvio_xs_dispatch(bd.xs);
+				break;
+			case EV_CTL:
+				ctl_serve(&bd);
+				break;
+			case EV_TICK:
+				if (read(tfd, &v, sizeof(v)) < 0)
+					break;
+				devices_tick(&bd);
+				break;
+			case EV_DONE:
+				if (read(bd.done_efd, &v, sizeof(v)) < 0)
+					break;
+				devices_reap_halted(&bd);
+				break;
+			case EV_SIG: {
+				struct signalfd_siginfo si;
+
+				if (read(sfd, &si, sizeof(si)) != sizeof(si))
+					break;
+				if (si.ssi_signo == SIGHUP) {
+					log_warn("SIGHUP: pvio-backd reloads nothing; restart it to change options");
+					break;
+				}
+				log_info("signal %u: draining in-flight I/O, then exiting",
+					 si.ssi_signo);
+				bd.stopping = true;
+				break;
+			}
+			}
+		}
+	}
+	devices_shutdown(&bd);
+	for (i = 0; i < bd.nr_workers; i++)
+		worker_shutdown(&bd.workers[i]);
+	for (i = 0; i < bd.nr_workers; i++)
+		worker_join(&bd.workers[i]);
+	free(bd.workers);
+	pvio_xs_close(bd.xs);
+	pvio_platform_close(bd.plat);
+	unlink(bd.o.ctl_sock);
+	close(bd.ctl_fd);
+	close(ep);
+	log_info("stopped");
+	return 0;
+}

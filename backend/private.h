@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pvio-backd internals.
+ *
+ * Threads: the main thread runs the control path (xenstore watches, the
+ * XenBus state machines, the control socket, signals, resize checks).
+ * Worker threads run dataplanes: each worker owns one io_uring, one
+ * platform handle (its event channels and grant operations) and the queues
+ * the main thread gave it. Main and worker meet at a narrow start/stop
+ * call (worker_start_queue / worker_stop_queue).
+ */
+#ifndef PVIO_BACKEND_PRIVATE_H
+#define PVIO_BACKEND_PRIVATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <liburing.h>
+
+#include <pvio/gntio.h>
+#include <pvio/platform.h>
+#include <pvio/ring.h>
+#include <pvio/xenbus.h>
+
+#include "util.h"
+
+struct backd;
+struct worker;
+struct device;
+struct dp_queue;
+
+/* ---- counters ---------------------------------------------------------------- */
+
+#define NR_BATCH_BUCKETS 10	/* 1, 2-3, 4-7, ..., 256+ */
+
+/*
+ * One queue's counters: written by its worker only (relaxed stores, no
+ * lock), read by the main thread for the control socket.
+ */
+struct dp_stats {
+	uint64_t req[8];	/* by blkif op, or net: [0] tx [1] rx */
+	uint64_t bytes_in;	/* from the guest (blk writes, net tx) */
+	uint64_t bytes_out;	/* to the guest (blk reads, net rx) */
+	uint64_t errors;	/* answered with an error status */
+	uint64_t err_bad_req;	/* malformed, refused */
+	uint64_t err_io;	/* the device failed */
+	uint64_t err_grant;	/* grant copy or map failed */
+	uint64_t err_unsupp;	/* EOPNOTSUPP */
+	uint64_t drops[8];	/* net: by reason */
+	uint64_t notify_tx;	/* notifications sent to the guest */
+	uint64_t notify_rx;	/* event-channel kicks received */
+	uint64_t spurious;	/* kicks that brought no work */
+	uint64_t passes;
+	uint64_t batch[NR_BATCH_BUCKETS];	/* requests per pass */
+	uint64_t inflight_max;
+};
+
+#define STAT_ADD(q, field, n) \
+	__atomic_store_n(&(q)->st.field, (q)->st.field + (n), __ATOMIC_RELAXED)
+#define STAT_MAX(q, field, v)						\
+	do {								\
+		if ((uint64_t)(v) > (q)->st.field)			\
+			__atomic_store_n(&(q)->st.field, (uint64_t)(v),	\
+					 __ATOMIC_RELAXED);		\
+	} while (0)
+void dp_stat_batch(struct dp_stats *st, unsigned int n);
+
+/* ---- dataplane queues ---------------------------------------------------------- */
+
+/* SQE user_data points at one of these: the queue and its own tag. */
+struct dp_tag {
+	struct dp_queue *q;
+	void *ptr;
+	uint32_t kind;
+};
+
+struct dp_queue_ops {
+	/* Consume the ring(s) and submit I/O; return requests taken. */
+	int (*process)(struct dp_queue *q);
+	/* One io_uring completion of this queue. */
+	void (*complete)(struct dp_queue *q, struct dp_tag *tag, int res);
+	/* After a worker pass: publish responses, notify once if asked. */
+	void (*flush)(struct dp_queue *q);
+	/* Before the worker sleeps: arm event indices; true = work waiting. */
+	bool (*final_check)(struct dp_queue *q);
+	/* Anything in flight that a stop must wait for? */
+	bool (*busy)(const struct dp_queue *q);
+	/* The worker stops the queue: stop taking new work. */
+	void (*quiesce)(struct dp_queue *q);
+	/* Unmap, unbind, free (main thread; the worker let go of it). */
+	void (*free)(struct dp_queue *q);
+};
+
+enum dp_queue_state {
+	DPQ_NEW = 0,
+	DPQ_RUNNING,
+	DPQ_STOPPING,	/* draining in-flight I/O */
+	DPQ_STOPPED,	/* the worker let go; the main thread may free it */
+};
+
+struct dp_queue {
+	const struct dp_queue_ops *ops;
+	struct worker *w;
+	struct device *dev;
+	unsigned int index;		/* queue number within the device */
+	pvio_port_t ports[2];		/* local ports (net: tx, rx) */
+	unsigned int nr_ports;
+	uint32_t state;			/* enum dp_queue_state */
+	bool started;			/* handed to its worker */
+	bool kicked;			/* an event arrived */
+	bool halted;			/* the guest broke the protocol */
+	int halt_err;
+	char halt_why[128];
+	/* event-storm guard (rule 6) */
+	uint64_t storm_window_ns;
+	uint32_t storm_spurious;
+	uint64_t throttle_until_ns;
+	uint64_t peer_checked_ns;	/* last look at the ports' status */
+	struct dp_stats st;
+	struct dp_queue *next;		/* the worker's list */
+};
+
+/* Called by a dataplane that finds the guest hostile: stop serving this
+ * queue and let the main thread fail the device. */
+void dp_queue_halt(struct dp_queue *q, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Notify the guest through the queue's port @i. */
+void dp_queue_notify(struct dp_queue *q, unsigned int i);
+
+/* ---- workers ------------------------------------------------------------------------ */
+
+struct worker {
+	struct backd *bd;
+	unsigned int idx;
+	pthread_t thread;
+	struct pvio_platform *plat;
+	struct io_uring ring;
+	unsigned int sq_entries;
+	int cmd_efd;
+	pthread_mutex_t lock;		/* the command lists */
+	struct dp_queue *to_start;
+	struct dp_queue *to_stop;
+	struct dp_queue *queues;	/* running, the worker's own */
+	bool exit;			/* drain everything and return */
+	int init_rc;			/* 0 pending, 1 ok, -errno */
+	pthread_cond_t init_cond;
+	uint64_t spin_ns;
+	uint32_t inflight;		/* SQEs not completed */
+	struct pvio_gcopy gcopy;	/* one batch of grant copies */
+	uint64_t loops, sleeps;
+};
+
+int worker_init(struct worker *w, struct backd *bd, unsigned int idx);
+int worker_run(struct worker *w);
+void worker_join(struct worker *w);
+/* Hand a set-up queue to the worker (main thread). */
+void worker_start_queue(struct worker *w, struct dp_queue *q);
+/* Ask the worker to drain and drop a queue; it becomes DPQ_STOPPED. */
+void worker_stop_queue(struct worker *w, struct dp_queue *q);
+/* Ask the worker to drain everything and exit. */
+void worker_shutdown(struct worker *w);
+/* An SQE from the worker's ring, submitting what is queued if full. */
+struct io_uring_sqe *worker_sqe(struct worker *w);
+/* Flush w->gcopy and report failures: return failed segments or -errno. */
+int worker_gcopy_flush(struct worker *w);
+
+/* ---- devices -------------------------------------------------------------------------- */
+
+enum dev_kind { DEV_VBD, DEV_VIF };
+
+struct device_ops {
+	const char *kind;		/* "vbd", "vif" */
+	/* Backend set-up at discovery: features, then InitWait. */
+	int (*probe)(struct device *d);
+	/* Frontend is Initialised/Connected: negotiate, start dataplanes. */
+	int (*connect)(struct device *d);
+	/* Stop dataplanes (blocking until drained), unmap. */
+	void (*disconnect)(struct device *d);
+	void (*destroy)(struct device *d);
+	/* Once a second from the main loop (resize checks, ...). */
+	void (*tick)(struct device *d);
+	/* Extra JSON fields for the stats dump. */
+	void (*describe)(struct device *d, char *buf, size_t len);
+};
+
+struct device {
+	struct backd *bd;
+	const struct device_ops *ops;
+	char type[16];			/* xenstore backend kind */
+	unsigned int fe;		/* frontend domid */
+	unsigned int devid;
+	char path[PVIO_XS_PATH_MAX];	/* our backend directory */
+	struct pvio_xenbus *xb;
+	bool connected;
+	bool failed;			/* fatal: wait for the frontend to close */
+	struct dp_queue **queues;
+	unsigned int nr_queues;
+	void *priv;			/* vbd / vif state */
+	struct device *next;
+	bool seen;			/* discovery sweep mark */
+	uint64_t connects;
+	struct dp_stats retired;	/* counters of queues already freed */
+};
+
+int device_write(struct device *d, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int device_read_uint(struct device *d, const char *key, unsigned long min,
+		     unsigned long max, unsigned long dflt, bool required,
+		     unsigned long *out);
+int device_read_str(struct device *d, const char *key, char **val);
+/* Pick a worker for a device's next queue (round robin). */
+struct worker *backd_pick_worker(struct backd *bd);
+/* Stop and free a device's queues (main thread, blocking). */
+void device_stop_queues(struct device *d);
+
+extern const struct device_ops vbd_ops;
+extern const struct device_ops vif_ops;
+
+/* ---- the daemon ------------------------------------------------------------------------- */
+
+struct backd_opts {
+	const char *platform;
+	unsigned int nr_workers;
+	uint64_t spin_ns;
+	unsigned int max_ring_order;	/* 0..4 */
+	unsigned int max_queues;
+	unsigned int max_indirect;	/* 0: no indirect */
+	bool buffered;			/* no O_DIRECT by default */
+	bool grant_map;			/* map (persistent) instead of copy */
+	unsigned int pgrant_max;	/* persistent grants per queue */
+	const char *ctl_sock;
+	const char *types_vbd;		/* backend kinds served */
+	const char *types_vif;
+	bool no_vif, no_vbd;
+};
+
+struct backd {
+	struct backd_opts o;
+	struct pvio_platform *plat;	/* the main thread's handle */
+	struct pvio_xs *xs;
+	unsigned int self;
+	struct worker *workers;
+	unsigned int nr_workers;
+	unsigned int next_worker;
+	struct device *devices;
+	int ctl_fd;
+	int done_efd;			/* workers: a queue stopped */
+	bool stopping;
+	uint64_t started_ns;
+};
+
+int devices_init(struct backd *bd);
+/* A watch under .../backend/<kind> fired: add/remove devices. */
+void devices_scan(struct backd *bd);
+void devices_tick(struct backd *bd);
+/* Dataplanes that halted: fail their devices (main thread). */
+void devices_reap_halted(struct backd *bd);
+/* SIGTERM: drain every queue and detach without closing the devices. */
+void devices_shutdown(struct backd *bd);
+/* The stats dump for the control socket. */
+size_t devices_stats(struct backd *bd, char *buf, size_t len, bool json,
+		     int dom, int devid);
+
+#endif

@@ -1,0 +1,474 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Dataplane workers. Each worker thread owns an io_uring and a platform
+ * handle, and serves its queues in passes:
+ *
+ *   reap completions -> consume every queue's ring(s) and submit I/O ->
+ *   publish responses and notify once per queue -> if nothing happened,
+ *   spin for a bounded time, then arm the rings' event indices (final
+ *   check) and sleep in io_uring until an I/O completion, an event channel
+ *   or a command wakes us.
+ *
+ * Event channels and commands arrive through multishot polls on the same
+ * io_uring, so one wait covers everything.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "private.h"
+
+enum { WK_EVTCHN = 1, WK_CMD = 2 };
+
+static struct dp_tag evtchn_tag = { .kind = WK_EVTCHN };
+static struct dp_tag cmd_tag = { .kind = WK_CMD };
+
+#define STORM_SPURIOUS	20000u		/* per second, then throttle */
+#define STORM_PAUSE_NS	10000000u	/* 10 ms */
+
+void dp_stat_batch(struct dp_stats *st, unsigned int n)
+{
+	unsigned int b = 0;
+
+	while (b < NR_BATCH_BUCKETS - 1 && (2u << b) <= n)
+		b++;
+	__atomic_store_n(&st->batch[b], st->batch[b] + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->passes, st->passes + 1, __ATOMIC_RELAXED);
+}
+
+void dp_queue_halt(struct dp_queue *q, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (q->halted)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(q->halt_why, sizeof(q->halt_why), fmt, ap);
+	va_end(ap);
+	q->halt_err = err;
+	__atomic_store_n(&q->halted, true, __ATOMIC_RELEASE);
+	/* the main thread fails the device */
+	uint64_t one = 1;
+
+	if (write(q->w->bd->done_efd, &one, sizeof(one)) < 0)
+		return;
+}
+
+void dp_queue_notify(struct dp_queue *q, unsigned int i)
+{
+	if (pvio_evtchn_notify(q->w->plat, q->ports[i]) == 0)
+		STAT_ADD(q, notify_tx, 1);
+}
+
+struct io_uring_sqe *worker_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+
+	if (!sqe) {
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	return sqe;
+}
+
+int worker_gcopy_flush(struct worker *w)
+{
+	return pvio_gcopy_flush(&w->gcopy);
+}
+
+static void arm_poll(struct worker *w, int fd, struct dp_tag *tag)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+
+	io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+	io_uring_sqe_set_data(sqe, tag);
+}
+
+int worker_init(struct worker *w, struct backd *bd, unsigned int idx)
+{
+	int rc;
+
+	memset(w, 0, sizeof(*w));
+	w->bd = bd;
+	w->idx = idx;
+	w->spin_ns = bd->o.spin_ns;
+	w->cmd_efd = -1;
+	pthread_mutex_init(&w->lock, NULL);
+	rc = pvio_platform_open(&w->plat, bd->o.platform, 0, 0);
+	if (rc)
+		return rc;
+	w->cmd_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->cmd_efd < 0) {
+		rc = -errno;
+		goto fail_plat;
+	}
+	rc = pvio_gcopy_init(&w->gcopy, w->plat, 0, 1024);
+	if (rc)
+		goto fail_efd;
+	return 0;
+
+fail_efd:
+	close(w->cmd_efd);
+fail_plat:
+	pvio_platform_close(w->plat);
+	w->plat = NULL;
+	return rc;
+}
+
+/* On the worker thread: SINGLE_ISSUER ties the ring to its creator. */
+static int ring_init(struct worker *w)
+{
+	struct io_uring_params p;
+	int rc;
+
+	w->sq_entries = 1024;
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
+		  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+	p.cq_entries = 4 * w->sq_entries;
+	rc = io_uring_queue_init_params(w->sq_entries, &w->ring, &p);
+	if (rc == -EINVAL) {	/* an older kernel */
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = 4 * w->sq_entries;
+		rc = io_uring_queue_init_params(w->sq_entries, &w->ring, &p);
+	}
+	return rc;
+}
+
+static void cmd_kick(struct worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->cmd_efd, &one, sizeof(one)) < 0)
+		log_warn("worker %u: cannot kick: %s", w->idx, strerror(errno));
+}
+
+void worker_start_queue(struct worker *w, struct dp_queue *q)
+{
+	q->w = w;
+	q->started = true;
+	pthread_mutex_lock(&w->lock);
+	q->next = w->to_start;
+	w->to_start = q;
+	pthread_mutex_unlock(&w->lock);
+	cmd_kick(w);
+}
+
+void worker_stop_queue(struct worker *w, struct dp_queue *q)
+{
+	pthread_mutex_lock(&w->lock);
+	__atomic_store_n(&q->state, DPQ_STOPPING, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&w->lock);
+	cmd_kick(w);
+}
+
+void worker_shutdown(struct worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->exit = true;
+	pthread_mutex_unlock(&w->lock);
+	cmd_kick(w);
+}
+
+static struct dp_queue *queue_by_port(struct worker *w, int port)
+{
+	struct dp_queue *q;
+	unsigned int i;
+
+	for (q = w->queues; q; q = q->next)
+		for (i = 0; i < q->nr_ports; i++)
+			if (q->ports[i] == (pvio_port_t)port)
+				return q;
+	return NULL;
+}
+
+static void take_commands(struct worker *w)
+{
+	struct dp_queue *q, *n;
+	uint64_t v;
+
+	if (read(w->cmd_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("worker %u: command eventfd: %s", w->idx,
+			 strerror(errno));
+	pthread_mutex_lock(&w->lock);
+	q = w->to_start;
+	w->to_start = NULL;
+	pthread_mutex_unlock(&w->lock);
+	for (; q; q = n) {
+		n = q->next;
+		q->next = w->queues;
+		w->queues = q;
+		q->kicked = true;	/* look at the ring once at start */
+		if (__atomic_load_n(&q->state, __ATOMIC_ACQUIRE) == DPQ_NEW)
+			__atomic_store_n(&q->state, DPQ_RUNNING,
+					 __ATOMIC_RELEASE);
+	}
+}
+
+static void events(struct worker *w)
+{
+	uint64_t now = 0;
+	int port;
+
+	while ((port = pvio_evtchn_pending(w->plat)) >= 0) {
+		struct dp_queue *q = queue_by_port(w, port);
+
+		if (!q) {
+			pvio_evtchn_unmask(w->plat, (pvio_port_t)port);
+			continue;
+		}
+		STAT_ADD(q, notify_rx, 1);
+		if (q->throttle_until_ns) {
+			if (!now)
+				now = pvio_now_ns();
+			if (now < q->throttle_until_ns)
+				continue;	/* unmasked when the pause ends */
+			q->throttle_until_ns = 0;
+		}
+		q->kicked = true;
+	}
+}
+
+static int reap(struct worker *w)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_for_each_cqe(&w->ring, head, cqe) {
+		struct dp_tag *tag = io_uring_cqe_get_data(cqe);
+
+		n++;
+		if (!tag)
+			continue;
+		if (tag->q) {
+			w->inflight--;
+			tag->q->ops->complete(tag->q, tag, cqe->res);
+			continue;
+		}
+		if (tag->kind == WK_EVTCHN) {
+			events(w);
+			if (!(cqe->flags & IORING_CQE_F_MORE))
+				arm_poll(w, pvio_evtchn_fd(w->plat), &evtchn_tag);
+		} else if (tag->kind == WK_CMD) {
+			take_commands(w);
+			if (!(cqe->flags & IORING_CQE_F_MORE))
+				arm_poll(w, w->cmd_efd, &cmd_tag);
+		}
+	}
+	io_uring_cq_advance(&w->ring, n);
+	return (int)n;
+}
+
+/*
+ * A kick without work may be the peer closing its end (a frontend that
+ * exited or died kicks us through the hypervisor): look, at most ten
+ * times a second, and fail the device if nobody is there.
+ */
+static void check_peer(struct dp_queue *q, uint64_t now)
+{
+	struct pvio_evtchn_status st;
+	unsigned int i;
+
+	if (now - q->peer_checked_ns < 100000000u)
+		return;
+	q->peer_checked_ns = now;
+	for (i = 0; i < q->nr_ports; i++)
+		if (pvio_evtchn_status(q->w->plat, q->ports[i], &st) == 0 &&
+		    st.state != PVIO_EVTCHN_INTERDOMAIN) {
+			dp_queue_halt(q, -ENOTCONN,
+				      "the frontend closed its event channel");
+			return;
+		}
+}
+
+/* A kick that found no work: count it; a storm gets its queue paused. */
+static void spurious(struct dp_queue *q, uint64_t now)
+{
+	check_peer(q, now);
+	STAT_ADD(q, spurious, 1);
+	if (now - q->storm_window_ns > 1000000000u) {
+		q->storm_window_ns = now;
+		q->storm_spurious = 0;
+	}
+	if (++q->storm_spurious > STORM_SPURIOUS && !q->throttle_until_ns) {
+		q->throttle_until_ns = now + STORM_PAUSE_NS;
+		log_warn("%s: event storm from domain %u (%u kicks without work in a second): pausing its port",
+			 q->dev->path, q->dev->fe, q->storm_spurious);
+	}
+}
+
+/* Remove stopped queues that have drained; tell the main thread. */
+static void retire(struct worker *w)
+{
+	struct dp_queue **pp = &w->queues, *q;
+	bool done = false;
+
+	while ((q = *pp)) {
+		uint32_t st = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+
+		if (st == DPQ_STOPPING) {
+			q->ops->quiesce(q);
+			if (!q->ops->busy(q)) {
+				q->ops->flush(q);
+				*pp = q->next;
+				q->next = NULL;
+				__atomic_store_n(&q->state, DPQ_STOPPED,
+						 __ATOMIC_RELEASE);
+				done = true;
+				continue;
+			}
+		}
+		pp = &q->next;
+	}
+	if (done) {
+		uint64_t one = 1;
+
+		if (write(w->bd->done_efd, &one, sizeof(one)) < 0)
+			log_warn("worker %u: cannot signal: %s", w->idx,
+				 strerror(errno));
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pvio_spin spin;
+	struct dp_queue *q;
+	char name[16];
+	int rc;
+
+	snprintf(name, sizeof(name), "pvio-w%u", w->idx);
+	pthread_setname_np(pthread_self(), name);
+	rc = ring_init(w);
+	pthread_mutex_lock(&w->lock);
+	w->init_rc = rc ? rc : 1;
+	pthread_cond_signal(&w->init_cond);
+	pthread_mutex_unlock(&w->lock);
+	if (rc)
+		return NULL;
+	pvio_spin_init(&spin, w->spin_ns);
+	arm_poll(w, pvio_evtchn_fd(w->plat), &evtchn_tag);
+	arm_poll(w, w->cmd_efd, &cmd_tag);
+	io_uring_submit(&w->ring);
+	take_commands(w);
+
+	for (;;) {
+		int work = 0, n;
+		uint64_t now;
+		bool exiting;
+
+		work += reap(w);
+		now = 0;
+		for (q = w->queues; q; q = q->next) {
+			bool was_kicked = q->kicked;
+
+			if (q->halted || q->throttle_until_ns)
+				continue;
+			n = q->ops->process(q);
+			if (n > 0)
+				work += n;
+			else if (was_kicked) {
+				if (!now)
+					now = pvio_now_ns();
+				spurious(q, now);
+			}
+			if (was_kicked) {
+				unsigned int i;
+
+				q->kicked = false;
+				/* acknowledged after draining (rule 6) */
+				for (i = 0; i < q->nr_ports; i++)
+					pvio_evtchn_unmask(w->plat, q->ports[i]);
+			}
+		}
+		io_uring_submit(&w->ring);
+		for (q = w->queues; q; q = q->next)
+			q->ops->flush(q);
+		retire(w);
+
+		pthread_mutex_lock(&w->lock);
+		exiting = w->exit;
+		pthread_mutex_unlock(&w->lock);
+		if (exiting) {
+			for (q = w->queues; q; q = q->next)
+				__atomic_store_n(&q->state, DPQ_STOPPING,
+						 __ATOMIC_RELEASE);
+			if (!w->queues && !w->to_start)
+				break;
+		}
+		w->loops++;
+		if (work) {
+			pvio_spin_reset(&spin);
+			continue;
+		}
+		/* throttled queues are looked at again once their pause ends */
+		for (q = w->queues; q; q = q->next)
+			if (q->throttle_until_ns &&
+			    pvio_now_ns() >= q->throttle_until_ns) {
+				q->throttle_until_ns = 0;
+				q->kicked = true;
+				work = 1;
+			}
+		if (work)
+			continue;
+		if (w->spin_ns && pvio_spin_continue(&spin))
+			continue;
+		for (q = w->queues; q; q = q->next)
+			if (!q->halted && q->ops->final_check(q))
+				work = 1;
+		if (work)
+			continue;
+		w->sleeps++;
+		{
+			struct __kernel_timespec ts = { .tv_sec = 0,
+							.tv_nsec = 100000000 };
+			struct io_uring_cqe *cqe;
+			bool throttled = false;
+
+			for (q = w->queues; q; q = q->next)
+				throttled |= q->throttle_until_ns != 0;
+			if (throttled)
+				io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1,
+								 &ts, NULL);
+			else
+				io_uring_submit_and_wait(&w->ring, 1);
+		}
+	}
+	return NULL;
+}
+
+int worker_run(struct worker *w)
+{
+	int rc;
+
+	pthread_cond_init(&w->init_cond, NULL);
+	rc = -pthread_create(&w->thread, NULL, worker_main, w);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&w->lock);
+	while (!w->init_rc)
+		pthread_cond_wait(&w->init_cond, &w->lock);
+	rc = w->init_rc == 1 ? 0 : w->init_rc;
+	pthread_mutex_unlock(&w->lock);
+	if (rc)
+		pthread_join(w->thread, NULL);
+	return rc;
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+	pvio_gcopy_destroy(&w->gcopy);
+	close(w->cmd_efd);
+	if (w->init_rc == 1)
+		io_uring_queue_exit(&w->ring);
+	pvio_platform_close(w->plat);
+	pthread_mutex_destroy(&w->lock);
+}

@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: MIT
+# Shared by the integration tests: a private sim world, pvio-backd, cleanup.
+# Source it; call t_world_up, then use $PVIO_CTL, $W (the world dir).
+set -u
+B=${PVIO_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+S=${PVIO_SRCDIR:-$B}
+PVIO_CTL="$B/pvio-ctl"
+BACKD="$B/pvio-backd"
+export PVIO_SIMHV=${PVIO_SIMHV:-$B/pvio-simhv}
+T_PIDS=""
+T_FAILED=0
+
+t_log() { printf '%s\n' "$*" >&2; }
+t_fail() { t_log "FAIL: $*"; T_FAILED=1; exit 1; }
+t_skip() { t_log "SKIP: $*"; exit 77; }
+t_pass() { t_log "PASS: $*"; }
+
+t_cleanup() {
+	local rc=$?
+	for p in $T_PIDS; do kill "$p" 2>/dev/null; done
+	for p in $T_PIDS; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null
+	done
+	if [ -n "${W:-}" ] && [ -d "$W" ]; then
+		if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+			t_log "---- pvio-backd log ----"; tail -40 "$W/backd.log" >&2 2>/dev/null
+			t_log "---- simhv log ----"; tail -15 "$W/simhv.log" >&2 2>/dev/null
+		fi
+		"$PVIO_CTL" -w "$W" world stop >/dev/null 2>&1
+		rm -rf "$W"
+	fi
+	[ -n "${T_EXTRA_CLEANUP:-}" ] && eval "$T_EXTRA_CLEANUP"
+	exit $rc
+}
+trap t_cleanup EXIT
+trap 'exit 1' INT TERM
+
+t_world_up() {
+	W=$(mktemp -d "${TMPDIR:-/tmp}/pvio-it.XXXXXX")
+	"$PVIO_CTL" -w "$W" world start >/dev/null || t_fail "world start"
+}
+
+# Start pvio-backd in the background; waits for its control socket.
+t_backd_up() {
+	"$BACKD" -p "sim:$W" "$@" >>"$W/backd.log" 2>&1 &
+	BACKD_PID=$!
+	T_PIDS="$T_PIDS $BACKD_PID"
+	for _ in $(seq 100); do [ -S "$W/backd.sock" ] && return 0; sleep 0.05; done
+	t_fail "pvio-backd did not start"
+}
+
+t_backd_down() {
+	kill -TERM "$BACKD_PID"
+	for _ in $(seq 100); do kill -0 "$BACKD_PID" 2>/dev/null || break; sleep 0.05; done
+	kill -0 "$BACKD_PID" 2>/dev/null && t_fail "pvio-backd did not stop on SIGTERM"
+	wait "$BACKD_PID" 2>/dev/null
+	local rc=$?
+	[ $rc -eq 0 ] || t_fail "pvio-backd exited with $rc"
+}
+
+ctl() { "$PVIO_CTL" -w "$W" "$@"; }
+
+# State of a device as "frontend backend" names.
+t_states() { ctl devices "$1" | awk -v id="$2" '$3 == id { print $4, $5 }'; }
+
+t_wait_states() {	# dom devid "Fe Be" [timeout-s]
+	local i
+	for i in $(seq $((${4:-10} * 20))); do
+		[ "$(t_states "$1" "$2")" = "$3" ] && return 0
+		sleep 0.05
+	done
+	t_fail "device $1/$2: states '$(t_states "$1" "$2")', want '$3'"
+}

@@ -1,0 +1,624 @@
+// SPDX-License-Identifier: MIT
+/*
+ * t-blkclient: a raw blkif frontend for tests, which can also misbehave
+ * on purpose. It runs as a sim domain (PVIO_PLATFORM / PVIO_DOMID, as
+ * `pvio-ctl run` sets them) and drives one vbd by hand.
+ *
+ *   t-blkclient DEVID connect [--order N]   handshake, then hold it
+ *   t-blkclient DEVID io N                  N write+read-back checks
+ *   t-blkclient DEVID bad                   every malformed request once:
+ *                                           each must be answered with an
+ *                                           error status; then good I/O
+ *   t-blkclient DEVID overflow              publish a bogus req_prod
+ *   t-blkclient DEVID storm                 10^5 empty notifications
+ *   t-blkclient DEVID xs-hostile KIND       hostile negotiation values:
+ *                                           order, protocol, evtchn,
+ *                                           refs, queues
+ *   t-blkclient DEVID flap N                state flapping
+ *   t-blkclient DEVID close                 Closing -> Closed
+ *   t-blkclient DEVID ro                    a read-only disk refuses writes
+ *   t-blkclient DEVID ops                   flush, barrier, discard
+ *   t-blkclient DEVID resize                wait for the disk to grow
+ *   t-blkclient DEVID stress N LOG          N writes, 32 in flight; the id
+ *                                           of each acknowledged one goes
+ *                                           to LOG; all read back at the end
+ *
+ * Prints "OK ..." lines and exits 0 when the backend behaved as it must.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pvio/platform.h>
+#include <pvio/ring.h>
+#include <pvio/xenbus.h>
+
+#define NDATA 64	/* data pages, granted once */
+
+static struct pvio_platform *plat;
+static struct pvio_xs *xs;
+static char fe[PVIO_XS_PATH_MAX], be[PVIO_XS_PATH_MAX];
+static unsigned int domid, devid;
+static struct pvio_ring_front ring;
+static void *ring_mem, *data;
+static pvio_gref_t ring_refs[16], data_refs[NDATA];
+static int port;
+static unsigned int order;
+
+#define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
+
+static int rd_uint(const char *dir, const char *key, unsigned long *v)
+{
+	char p[PVIO_XS_PATH_MAX + 64];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, key);
+	return pvio_xs_read_uint(xs, 0, p, 0, ~0ul, v);
+}
+
+static void wr(const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void wr(const char *key, const char *fmt, ...)
+{
+	char p[PVIO_XS_PATH_MAX + 64], v[256];
+	va_list ap;
+
+	snprintf(p, sizeof(p), "%s/%s", fe, key);
+	va_start(ap, fmt);
+	vsnprintf(v, sizeof(v), fmt, ap);
+	va_end(ap);
+	if (pvio_xs_write(xs, 0, p, v))
+		FAIL("write %s", p);
+}
+
+static unsigned long be_state(void)
+{
+	unsigned long s = 0;
+
+	rd_uint(be, "state", &s);
+	return s;
+}
+
+static bool wait_be(unsigned long want, int ms)
+{
+	while (ms > 0) {
+		if (be_state() == want)
+			return true;
+		poll(NULL, 0, 10);
+		ms -= 10;
+	}
+	return false;
+}
+
+static void setup_ring(void)
+{
+	unsigned int pages = 1u << order;
+
+	if (pvio_gnt_share(plat, 0, pages, true, ring_refs, &ring_mem))
+		FAIL("share ring");
+	pvio_blkif_front_init(&ring, ring_mem, pages);
+	if (!data && pvio_gnt_share(plat, 0, NDATA, true, data_refs, &data))
+		FAIL("share data");
+	port = pvio_evtchn_alloc_unbound(plat, 0);
+	if (port < 0)
+		FAIL("evtchn");
+}
+
+static void publish_ring(void)
+{
+	static const char *const stale[] = {
+		"ring-page-order", "ring-ref", "event-channel", "protocol",
+		"multi-queue-num-queues",
+	};
+	char p[PVIO_XS_PATH_MAX + 32];
+	unsigned int i;
+	char k[32];
+
+	/* what an earlier connection left */
+	for (i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", fe, stale[i]);
+		pvio_xs_rm(xs, 0, p);
+	}
+	for (i = 0; i < 16; i++) {
+		snprintf(p, sizeof(p), "%s/ring-ref%u", fe, i);
+		pvio_xs_rm(xs, 0, p);
+	}
+	if (order) {
+		wr("ring-page-order", "%u", order);
+		for (i = 0; i < (1u << order); i++) {
+			snprintf(k, sizeof(k), "ring-ref%u", i);
+			wr(k, "%u", ring_refs[i]);
+		}
+	} else {
+		wr("ring-ref", "%u", ring_refs[0]);
+	}
+	wr("event-channel", "%d", port);
+	wr("protocol", "x86_64-abi");
+}
+
+static void connect_dev(void)
+{
+	wr("state", "1");
+	if (!wait_be(2, 5000))
+		FAIL("backend not in InitWait (state %lu)", be_state());
+	setup_ring();
+	publish_ring();
+	wr("state", "3");
+	if (!wait_be(4, 5000))
+		FAIL("backend not Connected (state %lu)", be_state());
+	wr("state", "4");
+	printf("OK connected, %u-page ring\n", 1u << order);
+}
+
+static void teardown(void)
+{
+	wr("state", "5");
+	wait_be(5, 3000);
+	wr("state", "6");
+	if (!wait_be(6, 5000))
+		FAIL("backend not Closed (state %lu)", be_state());
+	pvio_evtchn_close(plat, (pvio_port_t)port);
+	if (pvio_gnt_unshare(plat, ring_mem, 1u << order))
+		FAIL("ring still mapped by the backend after Closed");
+	printf("OK closed, ring unmapped\n");
+}
+
+static void kick(void)
+{
+	if (pvio_ring_front_push(&ring))
+		pvio_evtchn_notify(plat, (pvio_port_t)port);
+}
+
+/* Wait for @n responses; return them in @out. */
+static void collect(struct blkif_response *out, unsigned int n)
+{
+	unsigned int got = 0;
+	int waited = 0;
+
+	while (got < n) {
+		int c = pvio_blkif_front_consume(&ring, out + got, n - got);
+
+		if (c < 0)
+			FAIL("ring halted");
+		got += (unsigned int)c;
+		if (got < n && !pvio_ring_front_final_check(&ring, 1)) {
+			struct pollfd p = { .fd = pvio_evtchn_fd(plat), .events = POLLIN };
+
+			poll(&p, 1, 100);
+			while (pvio_evtchn_pending(plat) >= 0)
+				;
+			if ((waited += 100) > 10000)
+				FAIL("no response after 10 s (%u of %u)", got, n);
+		}
+	}
+}
+
+static struct blkif_request *rq(uint8_t op, uint64_t id, uint64_t sector,
+				unsigned int nseg)
+{
+	struct blkif_request *r = pvio_blkif_front_req(&ring);
+	unsigned int i;
+
+	memset(r, 0, sizeof(*r));
+	r->operation = op;
+	r->id = id;
+	r->sector_number = sector;
+	r->nr_segments = (uint8_t)nseg;
+	for (i = 0; i < nseg && i < 11; i++) {
+		r->seg[i].gref = data_refs[(id + i) % NDATA];
+		r->seg[i].first_sect = 0;
+		r->seg[i].last_sect = 7;
+	}
+	pvio_ring_front_req_commit(&ring);
+	return r;
+}
+
+static int16_t one(uint8_t op, uint64_t id, uint64_t sector, unsigned int nseg,
+		   void (*tweak)(struct blkif_request *))
+{
+	struct blkif_request *r = rq(op, id, sector, nseg);
+	struct blkif_response p;
+
+	if (tweak)
+		tweak(r);
+	kick();
+	collect(&p, 1);
+	if (p.id != id)
+		FAIL("response id %llu for request %llu",
+		     (unsigned long long)p.id, (unsigned long long)id);
+	return p.status;
+}
+
+static void io_check(unsigned int n)
+{
+	unsigned long sectors = 0;
+	unsigned int i, k;
+
+	rd_uint(be, "sectors", &sectors);
+	for (i = 0; i < n; i++) {
+		uint64_t sec = ((uint64_t)i * 8 * 3) % (sectors - 88);
+		unsigned int nseg = 1 + i % 11;
+		char *p = (char *)data + (size_t)(i % NDATA) * 4096;
+		int16_t st;
+
+		for (k = 0; k < nseg; k++)
+			memset((char *)data + (size_t)((i + k) % NDATA) * 4096,
+			       (int)(i * 7 + k) & 0xff, 4096);
+		st = one(BLKIF_OP_WRITE, i, sec, nseg, NULL);
+		if (st)
+			FAIL("write %u: status %d", i, st);
+		for (k = 0; k < nseg; k++)
+			memset((char *)data + (size_t)((i + k) % NDATA) * 4096, 0, 4096);
+		st = one(BLKIF_OP_READ, i, sec, nseg, NULL);
+		if (st)
+			FAIL("read %u: status %d", i, st);
+		for (k = 0; k < nseg; k++) {
+			p = (char *)data + (size_t)((i + k) % NDATA) * 4096;
+			if ((unsigned char)p[0] != ((i * 7 + k) & 0xff) ||
+			    (unsigned char)p[4095] != ((i * 7 + k) & 0xff))
+				FAIL("read back %u seg %u: wrong data", i, k);
+		}
+	}
+	printf("OK %u write+read checks (ring wrapped %u times)\n", n,
+	       2 * n / ring.nr_ents);
+}
+
+/* ---- malformed requests -------------------------------------------------------------- */
+
+static void t_first_gt_last(struct blkif_request *r) { r->seg[0].first_sect = 5; r->seg[0].last_sect = 2; }
+static void t_last_8(struct blkif_request *r) { r->seg[0].last_sect = 8; }
+static void t_bad_gref(struct blkif_request *r) { r->seg[0].gref = 31000; }
+static void t_foreign_gref(struct blkif_request *r) { r->seg[0].gref = 3; }
+static void t_ind_op(struct blkif_request *r)
+{
+	struct blkif_request_indirect *in = (struct blkif_request_indirect *)r;
+
+	in->indirect_op = BLKIF_OP_DISCARD;
+	in->nr_segments = 16;
+}
+static void t_ind_many(struct blkif_request *r)
+{
+	struct blkif_request_indirect *in = (struct blkif_request_indirect *)r;
+
+	in->indirect_op = BLKIF_OP_READ;
+	in->nr_segments = 4000;
+}
+static void t_ind_badpage(struct blkif_request *r)
+{
+	struct blkif_request_indirect *in = (struct blkif_request_indirect *)r;
+
+	in->indirect_op = BLKIF_OP_READ;
+	in->nr_segments = 16;
+	in->sector_number = 0;
+	in->indirect_grefs[0] = 30999;
+}
+static void t_ind_badseg(struct blkif_request *r)
+{
+	struct blkif_request_indirect *in = (struct blkif_request_indirect *)r;
+	struct blkif_request_segment *s = (struct blkif_request_segment *)data;
+	unsigned int i;
+
+	for (i = 0; i < 16; i++) {
+		s[i].gref = data_refs[10 + i];
+		s[i].first_sect = 0;
+		s[i].last_sect = 7;
+	}
+	s[9].first_sect = 7;
+	s[9].last_sect = 1;	/* hostile, inside the indirect page */
+	in->indirect_op = BLKIF_OP_WRITE;
+	in->nr_segments = 16;
+	in->sector_number = 0;
+	in->indirect_grefs[0] = data_refs[0];
+}
+static void t_discard_range(struct blkif_request *r)
+{
+	struct blkif_request_discard *d = (struct blkif_request_discard *)r;
+
+	d->nr_sectors = ~0ull;
+}
+
+static void bad(void)
+{
+	unsigned long sectors = 0;
+	struct {
+		const char *what;
+		uint8_t op;
+		uint64_t sector;
+		unsigned int nseg;
+		void (*tweak)(struct blkif_request *);
+		int16_t want;
+	} cases[] = {
+		{ "unknown op 42", 42, 0, 1, NULL, BLKIF_RSP_EOPNOTSUPP },
+		{ "reserved op 4", BLKIF_OP_RESERVED_1, 0, 1, NULL, BLKIF_RSP_EOPNOTSUPP },
+		{ "read, 0 segments", BLKIF_OP_READ, 0, 0, NULL, BLKIF_RSP_ERROR },
+		{ "read, 12 segments", BLKIF_OP_READ, 0, 12, NULL, BLKIF_RSP_ERROR },
+		{ "first_sect > last_sect", BLKIF_OP_READ, 0, 1, t_first_gt_last, BLKIF_RSP_ERROR },
+		{ "last_sect 8", BLKIF_OP_READ, 0, 1, t_last_8, BLKIF_RSP_ERROR },
+		{ "past the end", BLKIF_OP_READ, 0, 1, NULL, BLKIF_RSP_ERROR },
+		{ "sector wraps", BLKIF_OP_WRITE, ~0ull - 3, 1, NULL, BLKIF_RSP_ERROR },
+		{ "grant out of range", BLKIF_OP_WRITE, 0, 1, t_bad_gref, BLKIF_RSP_ERROR },
+		{ "reserved grant", BLKIF_OP_READ, 0, 1, t_foreign_gref, BLKIF_RSP_ERROR },
+		{ "indirect: bad op", BLKIF_OP_INDIRECT, 0, 0, t_ind_op, BLKIF_RSP_EOPNOTSUPP },
+		{ "indirect: 4000 segments", BLKIF_OP_INDIRECT, 0, 0, t_ind_many, BLKIF_RSP_ERROR },
+		{ "indirect: bad page", BLKIF_OP_INDIRECT, 0, 0, t_ind_badpage, BLKIF_RSP_ERROR },
+		{ "indirect: bad segment inside", BLKIF_OP_INDIRECT, 0, 0, t_ind_badseg, BLKIF_RSP_ERROR },
+		{ "discard: huge", BLKIF_OP_DISCARD, 8, 0, t_discard_range, BLKIF_RSP_ERROR },
+	};
+	unsigned int i;
+
+	rd_uint(be, "sectors", &sectors);
+	cases[6].sector = sectors - 4;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int16_t st = one(cases[i].op, 1000 + i, cases[i].sector,
+				 cases[i].nseg, cases[i].tweak);
+
+		if (st != cases[i].want)
+			FAIL("%s: status %d, want %d", cases[i].what, st, cases[i].want);
+		printf("OK refused: %s (status %d)\n", cases[i].what, st);
+	}
+	/* and the device still works */
+	io_check(3);
+}
+
+static int hostile_xs(const char *kind)
+{
+	wr("state", "1");
+	if (!wait_be(2, 5000))
+		FAIL("backend not in InitWait");
+	setup_ring();
+	publish_ring();
+	if (!strcmp(kind, "order")) {
+		wr("ring-page-order", "9");
+	} else if (!strcmp(kind, "protocol")) {
+		wr("protocol", "sparc-abi");
+	} else if (!strcmp(kind, "evtchn")) {
+		wr("event-channel", "abc");
+	} else if (!strcmp(kind, "refs")) {
+		wr("ring-ref", "-7");
+	} else if (!strcmp(kind, "queues")) {
+		wr("multi-queue-num-queues", "99");
+	} else if (!strcmp(kind, "deadref")) {
+		wr("ring-ref", "30000");
+	} else {
+		FAIL("unknown kind %s", kind);
+	}
+	wr("state", "3");
+	/* the backend refuses this device: Closing, with an error node */
+	if (!wait_be(5, 5000))
+		FAIL("%s: backend state %lu, want Closing", kind, be_state());
+	{
+		char p[PVIO_XS_PATH_MAX + 16], *e = NULL;
+
+		snprintf(p, sizeof(p), "%s/error", be);
+		if (pvio_xs_read(xs, 0, p, &e) < 0)
+			FAIL("%s: no error node", kind);
+		printf("OK refused hostile %s: \"%s\"\n", kind, e);
+		free(e);
+	}
+	wr("state", "6");
+	wait_be(6, 5000);
+	return 0;
+}
+
+static void ro(void)
+{
+	unsigned long info = 0;
+
+	rd_uint(be, "info", &info);
+	if (!(info & VDISK_READONLY))
+		FAIL("info %lu lacks VDISK_READONLY", info);
+	if (one(BLKIF_OP_READ, 1, 0, 2, NULL))
+		FAIL("read refused on a read-only disk");
+	if (one(BLKIF_OP_WRITE, 2, 0, 2, NULL) != BLKIF_RSP_ERROR)
+		FAIL("write accepted on a read-only disk");
+	if (one(BLKIF_OP_DISCARD, 3, 0, 0, NULL) != BLKIF_RSP_EOPNOTSUPP)
+		FAIL("discard accepted on a read-only disk");
+	printf("OK read-only: reads served, writes and discards refused\n");
+}
+
+static void discard_8(struct blkif_request *r)
+{
+	((struct blkif_request_discard *)r)->nr_sectors = 16;
+}
+
+static void ops(void)
+{
+	unsigned int k;
+	char *p;
+
+	/* data, a flush, a barrier write, a discard of the first 8 KiB */
+	memset(data, 0x5a, 4096 * 2);
+	if (one(BLKIF_OP_WRITE, 1, 0, 2, NULL))
+		FAIL("write");
+	if (one(BLKIF_OP_FLUSH_DISKCACHE, 2, 0, 0, NULL))
+		FAIL("flush");
+	if (one(BLKIF_OP_WRITE_BARRIER, 3, 16, 1, NULL))
+		FAIL("barrier with data");
+	if (one(BLKIF_OP_WRITE_BARRIER, 4, 0, 0, NULL))
+		FAIL("barrier without data");
+	if (one(BLKIF_OP_DISCARD, 5, 0, 0, discard_8))
+		FAIL("discard");
+	memset(data, 0x11, 4096 * 2);
+	if (one(BLKIF_OP_READ, 6, 0, 2, NULL))
+		FAIL("read after discard");
+	for (k = 0; k < 2; k++) {
+		p = (char *)data + (size_t)((6 + k) % NDATA) * 4096;
+		if (p[0] != 0 || p[4095] != 0)
+			FAIL("discarded range reads back non-zero");
+	}
+	printf("OK flush, barrier, discard (discarded range reads zeros)\n");
+}
+
+static void resize(void)
+{
+	unsigned long s0 = 0, s1 = 0;
+	int i;
+
+	rd_uint(be, "sectors", &s0);
+	for (i = 0; i < 100; i++) {
+		poll(NULL, 0, 100);
+		rd_uint(be, "sectors", &s1);
+		if (s1 > s0)
+			break;
+	}
+	if (s1 <= s0)
+		FAIL("sectors still %lu", s0);
+	/* the new end is usable, and the old limit no longer applies */
+	memset(data, 0x77, 4096);
+	if (one(BLKIF_OP_WRITE, 1, s1 - 8, 1, NULL))
+		FAIL("write at the new end");
+	if (one(BLKIF_OP_READ, 2, s1, 1, NULL) != BLKIF_RSP_ERROR)
+		FAIL("read past the new end accepted");
+	printf("OK resized %lu -> %lu sectors, new end usable\n", s0, s1);
+}
+
+/* Block b holds its number in every byte of its first 8 bytes. */
+static void stress(unsigned int n, const char *logpath)
+{
+	struct blkif_response rsp[32];
+	unsigned int issued = 0, acked = 0, k;
+	FILE *log = fopen(logpath, "w");
+
+	if (!log)
+		FAIL("log %s", logpath);
+	setvbuf(log, NULL, _IOLBF, 0);
+	while (acked < n) {
+		int c;
+
+		while (issued < n && issued - acked < 32 &&
+		       pvio_ring_front_free(&ring)) {
+			uint64_t *pg = (uint64_t *)((char *)data +
+						    (size_t)(issued % NDATA) * 4096);
+
+			for (k = 0; k < 512; k++)
+				pg[k] = issued;
+			/* rq() gives request i the page i % NDATA */
+			rq(BLKIF_OP_WRITE, issued, (uint64_t)issued * 8, 1);
+			issued++;
+		}
+		kick();
+		c = pvio_blkif_front_consume(&ring, rsp, 32);
+		if (c < 0)
+			FAIL("ring halted");
+		for (k = 0; k < (unsigned int)c; k++) {
+			if (rsp[k].status)
+				FAIL("write %llu failed: %d",
+				     (unsigned long long)rsp[k].id, rsp[k].status);
+			fprintf(log, "%llu\n", (unsigned long long)rsp[k].id);
+			acked++;
+		}
+		if (!c && !pvio_ring_front_final_check(&ring, 1)) {
+			struct pollfd p = { .fd = pvio_evtchn_fd(plat), .events = POLLIN };
+
+			poll(&p, 1, 200);	/* the backend may be restarting */
+			while (pvio_evtchn_pending(plat) >= 0)
+				;
+		}
+	}
+	fclose(log);
+	/* everything acknowledged is there */
+	for (k = 0; k < n; k++) {
+		uint64_t *pg;
+
+		if (one(BLKIF_OP_READ, k, (uint64_t)k * 8, 1, NULL))
+			FAIL("read %u", k);
+		pg = (uint64_t *)((char *)data + (size_t)(k % NDATA) * 4096);
+		if (pg[0] != k || pg[511] != k)
+			FAIL("block %u reads back %llu", k, (unsigned long long)pg[0]);
+	}
+	printf("OK %u writes acknowledged and read back\n", n);
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+	char p[PVIO_XS_PATH_MAX + 16], *b = NULL;
+	unsigned int i;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc < 3 || !getenv("PVIO_DOMID"))
+		FAIL("usage: t-blkclient DEVID CMD ... (under pvio-ctl run)");
+	domid = (unsigned int)atoi(getenv("PVIO_DOMID"));
+	devid = (unsigned int)atoi(argv[1]);
+	cmd = argv[2];
+	for (i = 3; i + 1 < (unsigned int)argc; i++)
+		if (!strcmp(argv[i], "--order"))
+			order = (unsigned int)atoi(argv[i + 1]);
+	if (pvio_platform_open(&plat, NULL, domid, 0))
+		FAIL("attach as domain %u", domid);
+	if (pvio_xs_open(&xs, plat))
+		FAIL("xenstore");
+	pvio_xb_frontend_path(fe, domid, "vbd", devid);
+	snprintf(p, sizeof(p), "%s/backend", fe);
+	if (pvio_xs_read(xs, 0, p, &b) < 0)
+		FAIL("no vbd %u", devid);
+	snprintf(be, sizeof(be), "%s", b);
+	free(b);
+
+	if (!strcmp(cmd, "xs-hostile"))
+		return argc > 3 ? hostile_xs(argv[3]) : 1;
+	if (!strcmp(cmd, "flap")) {
+		unsigned int n = argc > 3 ? (unsigned int)atoi(argv[3]) : 50;
+
+		for (i = 0; i < n; i++) {
+			wr("state", "%u", 1 + (i * 7) % 8);
+			if (i % 5 == 0)
+				wr("state", "%u", 99 + i);	/* garbage */
+		}
+		wr("state", "6");
+		printf("OK flapped %u times\n", n);
+		return 0;
+	}
+	connect_dev();
+	if (!strcmp(cmd, "connect")) {
+		for (;;)
+			pause();
+	} else if (!strcmp(cmd, "io")) {
+		io_check(argc > 3 ? (unsigned int)atoi(argv[3]) : 100);
+		teardown();
+	} else if (!strcmp(cmd, "bad")) {
+		bad();
+		teardown();
+	} else if (!strcmp(cmd, "overflow")) {
+		struct pvio_sring *s = ring_mem;
+
+		io_check(2);
+		s->req_prod += 1000;	/* claims 1000 requests more */
+		pvio_evtchn_notify(plat, (pvio_port_t)port);
+		if (!wait_be(5, 5000))
+			FAIL("backend state %lu after ring overflow, want Closing",
+			     be_state());
+		printf("OK ring overflow: backend closed the device\n");
+		wr("state", "6");
+		wait_be(6, 5000);
+	} else if (!strcmp(cmd, "storm")) {
+		for (i = 0; i < 100000; i++)
+			pvio_evtchn_notify(plat, (pvio_port_t)port);
+		io_check(5);
+		teardown();
+	} else if (!strcmp(cmd, "close")) {
+		teardown();
+	} else if (!strcmp(cmd, "ro")) {
+		ro();
+		teardown();
+	} else if (!strcmp(cmd, "ops")) {
+		ops();
+		teardown();
+	} else if (!strcmp(cmd, "resize")) {
+		resize();
+		teardown();
+	} else if (!strcmp(cmd, "stress")) {
+		if (argc < 5)
+			FAIL("stress N LOG");
+		stress((unsigned int)atoi(argv[3]), argv[4]);
+		teardown();
+	} else {
+		FAIL("unknown command %s", cmd);
+	}
+	return 0;
+}
