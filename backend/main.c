@@ -94,7 +94,6 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 	o->max_indirect = 256;
 	o->types_vbd = "vbd";
 	o->types_vif = "vif";
-	o->no_vif = true;	/* until the vif backend is built */
 	while ((c = getopt_long(argc, argv, "p:w:s:l:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':

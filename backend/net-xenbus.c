@@ -1,30 +1,257 @@
 // SPDX-License-Identifier: MIT
-/* The vif backend: not in this build yet (the network issue adds it). */
+/*
+ * The vif control path: the TAP device vif<domid>.<devid> (in a bridge
+ * when the toolstack names one), netback's feature keys before InitWait,
+ * and at the frontend's Connected: its features and rings, parsed with
+ * range checks, one dataplane queue per frontend queue.
+ */
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-#include "private.h"
+#include "net.h"
+#include "toolstack.h"
+
+static struct vif *VIF(struct device *d)
+{
+	return d->priv;
+}
 
 static int vif_probe(struct device *d)
 {
-	log_warn("%s: network devices are not served by this build", d->path);
-	return -ENOSYS;
+	struct backd *bd = d->bd;
+	struct vif *v = calloc(1, sizeof(*v));
+	char *s = NULL;
+	int rc;
+
+	if (!v)
+		return -ENOMEM;
+	v->tap0 = -1;
+	d->priv = v;
+	if (device_read_str(d, "mac", &s) >= 0) {
+		if (pvio_ts_parse_mac(s, v->mac))
+			log_warn("%s: bad mac '%s': ignored", d->path, s);
+		free(s);
+	}
+	if (device_read_str(d, "bridge", &s) >= 0) {
+		if (strlen(s) < sizeof(v->bridge) && !strchr(s, '/'))
+			snprintf(v->bridge, sizeof(v->bridge), "%s", s);
+		else
+			log_warn("%s: bad bridge name: ignored", d->path);
+		free(s);
+	}
+	snprintf(v->ifname, sizeof(v->ifname), "vif%u.%u", d->fe, d->devid);
+	rc = tap_open(v->ifname, true, &v->tap0);
+	if (!rc)
+		rc = tap_setup(v->tap0, v->ifname, v->bridge);
+	if (rc) {
+		log_warn("%s: cannot set up %s%s%s: %s", d->path, v->ifname,
+			 v->bridge[0] ? " in bridge " : "", v->bridge,
+			 strerror(-rc));
+		return rc;
+	}
+	tap_set_carrier(v->tap0, false);
+	/* netback's keys, before InitWait */
+	rc = device_write(d, "feature-sg", "1");
+	if (!rc)
+		rc = device_write(d, "feature-gso-tcpv4", "1");
+	if (!rc)
+		rc = device_write(d, "feature-gso-tcpv6", "1");
+	if (!rc)
+		rc = device_write(d, "feature-ipv6-csum-offload", "1");
+	if (!rc)
+		rc = device_write(d, "feature-rx-copy", "1");
+	if (!rc)
+		rc = device_write(d, "feature-rx-flip", "0");
+	if (!rc)
+		rc = device_write(d, "feature-split-event-channels", "1");
+	if (!rc)
+		rc = device_write(d, "multi-queue-max-queues", "%u",
+				  bd->o.max_queues);
+	/* we are the hotplug script: the TAP exists, the vif is usable */
+	if (!rc)
+		rc = device_write(d, "hotplug-status", "connected");
+	if (rc)
+		return rc;
+	log_info("%s: %s%s%s", d->path, v->ifname,
+		 v->bridge[0] ? " in bridge " : "", v->bridge);
+	return 0;
+}
+
+static int fe_flag(struct device *d, const char *key, bool dflt, bool *out)
+{
+	char path[2 * PVIO_XS_PATH_MAX];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", pvio_xenbus_otherend(d->xb), key);
+	rc = pvio_xs_read_bool(d->bd->xs, 0, path, dflt, out);
+	if (rc)
+		pvio_xenbus_fatal(d->xb, rc, "bad %s", key);
+	return rc;
+}
+
+static int read_queue(struct device *d, struct vif *v, unsigned int i,
+		      unsigned int nr)
+{
+	const char *fe = pvio_xenbus_otherend(d->xb);
+	char dir[PVIO_XS_PATH_MAX + 16], key[2 * PVIO_XS_PATH_MAX];
+	unsigned long tx, rx, ptx, prx;
+	struct net_queue *q;
+	int rc;
+
+	if (nr > 1)
+		snprintf(dir, sizeof(dir), "%s/queue-%u", fe, i);
+	else
+		snprintf(dir, sizeof(dir), "%s", fe);
+	snprintf(key, sizeof(key), "%s/tx-ring-ref", dir);
+	rc = pvio_xs_read_uint(d->bd->xs, 0, key, 0, UINT32_MAX, &tx);
+	if (!rc) {
+		snprintf(key, sizeof(key), "%s/rx-ring-ref", dir);
+		rc = pvio_xs_read_uint(d->bd->xs, 0, key, 0, UINT32_MAX, &rx);
+	}
+	if (rc)
+		return pvio_xenbus_fatal(d->xb, rc, "reading ring refs of queue %u: %s",
+					 i, strerror(-rc));
+	/* split event channels, or one for both */
+	snprintf(key, sizeof(key), "%s/event-channel-tx", dir);
+	rc = pvio_xs_read_uint(d->bd->xs, 0, key, 1, (1u << 17) - 1, &ptx);
+	if (rc == -ENOENT) {
+		snprintf(key, sizeof(key), "%s/event-channel", dir);
+		rc = pvio_xs_read_uint(d->bd->xs, 0, key, 1, (1u << 17) - 1, &ptx);
+		prx = ptx;
+		v->split = false;
+	} else if (!rc) {
+		snprintf(key, sizeof(key), "%s/event-channel-rx", dir);
+		rc = pvio_xs_read_uint(d->bd->xs, 0, key, 1, (1u << 17) - 1, &prx);
+		v->split = true;
+	}
+	if (rc)
+		return pvio_xenbus_fatal(d->xb, rc, "reading event channels of queue %u: %s",
+					 i, strerror(-rc));
+	rc = net_queue_create(d, v, backd_pick_worker(d->bd), i,
+			      (pvio_gref_t)tx, (pvio_gref_t)rx, (pvio_port_t)ptx,
+			      (pvio_port_t)prx, &q);
+	if (rc)
+		return pvio_xenbus_fatal(d->xb, rc, "mapping rings of queue %u: %s",
+					 i, strerror(-rc));
+	d->queues[i] = &q->dq;
+	d->nr_queues = i + 1;
+	return 0;
 }
 
 static int vif_connect(struct device *d)
 {
-	return -ENOSYS;
+	struct vif *v = VIF(d);
+	const char *fe = pvio_xenbus_otherend(d->xb);
+	bool rx_copy = false, no_csum = false;
+	unsigned int nq, i;
+	int rc;
+
+	rc = fe_flag(d, "request-rx-copy", false, &rx_copy);
+	if (rc)
+		return rc;
+	if (!rx_copy)
+		return pvio_xenbus_fatal(d->xb, -EOPNOTSUPP,
+					 "the frontend must request rx-copy");
+	if (fe_flag(d, "feature-rx-notify", false, &v->fe_rx_notify) ||
+	    fe_flag(d, "feature-sg", false, &v->fe_sg) ||
+	    fe_flag(d, "feature-gso-tcpv4", false, &v->fe_gso4) ||
+	    fe_flag(d, "feature-gso-tcpv6", false, &v->fe_gso6) ||
+	    fe_flag(d, "feature-no-csum-offload", false, &no_csum) ||
+	    fe_flag(d, "feature-ipv6-csum-offload", false, &v->fe_ipv6_csum))
+		return -EINVAL;
+	v->fe_csum = !no_csum;
+	/* GSO towards the guest needs scatter-gather too */
+	v->fe_gso4 = v->fe_gso4 && v->fe_sg && v->fe_csum;
+	v->fe_gso6 = v->fe_gso6 && v->fe_sg && v->fe_csum && v->fe_ipv6_csum;
+	rc = pvio_xb_read_queues(d->bd->xs, fe, d->bd->o.max_queues, &nq);
+	if (rc)
+		return pvio_xenbus_fatal(d->xb, rc, "bad multi-queue-num-queues (max %u)",
+					 d->bd->o.max_queues);
+	d->queues = calloc(nq, sizeof(*d->queues));
+	if (!d->queues)
+		return pvio_xenbus_fatal(d->xb, -ENOMEM, "no memory");
+	d->nr_queues = 0;
+	for (i = 0; i < nq; i++) {
+		rc = read_queue(d, v, i, nq);
+		if (rc) {
+			device_stop_queues(d);
+			return rc;
+		}
+	}
+	v->nr_queues = nq;
+	/* what the kernel may hand us for this guest */
+	v->offloads = 0;
+	if (v->fe_csum)
+		v->offloads |= 0x1;	/* TUN_F_CSUM */
+	if (v->fe_gso4)
+		v->offloads |= 0x2;	/* TUN_F_TSO4 */
+	if (v->fe_gso6)
+		v->offloads |= 0x4;	/* TUN_F_TSO6 */
+	for (i = 0; i < nq; i++) {
+		rc = tap_set_offloads(NQ(d->queues[i])->tap_fd, v->offloads);
+		if (rc) {
+			device_stop_queues(d);
+			return pvio_xenbus_fatal(d->xb, rc, "TAP offloads: %s",
+						 strerror(-rc));
+		}
+	}
+	for (i = 0; i < nq; i++)
+		worker_start_queue(d->queues[i]->w, d->queues[i]);
+	tap_set_carrier(v->tap0, true);
+	log_info("%s: connected, %u queue%s, %s event channel%s, sg %d gso %d/%d csum %d",
+		 d->path, nq, nq > 1 ? "s" : "", v->split ? "split" : "one",
+		 v->split ? "s" : "", v->fe_sg, v->fe_gso4, v->fe_gso6, v->fe_csum);
+	return 0;
 }
 
-static void vif_nop(struct device *d)
+static void vif_disconnect(struct device *d)
 {
+	struct vif *v = VIF(d);
+
+	if (v && v->tap0 >= 0)
+		tap_set_carrier(v->tap0, false);
+	device_stop_queues(d);
+}
+
+static void vif_destroy(struct device *d)
+{
+	struct vif *v = VIF(d);
+
+	if (!v)
+		return;
+	if (v->tap0 >= 0) {
+		tap_unbridge(v->ifname, v->bridge);
+		close(v->tap0);	/* the TAP goes with its last fd */
+	}
+	free(v);
+	d->priv = NULL;
+}
+
+static void vif_describe(struct device *d, char *buf, size_t len)
+{
+	struct vif *v = VIF(d);
+
+	if (!v) {
+		snprintf(buf, len, "\"ifname\": null");
+		return;
+	}
+	snprintf(buf, len,
+		 "\"ifname\": \"%s\", \"bridge\": \"%s\", "
+		 "\"mac\": \"%02x:%02x:%02x:%02x:%02x:%02x\", \"split_evtchn\": %s",
+		 v->ifname, v->bridge, v->mac[0], v->mac[1], v->mac[2], v->mac[3],
+		 v->mac[4], v->mac[5], v->split ? "true" : "false");
 }
 
 const struct device_ops vif_ops = {
 	.kind = "vif",
 	.probe = vif_probe,
 	.connect = vif_connect,
-	.disconnect = vif_nop,
-	.destroy = vif_nop,
+	.disconnect = vif_disconnect,
+	.destroy = vif_destroy,
+	.describe = vif_describe,
 };

@@ -117,6 +117,7 @@ struct dp_queue {
 	uint32_t storm_spurious;
 	uint64_t throttle_until_ns;
 	uint64_t peer_checked_ns;	/* last look at the ports' status */
+	uint64_t timer_ns;		/* wake the worker by then (0: none) */
 	struct dp_stats st;
 	struct dp_queue *next;		/* the worker's list */
 };

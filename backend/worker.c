@@ -427,18 +427,33 @@ static void *worker_main(void *arg)
 			continue;
 		w->sleeps++;
 		{
-			struct __kernel_timespec ts = { .tv_sec = 0,
-							.tv_nsec = 100000000 };
+			/* a paused queue or a queue's timer bounds the sleep */
+			uint64_t wake = 0, t;
 			struct io_uring_cqe *cqe;
-			bool throttled = false;
 
-			for (q = w->queues; q; q = q->next)
-				throttled |= q->throttle_until_ns != 0;
-			if (throttled)
+			for (q = w->queues; q; q = q->next) {
+				t = q->throttle_until_ns;
+				if (q->timer_ns && (!t || q->timer_ns < t))
+					t = q->timer_ns;
+				if (t && (!wake || t < wake))
+					wake = t;
+			}
+			if (wake) {
+				uint64_t t0 = pvio_now_ns();
+				uint64_t d = wake > t0 ? wake - t0 : 0;
+				struct __kernel_timespec ts = {
+					.tv_sec = (long long)(d / 1000000000u),
+					.tv_nsec = (long long)(d % 1000000000u),
+				};
+
 				io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1,
 								 &ts, NULL);
-			else
+				for (q = w->queues; q; q = q->next)
+					if (q->timer_ns && pvio_now_ns() >= q->timer_ns)
+						q->kicked = true;
+			} else {
 				io_uring_submit_and_wait(&w->ring, 1);
+			}
 		}
 	}
 	return NULL;

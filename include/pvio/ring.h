@@ -287,6 +287,21 @@ PVIO_INLINE bool pvio_ring_back_final_check(struct pvio_ring_back *r,
 	return pvio_ring_back_unconsumed(r) != 0;
 }
 
+/*
+ * Before sleeping until at least @n requests are there (e.g. rx buffers
+ * for a packet that needs n slots): ask to be woken when the n-th arrives.
+ * Return: true if n are there already (do not sleep).
+ */
+PVIO_INLINE bool pvio_ring_back_wait_for(struct pvio_ring_back *r, uint32_t n)
+{
+	if (pvio_ring_back_unconsumed(r) >= n)
+		return true;
+	__atomic_store_n(&r->sring->req_event, r->req_cons + n,
+			 __ATOMIC_RELAXED);
+	pvio_mb();	/* as in pvio_ring_back_final_check() */
+	return pvio_ring_back_unconsumed(r) >= n;
+}
+
 /* ---- front end: produce requests, consume responses ------------------- */
 
 PVIO_INLINE uint32_t pvio_ring_front_free(const struct pvio_ring_front *r)

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vif backend: net-xenbus.c (control path: TAP device, features,
+ * negotiation), net-dataplane.c (tx/rx rings <-> TAP through io_uring),
+ * tap.c (the TAP device). They meet at net_queue_create()/net_queue_free().
+ */
+#ifndef PVIO_BACKEND_NET_H
+#define PVIO_BACKEND_NET_H
+
+#include <linux/virtio_net.h>
+
+#include <pvio/netif.h>
+
+#include "private.h"
+
+#define NET_VNET_HDR	sizeof(struct virtio_net_hdr)
+#define NET_BUF_SIZE	(NET_VNET_HDR + 65536)	/* one packet */
+#define NET_TX_BUFS	128	/* packets on their way into the TAP */
+#define NET_RX_BUFS	64	/* TAP reads posted: also the rx queue bound */
+#define NET_MAX_SLOTS	XEN_NETIF_NR_SLOTS_MIN	/* 18: Linux netfront's max */
+#define NET_FATAL_SLOTS	20	/* netback's fatal_skb_slots */
+#define NET_RX_DRAIN_NS	10000000000ull	/* XSA-392: 10 s, 30 ms w/o rx-notify */
+
+/* drops[] of struct dp_stats */
+enum { DROP_MALFORMED, DROP_GRANT, DROP_RX_NOBUF, DROP_RX_STALL, DROP_TAP,
+       DROP_TOO_BIG };
+
+struct vif {
+	char ifname[16];
+	int tap0;			/* queue 0's fd, held for the device's life */
+	uint8_t mac[6];			/* the guest's */
+	char bridge[16];
+	unsigned int nr_queues;
+	/* negotiated */
+	bool fe_sg, fe_gso4, fe_gso6, fe_csum, fe_ipv6_csum, fe_rx_notify;
+	bool split;
+	unsigned int offloads;		/* TUNSETOFFLOAD */
+};
+
+struct net_buf {
+	struct dp_tag tag;		/* its io_uring op */
+	struct net_buf *next;
+	char *data;			/* NET_BUF_SIZE bytes */
+	uint32_t len;			/* vnet header + frame */
+	uint64_t since_ns;		/* rx: waiting for guest buffers since */
+	uint32_t gidx;			/* first copy segment */
+	uint16_t nsegs;			/* copy segments */
+	bool bad;
+};
+
+/* One packet's tx slots while it is assembled. */
+struct tx_pkt {
+	struct netif_tx_request slot[NET_FATAL_SLOTS];
+	uint16_t nslots;		/* data slots */
+	uint16_t extra_ids[4];		/* extra-info slots, answered NULL */
+	uint16_t nextra;
+	bool has_gso;
+	struct netif_extra_info gso;
+};
+
+struct net_queue {
+	struct dp_queue dq;		/* first */
+	struct vif *vif;
+	unsigned int domid;
+	struct pvio_ring_back tx, rx;
+	void *tx_mem, *rx_mem;
+	int tap_fd;
+	bool own_fd;			/* not queue 0's fd */
+
+	char *bufs;			/* NET_TX_BUFS + NET_RX_BUFS buffers */
+	struct net_buf txb[NET_TX_BUFS];
+	struct net_buf rxb[NET_RX_BUFS];
+	struct net_buf *tx_free;
+	uint32_t nr_tx_free;
+	struct net_buf *rx_ready;	/* read from the TAP, for the guest */
+	struct net_buf **rx_ready_tail;
+	uint32_t nr_rx_ready;
+	uint32_t rx_reading;		/* reads in flight */
+	uint32_t tx_writing;		/* writes in flight */
+	uint32_t rx_need;		/* slots the head packet waits for */
+	uint64_t drain_ns;
+	bool tx_dirty, rx_dirty;
+	bool reads_posted;
+	bool quiesced;
+};
+
+static inline struct net_queue *NQ(struct dp_queue *q)
+{
+	return (struct net_queue *)q;
+}
+
+int net_queue_create(struct device *d, struct vif *v, struct worker *w,
+		     unsigned int index, pvio_gref_t tx_ref, pvio_gref_t rx_ref,
+		     pvio_port_t port_tx, pvio_port_t port_rx,
+		     struct net_queue **out);
+void net_queue_free(struct net_queue *q);
+
+/* tap.c */
+int tap_open(const char *name, bool multi_queue, int *fd);
+int tap_setup(int fd, const char *name, const char *bridge);
+int tap_set_offloads(int fd, unsigned int offloads);
+int tap_set_carrier(int fd, bool on);
+void tap_unbridge(const char *name, const char *bridge);
+
+#endif

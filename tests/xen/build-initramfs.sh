@@ -1,0 +1,129 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Build the lab's dom0 and domU initramfs images with pvio's programs inside.
+# Adapted from shared/xenlab/build-initramfs.sh (which stays untouched): the
+# kernel, its modules and the domU's uncompressed vmlinux come from what
+# shared/xenlab/setup.sh left in $XENLAB_WORK; our own /init scripts
+# (tests/xen/dom0-init, tests/xen/domU-init) replace the kit's.
+#
+# env: XENLAB_WORK (the kit's work dir), XENLAB_KIT, PVIO_SRCDIR,
+#      PVIO_BUILDDIR, LAB (output dir; images go to $LAB/images),
+#      KEEP_ROOTS=1 (keep the image trees next to the cpio files)
+# Called by tests/xen/run.sh; standalone use is for debugging.
+set -euo pipefail
+: "${XENLAB_WORK:?}" "${XENLAB_KIT:?}" "${PVIO_SRCDIR:?}" "${PVIO_BUILDDIR:?}" "${LAB:?}"
+HERE=$PVIO_SRCDIR/tests/xen
+B=$PVIO_BUILDDIR
+KVER=$(cat "$XENLAB_WORK/kver")
+KMOD=$XENLAB_WORK/kernel/lib/modules/$KVER/kernel
+OUT=$LAB/images
+mkdir -p "$OUT"
+
+# Shared libraries of the binaries, found the way they will be at run time
+# (libpvio.so from the build tree if a program uses it).
+add_libs() {   # $1=root, rest = binaries
+  local root=$1; shift
+  local b l
+  for b in "$@"; do
+    LD_LIBRARY_PATH=$B/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ldd "$b" 2>/dev/null |
+      awk '/=>/ && $3 ~ /^\// {print $3} /^[ \t]*\/lib64\// {print $1}' |
+      while read -r l; do
+        case $l in
+        "$B"/*) d=/usr/lib/x86_64-linux-gnu ;;  # libpvio.so.* from .libs/
+        *) d=$(dirname "$l") ;;
+        esac
+        mkdir -p "$root$d"
+        [ -e "$root$d/$(basename "$l")" ] || cp -L "$l" "$root$d/"
+      done
+  done
+}
+skeleton() {   # $1=root
+  local r=$1 a
+  rm -rf "$r"
+  mkdir -p "$r"/{bin,sbin,etc,proc,sys,dev,tmp,run,var/log,var/lib,root,boot,usr/bin,usr/sbin,usr/lib/x86_64-linux-gnu,usr/lib64,usr/local/bin}
+  ln -s usr/lib "$r/lib"; ln -s usr/lib64 "$r/lib64"; ln -s ../run "$r/var/run"
+  cp /bin/busybox "$r/bin/busybox"
+  for a in $(/bin/busybox --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
+  mkdir -p "$r/lib/modules/$KVER/kernel"
+  echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"; echo 'root:x:0:' > "$r/etc/group"
+}
+add_mods() {   # $1=root, rest = module paths relative to $KMOD (no .ko)
+  local r=$1 m; shift
+  for m in "$@"; do
+    mkdir -p "$r/lib/modules/$KVER/kernel/$(dirname "$m")"
+    cp "$KMOD/$m.ko" "$r/lib/modules/$KVER/kernel/$m.ko"
+  done
+  /bin/busybox depmod -b "$r" "$KVER"
+}
+# The real binary behind a libtool wrapper script (or the file itself).
+real_bin() {
+  local f=$1 d n
+  if head -c 2 "$f" | grep -q '^#!' && grep -q 'libtool' "$f"; then
+    d=$(dirname "$f"); n=$(basename "$f")
+    for c in "$d/.libs/$n" "$d/.libs/lt-$n"; do [ -x "$c" ] && { echo "$c"; return; }; done
+    echo "build-initramfs: no real binary behind libtool wrapper $f" >&2; return 1
+  fi
+  echo "$f"
+}
+# pvio's programs (bin/sbin, built at the top of the build tree) and the
+# lab's helpers (tests/xen/t-*), as real ELF binaries.
+PROGS=()
+for f in "$B"/pvio-* "$B"/tests/xen/t-*; do
+  [ -f "$f" ] && [ -x "$f" ] || continue
+  case $f in *.c|*.o|*.sh) continue ;; esac
+  PROGS+=("$(real_bin "$f")")
+done
+[ ${#PROGS[@]} -gt 0 ] || { echo "build-initramfs: no programs in $B" >&2; exit 1; }
+add_pvio() {   # $1=root
+  cp "${PROGS[@]}" "$1/usr/local/bin/"
+  add_libs "$1" "${PROGS[@]}"
+  # dlopen()ed by glibc's pthread_cancel (libxenstore's watch thread, libxl)
+  cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 "$1/usr/lib/x86_64-linux-gnu/"
+}
+# No compression anywhere: decompressing under TCG costs seconds.
+pack() { (cd "$1" && find . | cpio -o -H newc --quiet) > "$2"; }
+
+# The domU's kernel: the ELF image the kit extracted (FAST=1), else ours.
+VMLINUX=$XENLAB_WORK/out/vmlinux
+if [ ! -s "$VMLINUX" ]; then
+  VMLINUX=$OUT/vmlinux
+  [ -s "$VMLINUX" ] || python3 "$XENLAB_KIT/extract-vmlinux.py" \
+    "$XENLAB_WORK/kernel/boot/vmlinuz-$KVER" "$VMLINUX" >/dev/null
+fi
+
+# ---------------- domU ----------------
+R=$OUT/domU-root
+skeleton "$R"
+add_mods "$R" drivers/xen/xen-evtchn drivers/xen/xen-gntdev drivers/xen/xen-gntalloc
+add_pvio "$R"
+cp "$HERE/domU-init" "$R/init"; chmod 755 "$R/init"
+pack "$R" "$OUT/domU.cpio"
+
+# ---------------- dom0 ----------------
+R=$OUT/dom0-root
+skeleton "$R"
+add_mods "$R" drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs drivers/xen/xen-evtchn \
+  drivers/xen/xen-gntdev drivers/xen/xen-gntalloc
+XB=/usr/lib/xen-4.17/bin
+mkdir -p "$R$XB"
+BINS=()
+for b in xl xenstored xenconsoled xen-init-dom0 lsevtchn xenstore-control; do
+  cp "$XB/$b" "$R$XB/"; BINS+=("$XB/$b")
+done
+for b in xenstore xenstore-read xenstore-write xenstore-ls xenstore-list xenstore-rm \
+         xenstore-exists xenstore-chmod xenstore-watch; do
+  cp -a "/usr/bin/$b" "$R/usr/bin/"
+done
+BINS+=(/usr/bin/xenstore)
+add_libs "$R" "${BINS[@]}"
+add_pvio "$R"
+mkdir -p "$R/etc/xen"
+cp /etc/xen/xl.conf "$R/etc/xen/"
+sed -i 's/^#autoballoon=.*/autoballoon="off"/' "$R/etc/xen/xl.conf"
+# ELF vmlinux and plain cpio: nothing for the domU builder to decompress
+ln -f "$VMLINUX" "$R/boot/vmlinux" 2>/dev/null || cp "$VMLINUX" "$R/boot/vmlinux"
+cp "$OUT/domU.cpio" "$R/boot/domU.cpio"
+cp "$HERE/dom0-init" "$R/init"; chmod 755 "$R/init"
+pack "$R" "$OUT/dom0.cpio"
+# the trees are ~85 MB; keep them with KEEP_ROOTS=1 to look inside
+[ "${KEEP_ROOTS:-}" = 1 ] || rm -rf "$OUT/dom0-root" "$OUT/domU-root"
