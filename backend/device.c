@@ -311,11 +311,20 @@ void devices_scan(struct backd *bd)
 			dev_free(d);
 			continue;
 		}
-		/* libxl's remove: online=0, then it waits for our Closed */
+		/* libxl's remove: online=0 and Closing written into our
+		 * state node; it waits for us to write Closed there */
 		if (!device_read_uint(d, "online", 0, 1, 1, false, &online) &&
-		    !online && pvio_xenbus_state(d->xb) != PVIO_XB_CLOSED) {
-			disconnect(d);
-			pvio_xenbus_switch(d->xb, PVIO_XB_CLOSED);
+		    !online) {
+			unsigned long node = PVIO_XB_CLOSED;
+
+			device_read_uint(d, "state", 0, 8, PVIO_XB_CLOSED, false,
+					 &node);
+			if (pvio_xenbus_state(d->xb) != PVIO_XB_CLOSED) {
+				disconnect(d);
+				pvio_xenbus_switch(d->xb, PVIO_XB_CLOSED);
+			} else if (node != PVIO_XB_CLOSED) {
+				pvio_xenbus_touch(d->xb);	/* Closed again */
+			}
 		}
 		pp = &d->next;
 	}

@@ -132,7 +132,7 @@ static int tx_take(struct net_queue *q, struct tx_pkt *p, const char **why)
 
 /*
  * Check sizes as netback's xenvif_count_requests(): return 0 (good, the
- * first slot's own length in *first_len), DROP_* (drop), or -EPROTO.
+ * first slot's own length in *first_len), 1 + DROP_* (drop it), or -EPROTO.
  */
 static int tx_check(const struct tx_pkt *p, uint32_t *first_len,
 		    const char **why)
@@ -158,11 +158,11 @@ static int tx_check(const struct tx_pkt *p, uint32_t *first_len,
 		return -EPROTO;
 	}
 	if (drop >= 0)
-		return drop;
+		return 1 + drop;
 	if (p->nslots > NET_MAX_SLOTS)
-		return DROP_TOO_BIG;
+		return 1 + DROP_TOO_BIG;
 	if (remaining < ETH_MIN)
-		return DROP_MALFORMED;
+		return 1 + DROP_MALFORMED;
 	*first_len = remaining;
 	return 0;
 }
@@ -265,7 +265,7 @@ static int tx_process(struct net_queue *q)
 			break;
 		}
 		if (rc > 0 || (!q->vif->fe_sg && p.nslots > 1)) {
-			tx_drop(q, &p, rc > 0 ? rc : DROP_MALFORMED);
+			tx_drop(q, &p, rc > 0 ? rc - 1 : DROP_MALFORMED);
 			continue;
 		}
 		j = &jobs[nj++];
@@ -475,11 +475,17 @@ static int rx_deliver(struct net_queue *q)
 		ndata = (uint16_t)((len + PVIO_PAGE_SIZE - 1) / PVIO_PAGE_SIZE);
 		need = ndata + (o.gso_type ? 1u : 0u);
 		if (pvio_ring_back_unconsumed(&q->rx) < need) {
-			/* the guest has no room: wait, up to the drain time */
-			if (!now)
+			/* The guest has no room: packets wait, up to the drain
+			 * time since they were queued. The clock is read only
+			 * now, and stamps every packet waiting so far. */
+			if (!now) {
+				struct net_buf *w;
+
 				now = pvio_now_ns();
-			if (!b->since_ns)
-				b->since_ns = now;
+				for (w = b; w; w = w->next)
+					if (!w->since_ns)
+						w->since_ns = now;
+			}
 			if (now - b->since_ns < q->drain_ns) {
 				q->rx_need = need;
 				q->dq.timer_ns = b->since_ns + q->drain_ns;
