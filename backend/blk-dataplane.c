@@ -52,9 +52,13 @@ static void respond(struct blk_queue *q, struct blk_req *r, int16_t status)
 		unsigned int i;
 
 		for (i = 0; i < r->nseg && r->pages[i] != UINT32_MAX; i++) {
-			q->free_pages[q->nr_free_pages++] = r->pages[i];
+			if (r->mapped)
+				pg_cache_put(&q->pg, (int)r->pages[i]);
+			else
+				q->free_pages[q->nr_free_pages++] = r->pages[i];
 			r->pages[i] = UINT32_MAX;
 		}
+		r->mapped = false;
 	}
 	r->next = q->free_reqs;
 	q->free_reqs = r;
@@ -114,6 +118,7 @@ static int16_t parse(struct blk_queue *q, const struct blkif_request *c,
 	r->op = c->operation;
 	r->indirect = false;
 	r->retried = false;
+	r->mapped = false;
 	r->stage = 0;
 	r->status = BLKIF_RSP_OKAY;
 	r->pending = 0;
@@ -233,7 +238,13 @@ static void submit_rw(struct blk_queue *q, struct blk_req *r, bool write,
 	for (i = 0; i < r->nseg; i++) {
 		const struct blkif_request_segment *s = &r->seg[i];
 
-		r->iov[i].iov_base = q->pool + (size_t)r->pages[i] * PVIO_PAGE_SIZE;
+		if (r->mapped)	/* straight into or out of the guest's page */
+			r->iov[i].iov_base = (char *)pg_cache_addr(&q->pg,
+								 (int)r->pages[i]) +
+					     s->first_sect * 512u;
+		else
+			r->iov[i].iov_base = q->pool +
+					     (size_t)r->pages[i] * PVIO_PAGE_SIZE;
 		r->iov[i].iov_len = (s->last_sect - s->first_sect + 1u) * 512u;
 	}
 	if (write)
@@ -300,12 +311,37 @@ static bool has_data(const struct blk_req *r)
 		r->kind == BK_BARRIER) && r->nseg;
 }
 
-/* Bounce pages for every segment; true if it has them (now or before). */
+/* Every segment from the persistent-grant cache, or none of them. */
+static bool map_segs(struct blk_queue *q, struct blk_req *r)
+{
+	bool write = r->kind != BK_READ;
+	unsigned int i;
+
+	for (i = 0; i < r->nseg; i++) {
+		int idx = pg_cache_get(&q->pg, r->seg[i].gref, !write);
+
+		if (idx < 0) {
+			while (i--) {
+				pg_cache_put(&q->pg, (int)r->pages[i]);
+				r->pages[i] = UINT32_MAX;
+			}
+			return false;
+		}
+		r->pages[i] = (uint32_t)idx;
+	}
+	r->mapped = true;
+	return true;
+}
+
+/* Data buffers for every segment: the guest's own pages (persistent
+ * grants, mapped) or bounce pages. True if it has them (now or before). */
 static bool take_pages(struct blk_queue *q, struct blk_req *r)
 {
 	unsigned int i;
 
 	if (!has_data(r) || r->pages[0] != UINT32_MAX)
+		return true;
+	if (q->persistent && map_segs(q, r))
 		return true;
 	if (q->nr_free_pages < r->nseg)
 		return false;
@@ -350,7 +386,7 @@ static void start_batch(struct blk_queue *q, struct blk_req **batch,
 		struct blk_req *r = batch[i];
 
 		first[i] = gc->n;
-		if (r->kind != BK_WRITE && r->kind != BK_BARRIER)
+		if ((r->kind != BK_WRITE && r->kind != BK_BARRIER) || r->mapped)
 			continue;
 		for (k = 0; k < r->nseg; k++) {
 			const struct blkif_request_segment *s = &r->seg[k];
@@ -367,7 +403,8 @@ static void start_batch(struct blk_queue *q, struct blk_req **batch,
 		struct blk_req *r = batch[i];
 		bool ok = true;
 
-		if (failed && (r->kind == BK_WRITE || r->kind == BK_BARRIER)) {
+		if (failed && !r->mapped &&
+		    (r->kind == BK_WRITE || r->kind == BK_BARRIER)) {
 			for (k = 0; k < r->nseg; k++)
 				if (pvio_gcopy_status(gc, first[i] + k))
 					ok = false;
@@ -510,6 +547,8 @@ static int blk_process(struct dp_queue *dq)
 
 	if (q->quiesced)
 		return 0;
+	if (q->persistent)
+		pg_cache_pass(&q->pg, 64);	/* new maps per pass */
 	/* bounded work per pass and by free request structs (rule 3); a
 	 * full parking lot stops taking until pages come back */
 	budget = q->nr_reqs < 256 ? q->nr_reqs : 256;
@@ -553,10 +592,18 @@ static int blk_process(struct dp_queue *dq)
 		}
 		start_ready(q, ready, j);
 		total += (unsigned int)n;
+		/* publish what is done before taking more */
+		worker_progress(dq->w);
 	}
 	if (total) {
 		dp_stat_batch(&dq->st, total);
 		STAT_MAX(dq, inflight_max, q->inflight);
+		if (q->persistent) {
+			__atomic_store_n(&dq->st.pg_hits, q->pg.hits, __ATOMIC_RELAXED);
+			__atomic_store_n(&dq->st.pg_maps, q->pg.maps, __ATOMIC_RELAXED);
+			__atomic_store_n(&dq->st.pg_refused, q->pg.refused,
+					 __ATOMIC_RELAXED);
+		}
 	}
 	return (int)total;
 }
@@ -600,6 +647,11 @@ static void blk_complete(struct dp_queue *dq, struct dp_tag *tag, int res)
 	}
 	if (r->pending)
 		return;
+	if (r->kind == BK_READ && r->status == BLKIF_RSP_OKAY && r->mapped) {
+		STAT_ADD(dq, bytes_out, r->bytes);	/* already in place */
+		respond(q, r, BLKIF_RSP_OKAY);
+		return;
+	}
 	if (r->kind == BK_READ && r->status == BLKIF_RSP_OKAY) {
 		/* copied to the guest in flush(), with the others */
 		r->next = q->reads_done;
@@ -717,7 +769,7 @@ static const struct dp_queue_ops blk_queue_ops = {
 
 int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 		     unsigned int index, const pvio_gref_t *refs,
-		     unsigned int nr_pages, pvio_port_t port,
+		     unsigned int nr_pages, pvio_port_t port, bool persistent,
 		     struct blk_queue **out)
 {
 	struct blk_queue *q = calloc(1, sizeof(*q));
@@ -798,6 +850,12 @@ int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 		q->free_pages[i] = q->pool_pages - 1 - i;
 	q->nr_free_pages = q->pool_pages;
 
+	if (persistent) {
+		rc = pg_cache_init(&q->pg, w->plat, d->fe, d->bd->o.pgrant_max);
+		if (rc)
+			goto fail;
+		q->persistent = true;
+	}
 	rc = pvio_evtchn_bind(w->plat, d->fe, port);
 	if (rc < 0)
 		goto fail;
@@ -818,6 +876,8 @@ void blk_queue_free(struct blk_queue *q)
 		pvio_evtchn_close(q->dq.w->plat, q->dq.ports[0]);
 	if (q->ring_mem)
 		pvio_gnt_unmap(q->dq.w->plat, q->ring_mem, q->ring_pages);
+	if (q->persistent)
+		pg_cache_destroy(&q->pg);
 	if (q->pool)
 		munmap(q->pool, (size_t)q->pool_pages * PVIO_PAGE_SIZE);
 	free(q->free_pages);

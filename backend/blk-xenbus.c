@@ -178,7 +178,7 @@ static int connect_queue(struct device *d, struct vbd *v, unsigned int i,
 		return n;
 	}
 	rc = blk_queue_create(d, v, backd_pick_worker(d->bd), i, refs,
-			      (unsigned int)n, port, &q);
+			      (unsigned int)n, port, v->persistent, &q);
 	if (rc) {
 		pvio_xenbus_fatal(d->xb, rc,
 				  "mapping ring (%d pages, port %u) of queue %u: %s",
@@ -206,6 +206,17 @@ static int vbd_connect(struct device *d)
 		return pvio_xenbus_fatal(d->xb, rc,
 					 "bad multi-queue-num-queues (max %u)",
 					 d->bd->o.max_queues);
+	/* persistent grants mapped: when asked for, and the frontend reuses
+	 * its grants (feature-persistent) */
+	{
+		char key[PVIO_XS_PATH_MAX + 32];
+		bool fp = false;
+
+		snprintf(key, sizeof(key), "%s/feature-persistent", fe);
+		if (pvio_xs_read_bool(d->bd->xs, 0, key, false, &fp))
+			fp = false;
+		v->persistent = d->bd->o.grant_map && fp;
+	}
 	d->queues = calloc(nq, sizeof(*d->queues));
 	if (!d->queues)
 		return pvio_xenbus_fatal(d->xb, -ENOMEM, "no memory");
@@ -254,9 +265,10 @@ static int vbd_connect(struct device *d)
 	}
 	for (i = 0; i < d->nr_queues; i++)
 		worker_start_queue(d->queues[i]->w, d->queues[i]);
-	log_info("%s: connected, %u queue%s, %u-page ring%s", d->path,
+	log_info("%s: connected, %u queue%s, %u-page ring%s, grants %s", d->path,
 		 d->nr_queues, d->nr_queues > 1 ? "s" : "",
-		 BQ(d->queues[0])->ring_pages, d->nr_queues > 1 ? "s" : "");
+		 BQ(d->queues[0])->ring_pages, d->nr_queues > 1 ? "s" : "",
+		 v->persistent ? "mapped (persistent)" : "copied");
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 
 #include <sys/uio.h>
 
+#include "pgrant.h"
 #include "private.h"
 
 #define BLK_MAX_DIRECT	BLKIF_MAX_SEGMENTS_PER_REQUEST	/* 11 */
@@ -32,6 +33,7 @@ struct vbd {
 	bool feat_discard;
 	unsigned int discard_granularity;
 	unsigned int max_indirect;	/* advertised; 0: none */
+	bool persistent;	/* this connection maps persistent grants */
 	uint32_t flush_unsupported;	/* set by a worker: withdraw the key */
 	uint32_t discard_unsupported;
 };
@@ -47,6 +49,7 @@ struct blk_req {
 	uint8_t stage;			/* barrier: pre-flush, write, post-flush */
 	bool retried;			/* re-issued without O_DIRECT */
 	bool indirect;
+	bool mapped;			/* segments in pg cache entries */
 	uint16_t nseg;
 	uint16_t nr_indirect;
 	int16_t status;
@@ -55,7 +58,7 @@ struct blk_req {
 	uint64_t *err_counter;		/* why status is not OKAY */
 	uint64_t sector;		/* 512-byte units */
 	uint64_t bytes;
-	uint32_t *pages;		/* bounce page per segment */
+	uint32_t *pages;		/* bounce page, or pg entry, per segment */
 	struct iovec *iov;
 	struct blkif_request_segment *seg;	/* the private copy */
 	grant_ref_t indirect_grefs[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
@@ -88,6 +91,8 @@ struct blk_queue {
 	uint32_t inflight;		/* taken, not answered */
 	bool dirty;			/* responses to publish */
 	bool quiesced;
+	bool persistent;		/* map grants (feature-persistent) */
+	struct pg_cache pg;
 	uint64_t sectors;		/* device size in 512-byte units */
 };
 
@@ -102,7 +107,7 @@ static inline struct blk_queue *BQ(struct dp_queue *q)
  */
 int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 		     unsigned int index, const pvio_gref_t *refs,
-		     unsigned int nr_pages, pvio_port_t port,
+		     unsigned int nr_pages, pvio_port_t port, bool persistent,
 		     struct blk_queue **out);
 /* After the worker let go of it (DPQ_STOPPED, or never started). */
 void blk_queue_free(struct blk_queue *q);

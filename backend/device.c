@@ -463,6 +463,9 @@ static void add_stats(struct dp_stats *s, const struct dp_stats *q)
 		SUM(notify_rx);
 		SUM(spurious);
 		SUM(passes);
+		SUM(pg_hits);
+		SUM(pg_maps);
+		SUM(pg_refused);
 		if (q->inflight_max > s->inflight_max)
 			s->inflight_max = q->inflight_max;
 #undef SUM
@@ -542,7 +545,8 @@ size_t devices_stats(struct backd *bd, char *buf, size_t len, bool json,
 		if (strcmp(d->ops->kind, "vbd") == 0)
 			OUT("\"requests\": {\"read\": %llu, \"write\": %llu, \"barrier\": %llu, "
 			    "\"flush\": %llu, \"discard\": %llu, \"indirect\": %llu, "
-			    "\"unknown\": %llu}, \"bytes_read\": %llu, \"bytes_written\": %llu, ",
+			    "\"unknown\": %llu}, \"bytes_read\": %llu, \"bytes_written\": %llu, "
+			    "\"persistent_grants\": {\"hits\": %llu, \"maps\": %llu, \"refused\": %llu}, ",
 			    (unsigned long long)s.req[BLKIF_OP_READ],
 			    (unsigned long long)s.req[BLKIF_OP_WRITE],
 			    (unsigned long long)s.req[BLKIF_OP_WRITE_BARRIER],
@@ -551,7 +555,10 @@ size_t devices_stats(struct backd *bd, char *buf, size_t len, bool json,
 			    (unsigned long long)s.req[BLKIF_OP_INDIRECT],
 			    (unsigned long long)s.req[7],
 			    (unsigned long long)s.bytes_out,
-			    (unsigned long long)s.bytes_in);
+			    (unsigned long long)s.bytes_in,
+			    (unsigned long long)s.pg_hits,
+			    (unsigned long long)s.pg_maps,
+			    (unsigned long long)s.pg_refused);
 		else
 			OUT("\"packets\": {\"tx\": %llu, \"rx\": %llu}, \"bytes_tx\": %llu, "
 			    "\"bytes_rx\": %llu, \"drops\": {\"malformed\": %llu, \"grant\": %llu, "

@@ -39,6 +39,9 @@ static void usage(FILE *f)
 "      --max-queues N     queues per device, 1..16 (default 4)\n"
 "      --max-indirect N   indirect segments, 0 or 12..256 (default 256)\n"
 "      --buffered         no O_DIRECT (default: O_DIRECT where the target allows)\n"
+"      --grant-map        map persistent grants (frontends with feature-\n"
+"                         persistent) instead of grant copy: zero-copy I/O\n"
+"      --persistent-max N pages mapped per queue at most (default 8192)\n"
 "      --vbd-types LIST   backend kinds served as vbd (default: vbd)\n"
 "      --vif-types LIST   backend kinds served as vif (default: vif)\n"
 "      --no-vbd, --no-vif serve only one of them\n"
@@ -64,7 +67,7 @@ static bool valid_kinds(const char *s)
 static void parse_args(struct backd_opts *o, int argc, char **argv)
 {
 	enum { O_SPIN = 256, O_ORDER, O_QUEUES, O_INDIRECT, O_BUFFERED,
-	       O_VBDT, O_VIFT, O_NOVBD, O_NOVIF };
+	       O_VBDT, O_VIFT, O_NOVBD, O_NOVIF, O_MAP, O_PGMAX };
 	static const struct option opts[] = {
 		{ "platform", required_argument, NULL, 'p' },
 		{ "workers", required_argument, NULL, 'w' },
@@ -73,6 +76,8 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		{ "max-queues", required_argument, NULL, O_QUEUES },
 		{ "max-indirect", required_argument, NULL, O_INDIRECT },
 		{ "buffered", no_argument, NULL, O_BUFFERED },
+		{ "grant-map", no_argument, NULL, O_MAP },
+		{ "persistent-max", required_argument, NULL, O_PGMAX },
 		{ "vbd-types", required_argument, NULL, O_VBDT },
 		{ "vif-types", required_argument, NULL, O_VIFT },
 		{ "no-vbd", no_argument, NULL, O_NOVBD },
@@ -92,6 +97,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 	o->max_ring_order = 4;
 	o->max_queues = 4;
 	o->max_indirect = 256;
+	o->pgrant_max = 8192;
 	o->types_vbd = "vbd";
 	o->types_vif = "vif";
 	while ((c = getopt_long(argc, argv, "p:w:s:l:h", opts, NULL)) != -1) {
@@ -128,6 +134,14 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 			break;
 		case O_BUFFERED:
 			o->buffered = true;
+			break;
+		case O_MAP:
+			o->grant_map = true;
+			break;
+		case O_PGMAX:
+			if (pvio_parse_uint(optarg, 16, 1u << 20, &o->pgrant_max))
+				pvio_usage_error(prog, "bad --persistent-max '%s' (16..1048576)",
+						 optarg);
 			break;
 		case O_VBDT:
 			if (!valid_kinds(optarg))

@@ -54,6 +54,7 @@ struct dp_stats {
 	uint64_t passes;
 	uint64_t batch[NR_BATCH_BUCKETS];	/* requests per pass */
 	uint64_t inflight_max;
+	uint64_t pg_hits, pg_maps, pg_refused;	/* persistent grants */
 };
 
 #define STAT_ADD(q, field, n) \
@@ -163,6 +164,12 @@ void worker_stop_queue(struct worker *w, struct dp_queue *q);
 void worker_shutdown(struct worker *w);
 /* An SQE from the worker's ring, submitting what is queued if full. */
 struct io_uring_sqe *worker_sqe(struct worker *w);
+/*
+ * In the middle of a long pass: submit what is queued, reap what has
+ * completed (cached reads complete inside the submit) and publish the
+ * responses, so the guest refills while we go on.
+ */
+void worker_progress(struct worker *w);
 /* Flush w->gcopy and report failures: return failed segments or -errno. */
 int worker_gcopy_flush(struct worker *w);
 

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -129,8 +130,13 @@ static int ring_init(struct worker *w)
 
 	w->sq_entries = 1024;
 	memset(&p, 0, sizeof(p));
+	/* COOP_TASKRUN: no interrupting IPIs for completions; TASKRUN_FLAG:
+	 * the kernel says in the SQ ring when completions wait as task work,
+	 * so a spinning worker fetches them (reap) without a system call
+	 * per spin */
 	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
-		  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+		  IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL |
+		  IORING_SETUP_CQSIZE;
 	p.cq_entries = 4 * w->sq_entries;
 	rc = io_uring_queue_init_params(w->sq_entries, &w->ring, &p);
 	if (rc == -EINVAL) {	/* an older kernel */
@@ -241,6 +247,11 @@ static int reap(struct worker *w)
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
 
+	/* completions waiting as task work: run it (one cheap enter) */
+	if (w->inflight && (IO_URING_READ_ONCE(*w->ring.sq.kflags) &
+			    IORING_SQ_TASKRUN))
+		io_uring_get_events(&w->ring);
+
 	io_uring_for_each_cqe(&w->ring, head, cqe) {
 		struct dp_tag *tag = io_uring_cqe_get_data(cqe);
 
@@ -302,6 +313,16 @@ static void spurious(struct dp_queue *q, uint64_t now)
 		log_warn("%s: event storm from domain %u (%u kicks without work in a second): pausing its port",
 			 q->dev->path, q->dev->fe, q->storm_spurious);
 	}
+}
+
+void worker_progress(struct worker *w)
+{
+	struct dp_queue *q;
+
+	io_uring_submit(&w->ring);
+	if (reap(w))
+		for (q = w->queues; q; q = q->next)
+			q->ops->flush(q);
 }
 
 /* Remove stopped queues that have drained; tell the main thread. */
@@ -418,8 +439,12 @@ static void *worker_main(void *arg)
 			}
 		if (work)
 			continue;
-		if (w->spin_ns && pvio_spin_continue(&spin))
+		if (w->spin_ns && pvio_spin_continue(&spin)) {
+			/* I/O punted to io-wq may need this CPU: let it run */
+			if (w->inflight)
+				sched_yield();
 			continue;
+		}
 		for (q = w->queues; q; q = q->next)
 			if (!q->halted && q->ops->final_check(q))
 				work = 1;

@@ -19,22 +19,25 @@ BR=pviotbr$$
 T_EXTRA_CLEANUP="ip link del $BR 2>/dev/null"
 
 t_world_up
-ctl create g1 >/dev/null && ctl create g2 >/dev/null || t_fail "create"
+# domids of their own: TAP names (vif<domid>.<devid>, as on Xen) are
+# host-wide, other worlds may run beside this one
+D1=41 D2=42
+ctl create g1 --domid $D1 >/dev/null && ctl create g2 --domid $D2 >/dev/null || t_fail "create"
 ip link add "$BR" type bridge 2>/dev/null || t_skip "cannot create a bridge"
 ip link set "$BR" up
 ctl vif-attach g1 >/dev/null || t_fail "vif-attach g1"
 ctl vif-attach g2 --bridge "$BR" >/dev/null || t_fail "vif-attach g2"
 t_backd_up
 t_wait_states g1 0 "Initialising InitWait"
-ip link show vif1.0 >/dev/null 2>&1 || t_fail "no vif1.0"
-[ "$(cat /sys/class/net/vif2.0/master/ifindex 2>/dev/null)" = \
-  "$(cat /sys/class/net/$BR/ifindex)" ] || t_fail "vif2.0 is not in $BR"
-t_pass "TAP vif1.0 created, vif2.0 in bridge $BR"
+ip link show vif$D1.0 >/dev/null 2>&1 || t_fail "no vif$D1.0"
+[ "$(cat /sys/class/net/vif$D2.0/master/ifindex 2>/dev/null)" = \
+  "$(cat /sys/class/net/$BR/ifindex)" ] || t_fail "vif$D2.0 is not in $BR"
+t_pass "TAP vif$D1.0 created, vif$D2.0 in bridge $BR"
 
 run() { "$PVIO_CTL" -w "$W" run "$1" -- "$CLIENT" "${@:2}"; }
 
 for size in 60 1400 5000 30000; do
-	python3 "$PKT" capture vif1.0 50 >"$W/cap" &
+	python3 "$PKT" capture vif$D1.0 50 >"$W/cap" &
 	CAP=$!
 	for _ in $(seq 50); do grep -q ready "$W/cap" && break; sleep 0.05; done
 	run g1 0 tx 50 $size >"$W/out" || t_fail "tx $size: $(cat "$W/out")"
@@ -43,13 +46,13 @@ for size in 60 1400 5000 30000; do
 done
 t_pass "tx: 50 frames each of 60, 1400, 5000 and 30000 bytes (up to 15 slots) arrive whole"
 
-ip link set vif1.0 mtu 9000
+ip link set vif$D1.0 mtu 9000
 run g1 0 rx 30 >"$W/out" 2>&1 &
 RPID=$!
 t_wait_states g1 0 "Connected Connected"
-python3 "$PKT" inject vif1.0 10 60
-python3 "$PKT" inject vif1.0 10 1400
-python3 "$PKT" inject vif1.0 10 9000
+python3 "$PKT" inject vif$D1.0 10 60
+python3 "$PKT" inject vif$D1.0 10 1400
+python3 "$PKT" inject vif$D1.0 10 9000
 wait $RPID || t_fail "rx: $(cat "$W/out")"
 [ "$(grep -c "^RX 9000 bytes" "$W/out")" = 10 ] || t_fail "rx: $(cat "$W/out")"
 t_pass "rx: 60, 1400 and 9000-byte frames (3 slots) reach the guest whole"
@@ -73,16 +76,16 @@ t_pass "malformed tx packets dropped, fatal ones disconnect only that vif; the o
 T_NO_RX_NOTIFY=1 run g1 0 noroom 2 >"$W/out" 2>&1 &
 RPID=$!
 for _ in $(seq 100); do grep -q "waiting without" "$W/out" && break; sleep 0.05; done
-python3 "$PKT" inject vif1.0 300 1400
+python3 "$PKT" inject vif$D1.0 300 1400
 sleep 2.5
-python3 "$PKT" inject vif1.0 3 100
+python3 "$PKT" inject vif$D1.0 3 100
 wait $RPID || t_fail "no-room guest: $(cat "$W/out")"
 ctl stats --json >"$W/stats.json"
 python3 - "$W/stats.json" <<'EOF' || t_fail "counters: $(cat "$W/stats.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
-g1 = [x for x in d["devices"] if x["domid"] == 1][0]
-g2 = [x for x in d["devices"] if x["domid"] == 2][0]
+g1 = [x for x in d["devices"] if x["domid"] == 41][0]
+g2 = [x for x in d["devices"] if x["domid"] == 42][0]
 assert g1["drops"]["rx_stall"] >= 200, g1["drops"]
 assert g1["drops"]["malformed"] >= 2 and g1["drops"]["grant"] >= 1, g1["drops"]
 assert g1["drops"]["too_big"] >= 1, g1["drops"]
@@ -92,9 +95,9 @@ EOF
 t_pass "a guest without rx buffers: packets held then dropped and counted; counters readable"
 
 ctl vif-detach g1 0 || t_fail "vif-detach"
-for _ in $(seq 40); do ip link show vif1.0 >/dev/null 2>&1 || break; sleep 0.05; done
-ip link show vif1.0 >/dev/null 2>&1 && t_fail "vif1.0 left behind"
+for _ in $(seq 40); do ip link show vif$D1.0 >/dev/null 2>&1 || break; sleep 0.05; done
+ip link show vif$D1.0 >/dev/null 2>&1 && t_fail "vif$D1.0 left behind"
 t_pass "vif-detach closes the vif and removes its TAP"
 t_backd_down
-ip link show vif2.0 >/dev/null 2>&1 && t_fail "vif2.0 left behind after pvio-backd stopped"
+ip link show vif$D2.0 >/dev/null 2>&1 && t_fail "vif$D2.0 left behind after pvio-backd stopped"
 exit 0

@@ -1,0 +1,760 @@
+// SPDX-License-Identifier: MIT
+/*
+ * blkfront's control path: the XenBus handshake as Linux's xen-blkfront
+ * runs it (talk_to_blkback at the backend's InitWait, blkfront_connect at
+ * its Connected), the backend's death (blkfront_closing), online resize,
+ * and the Closing -> Closed teardown. One dispatcher (backend_changed)
+ * for the backend's state; our state has one writer (pvio_xenbus_switch).
+ * Everything the backend wrote is parsed with range checks; a value we
+ * cannot use fails this device only (xenbus_dev_fatal).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xen/io/protocols.h>
+
+#include <pvio/ring.h>
+#include <pvio/xenbus.h>
+
+#include "private.h"
+
+#define M(s)		(1u << PVIO_XB_##s)
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static const char *sname(enum pvio_xb_state s)
+{
+	return pvio_xb_state_name(s);
+}
+
+/* The handshake failed (dev->lock held). */
+static void __attribute__((format(printf, 3, 4)))
+set_failed(struct pvio_blkfront *dev, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (dev->phase == BF_FAILED)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(dev->msg, sizeof(dev->msg), fmt, ap);
+	va_end(ap);
+	dev->err = err;
+	dev->phase = BF_FAILED;
+}
+
+/* As xenbus_dev_fatal: fail the device in xenstore too (lock held). */
+#define fatal(dev, err, ...)						\
+	do {								\
+		set_failed((dev), (err), __VA_ARGS__);			\
+		pvio_xenbus_fatal((dev)->xb, (err), "%s", (dev)->msg);	\
+	} while (0)
+
+void pvio__bf_xb_fatal(struct pvio_blkfront *dev, int err, const char *msg)
+{
+	pthread_mutex_lock(&dev->lock);
+	if (dev->xb && dev->phase != BF_CLOSING)
+		pvio_xenbus_fatal(dev->xb, err, "%s", msg);
+	pthread_mutex_unlock(&dev->lock);
+}
+
+/* A backend key that must be there, in [min, max]. */
+static int be_req(struct pvio_blkfront *dev, const char *key, unsigned long min,
+		  unsigned long max, unsigned long *out)
+{
+	return pvio_xenbus_read_other_uint(dev->xb, key, min, max, 0, true,
+					   out);
+}
+
+/* An optional key: absent is @dflt; garbage is an error. */
+static int be_opt(struct pvio_blkfront *dev, const char *key,
+		  unsigned long max, unsigned long dflt, unsigned long *out)
+{
+	return pvio_xenbus_read_other_uint(dev->xb, key, 0, max, dflt, false,
+					   out);
+}
+
+/* A feature flag: nonzero is on (Linux: xenbus_read_unsigned() != 0). */
+static bool be_flag(struct pvio_blkfront *dev, const char *key)
+{
+	unsigned long v;
+
+	return be_opt(dev, key, ULONG_MAX, 0, &v) == 0 && v != 0;
+}
+
+static int unusable(int rc)
+{
+	return rc == -ENOENT || rc == -ERANGE ? -EINVAL : rc;
+}
+
+static void destroy_queues(struct pvio_blkfront *dev)
+{
+	unsigned int i;
+
+	for (i = 0; i < PVIO_BLKFRONT_MAX_QUEUES; i++) {
+		pvio__bf_queue_destroy(dev->queues[i]);
+		dev->queues[i] = NULL;
+	}
+	dev->nr_queues = 0;
+}
+
+/* ---- InitWait: rings and event channels (talk_to_blkback) ---------------- */
+
+/* Keys of an earlier connection that must not confuse the backend. */
+static bool stale_key(const char *k)
+{
+	return strncmp(k, "ring-ref", 8) == 0 ||
+	       strcmp(k, "ring-page-order") == 0 ||
+	       strncmp(k, "event-channel", 13) == 0 ||
+	       strcmp(k, "multi-queue-num-queues") == 0 ||
+	       strncmp(k, "queue-", 6) == 0;
+}
+
+static int clean_keys(struct pvio_blkfront *dev, pvio_xs_tx_t tx)
+{
+	char key[2 * PVIO_XS_PATH_MAX], **names = NULL;
+	int n, i, rc = 0;
+
+	n = pvio_xs_directory(dev->xs, tx, dev->path, &names);
+	if (n < 0)
+		return n;
+	for (i = 0; i < n && !rc; i++) {
+		if (!stale_key(names[i]))
+			continue;
+		snprintf(key, sizeof(key), "%s/%s", dev->path, names[i]);
+		rc = pvio_xs_rm(dev->xs, tx, key);
+	}
+	free(names);
+	return rc;
+}
+
+/* write_per_ring_nodes: ring-ref or ring-ref%u, then event-channel. */
+static int write_ring(struct pvio_blkfront *dev, pvio_xs_tx_t tx,
+		      const char *dir, const struct pvio_blkfront_queue *q)
+{
+	char key[2 * PVIO_XS_PATH_MAX];
+	const pvio_gref_t *refs;
+	unsigned int pages, i;
+	pvio_port_t port;
+	int rc = 0;
+
+	pvio__bf_queue_ring(q, &refs, &pages, &port);
+	if (pages == 1) {
+		snprintf(key, sizeof(key), "%s/ring-ref", dir);
+		rc = pvio_xs_printf(dev->xs, tx, key, "%u", refs[0]);
+	} else {
+		for (i = 0; i < pages && !rc; i++) {
+			snprintf(key, sizeof(key), "%s/ring-ref%u", dir, i);
+			rc = pvio_xs_printf(dev->xs, tx, key, "%u", refs[i]);
+		}
+	}
+	if (!rc) {
+		snprintf(key, sizeof(key), "%s/event-channel", dir);
+		rc = pvio_xs_printf(dev->xs, tx, key, "%u", port);
+	}
+	return rc;
+}
+
+static int publish(struct pvio_blkfront *dev, pvio_xs_tx_t tx)
+{
+	char key[2 * PVIO_XS_PATH_MAX];
+	unsigned int i;
+	int rc;
+
+	rc = clean_keys(dev, tx);
+	/* Only for multi-page rings: with the key present, even 0, Linux
+	 * blkback (5.11+) reads ring-ref0 instead of ring-ref. */
+	if (!rc && dev->ring_pages > 1) {
+		snprintf(key, sizeof(key), "%s/ring-page-order", dev->path);
+		rc = pvio_xs_printf(dev->xs, tx, key, "%d",
+				    __builtin_ctz(dev->ring_pages));
+	}
+	if (!rc && dev->nr_queues == 1) {
+		rc = write_ring(dev, tx, dev->path, dev->queues[0]);
+	} else if (!rc) {
+		snprintf(key, sizeof(key), "%s/multi-queue-num-queues",
+			 dev->path);
+		rc = pvio_xs_printf(dev->xs, tx, key, "%u", dev->nr_queues);
+		for (i = 0; i < dev->nr_queues && !rc; i++) {
+			snprintf(key, sizeof(key), "%s/queue-%u", dev->path, i);
+			rc = write_ring(dev, tx, key, dev->queues[i]);
+		}
+	}
+	if (!rc) {
+		snprintf(key, sizeof(key), "%s/protocol", dev->path);
+		rc = pvio_xs_write(dev->xs, tx, key, XEN_IO_PROTO_ABI_NATIVE);
+	}
+	if (!rc) {
+		/* We always use a persistent pool (Linux 6.0+: written as
+		 * the user asked, not as negotiated). */
+		snprintf(key, sizeof(key), "%s/feature-persistent", dev->path);
+		rc = pvio_xs_write(dev->xs, tx, key, "1");
+	}
+	return rc;
+}
+
+static int talk_to_backend(struct pvio_blkfront *dev)
+{
+	unsigned long order, maxq;
+	unsigned int nq, max_pages, pages, depth, i;
+	pvio_xs_tx_t tx;
+	int rc, tries = 0;
+
+	rc = be_opt(dev, "max-ring-page-order", ULONG_MAX, 0, &order);
+	if (!rc)
+		rc = be_opt(dev, "multi-queue-max-queues", ULONG_MAX, 1, &maxq);
+	if (rc) {
+		fatal(dev, unusable(rc), "reading the backend's ring limits "
+		      "in %s: %s", dev->be_path, strerror(-rc));
+		return dev->err;
+	}
+	if (order > 4)
+		order = 4;
+	if (maxq == 0)
+		maxq = 1;
+	nq = dev->opts.max_queues < maxq ? dev->opts.max_queues
+					  : (unsigned int)maxq;
+	max_pages = 1u << order;
+	if (dev->opts.max_ring_pages < max_pages)
+		max_pages = dev->opts.max_ring_pages;
+	/* The smallest ring that holds the depth asked for. */
+	depth = dev->opts.queue_depth;
+	pages = 1;
+	while (pages < max_pages && pvio_blkif_ring_size(pages) < depth)
+		pages <<= 1;
+	if (depth > pvio_blkif_ring_size(pages))
+		depth = pvio_blkif_ring_size(pages);
+	dev->ring_pages = pages;
+	dev->depth = depth;
+	dev->nr_queues = nq;
+	for (i = 0; i < nq; i++) {
+		rc = pvio__bf_queue_create(dev, i, pages, &dev->queues[i]);
+		if (rc) {
+			destroy_queues(dev);
+			fatal(dev, rc, "allocating ring %u (%u pages) and its "
+			      "event channel: %s", i, pages, strerror(-rc));
+			return rc;
+		}
+	}
+	/* One transaction, as Linux: the backend sees all or nothing. */
+	do {
+		rc = pvio_xs_tx_start(dev->xs, &tx);
+		if (rc)
+			break;
+		rc = publish(dev, tx);
+		if (rc) {
+			pvio_xs_tx_end(dev->xs, tx, true);
+			break;
+		}
+		rc = pvio_xs_tx_end(dev->xs, tx, false);
+	} while (rc == -EAGAIN && ++tries < 100);
+	if (!rc)
+		rc = pvio_xenbus_switch(dev->xb, PVIO_XB_INITIALISED);
+	if (rc) {
+		destroy_queues(dev);
+		fatal(dev, rc, "writing the rings to %s: %s", dev->path,
+		      strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+/* ---- Connected: the disk (blkfront_connect) ------------------------------ */
+
+static bool pow2(unsigned long v)
+{
+	return v && !(v & (v - 1));
+}
+
+static void check_resize(struct pvio_blkfront *dev)
+{
+	unsigned long sectors;
+
+	/* a transient or hostile value: keep the old size */
+	if (be_req(dev, "sectors", 0, UINT64_MAX >> 9, &sectors))
+		return;
+	if (sectors == __atomic_load_n(&dev->sectors, __ATOMIC_RELAXED))
+		return;
+	__atomic_store_n(&dev->sectors, (uint64_t)sectors, __ATOMIC_RELAXED);
+	__atomic_or_fetch(&dev->pending_events, 1u << PVIO_BLKFRONT_EV_RESIZE,
+			  __ATOMIC_RELAXED);
+}
+
+static void read_discard(struct pvio_blkfront *dev, uint32_t *feat)
+{
+	unsigned long gran, align;
+	uint32_t ss = dev->sector_size;
+
+	if (!be_flag(dev, "feature-discard"))
+		return;
+	/* blkif.h: assume alignment 0 and granularity = sector size when
+	 * absent. A value we cannot use turns discard off, not the disk. */
+	if (be_opt(dev, "discard-granularity", 1ul << 30, ss, &gran) ||
+	    be_opt(dev, "discard-alignment", 1ul << 30, 0, &align))
+		return;
+	if (gran == 0)
+		gran = ss;
+	if (gran % ss) {
+		gran = ss;
+		align = 0;
+	}
+	align %= gran;
+	if (align % ss)
+		align = 0;
+	dev->discard_gran = (uint32_t)gran;
+	dev->discard_align = (uint32_t)align;
+	*feat |= PVIO_BLKFRONT_FEAT_DISCARD;
+	if (be_flag(dev, "discard-secure"))
+		*feat |= PVIO_BLKFRONT_FEAT_SECURE_DISCARD;
+}
+
+static int connect_backend(struct pvio_blkfront *dev)
+{
+	unsigned long sectors, info, ss, pss, ind;
+	unsigned int segs, i;
+	uint32_t feat = 0;
+	int rc;
+
+	if (dev->phase == BF_CONNECTED) {
+		/* blkback rewrites `state` with `sectors` on a resize */
+		check_resize(dev);
+		return 0;
+	}
+	rc = be_req(dev, "sectors", 0, UINT64_MAX >> 9, &sectors);
+	if (!rc)
+		rc = be_req(dev, "info", 0, UINT32_MAX, &info);
+	if (!rc)
+		rc = be_req(dev, "sector-size", 512, 1ul << 20, &ss);
+	if (!rc && !pow2(ss))
+		rc = -EINVAL;
+	if (rc) {
+		fatal(dev, unusable(rc), "reading backend fields at %s "
+		      "(sectors, info, sector-size): %s", dev->be_path,
+		      strerror(-rc));
+		return dev->err;
+	}
+	if (be_opt(dev, "physical-sector-size", 1ul << 20, ss, &pss) ||
+	    !pow2(pss) || pss < ss)
+		pss = ss;
+	dev->sector_size = (uint32_t)ss;
+	dev->physical_sector_size = (uint32_t)pss;
+	dev->vdisk_info = (uint32_t)info;
+	dev->readonly = info & VDISK_READONLY;
+	__atomic_store_n(&dev->sectors, (uint64_t)sectors, __ATOMIC_RELAXED);
+
+	/* blkfront_gather_backend_features */
+	if (be_flag(dev, "feature-barrier"))
+		feat |= PVIO_BLKFRONT_FEAT_BARRIER;
+	if (be_flag(dev, "feature-flush-cache"))
+		feat |= PVIO_BLKFRONT_FEAT_FLUSH;
+	read_discard(dev, &feat);
+	if (be_flag(dev, "feature-persistent"))
+		feat |= PVIO_BLKFRONT_FEAT_PERSISTENT;
+	if (be_opt(dev, "feature-max-indirect-segments", ULONG_MAX, 0, &ind))
+		ind = 0;
+	segs = dev->opts.max_indirect_segments;
+	if (segs == PVIO_BLKFRONT_NO_INDIRECT || ind <= BF_DIRECT_SEGS)
+		segs = 0;
+	else if (ind < segs)
+		segs = (unsigned int)ind;
+	dev->indirect = segs > BF_DIRECT_SEGS;
+	dev->max_segs = dev->indirect ? segs : BF_DIRECT_SEGS;
+	if (dev->indirect)
+		feat |= PVIO_BLKFRONT_FEAT_INDIRECT;
+	__atomic_store_n(&dev->features, feat, __ATOMIC_RELAXED);
+
+	for (i = 0; i < dev->nr_queues; i++) {
+		rc = pvio__bf_queue_start(dev->queues[i], dev->depth,
+					  dev->max_segs, dev->indirect);
+		if (rc) {
+			fatal(dev, rc, "granting the data pool of queue %u "
+			      "(%u slots of %u pages): %s", i, dev->depth,
+			      dev->max_segs, strerror(-rc));
+			return rc;
+		}
+	}
+	rc = pvio_xenbus_switch(dev->xb, PVIO_XB_CONNECTED);
+	if (rc) {
+		fatal(dev, rc, "switching to Connected: %s", strerror(-rc));
+		return rc;
+	}
+	dev->phase = BF_CONNECTED;
+	return 0;
+}
+
+/* ---- the one dispatcher of the backend's state --------------------------- */
+
+/* ": <the backend's error node>" (xenbus_dev_fatal writes one), or "". */
+static void be_error(struct pvio_blkfront *dev, char *buf, size_t len)
+{
+	char key[PVIO_XS_PATH_MAX + 8], *v = NULL;
+
+	buf[0] = 0;
+	snprintf(key, sizeof(key), "%s/error", dev->be_path);
+	if (pvio_xs_read(dev->xs, 0, key, &v) < 0)
+		return;
+	snprintf(buf, len, ": %s", v);
+	free(v);
+}
+
+static void backend_changed_locked(struct pvio_blkfront *dev,
+				   enum pvio_xb_state be)
+{
+	enum pvio_xb_state me = pvio_xenbus_state(dev->xb);
+	char why[160];
+
+	if (dev->phase == BF_CLOSING || dev->phase == BF_FAILED)
+		return;
+	switch (be) {
+	case PVIO_XB_INITWAIT:
+		/* Only acted on while Initialising: a repeat is ignored. */
+		if (me == PVIO_XB_INITIALISING)
+			talk_to_backend(dev);
+		break;
+	case PVIO_XB_CONNECTED:
+		/* A backend may skip InitWait: do both steps. */
+		if (me == PVIO_XB_INITIALISING && talk_to_backend(dev))
+			break;
+		me = pvio_xenbus_state(dev->xb);
+		if (me == PVIO_XB_INITIALISED || me == PVIO_XB_CONNECTED)
+			connect_backend(dev);
+		break;
+	case PVIO_XB_CLOSING:
+	case PVIO_XB_CLOSED:	/* Unknown arrives as Closed */
+		if (dev->phase == BF_OPENING) {
+			/* Closed: not started yet, or still done with an
+			 * old session (it may have read our Closed before
+			 * our Initialising); blkback connects from Closed
+			 * when it sees Initialised. The timeout decides. */
+			if (be == PVIO_XB_CLOSED)
+				break;
+			be_error(dev, why, sizeof(why));
+			set_failed(dev, -ENODEV, "the backend (%s) went %s "
+				   "during the handshake%s", dev->be_path,
+				   sname(be), why);
+			pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED);
+			break;
+		}
+		/* blkfront_closing: no recovery, the disk is dead. */
+		if (me == PVIO_XB_CLOSED)
+			break;
+		be_error(dev, why, sizeof(why));
+		pvio__bf_kill(dev, -EIO, "the backend (%s) went %s%s",
+			      dev->be_path, sname(be), why);
+		pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED);
+		break;
+	default:
+		break;
+	}
+}
+
+static void backend_changed(struct pvio_xenbus *xb, enum pvio_xb_state be,
+			    void *opaque)
+{
+	struct pvio_blkfront *dev = opaque;
+
+	(void)xb;
+	pthread_mutex_lock(&dev->lock);
+	backend_changed_locked(dev, be);
+	pthread_mutex_unlock(&dev->lock);
+	pvio__bf_deliver_events(dev);
+}
+
+static void sectors_changed(struct pvio_xs *x, const char *path, void *opaque)
+{
+	struct pvio_blkfront *dev = opaque;
+
+	(void)x;
+	(void)path;
+	pthread_mutex_lock(&dev->lock);
+	if (dev->phase == BF_CONNECTED && !bf_dead(dev))
+		check_resize(dev);
+	pthread_mutex_unlock(&dev->lock);
+	pvio__bf_deliver_events(dev);
+}
+
+/* ---- waiting for the backend --------------------------------------------- */
+
+/* Poll the xenstore fd for up to @ms and run what came (our own callbacks
+ * included: they look at dev->phase). */
+static void pump(struct pvio_blkfront *dev, int ms)
+{
+	struct pollfd pfd = { .fd = pvio_xs_fd(dev->xs), .events = POLLIN };
+
+	if (pfd.fd < 0) {
+		poll(NULL, 0, ms);
+		pvio_xs_dispatch(dev->xs);
+	} else if (poll(&pfd, 1, ms) > 0) {
+		pvio_xs_dispatch(dev->xs);
+	}
+}
+
+/* Until the backend's state is in @mask; re-read each round, so events
+ * dispatched elsewhere do not matter. */
+static int wait_backend(struct pvio_blkfront *dev, unsigned int mask,
+			unsigned int timeout_ms, enum pvio_xb_state *last)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		uint64_t now;
+
+		*last = pvio_xenbus_other_state(dev->xb);
+		if (mask & (1u << *last))
+			return 0;
+		now = now_ms();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		pump(dev, deadline - now < 50 ? (int)(deadline - now) : 50);
+	}
+}
+
+/*
+ * An earlier process left this device mid-session (or the backend is
+ * still Closed from it): close that session first, waiting for the backend
+ * at each step, so that it sees Initialising while it is Closed (blkback
+ * reconnects only then).
+ */
+static int reset_stale(struct pvio_blkfront *dev)
+{
+	enum pvio_xb_state me = pvio_xenbus_state(dev->xb), be;
+	unsigned int t = dev->opts.timeout_ms;
+	int rc;
+
+	be = pvio_xenbus_other_state(dev->xb);
+	if (me == PVIO_XB_INITIALISING &&
+	    (be == PVIO_XB_INITIALISING || be == PVIO_XB_INITWAIT ||
+	     be == PVIO_XB_CONNECTED))
+		return 0;
+	if (me == PVIO_XB_UNKNOWN) {
+		snprintf(dev->msg, sizeof(dev->msg), "%s/state is missing",
+			 dev->path);
+		return -ENODEV;
+	}
+	if (me != PVIO_XB_INITIALISING && me != PVIO_XB_CLOSING &&
+	    me != PVIO_XB_CLOSED) {
+		rc = pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSING);
+		if (!rc)
+			rc = wait_backend(dev, M(CLOSING) | M(CLOSED) |
+					  M(INITWAIT) | M(INITIALISING),
+					  t, &be);
+		/* a backend that does not answer: try Closed anyway */
+	}
+	rc = pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED);
+	if (rc)
+		goto fail_switch;
+	rc = wait_backend(dev, M(CLOSED) | M(INITWAIT) | M(INITIALISING), t,
+			  &be);
+	if (rc) {
+		snprintf(dev->msg, sizeof(dev->msg),
+			 "timed out after %u ms waiting for the backend (%s) "
+			 "to close the previous connection: it is %s", t,
+			 dev->be_path, sname(be));
+		return rc;
+	}
+	rc = pvio_xenbus_switch(dev->xb, PVIO_XB_INITIALISING);
+	if (rc)
+		goto fail_switch;
+	return 0;
+fail_switch:
+	snprintf(dev->msg, sizeof(dev->msg), "cannot write %s/state: %s",
+		 dev->path, strerror(-rc));
+	return rc;
+}
+
+int pvio__bf_xb_open(struct pvio_blkfront *dev)
+{
+	char key[PVIO_XS_PATH_MAX + 32];
+	unsigned long vdev;
+	uint64_t deadline;
+	enum bf_phase ph;
+	int rc;
+
+	pvio_xb_frontend_path(dev->path, dev->self, "vbd", dev->devid);
+	/* blkfront_probe: virtual-device, or virtual-device-ext */
+	snprintf(key, sizeof(key), "%s/virtual-device", dev->path);
+	rc = pvio_xs_read_uint(dev->xs, 0, key, 0, ULONG_MAX, &vdev);
+	if (rc == -ENOENT) {
+		snprintf(key, sizeof(key), "%s/virtual-device-ext", dev->path);
+		rc = pvio_xs_read_uint(dev->xs, 0, key, 0, ULONG_MAX, &vdev);
+	}
+	if (rc) {
+		snprintf(dev->msg, sizeof(dev->msg),
+			 "no vbd %u for domain %u: cannot read %s: %s",
+			 dev->devid, dev->self, key, strerror(-rc));
+		return -ENODEV;
+	}
+	dev->phase = BF_CLOSING;	/* the dispatcher waits for reset */
+	rc = pvio_xenbus_open(&dev->xb, dev->xs, dev->path, "backend",
+			      "backend-id", backend_changed, dev);
+	if (rc) {
+		snprintf(dev->msg, sizeof(dev->msg),
+			 "%s: cannot find the backend (backend, backend-id): "
+			 "%s", dev->path, strerror(-rc));
+		return rc == -ENOENT || rc == -EINVAL ? -ENODEV : rc;
+	}
+	dev->backend_id = pvio_xenbus_otherend_id(dev->xb);
+	snprintf(dev->be_path, sizeof(dev->be_path), "%s",
+		 pvio_xenbus_otherend(dev->xb));
+	snprintf(key, sizeof(key), "%s/sectors", dev->be_path);
+	rc = pvio_xs_watch(dev->xs, key, sectors_changed, dev);
+	if (rc < 0) {
+		snprintf(dev->msg, sizeof(dev->msg), "cannot watch %s: %s", key,
+			 strerror(-rc));
+		return rc;
+	}
+	dev->sectors_watch = rc;
+
+	rc = reset_stale(dev);
+	if (rc)
+		return rc;
+
+	pthread_mutex_lock(&dev->lock);
+	dev->phase = BF_OPENING;
+	pthread_mutex_unlock(&dev->lock);
+	deadline = now_ms() + dev->opts.timeout_ms;
+	for (;;) {
+		enum pvio_xb_state be = pvio_xenbus_other_state(dev->xb), me;
+		uint64_t now;
+
+		/* The dispatcher runs from our pump too; evaluating the
+		 * current state here as well makes lost or stolen events
+		 * harmless. */
+		pthread_mutex_lock(&dev->lock);
+		backend_changed_locked(dev, be);
+		ph = dev->phase;
+		me = pvio_xenbus_state(dev->xb);
+		pthread_mutex_unlock(&dev->lock);
+		pvio__bf_deliver_events(dev);
+		if (ph == BF_CONNECTED)
+			return 0;
+		if (ph == BF_FAILED)
+			return dev->err;
+		now = now_ms();
+		if (now >= deadline) {
+			pthread_mutex_lock(&dev->lock);
+			set_failed(dev, -ETIMEDOUT,
+				   "timed out after %u ms waiting for the "
+				   "backend (%s) to reach %s: it is %s, we "
+				   "are %s", dev->opts.timeout_ms, dev->be_path,
+				   me == PVIO_XB_INITIALISING ? "InitWait"
+							      : "Connected",
+				   sname(be), sname(me));
+			/* Rings were published: tell the backend. */
+			if (me != PVIO_XB_INITIALISING)
+				pvio_xenbus_fatal(dev->xb, -ETIMEDOUT, "%s",
+						  dev->msg);
+			pthread_mutex_unlock(&dev->lock);
+			return -ETIMEDOUT;
+		}
+		pump(dev, deadline - now < 100 ? (int)(deadline - now) : 100);
+	}
+}
+
+/* Closing -> Closed, each step waiting for the backend to follow. */
+int pvio__bf_xb_close(struct pvio_blkfront *dev)
+{
+	unsigned int t = dev->opts.timeout_ms;
+	enum pvio_xb_state me, be;
+	int rc = 0, r;
+
+	if (!dev->xb)
+		return 0;
+	me = pvio_xenbus_state(dev->xb);
+	if (me != PVIO_XB_CLOSED && me != PVIO_XB_UNKNOWN) {
+		if (me != PVIO_XB_CLOSING)
+			pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSING);
+		rc = wait_backend(dev, M(CLOSING) | M(CLOSED), t, &be);
+	}
+	/* blkback unmaps the rings when it sees our Closed, then goes
+	 * Closed: only then are our grants free. */
+	if (pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED) == 0) {
+		r = wait_backend(dev, M(CLOSED) | M(INITWAIT) | M(INITIALISING),
+				 t, &be);
+		if (!rc)
+			rc = r;
+	}
+	return rc;
+}
+
+/* ---- PVIO_BLKFRONT_F_THREAD ---------------------------------------------- */
+
+static void *ctl_main(void *arg)
+{
+	struct pvio_blkfront *dev = arg;
+	struct pollfd fds[2] = {
+		{ .fd = pvio_xs_fd(dev->xs), .events = POLLIN },
+		{ .fd = dev->ctl_stop_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (fds[1].revents)
+			break;
+		if (fds[0].revents)
+			pvio_xs_dispatch(dev->xs);
+	}
+	return NULL;
+}
+
+int pvio__bf_ctl_thread_start(struct pvio_blkfront *dev)
+{
+	int rc;
+
+	if (pvio_xs_fd(dev->xs) < 0)
+		return -EBADF;
+	dev->ctl_stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (dev->ctl_stop_fd < 0)
+		return -errno;
+	rc = pthread_create(&dev->ctl_thread, NULL, ctl_main, dev);
+	if (rc) {
+		close(dev->ctl_stop_fd);
+		dev->ctl_stop_fd = -1;
+		return -rc;
+	}
+	dev->ctl_running = true;
+	return 0;
+}
+
+void pvio__bf_ctl_thread_stop(struct pvio_blkfront *dev)
+{
+	uint64_t one = 1;
+
+	if (!dev->ctl_running)
+		return;
+	if (write(dev->ctl_stop_fd, &one, sizeof(one)) < 0) {
+		/* cannot happen with a fresh eventfd */
+	}
+	pthread_join(dev->ctl_thread, NULL);
+	close(dev->ctl_stop_fd);
+	dev->ctl_stop_fd = -1;
+	dev->ctl_running = false;
+}
+
+void pvio__bf_xb_release(struct pvio_blkfront *dev)
+{
+	if (dev->sectors_watch > 0)
+		pvio_xs_unwatch(dev->xs, dev->sectors_watch);
+	dev->sectors_watch = 0;
+	pvio_xenbus_close(dev->xb);
+	dev->xb = NULL;
+}

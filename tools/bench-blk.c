@@ -1,0 +1,511 @@
+// SPDX-License-Identifier: MIT
+/*
+ * pvio-bench blk: a sim domU's blkfront -> pvio-backd -> a file on tmpfs
+ * (or in the page cache), against the same workload issued directly with
+ * io_uring on the same file from one process: the cost of storage with no
+ * virtualization. Runs alternate (pvio, baseline, pvio, ...) and each
+ * ratio is the median of the pairs' ratios.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include <pvio/blkfront.h>
+#include <pvio/platform.h>
+#include <pvio/ring.h>
+#include <pvio/xenbus.h>
+
+#include "bench.h"
+#include "toolstack.h"
+
+struct workload {
+	const char *name;
+	bool write, random;
+	unsigned int bs, qd;
+};
+
+static const struct workload loads[] = {
+	{ "randread-4k-qd1", false, true, 4096, 1 },
+	{ "randread-4k-qd32", false, true, 4096, 32 },
+	{ "randread-4k-qd128", false, true, 4096, 128 },
+	{ "randwrite-4k-qd1", true, true, 4096, 1 },
+	{ "randwrite-4k-qd32", true, true, 4096, 32 },
+	{ "randwrite-4k-qd128", true, true, 4096, 128 },
+	{ "seqread-128k-qd16", false, false, 131072, 16 },
+	{ "seqwrite-128k-qd16", true, false, 131072, 16 },
+};
+#define NR_LOADS (sizeof(loads) / sizeof(loads[0]))
+
+struct run_result {
+	int error;
+	uint64_t ios, ns;
+	uint64_t notifies;	/* sent by the frontend (pvio) */
+	uint32_t nlat;
+	uint32_t lat[];		/* ns, sampled */
+};
+
+#define MAX_LAT 200000u
+
+struct gen {
+	uint64_t rng, next, blocks;
+	const struct workload *w;
+};
+
+static uint64_t gen_off(struct gen *g)
+{
+	uint64_t b;
+
+	if (g->w->random) {
+		g->rng ^= g->rng << 13;
+		g->rng ^= g->rng >> 7;
+		g->rng ^= g->rng << 17;
+		b = g->rng % g->blocks;
+	} else {
+		b = g->next++ % g->blocks;
+	}
+	return b * g->w->bs;
+}
+
+/* ---- the guest side: blkfront ------------------------------------------------------ */
+
+struct fjob {
+	struct pvio_blkfront_io io;
+	uint64_t t0;
+	bool busy;
+};
+
+static struct run_result *res_g;
+static uint64_t deadline_g;
+
+static void fjob_done(struct pvio_blkfront_io *io, int r)
+{
+	struct fjob *j = io->user_data;
+	uint64_t t = pvio_now_ns();
+
+	j->busy = false;
+	if (r) {
+		res_g->error = r;
+		return;
+	}
+	res_g->ios++;
+	if (res_g->nlat < MAX_LAT)
+		res_g->lat[res_g->nlat++] = (uint32_t)(t - j->t0);
+}
+
+static void front_run(struct pvio_blkfront_queue *q, const struct workload *w,
+		      uint64_t size, uint64_t dur_ns, struct run_result *r,
+		      char *bufs)
+{
+	struct fjob *jobs = calloc(w->qd, sizeof(*jobs));
+	struct pvio_blkfront_queue_stats s0, s1;
+	struct gen g = { .rng = 88172645463325252ull, .blocks = size / w->bs, .w = w };
+	uint64_t t0;
+	unsigned int i;
+
+	res_g = r;
+	pvio_blkfront_queue_stats(q, &s0);
+	t0 = pvio_now_ns();
+	deadline_g = t0 + dur_ns;
+	for (;;) {
+		uint64_t now = pvio_now_ns();
+		bool more = now < deadline_g && !r->error;
+		unsigned int busy = 0;
+
+		for (i = 0; i < w->qd; i++) {
+			struct fjob *j = &jobs[i];
+
+			if (j->busy) {
+				busy++;
+				continue;
+			}
+			if (!more)
+				continue;
+			j->io.op = w->write ? PVIO_BLKFRONT_OP_WRITE
+					    : PVIO_BLKFRONT_OP_READ;
+			j->io.len = w->bs;
+			j->io.offset = gen_off(&g);
+			j->io.buf = bufs + (size_t)i * w->bs;
+			j->io.done = fjob_done;
+			j->io.user_data = j;
+			j->t0 = now;
+			if (pvio_blkfront_prep(q, &j->io) == 0) {
+				j->busy = true;
+				busy++;
+			}
+		}
+		if (!busy)
+			break;
+		pvio_blkfront_submit(q);
+		if (pvio_blkfront_wait(q, 1, 2000) < 0 && !r->error)
+			r->error = -EIO;
+	}
+	r->ns = pvio_now_ns() - t0;
+	pvio_blkfront_queue_stats(q, &s1);
+	r->notifies = s1.notifies - s0.notifies;
+	free(jobs);
+}
+
+/* ---- the baseline: io_uring on the file, one process -------------------------------- */
+
+static void base_run(int fd, const struct workload *w, uint64_t size,
+		     uint64_t dur_ns, struct run_result *r, char *bufs)
+{
+	struct io_uring ring;
+	struct gen g = { .rng = 88172645463325252ull, .blocks = size / w->bs, .w = w };
+	uint64_t *t0s = calloc(w->qd, sizeof(*t0s)), start, deadline;
+	unsigned int inflight = 0, i;
+
+	if (io_uring_queue_init(256, &ring, 0)) {
+		r->error = -EIO;
+		free(t0s);
+		return;
+	}
+	start = pvio_now_ns();
+	deadline = start + dur_ns;
+	for (i = 0; i < w->qd; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+		if (w->write)
+			io_uring_prep_write(sqe, fd, bufs + (size_t)i * w->bs, w->bs,
+					    gen_off(&g));
+		else
+			io_uring_prep_read(sqe, fd, bufs + (size_t)i * w->bs, w->bs,
+					   gen_off(&g));
+		io_uring_sqe_set_data64(sqe, i);
+		t0s[i] = pvio_now_ns();
+		inflight++;
+	}
+	while (inflight) {
+		struct io_uring_cqe *cqe;
+		unsigned int head, n = 0;
+		uint64_t now;
+
+		io_uring_submit_and_wait(&ring, 1);
+		now = pvio_now_ns();
+		io_uring_for_each_cqe(&ring, head, cqe) {
+			unsigned int k = (unsigned int)io_uring_cqe_get_data64(cqe);
+
+			n++;
+			inflight--;
+			if (cqe->res != (int)w->bs) {
+				r->error = cqe->res < 0 ? cqe->res : -EIO;
+				continue;
+			}
+			r->ios++;
+			if (r->nlat < MAX_LAT)
+				r->lat[r->nlat++] = (uint32_t)(now - t0s[k]);
+			if (now < deadline && !r->error) {
+				struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+				if (w->write)
+					io_uring_prep_write(sqe, fd, bufs + (size_t)k * w->bs,
+							    w->bs, gen_off(&g));
+				else
+					io_uring_prep_read(sqe, fd, bufs + (size_t)k * w->bs,
+							   w->bs, gen_off(&g));
+				io_uring_sqe_set_data64(sqe, k);
+				t0s[k] = now;
+				inflight++;
+			}
+		}
+		io_uring_cq_advance(&ring, n);
+	}
+	r->ns = pvio_now_ns() - start;
+	io_uring_queue_exit(&ring);
+	free(t0s);
+}
+
+/* ---- orchestration --------------------------------------------------------------------- */
+
+struct blk_opts {
+	uint64_t size;
+	unsigned int ms, runs;
+	const char *dir;
+	bool json;
+	bool copy;		/* grant copy instead of mapped persistent grants */
+	unsigned int only;	/* bitmask of loads, 0: all */
+	unsigned int spin_us;
+};
+
+static size_t res_size(void)
+{
+	return sizeof(struct run_result) + sizeof(uint32_t) * MAX_LAT;
+}
+
+/* The guest: attach, open xvda, run every requested (workload, run) that
+ * the parent asks for on the command pipe, answer on the result pipe. */
+static void guest_proc(struct bench_world *bw, unsigned int domid,
+		       const struct blk_opts *o, int cmd_r, int res_w)
+{
+	struct pvio_blkfront_opts fo = { .max_queues = 1, .queue_depth = 128 };
+	struct pvio_platform *p = NULL;
+	struct pvio_blkfront *dev = NULL;
+	struct pvio_blkfront_queue *q;
+	struct pvio_xs *x = NULL;
+	struct run_result *r = malloc(res_size());
+	char err[PVIO_BLKFRONT_ERR_MAX], *bufs;
+	unsigned int li;
+	int rc;
+
+	bench_pin(0);
+	rc = pvio_platform_open(&p, bw->spec, domid, 0);
+	if (!rc)
+		rc = pvio_xs_open(&x, p);
+	if (!rc)
+		rc = pvio_blkfront_open(&dev, p, x, 51712, &fo, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "pvio-bench: guest: %s\n", rc ? err : "");
+		memset(r, 0, sizeof(*r));
+		r->error = rc;
+		bench_write(res_w, r, sizeof(*r));
+		_exit(1);
+	}
+	q = pvio_blkfront_queue(dev, 0);
+	pvio_blkfront_queue_set_spin(q, (uint64_t)o->spin_us * 1000u);
+	bufs = aligned_alloc(4096, 128u * 131072u);
+	memset(bufs, 0x5a, 128u * 131072u);
+	while (bench_read(cmd_r, &li, sizeof(li)) == 0 && li < NR_LOADS) {
+		memset(r, 0, sizeof(*r));
+		front_run(q, &loads[li], o->size, (uint64_t)o->ms * 1000000u, r, bufs);
+		bench_write(res_w, r, sizeof(*r) + sizeof(uint32_t) * r->nlat);
+	}
+	pvio_blkfront_close(dev);
+	pvio_xs_close(x);
+	pvio_platform_close(p);
+	_exit(0);
+}
+
+static int recv_result(int fd, struct run_result *r)
+{
+	if (bench_read(fd, r, sizeof(*r)))
+		return -EIO;
+	if (r->nlat > MAX_LAT)
+		return -EPROTO;
+	return bench_read(fd, r->lat, sizeof(uint32_t) * r->nlat);
+}
+
+struct point {
+	double iops[32], base_iops[32], ratio[32];
+	double mbs, base_mbs;
+	struct bench_stat3 s_iops, s_base;
+	double p50, p99, bp50, bp99;
+	double notif_per_req;
+	double ratio_med;
+};
+
+int bench_blk(int argc, char **argv)
+{
+	struct blk_opts o = { .size = 1ull << 30, .ms = 1000, .runs = 3,
+			      .spin_us = 50 };
+	struct bench_world bw;
+	struct point pts[NR_LOADS];
+	struct run_result *rp = malloc(res_size()), *rb = malloc(res_size());
+	int cmd[2], res[2], fd, i, rc;
+	unsigned int li, run, domid = 1;
+	pid_t guest;
+	char img[4200];
+	char *bufs;
+
+	memset(pts, 0, sizeof(pts));
+	/* the page cache of a disk file system: there io_uring serves cached
+	 * reads inline (tmpfs reads go through io-wq on 6.x kernels) */
+	o.dir = "/var/tmp";
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			o.json = true;
+		} else if (!strcmp(argv[i], "--time") && i + 1 < argc) {
+			if (pvio_parse_uint(argv[++i], 50, 600000, &o.ms))
+				pvio_usage_error("pvio-bench", "bad --time '%s'", argv[i]);
+		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
+			if (pvio_parse_uint(argv[++i], 1, 31, &o.runs))
+				pvio_usage_error("pvio-bench", "bad --runs '%s'", argv[i]);
+		} else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+			if (pvio_parse_size(argv[++i], &o.size) || o.size < (1u << 24) ||
+			    o.size % 131072)
+				pvio_usage_error("pvio-bench", "bad --size '%s' (16M.., 128K multiple)",
+						 argv[i]);
+		} else if (!strcmp(argv[i], "--copy")) {
+			o.copy = true;
+		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
+			o.dir = argv[++i];
+		} else if (!strcmp(argv[i], "--spin-us") && i + 1 < argc) {
+			if (pvio_parse_uint(argv[++i], 0, 1000000, &o.spin_us))
+				pvio_usage_error("pvio-bench", "bad --spin-us '%s'", argv[i]);
+		} else if (!strcmp(argv[i], "--load") && i + 1 < argc) {
+			for (li = 0; li < NR_LOADS; li++)
+				if (!strcmp(argv[i + 1], loads[li].name))
+					break;
+			if (li == NR_LOADS)
+				pvio_usage_error("pvio-bench", "no workload '%s'", argv[i + 1]);
+			o.only |= 1u << li;
+			i++;
+		} else {
+			pvio_usage_error("pvio-bench", "blk: unknown option '%s'", argv[i]);
+		}
+	}
+	snprintf(img, sizeof(img), "%s/pvio-bench-%d.img", o.dir, (int)getpid());
+	fd = open(img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "pvio-bench: cannot create %s: %s\n", img, strerror(errno));
+		return 1;
+	}
+	/* real data, in memory: no holes, no disk */
+	bufs = aligned_alloc(4096, 128u * 131072u);
+	memset(bufs, 0xa5, 128u * 131072u);
+	for (uint64_t off = 0; off < o.size; off += 1u << 20)
+		if (pwrite(fd, bufs, 1u << 20, (off_t)off) != 1 << 20) {
+			fprintf(stderr, "pvio-bench: cannot fill %s\n", img);
+			unlink(img);
+			return 1;
+		}
+	rc = bench_world_up(&bw, o.spin_us, !o.copy);
+	if (!rc)
+		rc = bench_attach_vbd(&bw, domid, img);
+	if (rc) {
+		unlink(img);
+		bench_world_down(&bw);
+		return 1;
+	}
+	if (pipe(cmd) || pipe(res))
+		return 1;
+	fflush(NULL);
+	guest = fork();
+	if (guest == 0) {
+		close(cmd[1]);
+		close(res[0]);
+		guest_proc(&bw, domid, &o, cmd[0], res[1]);
+	}
+	close(cmd[0]);
+	close(res[1]);
+	bench_pin(0);
+	rc = 0;
+	for (li = 0; li < NR_LOADS && !rc; li++) {
+		const struct workload *w = &loads[li];
+		struct point *pt = &pts[li];
+		double nsum = 0, reqs = 0;
+		uint32_t *lp = NULL, *lb = NULL;
+		uint32_t nlp = 0, nlb = 0;
+
+		if (o.only && !(o.only & (1u << li)))
+			continue;
+		for (run = 0; run < o.runs && !rc; run++) {
+			uint64_t bn0 = bench_backd_notifies(&bw), bn1;
+
+			if (bench_write(cmd[1], &li, sizeof(li)) || recv_result(res[0], rp) ||
+			    rp->error) {
+				fprintf(stderr, "pvio-bench: %s: the guest failed (%s)\n", w->name,
+					strerror(rp->error ? -rp->error : EIO));
+				rc = 1;
+				break;
+			}
+			bn1 = bench_backd_notifies(&bw);
+			memset(rb, 0, sizeof(*rb));
+			base_run(fd, w, o.size, (uint64_t)o.ms * 1000000u, rb, bufs);
+			if (rb->error) {
+				fprintf(stderr, "pvio-bench: %s: baseline: %s\n", w->name,
+					strerror(-rb->error));
+				rc = 1;
+				break;
+			}
+			pt->iops[run] = (double)rp->ios / ((double)rp->ns / 1e9);
+			pt->base_iops[run] = (double)rb->ios / ((double)rb->ns / 1e9);
+			pt->ratio[run] = pt->iops[run] / pt->base_iops[run];
+			nsum += (double)(rp->notifies + (bn1 - bn0));
+			reqs += (double)rp->ios;
+			if (run == o.runs - 1) {	/* latency of the last pair */
+				lp = malloc(sizeof(uint32_t) * rp->nlat);
+				memcpy(lp, rp->lat, sizeof(uint32_t) * rp->nlat);
+				nlp = rp->nlat;
+				lb = malloc(sizeof(uint32_t) * rb->nlat);
+				memcpy(lb, rb->lat, sizeof(uint32_t) * rb->nlat);
+				nlb = rb->nlat;
+			}
+		}
+		if (rc)
+			break;
+		pt->s_iops = bench_stat3(pt->iops, o.runs);
+		pt->s_base = bench_stat3(pt->base_iops, o.runs);
+		pt->ratio_med = bench_stat3(pt->ratio, o.runs).med;
+		pt->mbs = pt->s_iops.med * w->bs / 1e6;
+		pt->base_mbs = pt->s_base.med * w->bs / 1e6;
+		pt->notif_per_req = reqs ? nsum / reqs : 0;
+		bench_percentiles(lp, nlp, &pt->p50, &pt->p99);
+		bench_percentiles(lb, nlb, &pt->bp50, &pt->bp99);
+		free(lp);
+		free(lb);
+	}
+	if (getenv("PVIO_BENCH_DEBUG")) {	/* pvio-backd's view */
+		char c[4400];
+
+		snprintf(c, sizeof(c), "%s/pvio-ctl -w %s stats --json >&2",
+			 getenv("PVIO_BUILDDIR") ? getenv("PVIO_BUILDDIR") : ".", bw.dir);
+		if (system(c) != 0)
+			fprintf(stderr, "pvio-bench: no stats\n");
+	}
+	li = NR_LOADS;
+	bench_write(cmd[1], &li, sizeof(li));
+	waitpid(guest, NULL, 0);
+	bench_world_down(&bw);
+	close(fd);
+	unlink(img);
+	if (rc)
+		return 1;
+
+	if (o.json) {
+		bool first = true;
+
+		printf("{\"benchmark\": \"pvio-bench blk\", \"target\": \"%s\", \"size\": %llu, "
+		       "\"grants\": \"%s\", \"time_ms\": %u, \"runs\": %u, \"results\": [",
+		       o.dir, (unsigned long long)o.size, o.copy ? "copy" : "map",
+		       o.ms, o.runs);
+		for (li = 0; li < NR_LOADS; li++) {
+			struct point *pt = &pts[li];
+
+			if (o.only && !(o.only & (1u << li)))
+				continue;
+			printf("%s\n  {\"workload\": \"%s\", \"pvio\": {\"iops\": %.0f, "
+			       "\"iops_min\": %.0f, \"iops_max\": %.0f, \"mb_s\": %.1f, "
+			       "\"p50_us\": %.2f, \"p99_us\": %.2f, \"notifications_per_request\": %.4f}, "
+			       "\"baseline_io_uring\": {\"iops\": %.0f, \"mb_s\": %.1f, \"p50_us\": %.2f, "
+			       "\"p99_us\": %.2f}, \"ratio\": %.3f}",
+			       first ? "" : ",", loads[li].name, pt->s_iops.med, pt->s_iops.min,
+			       pt->s_iops.max, pt->mbs, pt->p50, pt->p99, pt->notif_per_req,
+			       pt->s_base.med, pt->base_mbs, pt->bp50, pt->bp99, pt->ratio_med);
+			first = false;
+		}
+		printf("\n]}\n");
+		return 0;
+	}
+	printf("pvio-bench blk: sim domU blkfront -> pvio-backd (grants %s) -> a file in %s, "
+	       "cached (%llu MiB);\nbaseline: io_uring on the same file, one process; "
+	       "%u ms x %u paired runs; ratio = median of pvio/baseline pairs\n",
+	       o.copy ? "copied" : "mapped", o.dir, (unsigned long long)(o.size >> 20),
+	       o.ms, o.runs);
+	printf("%-20s | %10s %9s %17s %8s | %10s %9s %17s | %6s\n", "workload", "pvio IOPS",
+	       "MB/s", "p50/p99 us", "notif/rq", "base IOPS", "MB/s", "p50/p99 us", "ratio");
+	for (li = 0; li < NR_LOADS; li++) {
+		struct point *pt = &pts[li];
+		char a[32], b[32];
+
+		if (o.only && !(o.only & (1u << li)))
+			continue;
+		snprintf(a, sizeof(a), "%.1f/%.1f", pt->p50, pt->p99);
+		snprintf(b, sizeof(b), "%.1f/%.1f", pt->bp50, pt->bp99);
+		printf("%-20s | %10.0f %9.1f %17s %8.4f | %10.0f %9.1f %17s | %5.2fx\n",
+		       loads[li].name, pt->s_iops.med, pt->mbs, a, pt->notif_per_req,
+		       pt->s_base.med, pt->base_mbs, b, pt->ratio_med);
+	}
+	return 0;
+}

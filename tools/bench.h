@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* pvio-bench: shared scaffolding of its benchmarks. */
+#ifndef PVIO_BENCH_H
+#define PVIO_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <pvio/platform.h>
+#include <pvio/xenbus.h>
+
+#include "util.h"
+
+/* A private sim world with pvio-backd on CPU 1. */
+struct bench_world {
+	char dir[4096];
+	char spec[4200];
+	struct pvio_platform *dom0;
+	struct pvio_xs *xs;
+	pid_t backd;
+};
+
+/* @grant_map: pvio-backd maps persistent grants (else grant copy) */
+int bench_world_up(struct bench_world *bw, unsigned int spin_us, bool grant_map);
+void bench_world_down(struct bench_world *bw);
+/* Create domain @domid and give it xvda backed by @path. */
+int bench_attach_vbd(struct bench_world *bw, unsigned int domid,
+		     const char *path);
+/* Create domain @domid (if needed) and give it vif 0. */
+int bench_attach_vif(struct bench_world *bw, unsigned int domid);
+/* pvio-backd's notifications sent so far, over all devices. */
+uint64_t bench_backd_notifies(struct bench_world *bw);
+
+void bench_pin(int cpu);
+int bench_read(int fd, void *buf, size_t len);
+int bench_write(int fd, const void *buf, size_t len);
+
+struct bench_stat3 {
+	double min, med, max;
+};
+struct bench_stat3 bench_stat3(double *v, unsigned int n);
+/* p50/p99 of @n samples in ns, in us; sorts @lat. */
+void bench_percentiles(uint32_t *lat, uint32_t n, double *p50, double *p99);
+
+int bench_blk(int argc, char **argv);
+int bench_net(int argc, char **argv);
+
+#endif
