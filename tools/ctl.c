@@ -62,9 +62,21 @@ static bool is_sim(void)
 	return strncmp(platform_spec, "sim", 3) == 0;
 }
 
+static struct pvio_platform *g_plat;
+static struct pvio_xs *g_xs;
+
+/* Every path out closes what it opened (exit() included). */
+static void close_handles(void)
+{
+	pvio_xs_close(g_xs);
+	pvio_platform_close(g_plat);
+	g_xs = NULL;
+	g_plat = NULL;
+}
+
 static struct pvio_platform *dom0(void)
 {
-	static struct pvio_platform *p;
+	struct pvio_platform *p = g_plat;
 	int rc;
 
 	if (p)
@@ -75,12 +87,13 @@ static struct pvio_platform *dom0(void)
 	if (rc)
 		die("cannot attach to the %s platform as dom0: %s",
 		    platform_spec, strerror(-rc));
+	g_plat = p;
 	return p;
 }
 
 static struct pvio_xs *xs(void)
 {
-	static struct pvio_xs *x;
+	struct pvio_xs *x = g_xs;
 	int rc;
 
 	if (x)
@@ -88,6 +101,7 @@ static struct pvio_xs *xs(void)
 	rc = pvio_xs_open(&x, dom0());
 	if (rc)
 		die("cannot connect to xenstore: %s", strerror(-rc));
+	g_xs = x;
 	return x;
 }
 
@@ -344,6 +358,7 @@ static int cmd_run(int argc, char **argv)
 	if (argc < 4 || strcmp(argv[2], "--") != 0)
 		die_usage("run DOM -- CMD [ARGS...]");
 	domid = lookup_dom(argv[1]);
+	close_handles();	/* not inherited by the program */
 	setenv("PVIO_PLATFORM", platform_spec, 1);
 	snprintf(v, sizeof(v), "%u", domid);
 	setenv("PVIO_DOMID", v, 1);
@@ -669,6 +684,7 @@ int main(int argc, char **argv)
 		}
 	}
 	pvio_log_init(prog, PVIO_LOG_WARN);
+	atexit(close_handles);
 	cmd = argv[i];
 	argc -= i;
 	argv += i;
