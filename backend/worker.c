@@ -177,9 +177,7 @@ void worker_stop_queue(struct worker *w, struct dp_queue *q)
 
 void worker_shutdown(struct worker *w)
 {
-	pthread_mutex_lock(&w->lock);
-	w->exit = true;
-	pthread_mutex_unlock(&w->lock);
+	__atomic_store_n(&w->exit, true, __ATOMIC_RELEASE);
 	cmd_kick(w);
 }
 
@@ -414,9 +412,7 @@ static void *worker_main(void *arg)
 			q->ops->flush(q);
 		retire(w);
 
-		pthread_mutex_lock(&w->lock);
-		exiting = w->exit;
-		pthread_mutex_unlock(&w->lock);
+		exiting = __atomic_load_n(&w->exit, __ATOMIC_ACQUIRE);
 		if (exiting) {
 			for (q = w->queues; q; q = q->next)
 				__atomic_store_n(&q->state, DPQ_STOPPING,
