@@ -43,48 +43,6 @@ static int t_fd = -1;
 static struct t_mockblk *t_mock;
 static char t_fe[PVIO_XS_PATH_MAX], t_be[PVIO_XS_PATH_MAX];
 
-/*
- * A process that outlives the test's: when the test dies in any way (a
- * failed assertion exits at once, without the teardown), it stops the
- * world and removes its directory.
- */
-static void t_guardian(void)
-{
-	int p[2], ready[2];
-	pid_t pid;
-	char c;
-
-	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		char cmd[400];
-
-		/* out of the test's process group: Check kills that group
-		 * as soon as the test is over */
-		setsid();
-		close(p[1]);
-		close(ready[0]);
-		if (write(ready[1], "r", 1) != 1)
-			_exit(1);
-		close(ready[1]);
-		while (read(p[0], &c, 1) != 0 && errno == EINTR)
-			;
-		pvio_world_stop(t_world_dir, 5000);
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t_world_dir);
-		if (system(cmd) != 0)
-			_exit(1);
-		_exit(0);
-	}
-	close(p[0]);
-	close(ready[1]);
-	/* out of reach of Check's kill before the test can end */
-	ck_assert_int_eq(read(ready[0], &c, 1), 1);
-	close(ready[0]);
-	/* p[1] stays open (close-on-exec) until this process is gone */
-}
-
 static void setup(void)
 {
 	struct pvio_ts_vbd v;
@@ -92,7 +50,7 @@ static void setup(void)
 	int rc;
 
 	t_world_start();
-	t_guardian();
+	t_world_guard();
 	t_d0 = t_attach(0);
 	ck_assert_int_eq(pvio_xs_open(&t_x0, t_d0), 0);
 	rc = pvio__sim_domain_create(t_d0, FE_DOM, "guest", 0, &got);

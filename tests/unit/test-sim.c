@@ -21,6 +21,7 @@
 static void setup(void)
 {
 	t_world_start();
+	t_world_guard();
 }
 
 static void teardown(void)
