@@ -104,14 +104,14 @@ if [ -x "$B/pvio-netfront" ]; then
 	ip netns exec "$NS" ping -c 3 -W 2 10.77.0.1
 	say "guest1 sends a 32 MiB file to dom0 over TCP (nc), checksummed"
 	head -c 32M /dev/urandom >"$W/net.bin"
-	nc -l -p 7777 -q 1 >"$W/net.recv" 2>/dev/null &
+	nc -d -l -p 7777 >"$W/net.recv" 2>"$W/nc.err" &
 	NC=$!
 	sleep 0.3
 	ip netns exec "$NS" nc -q 1 10.77.0.1 7777 <"$W/net.bin"
 	wait $NC
 	echo "sent:     $(sha256sum <"$W/net.bin" | cut -d' ' -f1)"
 	echo "received: $(sha256sum <"$W/net.recv" | cut -d' ' -f1)"
-	cmp -s "$W/net.bin" "$W/net.recv" || { echo "demo: MISMATCH" >&2; exit 1; }
+	cmp -s "$W/net.bin" "$W/net.recv" || { echo "demo: MISMATCH" >&2; cat "$W/nc.err" >&2; exit 1; }
 fi
 
 say "pvio-backd's counters (pvio-ctl stats)"
