@@ -7,7 +7,7 @@
  * per TAP read round go to the tx ring with one publication and at most
  * one notification; received frames are written to the TAP. The carrier
  * follows the backend's Connected state. SIGTERM/SIGINT: Closing -> Closed,
- * the TAP goes away with its last fd.
+ * the TAP goes away with its last fd. SIGUSR1: the counters to the log.
  *
  * Exit status: 0 after a signal; 1 when the device could not be set up or
  * ended (the backend closed it or broke the protocol); 2 for bad usage.
@@ -580,20 +580,26 @@ static void log_stats(void)
 		struct pvio_netfront_stats st;
 
 		pvio_netfront_queue_stats(nqs[i].q, &st);
-		log_info("queue %u: tx %llu frames %llu bytes (%llu gso, %llu "
-			 "errors, %llu dropped, %llu sw csum), rx %llu frames "
-			 "%llu bytes (%llu gso, %llu dropped)", i,
+		/* asked for (exit, SIGUSR1): printed at any log level */
+		pvio__log(PVIO_LOG_INFO,
+			 "queue %u: tx %llu frames %llu bytes (%llu gso, %llu "
+			 "errors, %llu dropped, %llu sw csum, %llu notifications), "
+			 "rx %llu frames %llu bytes (%llu gso, %llu dropped, "
+			 "%llu notifications), %llu events", i,
 			 (unsigned long long)st.tx_frames,
 			 (unsigned long long)st.tx_bytes,
 			 (unsigned long long)st.tx_gso,
 			 (unsigned long long)st.tx_errors,
 			 (unsigned long long)nqs[i].tx_dropped,
 			 (unsigned long long)nqs[i].tx_sw_csum,
+			 (unsigned long long)st.tx_notifies,
 			 (unsigned long long)st.rx_frames,
 			 (unsigned long long)st.rx_bytes,
 			 (unsigned long long)st.rx_gso,
 			 (unsigned long long)(st.rx_errors + st.rx_oversize +
-					      nqs[i].rx_dropped));
+					      nqs[i].rx_dropped),
+			 (unsigned long long)st.rx_notifies,
+			 (unsigned long long)st.events);
 	}
 }
 
@@ -661,9 +667,13 @@ static int run(int sfd, struct pvio_xs *x)
 			if (tag == TAG_SIG) {
 				struct signalfd_siginfo si;
 
-				if (read(sfd, &si, sizeof(si)) == sizeof(si))
-					log_info("signal %u: closing",
-						 si.ssi_signo);
+				if (read(sfd, &si, sizeof(si)) != sizeof(si))
+					continue;
+				if (si.ssi_signo == SIGUSR1) {
+					log_stats();
+					continue;
+				}
+				log_info("signal %u: closing", si.ssi_signo);
 				close(ep);
 				return 0;
 			}
@@ -736,6 +746,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -102,26 +102,31 @@ void bench_percentiles(uint32_t *lat, uint32_t n, double *p50, double *p99)
 	*p99 = lat[(uint32_t)((uint64_t)n * 99 / 100)] / 1e3;
 }
 
-static const char *backd_path(void)
+const char *bench_prog_path(const char *name, const char *env)
 {
 	static char p[4200];
-	const char *e = getenv("PVIO_BACKD");
+	const char *e = env ? getenv(env) : NULL;
 	char *slash;
 	ssize_t n;
 
 	if (e && *e)
 		return e;
-	n = readlink("/proc/self/exe", p, sizeof(p) - 16);
+	n = readlink("/proc/self/exe", p, sizeof(p) - 64);
 	if (n > 0) {
 		p[n] = 0;
 		slash = strrchr(p, '/');
 		if (slash) {
-			strcpy(slash + 1, "pvio-backd");
+			snprintf(slash + 1, 64, "%s", name);
 			if (access(p, X_OK) == 0)
 				return p;
 		}
 	}
-	return "pvio-backd";
+	return name;
+}
+
+static const char *backd_path(void)
+{
+	return bench_prog_path("pvio-backd", "PVIO_BACKD");
 }
 
 int bench_world_up(struct bench_world *bw, unsigned int spin_us, bool grant_map)
@@ -235,33 +240,55 @@ int bench_attach_vif(struct bench_world *bw, unsigned int domid)
 	return pvio_ts_vif_add(bw->xs, &v);
 }
 
-uint64_t bench_backd_notifies(struct bench_world *bw)
+int bench_backd_stats(struct bench_world *bw, int domid, int devid, char *buf,
+		      size_t len)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	static char buf[1 << 16];
-	uint64_t sum = 0;
+	char req[64];
 	size_t got = 0;
 	ssize_t n;
-	char *p;
-	int fd;
+	int fd, rl;
 
+	buf[0] = 0;
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/backd.sock",
 			     bw->dir) >= sizeof(sa.sun_path))
-		return 0;
+		return -ENAMETOOLONG;
+	rl = snprintf(req, sizeof(req), "stats-json %d %d\n", domid, devid);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    write(fd, "stats-json -1 -1\n", 17) != 17) {
-		if (fd >= 0)
-			close(fd);
-		return 0;
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    write(fd, req, (size_t)rl) != rl) {
+		close(fd);
+		return -EIO;
 	}
-	while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+	while (got < len - 1 && (n = read(fd, buf + got, len - 1 - got)) > 0)
 		got += (size_t)n;
 	buf[got] = 0;
 	close(fd);
-	for (p = buf; (p = strstr(p, "\"notifications_sent\": ")); p++)
-		sum += strtoull(p + 22, NULL, 10);
+	return 0;
+}
+
+uint64_t bench_json_sum(const char *json, const char *key)
+{
+	char k[64];
+	uint64_t sum = 0;
+	size_t kl;
+	const char *p;
+
+	kl = (size_t)snprintf(k, sizeof(k), "\"%s\": ", key);
+	for (p = json; (p = strstr(p, k)); p += kl)
+		sum += strtoull(p + kl, NULL, 10);
 	return sum;
+}
+
+uint64_t bench_backd_notifies(struct bench_world *bw)
+{
+	static char buf[1 << 16];
+
+	if (bench_backd_stats(bw, -1, -1, buf, sizeof(buf)))
+		return 0;
+	return bench_json_sum(buf, "notifications_sent");
 }
 
 static void usage(FILE *f)
@@ -274,10 +301,11 @@ static void usage(FILE *f)
 "               [--spin-us N] [--copy] [--json]\n"
 "    4 KiB random read/write at QD 1, 32, 128 and 128 KiB sequential\n"
 "    read/write; baseline: io_uring on the same file from one process\n"
-"pvio-bench net [--time MS] [--runs N] [--json]\n"
-"    packets/s at 64 and 1500 bytes both ways, TCP between the guest's\n"
-"    namespace and dom0; baselines: io_uring straight into a TAP, TCP\n"
-"    over a veth pair\n");
+"pvio-bench net [--time MS] [--runs N] [--test NAME] [--spin-us N] [--json]\n"
+"    packets/s of 64 and 1514-byte frames both ways (tx-64, tx-1514,\n"
+"    rx-64, rx-1514), one TCP stream each way between the guest's\n"
+"    namespace and dom0 (tcp-guest-to-dom0, tcp-dom0-to-guest);\n"
+"    baselines: io_uring on a plain TAP, TCP over a veth pair\n");
 }
 
 int main(int argc, char **argv)

@@ -31,6 +31,13 @@ int bench_attach_vbd(struct bench_world *bw, unsigned int domid,
 int bench_attach_vif(struct bench_world *bw, unsigned int domid);
 /* pvio-backd's notifications sent so far, over all devices. */
 uint64_t bench_backd_notifies(struct bench_world *bw);
+/* pvio-backd's `stats-json DOMID DEVID` (-1: all) into @buf. */
+int bench_backd_stats(struct bench_world *bw, int domid, int devid, char *buf,
+		      size_t len);
+/* The sum of every number under "@key" in @json. */
+uint64_t bench_json_sum(const char *json, const char *key);
+/* Program @name next to this executable, or $@env if set, else @name. */
+const char *bench_prog_path(const char *name, const char *env);
 
 void bench_pin(int cpu);
 int bench_read(int fd, void *buf, size_t len);
