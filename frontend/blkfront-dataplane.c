@@ -38,6 +38,7 @@ struct bf_slot {
 	uint32_t gen;
 	uint8_t state;
 	uint8_t rsp_op;		/* what the response must echo */
+	bool in_place;		/* on a granted buffer: nothing to copy */
 	int local_res;
 	char *data;		/* max_segs pages, contiguous */
 	const pvio_gref_t *refs;
@@ -48,6 +49,13 @@ struct bf_slot {
 struct bf_share {
 	void *addr;
 	unsigned int pages;
+};
+
+/* A pvio_blkfront_buf_alloc() buffer: its pages and their grants. */
+struct bf_buf {
+	char *addr;
+	size_t len;
+	pvio_gref_t *refs;
 };
 
 /* A request as built in private memory, then copied to its ring slot. */
@@ -86,6 +94,8 @@ struct pvio_blkfront_queue {
 	int kickfd;			/* eventfd: the device died */
 	uint64_t spin_ns;
 	struct pvio_blkfront_queue_stats st;
+	unsigned int nr_bufs;
+	struct bf_buf bufs[PVIO_BLKFRONT_MAX_BUFS];
 
 	/* cold */
 	unsigned int idx;
@@ -98,6 +108,9 @@ struct pvio_blkfront_queue {
 	pvio_gref_t *data_refs;
 	pvio_gref_t *ind_refs;
 	void *ids_mem;
+	/* freed buffers the backend still maps: unshared at destroy */
+	unsigned int nr_retired;
+	struct bf_buf retired[PVIO_BLKFRONT_MAX_BUFS];
 };
 
 #define BF_REAP_BATCH	32u
@@ -297,6 +310,16 @@ __attribute__((cold)) void pvio__bf_queue_destroy(struct pvio_blkfront_queue *q)
 	for (i = 0; i < q->nr_shares; i++)
 		pvio_gnt_unshare(q->plat, q->shares[i].addr,
 				 q->shares[i].pages);
+	for (i = 0; i < q->nr_bufs; i++) {
+		pvio_gnt_unshare(q->plat, q->bufs[i].addr,
+				 (unsigned int)(q->bufs[i].len >> PVIO_PAGE_SHIFT));
+		free(q->bufs[i].refs);
+	}
+	for (i = 0; i < q->nr_retired; i++) {
+		pvio_gnt_unshare(q->plat, q->retired[i].addr,
+				 (unsigned int)(q->retired[i].len >> PVIO_PAGE_SHIFT));
+		free(q->retired[i].refs);
+	}
 	if (q->ring_area)
 		pvio_gnt_unshare(q->plat, q->ring_area, q->ring_pages);
 	if (q->port_open)
@@ -340,6 +363,85 @@ void pvio_blkfront_queue_stats(const struct pvio_blkfront_queue *q,
 			       struct pvio_blkfront_queue_stats *st)
 {
 	*st = q->st;
+}
+
+int pvio_blkfront_buf_alloc(struct pvio_blkfront_queue *q, size_t len,
+			    void **out)
+{
+	struct bf_buf *b;
+	void *addr;
+	int rc;
+
+	*out = NULL;
+	if (len == 0 || len > PVIO_BLKFRONT_BUF_MAX ||
+	    (len & (PVIO_PAGE_SIZE - 1)))
+		return -EINVAL;
+	if (q->nr_bufs + q->nr_retired >= PVIO_BLKFRONT_MAX_BUFS)
+		return -ENOSPC;
+	b = &q->bufs[q->nr_bufs];
+	b->refs = calloc(len >> PVIO_PAGE_SHIFT, sizeof(*b->refs));
+	if (!b->refs)
+		return -ENOMEM;
+	/* writable: a persistent-grant backend maps every grant so */
+	rc = pvio_gnt_share(q->plat, q->dev->backend_id,
+			    (unsigned int)(len >> PVIO_PAGE_SHIFT), true,
+			    b->refs, &addr);
+	if (rc) {
+		free(b->refs);
+		b->refs = NULL;
+		return rc;
+	}
+	b->addr = addr;
+	b->len = len;
+	q->nr_bufs++;
+	*out = addr;
+	return 0;
+}
+
+int pvio_blkfront_buf_free(struct pvio_blkfront_queue *q, void *buf)
+{
+	unsigned int i;
+	struct bf_buf b;
+
+	for (i = 0; i < q->nr_bufs && q->bufs[i].addr != buf; i++)
+		;
+	if (i == q->nr_bufs)
+		return -EINVAL;
+	b = q->bufs[i];
+	q->bufs[i] = q->bufs[--q->nr_bufs];
+	if (pvio_gnt_unshare(q->plat, b.addr,
+			     (unsigned int)(b.len >> PVIO_PAGE_SHIFT)) == -EBUSY) {
+		q->retired[q->nr_retired++] = b;	/* still mapped */
+		return 0;
+	}
+	free(b.refs);
+	return 0;
+}
+
+/*
+ * Is [@buf, @buf + @len) inside a granted buffer, sector-aligned? Then
+ * its grants (from the page holding @buf) and @buf's offset in that page.
+ */
+static inline bool in_place(const struct pvio_blkfront_queue *q,
+			    const void *buf, uint32_t len,
+			    const pvio_gref_t **refs, uint32_t *first)
+{
+	uintptr_t a = (uintptr_t)buf;
+	unsigned int i;
+
+	if (!q->nr_bufs || (a & (PVIO_BLKFRONT_SECTOR - 1)))
+		return false;
+	for (i = 0; i < q->nr_bufs; i++) {
+		const struct bf_buf *b = &q->bufs[i];
+		uintptr_t base = (uintptr_t)b->addr;
+
+		if (a >= base && a - base <= b->len && len <= b->len - (a - base)) {
+			*refs = b->refs + ((a - base) >> PVIO_PAGE_SHIFT);
+			*first = (uint32_t)(a & (PVIO_PAGE_SIZE - 1));
+			return true;
+		}
+	}
+	return false;
 }
 
 static inline uint32_t slot_take(struct pvio_blkfront_queue *q,
@@ -398,24 +500,48 @@ static inline bool discard_trim(const struct pvio_blkfront *dev,
 	return true;
 }
 
-/* A segment's last 512-byte sector in its page, @n bytes from its start
- * to the end of the request (every segment starts at sector 0). */
-static inline uint8_t last_sect(uint32_t n)
+/* Segment @i of data starting @first bytes into its first page (a
+ * sector multiple), @len bytes in all. */
+static inline struct blkif_request_segment seg_of(pvio_gref_t gref,
+						  uint32_t i, uint32_t first,
+						  uint32_t len)
 {
-	return n >= PVIO_PAGE_SIZE ? 7 : (uint8_t)((n >> 9) - 1);
+	struct blkif_request_segment seg;
+	uint32_t start = i ? 0 : first;
+	/* bytes of the request before this page's data */
+	uint32_t before = i ? i * PVIO_PAGE_SIZE - first : 0;
+	uint32_t n = len - before;
+
+	if (n > PVIO_PAGE_SIZE - start)
+		n = PVIO_PAGE_SIZE - start;
+	memset(&seg, 0, sizeof(seg));	/* no stale padding into the ring */
+	seg.gref = gref;
+	seg.first_sect = (uint8_t)(start >> 9);
+	seg.last_sect = (uint8_t)(((start + n) >> 9) - 1);
+	return seg;
 }
 
 static int prep_rw(struct pvio_blkfront_queue *q, struct pvio_blkfront_io *io,
 		   union bf_req *r, uint32_t id, uint64_t gid)
 {
 	struct bf_slot *s = &q->slots[id];
-	uint32_t len = io->len, nsegs, i;
+	const pvio_gref_t *refs = s->refs;
+	uint32_t len = io->len, first = 0, nsegs, i;
 	uint8_t op = io->op == PVIO_BLKFRONT_OP_WRITE ? BLKIF_OP_WRITE
 						      : BLKIF_OP_READ;
 
-	nsegs = (len + PVIO_PAGE_SIZE - 1) >> PVIO_PAGE_SHIFT;
-	if (op == BLKIF_OP_WRITE)
-		memcpy(s->data, io->buf, len);
+	s->in_place = in_place(q, io->buf, len, &refs, &first) &&
+		      first + len <= q->max_io;
+	if (s->in_place) {
+		q->st.in_place++;
+	} else {
+		refs = s->refs;
+		first = 0;
+		if (op == BLKIF_OP_WRITE)
+			memcpy(s->data, io->buf, len);
+		q->st.bytes_copied += len;
+	}
+	nsegs = (first + len + PVIO_PAGE_SIZE - 1) >> PVIO_PAGE_SHIFT;
 	s->rsp_op = op;
 	if (nsegs <= BF_DIRECT_SEGS) {
 		r->rw.operation = op;
@@ -423,13 +549,8 @@ static int prep_rw(struct pvio_blkfront_queue *q, struct pvio_blkfront_io *io,
 		r->rw.handle = q->handle;
 		r->rw.id = gid;
 		r->rw.sector_number = io->offset >> 9;
-		for (i = 0; i < nsegs; i++) {
-			uint32_t n = len - i * PVIO_PAGE_SIZE;
-
-			r->rw.seg[i].gref = s->refs[i];
-			r->rw.seg[i].first_sect = 0;
-			r->rw.seg[i].last_sect = last_sect(n);
-		}
+		for (i = 0; i < nsegs; i++)
+			r->rw.seg[i] = seg_of(refs[i], i, first, len);
 		return 0;
 	}
 	/* Indirect (Linux: more than 11 grants and the backend offers it).
@@ -440,13 +561,8 @@ static int prep_rw(struct pvio_blkfront_queue *q, struct pvio_blkfront_io *io,
 	r->ind.id = gid;
 	r->ind.sector_number = io->offset >> 9;
 	r->ind.handle = q->handle;
-	for (i = 0; i < nsegs; i++) {
-		uint32_t n = len - i * PVIO_PAGE_SIZE;
-
-		s->ind[i].gref = s->refs[i];
-		s->ind[i].first_sect = 0;
-		s->ind[i].last_sect = last_sect(n);
-	}
+	for (i = 0; i < nsegs; i++)
+		s->ind[i] = seg_of(refs[i], i, first, len);
 	for (i = 0; i < (nsegs + BF_SEGS_PER_PAGE - 1) / BF_SEGS_PER_PAGE; i++)
 		r->ind.indirect_grefs[i] = s->ind_refs[i];
 	q->st.indirect++;
@@ -653,7 +769,7 @@ static inline int response(struct pvio_blkfront_queue *q,
 	switch (rsp->status) {
 	case BLKIF_RSP_OKAY:
 		res = 0;
-		if (s->rsp_op == BLKIF_OP_READ)
+		if (s->rsp_op == BLKIF_OP_READ && !s->in_place)
 			memcpy(s->io->buf, s->data, s->io->len);
 		break;
 	case BLKIF_RSP_EOPNOTSUPP:

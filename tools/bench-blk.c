@@ -235,6 +235,7 @@ struct blk_opts {
 	const char *dir;
 	bool json;
 	bool copy;		/* grant copy instead of mapped persistent grants */
+	bool pool;		/* guest buffers copied through blkfront's pool */
 	unsigned int only;	/* bitmask of loads, 0: all */
 	unsigned int spin_us;
 };
@@ -274,8 +275,22 @@ static void guest_proc(struct bench_world *bw, unsigned int domid,
 	}
 	q = pvio_blkfront_queue(dev, 0);
 	pvio_blkfront_queue_set_spin(q, (uint64_t)o->spin_us * 1000u);
-	bufs = aligned_alloc(4096, 128u * 131072u);
-	memset(bufs, 0x5a, 128u * 131072u);
+	/* qd x bs <= 4 MiB for every workload: one granted buffer holds all
+	 * the requests' data, which then goes in place */
+	if (o->pool) {
+		bufs = aligned_alloc(4096, PVIO_BLKFRONT_BUF_MAX);
+		rc = bufs ? 0 : -ENOMEM;
+	} else {
+		rc = pvio_blkfront_buf_alloc(q, PVIO_BLKFRONT_BUF_MAX, (void **)&bufs);
+	}
+	if (rc) {
+		fprintf(stderr, "pvio-bench: guest: buffers: %s\n", strerror(-rc));
+		memset(r, 0, sizeof(*r));
+		r->error = rc;
+		bench_write(res_w, r, sizeof(*r));
+		_exit(1);
+	}
+	memset(bufs, 0x5a, PVIO_BLKFRONT_BUF_MAX);
 	while (bench_read(cmd_r, &li, sizeof(li)) == 0 && li < NR_LOADS) {
 		memset(r, 0, sizeof(*r));
 		front_run(q, &loads[li], o->size, (uint64_t)o->ms * 1000000u, r, bufs);
@@ -338,6 +353,8 @@ int bench_blk(int argc, char **argv)
 						 argv[i]);
 		} else if (!strcmp(argv[i], "--copy")) {
 			o.copy = true;
+		} else if (!strcmp(argv[i], "--pool")) {
+			o.pool = true;
 		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
 			o.dir = argv[++i];
 		} else if (!strcmp(argv[i], "--spin-us") && i + 1 < argc) {
@@ -467,9 +484,10 @@ int bench_blk(int argc, char **argv)
 		bool first = true;
 
 		printf("{\"benchmark\": \"pvio-bench blk\", \"target\": \"%s\", \"size\": %llu, "
-		       "\"grants\": \"%s\", \"time_ms\": %u, \"runs\": %u, \"results\": [",
+		       "\"grants\": \"%s\", \"guest_buffers\": \"%s\", \"time_ms\": %u, "
+		       "\"runs\": %u, \"results\": [",
 		       o.dir, (unsigned long long)o.size, o.copy ? "copy" : "map",
-		       o.ms, o.runs);
+		       o.pool ? "pool" : "granted", o.ms, o.runs);
 		for (li = 0; li < NR_LOADS; li++) {
 			struct point *pt = &pts[li];
 
@@ -488,9 +506,10 @@ int bench_blk(int argc, char **argv)
 		printf("\n]}\n");
 		return 0;
 	}
-	printf("pvio-bench blk: sim domU blkfront -> pvio-backd (grants %s) -> a file in %s, "
-	       "cached (%llu MiB);\nbaseline: io_uring on the same file, one process; "
-	       "%u ms x %u paired runs; ratio = median of pvio/baseline pairs\n",
+	printf("pvio-bench blk: sim domU blkfront (buffers %s) -> pvio-backd (grants %s) -> "
+	       "a file in %s,\ncached (%llu MiB); baseline: io_uring on the same file, one "
+	       "process;\n%u ms x %u paired runs; ratio = median of pvio/baseline pairs\n",
+	       o.pool ? "copied through the pool" : "granted, in place",
 	       o.copy ? "copied" : "mapped", o.dir, (unsigned long long)(o.size >> 20),
 	       o.ms, o.runs);
 	printf("%-20s | %10s %9s %17s %8s | %10s %9s %17s | %6s\n", "workload", "pvio IOPS",

@@ -57,6 +57,8 @@ struct pvio_blkfront_queue;
 #define PVIO_BLKFRONT_MAX_SEGMENTS	1024u	/* per request (4 MiB) */
 #define PVIO_BLKFRONT_NO_INDIRECT	UINT32_MAX /* opts: direct only */
 #define PVIO_BLKFRONT_ERR_MAX		512u	/* an error buffer */
+#define PVIO_BLKFRONT_MAX_BUFS		16u	/* granted buffers per queue */
+#define PVIO_BLKFRONT_BUF_MAX		(4u << 20)	/* bytes per buffer */
 
 /* Something the application may want to act on (opts.event). */
 enum pvio_blkfront_event {
@@ -240,7 +242,11 @@ struct pvio_blkfront_io {
 	uint16_t rsvd;			/* 0 */
 	uint32_t len;			/* bytes, sector_size multiple */
 	uint64_t offset;		/* bytes, multiple of sector_size */
-	void *buf;			/* READ: filled; WRITE: copied */
+	void *buf;			/* READ: filled; WRITE: sent. Inside a
+					 * pvio_blkfront_buf_alloc() buffer and
+					 * 512-byte aligned: used in place (the
+					 * backend moves the data); else copied
+					 * through the queue's pool */
 	/* Called from reap/wait on the queue's thread, exactly once per
 	 * successful prep. It may prep and submit on the same queue, but
 	 * not reap, wait or close. */
@@ -253,8 +259,9 @@ struct pvio_blkfront_io {
  * pvio_blkfront_prep - put one I/O on the queue's ring (not yet visible)
  *
  * Validates @io, takes a free slot, copies WRITE data into the slot's
- * granted pages and writes the request (direct up to 11 segments,
- * indirect beyond). Nothing is published until pvio_blkfront_submit().
+ * granted pages (unless @buf is in a pvio_blkfront_buf_alloc() buffer:
+ * then its own pages go in the request) and writes the request (direct up
+ * to 11 segments, indirect beyond). Nothing is published until pvio_blkfront_submit().
  *
  * Return: 0; -EAGAIN (no free slot: reap first); -EINVAL (bad op, flags,
  * alignment, zero or too long a length, or outside the disk); -EROFS (a
@@ -287,7 +294,8 @@ PVIO_API int pvio_blkfront_submit_ios(struct pvio_blkfront_queue *q,
  *
  * Never blocks and makes no system call (but once, to fail the device in
  * xenstore, when it finds the backend broke the protocol). READ data is
- * copied out, then each I/O's res is set and its @done runs. A response
+ * copied out of the pool (not for a granted buffer: it is already there),
+ * then each I/O's res is set and its @done runs. A response
  * that breaks the protocol kills the device (EV_DEAD): every I/O in flight
  * on every queue then completes with -EIO.
  * Return: completions delivered; when the device is dead and nothing is
@@ -329,6 +337,38 @@ pvio_blkfront_queue_space(const struct pvio_blkfront_queue *q);
 PVIO_API void pvio_blkfront_queue_set_spin(struct pvio_blkfront_queue *q,
 					   uint64_t ns);
 
+/**
+ * pvio_blkfront_buf_alloc - memory the backend reads and writes in place
+ * @q:   the queue whose requests will use it (from its thread)
+ * @len: bytes, a page multiple, at most PVIO_BLKFRONT_BUF_MAX
+ * @out: the buffer: page-aligned, zeroed
+ *
+ * The pages are granted to the backend once, writable, and used as
+ * persistent grants (as the queue's own pool is): a READ or WRITE whose
+ * buf lies inside such a buffer, 512-byte aligned, names these pages in its
+ * segments, so the data moves between the disk and this memory with no
+ * copy on our side (io_uring's registered buffers, in grant terms). Any
+ * other buf still works, copied through the pool. A backend that maps
+ * persistent grants (pvio-backd --grant-map, Linux blkback) keeps them
+ * mapped: the I/O goes straight into these pages.
+ *
+ * On Xen the pages come from gntalloc and count towards its limit.
+ *
+ * Return: 0; -EINVAL (bad length); -ENOSPC (PVIO_BLKFRONT_MAX_BUFS in
+ * use); -ENOMEM; the platform's error.
+ */
+PVIO_API int pvio_blkfront_buf_alloc(struct pvio_blkfront_queue *q, size_t len,
+				     void **out);
+/**
+ * pvio_blkfront_buf_free - give a buffer back
+ *
+ * No request using it may be in flight. Its grants end now, or, while the
+ * backend still maps its pages (persistent grants are kept until the
+ * device closes), when the queue is closed: until then the memory stays
+ * reserved. Return: 0; -EINVAL if @buf is not a buffer of @q.
+ */
+PVIO_API int pvio_blkfront_buf_free(struct pvio_blkfront_queue *q, void *buf);
+
 struct pvio_blkfront_queue_stats {
 	uint64_t requests;	/* published */
 	uint64_t completions;
@@ -336,6 +376,8 @@ struct pvio_blkfront_queue_stats {
 	uint64_t notifies;	/* event-channel notifications sent */
 	uint64_t sleeps;	/* polls of the fd in pvio_blkfront_wait */
 	uint64_t indirect;	/* requests sent as BLKIF_OP_INDIRECT */
+	uint64_t in_place;	/* reads/writes on a granted buffer (no copy) */
+	uint64_t bytes_copied;	/* data copied through the pool */
 };
 PVIO_API void
 pvio_blkfront_queue_stats(const struct pvio_blkfront_queue *q,

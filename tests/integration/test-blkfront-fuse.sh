@@ -193,7 +193,13 @@ loop=
 pass "fsck.ext4 -f clean on the loop device"
 
 # ---- fusermount -u: a clean exit ---------------------------------------------------------
-fusermount3 -u "$mnt" || fail "fusermount3 -u"
+# the loop device lets go of the file asynchronously after losetup -d
+for _ in $(seq 50); do
+	fusermount3 -u "$mnt" 2>"$tmp/umount.err" && break
+	grep -q busy "$tmp/umount.err" || break
+	sleep 0.1
+done
+mountpoint -q "$mnt" && fail "fusermount3 -u: $(cat "$tmp/umount.err")"
 stop_frontend
 fsck.ext4 -f -n "$tmp/disk.img" >"$tmp/fsck2.log" 2>&1 ||
 	fail "fsck.ext4 of the image: $(cat "$tmp/fsck2.log")"

@@ -574,9 +574,12 @@ static void t_wrap_issue(struct t_wrap *w)
 	}
 }
 
-static void t_wrap_run(struct pvio_blkfront *dev, unsigned int qi,
-		       uint64_t base, unsigned int nreq, uint64_t seed,
-		       uint32_t region, unsigned int nregions)
+/* @granted: the I/O buffers come from pvio_blkfront_buf_alloc() (the
+ * data goes in place), else from malloc (copied through the pool). */
+static void t_wrap_run_buf(struct pvio_blkfront *dev, unsigned int qi,
+			   uint64_t base, unsigned int nreq, uint64_t seed,
+			   uint32_t region, unsigned int nregions,
+			   bool granted)
 {
 	struct pvio_blkfront_info info;
 	struct t_wrap *w = calloc(1, sizeof(*w));
@@ -591,7 +594,11 @@ static void t_wrap_run(struct pvio_blkfront *dev, unsigned int qi,
 	w->region = region;
 	w->nregions = nregions;
 	span = (size_t)w->region * w->nregions;
-	w->bufs = malloc(span);
+	if (granted)
+		ck_assert_int_eq(pvio_blkfront_buf_alloc(w->q, span,
+							 (void **)&w->bufs), 0);
+	else
+		w->bufs = malloc(span);
 	ck_assert_ptr_nonnull(w->bufs);
 	w->base = base;
 	w->max_io = info.max_io;
@@ -624,9 +631,19 @@ static void t_wrap_run(struct pvio_blkfront *dev, unsigned int qi,
 	ck_assert_msg(memcmp(back, w->shadow, span) == 0,
 		      "queue %u: the backend's disk differs", qi);
 	free(back);
-	free(w->bufs);
+	if (granted)
+		ck_assert_int_eq(pvio_blkfront_buf_free(w->q, w->bufs), 0);
+	else
+		free(w->bufs);
 	free(w->shadow);
 	free(w);
+}
+
+static void t_wrap_run(struct pvio_blkfront *dev, unsigned int qi,
+		       uint64_t base, unsigned int nreq, uint64_t seed,
+		       uint32_t region, unsigned int nregions)
+{
+	t_wrap_run_buf(dev, qi, base, nreq, seed, region, nregions, false);
 }
 
 START_TEST(t_wraparound)
@@ -833,6 +850,105 @@ START_TEST(t_indirect)
 	ck_assert(memcmp(buf, back, len) == 0);
 	ck_assert_int_eq(pvio_blkfront_close(dev), 0);
 	free(buf);
+	free(back);
+}
+END_TEST
+
+/*
+ * Granted buffers: reads and writes that name the buffer's own pages
+ * (sector-aligned anywhere in a page, across pages, direct and indirect)
+ * move the data with no copy on our side; the rest falls back to the pool.
+ */
+START_TEST(t_granted_bufs)
+{
+	struct pvio_blkfront_opts o = { .max_indirect_segments = 64 };
+	struct pvio_blkfront_queue_stats q0, q1;
+	struct pvio_blkfront_info info;
+	struct t_mockblk_stats st;
+	struct t_mockblk_cfg c;
+	struct pvio_blkfront *dev;
+	struct pvio_blkfront_queue *q;
+	static const struct {
+		uint32_t at, len;
+		bool in_place;
+	} cases[] = {
+		{ 0, 65536, true },		/* whole pages, direct */
+		{ 512, 8192 + 1024, true },	/* starts and ends mid-page */
+		{ 3 * 4096 + 3584, 512, true },	/* a page's last sector */
+		{ 4096 + 512, 200 * 1024, true },	/* indirect, 51 pages */
+		{ 512, 64 * 4096, false },	/* would need 65 segments */
+		{ 256, 4096, false },		/* not sector-aligned */
+	};
+	char *buf, *back = malloc(1 << 20), *bufs[PVIO_BLKFRONT_MAX_BUFS];
+	unsigned int i, k;
+	uint64_t copied;
+
+	ck_assert_ptr_nonnull(back);
+	t_mock_cfg(&c);
+	c.max_indirect = 64;
+	t_mock_start(&c);
+	dev = t_open(&o);
+	q = pvio_blkfront_queue(dev, 0);
+	pvio_blkfront_info(dev, &info);
+	ck_assert_uint_eq(info.max_io, 64 * 4096);
+	ck_assert_int_eq(pvio_blkfront_buf_alloc(q, 1 << 20, (void **)&buf), 0);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq((uintptr_t)buf % 4096, 0);
+	for (i = 0; i < 1 << 20; i++)
+		ck_assert_msg(buf[i] == 0, "not zeroed at %u", i);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t off = (uint64_t)(i + 1) << 20;
+		char *p = buf + cases[i].at;
+
+		pvio_blkfront_queue_stats(q, &q0);
+		t_pattern(p, cases[i].len, off, i + 11);
+		ck_assert_int_eq(pvio_blkfront_pwrite(q, p, cases[i].len, off),
+				 (ssize_t)cases[i].len);
+		ck_assert_int_eq(pread(t_fd, back, cases[i].len, (off_t)off),
+				 (ssize_t)cases[i].len);
+		ck_assert_msg(memcmp(back, p, cases[i].len) == 0,
+			      "case %u: the disk differs", i);
+		memset(p, 0, cases[i].len);
+		ck_assert_int_eq(pvio_blkfront_pread(q, p, cases[i].len, off),
+				 (ssize_t)cases[i].len);
+		ck_assert_msg(memcmp(back, p, cases[i].len) == 0,
+			      "case %u: read back differs", i);
+		pvio_blkfront_queue_stats(q, &q1);
+		copied = q1.bytes_copied - q0.bytes_copied;
+		if (cases[i].in_place) {
+			ck_assert_msg(copied == 0 && q1.in_place - q0.in_place == 2,
+				      "case %u: copied %llu, in place %llu", i,
+				      (unsigned long long)copied,
+				      (unsigned long long)(q1.in_place - q0.in_place));
+		} else {
+			ck_assert_uint_eq(copied, 2 * cases[i].len);
+			ck_assert_uint_eq(q1.in_place, q0.in_place);
+		}
+	}
+	/* heavy random traffic straight from granted memory */
+	t_wrap_run_buf(dev, 0, 0, 500, 77, 1 << 16, 32, true);
+	t_mockblk_stats(t_mock, &st);
+	ck_assert_uint_eq(st.errors, 0);
+
+	/* the API's edges */
+	ck_assert_int_eq(pvio_blkfront_buf_alloc(q, 0, (void **)&bufs[0]), -EINVAL);
+	ck_assert_int_eq(pvio_blkfront_buf_alloc(q, 4097, (void **)&bufs[0]), -EINVAL);
+	ck_assert_int_eq(pvio_blkfront_buf_alloc(q, PVIO_BLKFRONT_BUF_MAX + 4096,
+						 (void **)&bufs[0]), -EINVAL);
+	for (k = 0; k < PVIO_BLKFRONT_MAX_BUFS - 1; k++)
+		ck_assert_int_eq(pvio_blkfront_buf_alloc(q, 4096, (void **)&bufs[k]), 0);
+	ck_assert_int_eq(pvio_blkfront_buf_alloc(q, 4096, (void **)&bufs[k]), -ENOSPC);
+	for (k = 0; k < PVIO_BLKFRONT_MAX_BUFS - 1; k++)
+		ck_assert_int_eq(pvio_blkfront_buf_free(q, bufs[k]), 0);
+	ck_assert_int_eq(pvio_blkfront_buf_free(q, buf), 0);
+	ck_assert_int_eq(pvio_blkfront_buf_free(q, buf), -EINVAL);
+	ck_assert_int_eq(pvio_blkfront_buf_free(q, back), -EINVAL);
+	/* a freed buffer is plain memory to us now: copied */
+	pvio_blkfront_queue_stats(q, &q0);
+	ck_assert_int_eq(pvio_blkfront_pread(q, back, 4096, 1 << 20), 4096);
+	pvio_blkfront_queue_stats(q, &q1);
+	ck_assert_uint_eq(q1.in_place, q0.in_place);
+	ck_assert_int_eq(pvio_blkfront_close(dev), 0);
 	free(back);
 }
 END_TEST
@@ -1425,6 +1541,7 @@ static Suite *blkfront_suite(void)
 	tcase_add_test(tc, t_multipage);
 	tcase_add_test(tc, t_multiqueue);
 	tcase_add_test(tc, t_indirect);
+	tcase_add_test(tc, t_granted_bufs);
 	tcase_add_test(tc, t_sector_4k);
 	tcase_add_test(tc, t_async_api);
 	suite_add_tcase(s, tc);
