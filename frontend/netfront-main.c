@@ -36,6 +36,7 @@
 #include <pvio/netfront.h>
 #include <pvio/netif.h>
 #include <pvio/platform.h>
+#include <pvio/ring.h>
 #include <pvio/xenbus.h>
 
 #include "util.h"
@@ -78,10 +79,12 @@ static struct {
 	unsigned int flags;
 	unsigned int mtu;
 	unsigned int timeout_ms;
+	unsigned int spin_us;
 } opt = {
 	.ifname = "eth0",
 	.queues = 1,
 	.mtu = 1500,
+	.spin_us = 50,
 };
 
 static struct pvio_netfront *dev;
@@ -110,6 +113,8 @@ static void usage(FILE *f)
 "      --no-gso       checksum offload only\n"
 "      --mtu N        68..65535 (default 1500, at most the vif's)\n"
 "      --timeout MS   each handshake wait (default 10000)\n"
+"      --spin-us N    poll the rings and the TAP this long after the last\n"
+"                     frame before sleeping (default 50; 0: never poll)\n"
 "  -l, --log-level L  err|warn|info|debug (default info)\n"
 "  -h, --help\n", PVIO_NETFRONT_MAX_QUEUES);
 }
@@ -117,7 +122,7 @@ static void usage(FILE *f)
 static void parse_args(int argc, char **argv)
 {
 	enum { O_DEVID = 256, O_SPLIT, O_NO_SPLIT, O_OFFLOAD, O_NO_OFFLOAD,
-	       O_NO_GSO, O_MTU, O_TIMEOUT };
+	       O_NO_GSO, O_MTU, O_TIMEOUT, O_SPIN };
 	static const struct option o[] = {
 		{ "platform", required_argument, NULL, 'p' },
 		{ "domid", required_argument, NULL, 'd' },
@@ -131,6 +136,7 @@ static void parse_args(int argc, char **argv)
 		{ "no-gso", no_argument, NULL, O_NO_GSO },
 		{ "mtu", required_argument, NULL, O_MTU },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "spin-us", required_argument, NULL, O_SPIN },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -203,6 +209,11 @@ static void parse_args(int argc, char **argv)
 			if (pvio_parse_uint(optarg, 1, 3600000,
 					    &opt.timeout_ms))
 				die_usage("bad --timeout '%s' (1..3600000 ms)",
+					  optarg);
+			break;
+		case O_SPIN:
+			if (pvio_parse_uint(optarg, 0, 1000000, &opt.spin_us))
+				die_usage("bad --spin-us '%s' (0..1000000)",
 					  optarg);
 			break;
 		case 'l':
@@ -536,11 +547,12 @@ static void on_event(struct pvio_netfront *d, enum pvio_netfront_event ev,
 }
 
 /*
- * One round of a queue: both directions within their budgets, then arm.
- * Return -errno once dead, 1 if there is more to do now (the queue gets
- * another round after the others), 0 to sleep on its fds.
+ * One round of a queue: both directions within their budgets, then (if
+ * @arm) arm. Return -errno once dead, 1 if there is more to do now (the
+ * queue gets another round after the others), 0 when idle (armed: sleep
+ * on its fds).
  */
-static int queue_work(struct nq *n)
+static int queue_work(struct nq *n, bool arm)
 {
 	int rx, tx, ready;
 
@@ -552,6 +564,8 @@ static int queue_work(struct nq *n)
 		return tx;
 	if (rx || tx)
 		return 1;
+	if (!arm)
+		return 0;
 	ready = pvio_netfront_arm(n->q, PVIO_NETFRONT_ARM_RX |
 				  (n->tx_blocked ? PVIO_NETFRONT_ARM_TX : 0));
 	if (ready < 0)
@@ -603,6 +617,36 @@ static void log_stats(void)
 	}
 }
 
+/*
+ * Every queue is idle: poll them all for @spin_ns (a cross-core wake-up
+ * costs tens of microseconds here, more than most gaps between frames),
+ * then arm them for the sleep. Queues found with work go in @pending.
+ */
+static int spin_then_arm(uint64_t spin_ns, uint32_t *pending)
+{
+	uint64_t end = pvio_now_ns() + spin_ns;
+	unsigned int k;
+	int r;
+
+	do {
+		for (k = 0; k < nr_nq; k++) {
+			r = queue_work(&nqs[k], false);
+			if (r < 0)
+				return r;
+			if (r)
+				*pending |= 1u << k;
+		}
+	} while (!*pending && pvio_now_ns() < end);
+	for (k = 0; k < nr_nq && !*pending; k++) {
+		r = queue_work(&nqs[k], true);
+		if (r < 0)
+			return r;
+		if (r)
+			*pending |= 1u << k;
+	}
+	return 0;
+}
+
 enum { TAG_SIG = 1u << 16, TAG_XS = 2u << 16, TAG_Q = 3u << 16,
        TAG_TAP = 4u << 16 };
 
@@ -610,6 +654,7 @@ static int run(int sfd, struct pvio_xs *x)
 {
 	struct epoll_event ev, evs[2 * PVIO_NETFRONT_MAX_QUEUES + 2];
 	uint32_t pending = 0;	/* queues owed a round */
+	uint64_t spin_ns = (uint64_t)opt.spin_us * 1000u;
 	int ep, i, n, rc = 0;
 	unsigned int k;
 
@@ -644,12 +689,14 @@ static int run(int sfd, struct pvio_xs *x)
 
 			if (!(pending & (1u << k)))
 				continue;
-			r = queue_work(&nqs[k]);
+			r = queue_work(&nqs[k], !spin_ns);
 			if (r < 0)
 				rc = r;
 			else if (r == 0)
 				pending &= ~(1u << k);
 		}
+		if (!rc && !pending && spin_ns)
+			rc = spin_then_arm(spin_ns, &pending);
 		if (rc)
 			break;
 		n = epoll_wait(ep, evs, (int)(sizeof(evs) / sizeof(evs[0])),

@@ -820,16 +820,17 @@ static int tcp_setup(struct env *e)
 	fflush(NULL);
 	e->netfront = fork();
 	if (e->netfront == 0) {
-		char dom[16];
+		char dom[16], spin[16];
 		FILE *f;
 
 		snprintf(dom, sizeof(dom), "%u", DOM_TCP);
+		snprintf(spin, sizeof(spin), "%u", e->o->spin_us);
 		f = freopen("/dev/null", "w", stdout);
 		(void)f;
 		if (enter_netns(e->ns))
 			_exit(127);
 		execl(nf, "pvio-netfront", "-p", e->bw.spec, "-d", dom, "-i", "eth0",
-		      "-l", "warn", (char *)NULL);
+		      "--spin-us", spin, "-l", "warn", (char *)NULL);
 		fprintf(stderr, "pvio-bench: cannot run %s: %s\n", nf, strerror(errno));
 		_exit(127);
 	}
