@@ -13,12 +13,18 @@
  * for inactive request"). Extra-info slots carry no id and are answered
  * NETIF_RSP_NULL: we count them so that a NULL cannot free a data slot.
  *
+ * Zero copy (tx_reserve/commit/push): the caller writes a frame straight
+ * into reserved pool pages; the pages are then laid out as above. Open
+ * reservations hold their ids and ring room (tx_resv_*).
+ *
  * rx: ring position p owns rx pool page p % 256 and request id p % 256
  * (Linux: responses are matched by position, and netback echoes the id).
  * Responses are copied once into a private stage as they are published;
  * packets are taken from the stage only when complete, so a slow backend
  * that publishes half a packet costs nothing. Positions go back on the
- * ring once their packet is taken.
+ * ring once their packet is taken (copied out), or, taken in place
+ * (recv_zc), once the caller releases it: rx_released trails rx_done by
+ * the frames still out, whose end positions wait in a FIFO.
  */
 #include "config.h"
 
@@ -69,6 +75,11 @@ struct pvio_netfront_queue {
 	uint32_t tx_nr_free;
 	uint32_t tx_extras;	/* extra-info slots owed a NULL response */
 	uint32_t rx_done;	/* ring positions whose packet was taken */
+	uint32_t rx_released;	/* ... and whose pages may be posted again */
+	uint32_t tx_resv_slots;	/* ring room held by open reservations */
+	uint32_t tx_resv_ids;	/* ids (pages) held by them */
+	uint32_t rx_out;	/* frames taken in place, not yet released */
+	uint32_t rx_out_head;	/* FIFO of their end positions */
 	int epfd;		/* the queue's pollable fd */
 	int kickfd;		/* eventfd: the device died */
 	struct pvio_netfront_stats st;
@@ -77,6 +88,7 @@ struct pvio_netfront_queue {
 	pvio_gref_t tx_refs[NF_RING];
 	pvio_gref_t rx_refs[NF_RING];
 	struct netif_rx_response rx_stage[NF_RING];
+	uint32_t rx_out_end[NF_RING];
 
 	/* cold */
 	unsigned int idx;
@@ -315,11 +327,13 @@ static int tx_reap(struct pvio_netfront_queue *q)
 	/* Everything answered: every id must be back. (A NULL for a data
 	 * slot paired with an OKAY for an extra would leak one, and a
 	 * queue without ids would spin on an empty ring.) */
-	if (pvio_unlikely(q->tx.rsp_cons == q->tx.req_pushed &&
-			  (q->tx_nr_free != NF_RING || q->tx_extras)))
+	if (pvio_unlikely(q->tx.rsp_cons == q->tx.req_prod_pvt &&
+			  (q->tx_nr_free + q->tx_resv_ids != NF_RING ||
+			   q->tx_extras)))
 		return broken(q, "tx: %u slots still in flight after every "
 			      "request was answered",
-			      NF_RING - q->tx_nr_free + q->tx_extras);
+			      NF_RING - q->tx_nr_free - q->tx_resv_ids +
+				      q->tx_extras);
 	return 0;
 }
 
@@ -356,15 +370,21 @@ static inline int tx_slots(const struct pvio_netfront_queue *q,
 	return (int)slots;
 }
 
-/* One data slot: copy @len bytes into the page of a fresh id. */
+/* One data slot: the next reserved id (@ids, the data is in its page
+ * already), or a fresh id whose page gets @len bytes of @src. */
 static inline struct netif_tx_request *
-tx_data_slot(struct pvio_netfront_queue *q, const uint8_t *src, uint32_t len,
-	     uint16_t flags)
+tx_data_slot(struct pvio_netfront_queue *q, const uint16_t *ids,
+	     unsigned int *k, const uint8_t *src, uint32_t len, uint16_t flags)
 {
-	unsigned int id = q->tx_free[--q->tx_nr_free];
 	struct netif_tx_request *req = pvio_netif_tx_front_req(&q->tx);
+	unsigned int id;
 
-	memcpy(q->tx_pool + (size_t)id * NF_PAGE, src, len);
+	if (ids) {
+		id = ids[(*k)++];
+	} else {
+		id = q->tx_free[--q->tx_nr_free];
+		memcpy(q->tx_pool + (size_t)id * NF_PAGE, src, len);
+	}
 	q->tx_busy[id] = 1;
 	/* field by field: no private padding reaches shared memory */
 	req->gref = q->tx_refs[id];
@@ -377,15 +397,18 @@ tx_data_slot(struct pvio_netfront_queue *q, const uint8_t *src, uint32_t len,
 }
 
 /* xennet_start_xmit's layout: first slot (total size), the GSO extra,
- * then the rest, NETTXF_more_data on every data slot but the last. */
+ * then the rest, NETTXF_more_data on every data slot but the last. With
+ * @ids the frame is in those pages already. */
 static inline void tx_place(struct pvio_netfront_queue *q,
-			    const struct pvio_netfront_frame *f)
+			    const struct pvio_netfront_frame *f,
+			    const uint16_t *ids)
 {
 	const struct pvio_net_offload *o = &f->off;
 	const uint8_t *src = f->data;
 	uint32_t left = f->len, chunk = left < NF_PAGE ? left : NF_PAGE;
 	struct netif_tx_request *first;
 	uint16_t flags = 0;
+	unsigned int k = 0;
 
 	if (o->csum_blank)
 		flags |= NETTXF_csum_blank | NETTXF_data_validated;
@@ -395,7 +418,7 @@ static inline void tx_place(struct pvio_netfront_queue *q,
 		flags |= NETTXF_extra_info;
 	if (left > chunk)
 		flags |= NETTXF_more_data;
-	first = tx_data_slot(q, src, chunk, flags);
+	first = tx_data_slot(q, ids, &k, src, chunk, flags);
 	first->size = (uint16_t)f->len;
 	if (o->gso_type != XEN_NETIF_GSO_TYPE_NONE) {
 		/* the slot holds an extra-info, not a request */
@@ -418,7 +441,7 @@ static inline void tx_place(struct pvio_netfront_queue *q,
 	q->st.tx_slots++;
 	while (left) {
 		chunk = left < NF_PAGE ? left : NF_PAGE;
-		tx_data_slot(q, src, chunk,
+		tx_data_slot(q, ids, &k, src, chunk,
 			     left > chunk ? NETTXF_more_data : 0);
 		src += chunk;
 		left -= chunk;
@@ -449,12 +472,12 @@ int pvio_netfront_send(struct pvio_netfront_queue *q,
 		}
 		need = (unsigned int)slots +
 		       (f[i].off.gso_type != XEN_NETIF_GSO_TYPE_NONE);
-		if (pvio_ring_front_free(&q->tx) < need ||
+		if (pvio_ring_front_free(&q->tx) < q->tx_resv_slots + need ||
 		    q->tx_nr_free < (unsigned int)slots) {
 			rc = -EAGAIN;
 			break;
 		}
-		tx_place(q, &f[i]);
+		tx_place(q, &f[i], NULL);
 	}
 	/* One publication per batch; a notification only if asked. */
 	if (pvio_ring_front_push(&q->tx)) {
@@ -464,6 +487,101 @@ int pvio_netfront_send(struct pvio_netfront_queue *q,
 	return i ? (int)i : rc;
 }
 
+int pvio_netfront_tx_reserve(struct pvio_netfront_queue *q,
+			     struct pvio_netfront_txbuf *b, uint32_t max)
+{
+	unsigned int pages, i;
+	int rc = q_dead(q);
+
+	b->nr = 0;
+	if (pvio_unlikely(rc))
+		return rc;
+	if (max < PVIO_NETFRONT_MIN_FRAME ||
+	    max > PVIO_NETFRONT_TX_PAGES * NF_PAGE)
+		return -EINVAL;
+	pages = (max + NF_PAGE - 1) / NF_PAGE;
+	if (pages > 1 && !(q->features & PVIO_NETFRONT_FEAT_SG))
+		return -EINVAL;
+	rc = tx_reap(q);
+	if (pvio_unlikely(rc))
+		return rc;
+	/* the frame's slots and a GSO extra */
+	if (pvio_ring_front_free(&q->tx) < q->tx_resv_slots + pages + 1 ||
+	    q->tx_nr_free < pages)
+		return -EAGAIN;
+	for (i = 0; i < pages; i++) {
+		uint16_t id = q->tx_free[--q->tx_nr_free];
+
+		b->id_[i] = id;
+		b->iov[i].iov_base = q->tx_pool + (size_t)id * NF_PAGE;
+		b->iov[i].iov_len = NF_PAGE;
+	}
+	b->nr = pages;
+	q->tx_resv_slots += pages + 1;
+	q->tx_resv_ids += pages;
+	return 0;
+}
+
+/* Close a reservation; ids from @from on go back to the pool. */
+static void tx_unreserve(struct pvio_netfront_queue *q,
+			 struct pvio_netfront_txbuf *b, unsigned int from)
+{
+	unsigned int i;
+
+	if (!b->nr)
+		return;
+	for (i = from; i < b->nr; i++)
+		q->tx_free[q->tx_nr_free++] = b->id_[i];
+	q->tx_resv_slots -= b->nr + 1;
+	q->tx_resv_ids -= b->nr;
+	b->nr = 0;
+}
+
+void pvio_netfront_tx_cancel(struct pvio_netfront_queue *q,
+			     struct pvio_netfront_txbuf *b)
+{
+	tx_unreserve(q, b, 0);
+}
+
+int pvio_netfront_tx_commit(struct pvio_netfront_queue *q,
+			    struct pvio_netfront_txbuf *b, uint32_t len,
+			    const struct pvio_net_offload *off)
+{
+	struct pvio_netfront_frame f = { .len = len };
+	int slots, d = q_dead(q);
+
+	if (pvio_unlikely(d)) {
+		tx_unreserve(q, b, 0);
+		return d;
+	}
+	if (pvio_unlikely(!b->nr))
+		return -EINVAL;
+	f.data = b->iov[0].iov_base;
+	if (off)
+		f.off = *off;
+	slots = tx_slots(q, &f);
+	if (pvio_unlikely(slots < 0 || (unsigned int)slots > b->nr)) {
+		tx_unreserve(q, b, 0);
+		return slots < 0 ? slots : -EMSGSIZE;
+	}
+	tx_place(q, &f, b->id_);
+	tx_unreserve(q, b, (unsigned int)slots);
+	return 0;
+}
+
+int pvio_netfront_tx_push(struct pvio_netfront_queue *q)
+{
+	int d = q_dead(q);
+
+	if (pvio_unlikely(d))
+		return d;
+	if (pvio_ring_front_push(&q->tx)) {
+		pvio_evtchn_notify(q->plat, q->tx_port);
+		q->st.tx_notifies++;
+	}
+	return 0;
+}
+
 /* ---- rx ------------------------------------------------------------------ */
 
 /* Post every free position (at least NF_RX_REFILL_MIN unless @force):
@@ -471,7 +589,7 @@ int pvio_netfront_send(struct pvio_netfront_queue *q,
 static void rx_refill(struct pvio_netfront_queue *q, bool force)
 {
 	uint32_t prod = q->rx.req_prod_pvt;
-	uint32_t room = NF_RING - (prod - q->rx_done);
+	uint32_t room = NF_RING - (prod - q->rx_released);
 
 	if (room == 0 || (!force && room < NF_RX_REFILL_MIN))
 		return;
@@ -529,17 +647,24 @@ struct nf_seg {
 	uint16_t len;
 };
 
-/*
- * The packet at rx_done: 1 taken into @f, 0 dropped (consumed, counted),
- * -EAGAIN incomplete (wait for more responses), -EPROTO.
- */
-static inline int rx_take(struct pvio_netfront_queue *q,
-			  struct pvio_netfront_frame *f)
-{
+struct nf_pkt {
 	struct nf_seg seg[NF_RX_MAX_DATA];
+	unsigned int nseg;
+	uint32_t total;
+	struct pvio_net_offload off;
+};
+
+/*
+ * The packet at rx_done: 1 parsed into @p (a good one: its positions are
+ * consumed), 0 dropped (consumed, counted), -EAGAIN incomplete (wait for
+ * more responses), -EPROTO.
+ */
+static inline int rx_next(struct pvio_netfront_queue *q, struct nf_pkt *p)
+{
+	struct nf_seg *seg = p->seg;
 	uint32_t pos = q->rx_done, end = q->rx.rsp_cons, total = 0;
 	struct pvio_net_offload off = { 0 };
-	unsigned int nseg = 0, i;
+	unsigned int nseg = 0;
 	bool bad = false, first = true;
 	uint16_t flags;
 
@@ -623,23 +748,83 @@ static inline int rx_take(struct pvio_netfront_queue *q,
 		q->st.rx_errors++;
 		return 0;
 	}
-	if (pvio_unlikely(total > f->size)) {
+	p->nseg = nseg;
+	p->total = total;
+	p->off = off;
+	return 1;
+}
+
+static inline void rx_count(struct pvio_netfront_queue *q,
+			    const struct nf_pkt *p)
+{
+	q->st.rx_frames++;
+	q->st.rx_bytes += p->total;
+	if (p->off.gso_type)
+		q->st.rx_gso++;
+}
+
+/* Nothing taken in place is out: every consumed position may go back. */
+static inline void rx_release_done(struct pvio_netfront_queue *q)
+{
+	if (!q->rx_out)
+		q->rx_released = q->rx_done;
+}
+
+/* The next packet copied into @f: as rx_next(). */
+static inline int rx_take(struct pvio_netfront_queue *q,
+			  struct pvio_netfront_frame *f)
+{
+	struct nf_pkt p;
+	uint32_t total = 0;
+	unsigned int i;
+	int rc = rx_next(q, &p);
+
+	if (rc >= 0)
+		rx_release_done(q);
+	if (rc <= 0)
+		return rc;
+	if (pvio_unlikely(p.total > f->size)) {
 		q->st.rx_oversize++;
 		return 0;
 	}
-	for (i = 0, total = 0; i < nseg; i++) {
+	rx_count(q, &p);
+	for (i = 0; i < p.nseg; i++) {
 		memcpy((uint8_t *)f->data + total,
-		       q->rx_pool + (size_t)seg[i].page * NF_PAGE +
-			       seg[i].offset,
-		       seg[i].len);
-		total += seg[i].len;
+		       q->rx_pool + (size_t)p.seg[i].page * NF_PAGE +
+			       p.seg[i].offset,
+		       p.seg[i].len);
+		total += p.seg[i].len;
 	}
 	f->len = total;
-	f->off = off;
-	q->st.rx_frames++;
-	q->st.rx_bytes += total;
-	if (off.gso_type)
-		q->st.rx_gso++;
+	f->off = p.off;
+	return 1;
+}
+
+/* The next packet described in place in @b: as rx_next(). */
+static inline int rx_take_zc(struct pvio_netfront_queue *q,
+			     struct pvio_netfront_rxbuf *b)
+{
+	struct nf_pkt p;
+	unsigned int i;
+	int rc = rx_next(q, &p);
+
+	if (rc == 0)
+		rx_release_done(q);
+	if (rc <= 0)
+		return rc;
+	for (i = 0; i < p.nseg; i++) {
+		b->iov[i].iov_base = q->rx_pool +
+				     (size_t)p.seg[i].page * NF_PAGE +
+				     p.seg[i].offset;
+		b->iov[i].iov_len = p.seg[i].len;
+	}
+	rx_count(q, &p);
+	b->nr = p.nseg;
+	b->len = p.total;
+	b->off = p.off;
+	b->pos_ = q->rx_done;
+	q->rx_out_end[(q->rx_out_head + q->rx_out) & NF_MASK] = q->rx_done;
+	q->rx_out++;
 	return 1;
 }
 
@@ -675,6 +860,61 @@ int pvio_netfront_recv(struct pvio_netfront_queue *q,
 	if (got == 0 && d)
 		return d;
 	return (int)got;
+}
+
+int pvio_netfront_recv_zc(struct pvio_netfront_queue *q,
+			  struct pvio_netfront_rxbuf *b, unsigned int n)
+{
+	unsigned int got = 0;
+	int d = q_dead(q), rc = 0, pulled;
+
+	if (pvio_unlikely(d == -EPROTO))
+		return d;
+	pulled = rx_pull(q);
+	if (pvio_unlikely(pulled < 0))
+		return pulled;
+	while (got < n) {
+		rc = rx_take_zc(q, &b[got]);
+		if (rc > 0) {
+			got++;
+		} else if (rc == -EAGAIN) {
+			if (pulled == 0)
+				break;
+			pulled = rx_pull(q);
+			if (pvio_unlikely(pulled < 0))
+				return pulled;
+		} else if (pvio_unlikely(rc < 0)) {
+			return rc;
+		}
+	}
+	if (!d)
+		rx_refill(q, false);	/* what dropped packets freed */
+	if (got == 0 && d)
+		return d;
+	return (int)got;
+}
+
+int pvio_netfront_rx_release(struct pvio_netfront_queue *q,
+			     const struct pvio_netfront_rxbuf *b,
+			     unsigned int n)
+{
+	uint32_t pos, k;
+
+	if (n == 0)
+		return 0;
+	pos = b[n - 1].pos_;
+	for (k = 0; k < q->rx_out; k++)
+		if (q->rx_out_end[(q->rx_out_head + k) & NF_MASK] == pos)
+			break;
+	if (k == q->rx_out)
+		return -EINVAL;
+	q->rx_out_head += k + 1;
+	q->rx_out -= k + 1;
+	q->rx_released = pos;
+	rx_release_done(q);
+	if (!q_dead(q))
+		rx_refill(q, false);
+	return 0;
 }
 
 /* ---- sleeping ------------------------------------------------------------ */

@@ -3,9 +3,11 @@
  * pvio-netfront: a vif of this domain as a TAP device in the current
  * network namespace. It runs the netfront handshake (libpvio), creates the
  * TAP (IFF_VNET_HDR, so offloads travel as virtio-net headers), gives it
- * the vif's MAC, and moves frames both ways in batches: up to 64 frames
- * per TAP read round go to the tx ring with one publication and at most
- * one notification; received frames are written to the TAP. The carrier
+ * the vif's MAC, and moves frames both ways in batches, without copying
+ * them in user space: the TAP is read straight into the tx pool's granted
+ * pages (up to 64 frames per publication and at most one notification),
+ * and received frames are written to the TAP straight from the rx pool's
+ * pages, which then go back on the ring. The carrier
  * follows the backend's Connected state. SIGTERM/SIGINT: Closing -> Closed,
  * the TAP goes away with its last fd. SIGUSR1: the counters to the log.
  *
@@ -44,10 +46,9 @@
 #define BATCH		64u
 #define ROUND_BATCHES	4u	/* per direction and queue, per round */
 #define VNET_HLEN	((uint32_t)sizeof(struct virtio_net_hdr))
-/* a TAP read: the header and the largest frame netif can send, plus
- * room to notice one that is larger */
-#define TX_BUF		(VNET_HLEN + PVIO_NETFRONT_MAX_TX_FRAME + 64)
-#define RX_BUF		PVIO_NETFRONT_MAX_RX_FRAME
+#define PAGE		4096u
+/* scratch: a virtio-net header and the largest frame either way */
+#define SCRATCH		(VNET_HLEN + PVIO_NETFRONT_MAX_RX_FRAME)
 
 static const char *prog = "pvio-netfront";
 
@@ -57,14 +58,15 @@ struct nq {
 	unsigned int idx;
 	struct pvio_netfront_queue *q;
 	int tap;
-	/* tx: frames read from the TAP, waiting for ring room */
-	uint8_t *txbuf[BATCH];
-	struct pvio_netfront_frame txf[BATCH];
-	unsigned int tx_head, tx_n;
+	/* tx: pool pages reserved for the next TAP read (nr 0: none) */
+	struct pvio_netfront_txbuf rsv;
+	struct virtio_net_hdr tx_vh;
+	uint32_t tx_max;		/* bytes a reservation holds */
 	bool tx_blocked;
-	/* rx */
-	struct pvio_netfront_frame rxf[BATCH];
-	struct virtio_net_hdr rxvh[BATCH];
+	/* rx: frames in the pool */
+	struct pvio_netfront_rxbuf rxb[BATCH];
+	/* the rare frame that needs work on a contiguous copy */
+	uint8_t *scratch;
 	/* our own counters */
 	uint64_t tx_dropped, tx_sw_csum, rx_dropped, tap_errors;
 };
@@ -424,78 +426,173 @@ static bool tx_prepare(struct nq *n, uint8_t *buf, uint32_t got,
 	return true;
 }
 
-/* Read up to BATCH frames from the TAP. Return how many, or -errno. */
-static int tap_read_batch(struct nq *n)
+/* Gather a reservation's first @len bytes (after the header) into the
+ * scratch buffer, header first. */
+static uint8_t *gather_tx(struct nq *n, uint32_t len)
 {
-	unsigned int k = 0;
+	uint32_t done = 0;
+	unsigned int i;
 
-	n->tx_head = 0;
-	n->tx_n = 0;
-	while (k < BATCH) {
-		ssize_t got = read(n->tap, n->txbuf[k], TX_BUF);
+	memcpy(n->scratch, &n->tx_vh, VNET_HLEN);
+	for (i = 0; done < len; i++) {
+		uint32_t c = len - done < PAGE ? len - done : PAGE;
 
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				break;
-			return -errno;
-		}
-		if (tx_prepare(n, n->txbuf[k], (uint32_t)got, &n->txf[k]))
-			k++;
-		else
-			n->tx_dropped++;
+		memcpy(n->scratch + VNET_HLEN + done, n->rsv.iov[i].iov_base, c);
+		done += c;
 	}
-	n->tx_n = k;
-	return (int)k;
+	return n->scratch;
 }
 
 /*
- * Push pending frames; read more while there is room, up to ROUND_BATCHES
- * batches. Return -errno when the device is dead, 1 when the budget ran
- * out with the TAP perhaps not drained (edge-triggered: come back), else 0.
+ * The frame just read into the reservation (@got bytes with the header):
+ * committed in place when the backend can take it as it is; else (a
+ * checksum to compute here, headers out of the first page) copied out and
+ * sent the copying way. Return -errno once the device is dead.
+ */
+static int tx_one(struct nq *n, uint32_t got)
+{
+	uint32_t len = got - VNET_HLEN, head;
+	const uint8_t *frame = n->rsv.iov[0].iov_base;
+	struct pvio_netfront_frame f;
+	struct pvio_net_offload off;
+	struct pvio_net_hdrs h;
+	bool sw = false;
+	int rc;
+
+	if (got < VNET_HLEN + PVIO_NETFRONT_MIN_FRAME ||
+	    len > PVIO_NETFRONT_MAX_TX_FRAME) {
+		pvio_netfront_tx_cancel(n->q, &n->rsv);
+		n->tx_dropped++;
+		return 0;
+	}
+	head = len < PAGE ? len : PAGE;
+	if (pvio_net_from_vnet_head(&n->tx_vh, frame, head, len, &off) == 0) {
+		if (off.csum_blank) {
+			if (!(info.features & PVIO_NETFRONT_FEAT_TX_CSUM))
+				sw = true;
+			else if (!(info.features &
+				   PVIO_NETFRONT_FEAT_TX_CSUM_IPV6) &&
+				 pvio_net_parse_head(frame, head, len, &h) == 0 &&
+				 h.ipv6)
+				sw = true;
+		}
+		if (!sw) {
+			rc = pvio_netfront_tx_commit(n->q, &n->rsv, len, &off);
+			if (rc == -EINVAL || rc == -EMSGSIZE) {
+				n->tx_dropped++;	/* not for this backend */
+				return 0;
+			}
+			return rc;
+		}
+	}
+	/* the slow way: the reservation's room takes the copy at once */
+	gather_tx(n, len);
+	pvio_netfront_tx_cancel(n->q, &n->rsv);
+	if (!tx_prepare(n, n->scratch, got, &f)) {
+		n->tx_dropped++;
+		return 0;
+	}
+	rc = pvio_netfront_send(n->q, &f, 1);
+	if (rc == 1)
+		return 0;
+	if (rc == -EPROTO || rc == -ENOTCONN)
+		return rc;
+	n->tx_dropped++;
+	return 0;
+}
+
+/*
+ * TAP -> ring: read frames into reserved pool pages, up to ROUND_BATCHES
+ * batches, one publication per batch. Return -errno when the device is
+ * dead, 1 when the budget ran out with the TAP perhaps not drained
+ * (edge-triggered: come back), else 0 (TAP empty, or the ring full:
+ * tx_blocked).
  */
 static int tx_work(struct nq *n)
 {
-	unsigned int batches = 0;
+	struct iovec iov[1 + PVIO_NETFRONT_TX_PAGES];
+	unsigned int k, queued = 0;
+	int rc = 0, more = 1;
 
-	for (;;) {
-		int rc;
+	for (k = 0; k < ROUND_BATCHES * BATCH; k++) {
+		ssize_t got;
 
-		if (n->tx_n == 0) {
-			if (batches++ == ROUND_BATCHES)
-				return 1;
-			rc = tap_read_batch(n);
-			if (rc < 0) {
-				n->tap_errors++;
-				return 0;
+		if (!n->rsv.nr) {
+			rc = pvio_netfront_tx_reserve(n->q, &n->rsv, n->tx_max);
+			if (rc == -EAGAIN) {
+				n->tx_blocked = true;
+				rc = 0;
+				more = 0;
+				break;
 			}
-			if (rc == 0)
-				return 0;
+			if (rc < 0)
+				break;
 		}
-		rc = pvio_netfront_send(n->q, n->txf + n->tx_head, n->tx_n);
-		if (rc > 0) {
-			n->tx_head += (unsigned int)rc;
-			n->tx_n -= (unsigned int)rc;
-			n->tx_blocked = false;
-			continue;
+		n->tx_blocked = false;
+		iov[0].iov_base = &n->tx_vh;
+		iov[0].iov_len = VNET_HLEN;
+		memcpy(iov + 1, n->rsv.iov, n->rsv.nr * sizeof(iov[0]));
+		got = readv(n->tap, iov, (int)(1 + n->rsv.nr));
+		if (got < 0) {
+			if (errno == EINTR) {
+				k--;
+				continue;
+			}
+			if (errno != EAGAIN)
+				n->tap_errors++;
+			more = 0;	/* kept for the next frame */
+			break;
 		}
-		if (rc == -EAGAIN) {
-			n->tx_blocked = true;
-			return 0;
-		}
-		if (rc == -EINVAL || rc == -EMSGSIZE) {
-			/* not for this backend: drop it, go on */
-			n->tx_head++;
-			n->tx_n--;
-			n->tx_dropped++;
-			continue;
-		}
-		return rc;
+		rc = tx_one(n, (uint32_t)got);
+		if (rc < 0)
+			break;
+		if (++queued % BATCH == 0)
+			pvio_netfront_tx_push(n->q);
 	}
+	if (queued % BATCH)
+		pvio_netfront_tx_push(n->q);
+	return rc < 0 ? rc : more;
 }
 
 /* ---- ring -> TAP --------------------------------------------------------- */
+
+/* One received frame to the TAP, from the pool. */
+static void rx_one(struct nq *n, const struct pvio_netfront_rxbuf *b)
+{
+	struct iovec iov[1 + PVIO_NETFRONT_RX_SLOTS];
+	struct virtio_net_hdr vh;
+	unsigned int i;
+	int rc;
+
+	/* Linux netfront would recompute the pseudo-header sum of a GSO
+	 * frame that is not csum_blank */
+	if (b->off.gso_type && !b->off.csum_blank) {
+		n->rx_dropped++;
+		return;
+	}
+	rc = pvio_net_to_vnet_head(b->iov[0].iov_base, b->iov[0].iov_len,
+				   b->len, &b->off, &vh);
+	if (rc && b->nr > 1) {
+		/* headers split across slots: look at a contiguous copy */
+		uint32_t done = 0;
+
+		for (i = 0; i < b->nr; i++) {
+			memcpy(n->scratch + done, b->iov[i].iov_base,
+			       b->iov[i].iov_len);
+			done += (uint32_t)b->iov[i].iov_len;
+		}
+		rc = pvio_net_to_vnet(n->scratch, done, &b->off, &vh);
+	}
+	if (rc) {
+		n->rx_dropped++;
+		return;
+	}
+	iov[0].iov_base = &vh;
+	iov[0].iov_len = VNET_HLEN;
+	memcpy(iov + 1, b->iov, b->nr * sizeof(iov[0]));
+	if (writev(n->tap, iov, (int)(1 + b->nr)) < 0)
+		n->rx_dropped++;	/* down, or no room */
+}
 
 /* Up to ROUND_BATCHES batches to the TAP. Return -errno when the device
  * is dead, 1 when the budget ran out, else 0. */
@@ -504,29 +601,14 @@ static int rx_work(struct nq *n)
 	unsigned int batches;
 
 	for (batches = 0; batches < ROUND_BATCHES; batches++) {
-		int got = pvio_netfront_recv(n->q, n->rxf, BATCH), k;
+		int got = pvio_netfront_recv_zc(n->q, n->rxb, BATCH), k;
 
 		if (got < 0)
 			return got;
-		for (k = 0; k < got; k++) {
-			struct pvio_netfront_frame *f = &n->rxf[k];
-			struct iovec iov[2];
-
-			/* Linux netfront would recompute the pseudo-header
-			 * sum of a GSO frame that is not csum_blank */
-			if ((f->off.gso_type && !f->off.csum_blank) ||
-			    pvio_net_to_vnet(f->data, f->len, &f->off,
-					     &n->rxvh[k])) {
-				n->rx_dropped++;
-				continue;
-			}
-			iov[0].iov_base = &n->rxvh[k];
-			iov[0].iov_len = VNET_HLEN;
-			iov[1].iov_base = f->data;
-			iov[1].iov_len = f->len;
-			if (writev(n->tap, iov, 2) < 0)
-				n->rx_dropped++;	/* down, or no room */
-		}
+		for (k = 0; k < got; k++)
+			rx_one(n, &n->rxb[k]);
+		if (got)
+			pvio_netfront_rx_release(n->q, n->rxb, (unsigned int)got);
 		if (got < (int)BATCH)
 			return 0;
 	}
@@ -750,26 +832,17 @@ fail:
 
 static int alloc_bufs(struct nq *n)
 {
-	unsigned int k;
-
-	for (k = 0; k < BATCH; k++) {
-		n->txbuf[k] = malloc(TX_BUF);
-		n->rxf[k].data = malloc(RX_BUF);
-		n->rxf[k].size = RX_BUF;
-		if (!n->txbuf[k] || !n->rxf[k].data)
-			return -ENOMEM;
-	}
-	return 0;
+	n->scratch = malloc(SCRATCH);
+	/* room for the largest frame, and to notice one that is larger */
+	n->tx_max = info.features & PVIO_NETFRONT_FEAT_SG
+			    ? PVIO_NETFRONT_TX_PAGES * PAGE
+			    : PAGE;
+	return n->scratch ? 0 : -ENOMEM;
 }
 
 static void free_bufs(struct nq *n)
 {
-	unsigned int k;
-
-	for (k = 0; k < BATCH; k++) {
-		free(n->txbuf[k]);
-		free(n->rxf[k].data);
-	}
+	free(n->scratch);
 }
 
 int main(int argc, char **argv)

@@ -24,6 +24,14 @@ static uint16_t be16(const uint8_t *p)
 
 int pvio_net_parse(const void *frame, size_t len, struct pvio_net_hdrs *h)
 {
+	return pvio_net_parse_head(frame, len, len, h);
+}
+
+/* Reads stay within @len (the bytes at @frame); lengths the headers claim
+ * are checked against @total (the whole frame, maybe scattered further). */
+int pvio_net_parse_head(const void *frame, size_t len, size_t total,
+			struct pvio_net_hdrs *h)
+{
 	const uint8_t *f = frame;
 	size_t off = NET_ETH_HLEN, end;
 	uint16_t proto;
@@ -52,7 +60,7 @@ int pvio_net_parse(const void *frame, size_t len, struct pvio_net_hdrs *h)
 		if (be16(f + off + 6) & 0x3fff)
 			return -EPROTONOSUPPORT;
 		end = off + be16(f + off + 2);
-		if (end > len || end < off + ihl)
+		if (end > total || end < off + ihl)
 			return -EINVAL;
 		next = f[off + 9];
 		off += ihl;
@@ -64,7 +72,7 @@ int pvio_net_parse(const void *frame, size_t len, struct pvio_net_hdrs *h)
 		h->ipv6 = true;
 		next = f[off + 6];
 		end = off + 40 + be16(f + off + 4);
-		if (end > len)
+		if (end > total)
 			return -EINVAL;
 		off += 40;
 		/* hop-by-hop, routing, destination options */
@@ -90,7 +98,7 @@ int pvio_net_parse(const void *frame, size_t len, struct pvio_net_hdrs *h)
 	if (next == IPPROTO_TCP) {
 		size_t thl;
 
-		if (end < off + 20)
+		if (end < off + 20 || len < off + 20)
 			return -EINVAL;
 		thl = (size_t)(f[off + 12] >> 4) * 4;
 		if (thl < 20 || end < off + thl)
@@ -114,6 +122,13 @@ static uint16_t csum_offset_of(uint8_t proto)
 int pvio_net_to_vnet(const void *frame, size_t len,
 		     const struct pvio_net_offload *o, struct virtio_net_hdr *vh)
 {
+	return pvio_net_to_vnet_head(frame, len, len, o, vh);
+}
+
+int pvio_net_to_vnet_head(const void *frame, size_t len, size_t total,
+			  const struct pvio_net_offload *o,
+			  struct virtio_net_hdr *vh)
+{
 	struct pvio_net_hdrs h;
 	int rc;
 
@@ -123,7 +138,7 @@ int pvio_net_to_vnet(const void *frame, size_t len,
 			vh->flags = VIRTIO_NET_HDR_F_DATA_VALID;
 		return 0;
 	}
-	rc = pvio_net_parse(frame, len, &h);
+	rc = pvio_net_parse_head(frame, len, total, &h);
 	if (rc)
 		return -EINVAL;
 	if (o->csum_blank) {
@@ -156,12 +171,19 @@ int pvio_net_to_vnet(const void *frame, size_t len,
 int pvio_net_from_vnet(const struct virtio_net_hdr *vh, const void *frame,
 		       size_t len, struct pvio_net_offload *o)
 {
+	return pvio_net_from_vnet_head(vh, frame, len, len, o);
+}
+
+int pvio_net_from_vnet_head(const struct virtio_net_hdr *vh,
+			    const void *frame, size_t len, size_t total,
+			    struct pvio_net_offload *o)
+{
 	memset(o, 0, sizeof(*o));
 	if (vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
 		struct pvio_net_hdrs h;
 
 		/* netif can only say "the usual place": check it is */
-		if (pvio_net_parse(frame, len, &h) ||
+		if (pvio_net_parse_head(frame, len, total, &h) ||
 		    vh->csum_start != h.l4_off ||
 		    vh->csum_offset != csum_offset_of(h.l4_proto))
 			return -EOPNOTSUPP;

@@ -40,6 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <pvio/netif.h>
 #include <pvio/platform.h>
@@ -317,6 +318,97 @@ enum {
  */
 PVIO_API int pvio_netfront_arm(struct pvio_netfront_queue *q,
 			       unsigned int what);
+
+/* ---- zero copy: frames written and read in the queue's granted pages ----- */
+
+/* Pages a tx reservation may hold: a 65535-byte frame, and room to see
+ * one that is longer (then refused). */
+#define PVIO_NETFRONT_TX_PAGES	17u
+/* Slots of a received frame, at most. */
+#define PVIO_NETFRONT_RX_SLOTS	19u
+
+/* Pool pages reserved for one frame to be written in place. */
+struct pvio_netfront_txbuf {
+	/* out: whole pages, in frame order: bytes [4096 i, 4096 (i + 1))
+	 * of the frame go in iov[i] (a readv() target) */
+	struct iovec iov[PVIO_NETFRONT_TX_PAGES];
+	unsigned int nr;
+	uint16_t id_[PVIO_NETFRONT_TX_PAGES];	/* private */
+};
+
+/**
+ * pvio_netfront_tx_reserve - pool pages for a frame of up to @max bytes
+ *
+ * Reaps tx responses, then takes enough free tx slots (and ring room) for
+ * a frame of @max bytes (14..PVIO_NETFRONT_TX_PAGES pages; one page
+ * without SG). The caller writes the frame into @b->iov (for example with
+ * readv() from a TAP), then commits or cancels. Several reservations may
+ * be open at once.
+ *
+ * Return: 0; -EAGAIN (no room: arm with PVIO_NETFRONT_ARM_TX and wait);
+ * -EINVAL (@max); -EPROTO / -ENOTCONN once dead.
+ */
+PVIO_API int pvio_netfront_tx_reserve(struct pvio_netfront_queue *q,
+				      struct pvio_netfront_txbuf *b,
+				      uint32_t max);
+/**
+ * pvio_netfront_tx_commit - queue the frame written into a reservation
+ * @len: the frame's length, at most the reservation's
+ * @off: what the frame asks of the backend, as for send(); NULL: nothing
+ *
+ * Lays the frame out as send() does, on the reserved pages (the first
+ * ceil(@len / 4096) of them; the rest go back to the pool). Nothing is
+ * published until pvio_netfront_tx_push(). The pages are the backend's to
+ * read until it answers: do not touch them again.
+ *
+ * Return: 0; -EINVAL / -EMSGSIZE as send() (the reservation is cancelled);
+ * -EPROTO / -ENOTCONN once dead (cancelled as well).
+ */
+PVIO_API int pvio_netfront_tx_commit(struct pvio_netfront_queue *q,
+				     struct pvio_netfront_txbuf *b,
+				     uint32_t len,
+				     const struct pvio_net_offload *off);
+/* Give a reservation's pages back unused. */
+PVIO_API void pvio_netfront_tx_cancel(struct pvio_netfront_queue *q,
+				      struct pvio_netfront_txbuf *b);
+/* Publish the committed frames: one publication, one notification only
+ * if the backend asked. Return 0, or -EPROTO / -ENOTCONN once dead. */
+PVIO_API int pvio_netfront_tx_push(struct pvio_netfront_queue *q);
+
+/* A frame received in place. */
+struct pvio_netfront_rxbuf {
+	struct iovec iov[PVIO_NETFRONT_RX_SLOTS];	/* out: its slots */
+	unsigned int nr;				/* out */
+	uint32_t len;					/* out: bytes */
+	struct pvio_net_offload off;			/* out */
+	uint32_t pos_;					/* private */
+};
+
+/**
+ * pvio_netfront_recv_zc - take up to @n received frames, in place
+ *
+ * As pvio_netfront_recv(), but nothing is copied: each frame is described
+ * by iovecs into the rx pool pages the backend wrote it to (the first one
+ * holds at least the Ethernet header; a writev() source). The pages stay
+ * out of the ring until pvio_netfront_rx_release(). The backend still has
+ * the grants: treat the bytes as it sent them, untrusted.
+ *
+ * Return: frames taken (0: none yet), or as pvio_netfront_recv().
+ */
+PVIO_API int pvio_netfront_recv_zc(struct pvio_netfront_queue *q,
+				   struct pvio_netfront_rxbuf *b,
+				   unsigned int n);
+/**
+ * pvio_netfront_rx_release - give received frames' pages back
+ *
+ * Releases @b[0..n) and every frame received before them (frames come
+ * and go in ring order). Their pages go back on the ring in batches.
+ * Return: 0; -EINVAL if @b is not a frame this queue handed out and that
+ * is not yet released.
+ */
+PVIO_API int pvio_netfront_rx_release(struct pvio_netfront_queue *q,
+				      const struct pvio_netfront_rxbuf *b,
+				      unsigned int n);
 
 /* Readable when the backend notified the queue or the device died. Owned
  * by the queue. */

@@ -56,6 +56,11 @@ struct pvio_net_hdrs {
  */
 PVIO_API int pvio_net_parse(const void *frame, size_t len,
 			    struct pvio_net_hdrs *h);
+/* The same for a frame of @total bytes whose first @len bytes (holding
+ * every header) are at @frame and the rest elsewhere (scatter-gather).
+ * Nothing past @len is read. */
+PVIO_API int pvio_net_parse_head(const void *frame, size_t len, size_t total,
+				 struct pvio_net_hdrs *h);
 
 /*
  * netif -> virtio-net header, for a frame going into a TAP.
@@ -66,6 +71,10 @@ PVIO_API int pvio_net_parse(const void *frame, size_t len,
 PVIO_API int pvio_net_to_vnet(const void *frame, size_t len,
 			      const struct pvio_net_offload *o,
 			      struct virtio_net_hdr *vh);
+/* For a scattered frame: see pvio_net_parse_head(). */
+PVIO_API int pvio_net_to_vnet_head(const void *frame, size_t len, size_t total,
+				   const struct pvio_net_offload *o,
+				   struct virtio_net_hdr *vh);
 
 /*
  * virtio-net header -> netif, for a frame read from a TAP. Return 0, or
@@ -75,6 +84,10 @@ PVIO_API int pvio_net_to_vnet(const void *frame, size_t len,
 PVIO_API int pvio_net_from_vnet(const struct virtio_net_hdr *vh,
 				const void *frame, size_t len,
 				struct pvio_net_offload *o);
+/* For a scattered frame: see pvio_net_parse_head(). */
+PVIO_API int pvio_net_from_vnet_head(const struct virtio_net_hdr *vh,
+				     const void *frame, size_t len,
+				     size_t total, struct pvio_net_offload *o);
 
 /* The TAP offloads that pvio_net_from_vnet() can carry (TUNSETOFFLOAD). */
 #define PVIO_NET_TUN_OFFLOADS	0x7u	/* TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 */

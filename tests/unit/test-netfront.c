@@ -786,6 +786,186 @@ START_TEST(t_no_sg)
 }
 END_TEST
 
+
+/* ---- zero copy ----------------------------------------------------------- */
+
+/* Write @len bytes of pattern @seq into a reservation's pages. */
+static void t_fill_rsv(struct pvio_netfront_txbuf *b, uint32_t len,
+		       uint32_t seq)
+{
+	uint8_t *tmp = malloc(len);
+	uint32_t done = 0;
+	unsigned int i;
+
+	t_fill(tmp, len, seq);
+	for (i = 0; done < len; i++) {
+		uint32_t c = len - done < 4096 ? len - done : 4096;
+
+		ck_assert_uint_lt(i, b->nr);
+		ck_assert_uint_eq(b->iov[i].iov_len, 4096);
+		memcpy(b->iov[i].iov_base, tmp + done, c);
+		done += c;
+	}
+	free(tmp);
+}
+
+/* Reserve, waiting for room. */
+static void t_reserve(struct pvio_netfront_queue *q,
+		      struct pvio_netfront_txbuf *b, uint32_t max)
+{
+	uint64_t end = t_ms() + 10000;
+	int rc;
+
+	while ((rc = pvio_netfront_tx_reserve(q, b, max)) == -EAGAIN) {
+		struct pollfd p = { .fd = pvio_netfront_queue_fd(q),
+				    .events = POLLIN };
+
+		ck_assert_msg(t_ms() < end, "no room to reserve");
+		if (pvio_netfront_arm(q, PVIO_NETFRONT_ARM_TX) == 0)
+			poll(&p, 1, 100);
+	}
+	ck_assert_int_eq(rc, 0);
+}
+
+/*
+ * Frames written in place: the same layout as send() (slots end at page
+ * ends, GSO with its extra), the data intact, unused pages and cancelled
+ * reservations back in the pool, bad frames refused, nothing leaked over
+ * thousands of frames around the ring.
+ */
+START_TEST(t_tx_zc)
+{
+	static const uint32_t lens[] = { 14, 60, 1514, 4096, 4097, 9014,
+					 65535 };
+	struct pvio_netfront_txbuf b[1], rs[15];
+	struct pvio_net_offload gso = { .csum_blank = true,
+					.gso_type = XEN_NETIF_GSO_TYPE_TCPV4,
+					.gso_size = 1448 };
+	struct pvio_netfront_stats st;
+	struct pvio_netfront_queue *q;
+	struct t_mocknet_cfg c;
+	struct t_netpkt p;
+	unsigned int i, k, got = 0;
+
+	t_cfg(&c);
+	t_mock_start(&c);
+	t_open(1, 0);
+	t_wait_link(true);
+	q = pvio_netfront_queue(t_dev, 0);
+
+	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		uint32_t want = (lens[i] + 4095) / 4096;
+
+		t_reserve(q, &b[0], 17 * 4096);
+		ck_assert_uint_eq(b[0].nr, 17);
+		t_fill_rsv(&b[0], lens[i], i);
+		ck_assert_int_eq(pvio_netfront_tx_commit(q, &b[0], lens[i], NULL), 0);
+		ck_assert_uint_eq(b[0].nr, 0);
+		ck_assert_int_eq(pvio_netfront_tx_push(q), 0);
+		ck_assert_int_eq(t_mocknet_tx_pop(t_mock, &p, 5000), 0);
+		ck_assert_uint_eq(p.len, lens[i]);
+		ck_assert_msg(t_check(p.data, lens[i], i), "len %u differs", lens[i]);
+		ck_assert_uint_eq(p.slots, want);
+		ck_assert_uint_eq(p.extras, 0);
+		for (k = 0; k < want; k++)
+			ck_assert_uint_eq(p.seg_len[k], k + 1 < want ? 4096
+								 : lens[i] - 4096 * k);
+		t_netpkt_free(&p);
+	}
+	/* GSO: 16 slots and the extra */
+	t_reserve(q, &b[0], 65535);
+	ck_assert_uint_eq(b[0].nr, 16);
+	t_fill_rsv(&b[0], 65535, 50);
+	ck_assert_int_eq(pvio_netfront_tx_commit(q, &b[0], 65535, &gso), 0);
+	pvio_netfront_tx_push(q);
+	ck_assert_int_eq(t_mocknet_tx_pop(t_mock, &p, 5000), 0);
+	ck_assert(t_check(p.data, 65535, 50));
+	ck_assert_uint_eq(p.slots, 16);
+	ck_assert_uint_eq(p.extras, 1);
+	ck_assert_uint_eq(p.off.gso_size, 1448);
+	t_netpkt_free(&p);
+
+	/* refused: the reservation is cancelled, its pages go back */
+	t_reserve(q, &b[0], 4096);
+	ck_assert_int_eq(pvio_netfront_tx_commit(q, &b[0], 5000, NULL), -EMSGSIZE);
+	ck_assert_uint_eq(b[0].nr, 0);
+	t_reserve(q, &b[0], 4096);
+	ck_assert_int_eq(pvio_netfront_tx_commit(q, &b[0], 13, NULL), -EINVAL);
+	t_reserve(q, &b[0], 4096);
+	gso.gso_size = 0;
+	ck_assert_int_eq(pvio_netfront_tx_commit(q, &b[0], 1000, &gso), -EINVAL);
+	ck_assert_int_eq(pvio_netfront_tx_commit(q, &b[0], 1000, NULL), -EINVAL);
+	ck_assert_int_eq(pvio_netfront_tx_reserve(q, &b[0], 13), -EINVAL);
+	ck_assert_int_eq(pvio_netfront_tx_reserve(q, &b[0], 18 * 4096), -EINVAL);
+
+	/* open reservations hold ring room (18 slots for 17 pages each):
+	 * 14 fit in 256 slots, the 15th waits */
+	for (k = 0; k < 14; k++)
+		ck_assert_int_eq(pvio_netfront_tx_reserve(q, &rs[k], 17 * 4096), 0);
+	ck_assert_int_eq(pvio_netfront_tx_reserve(q, &rs[14], 17 * 4096), -EAGAIN);
+	/* send() respects them too */
+	{
+		static uint8_t buf[20000];
+		struct pvio_netfront_frame f = { .data = buf, .len = 20000 };
+
+		/* 5 slots: never with 4 left */
+		ck_assert_int_eq(pvio_netfront_send(q, &f, 1), -EAGAIN);
+		f.len = 1000;	/* one slot goes */
+		t_send_all(q, &f, 1);
+		ck_assert_int_eq(t_mocknet_tx_pop(t_mock, &p, 5000), 0);
+		t_netpkt_free(&p);
+	}
+	for (k = 0; k < 14; k++)
+		pvio_netfront_tx_cancel(q, &rs[k]);
+
+	/* thousands of frames around the ring, each reserved to its size,
+	 * some cancelled: nothing lost, reordered or leaked */
+	for (i = 0; i < 3000; i++) {
+		uint32_t len = 60 + (i * 331) % 20000;
+
+		t_reserve(q, &b[0], len);
+		if (i % 7 == 3) {
+			pvio_netfront_tx_cancel(q, &b[0]);
+			continue;
+		}
+		t_fill_rsv(&b[0], len, i);
+		ck_assert_int_eq(pvio_netfront_tx_commit(q, &b[0], len, NULL), 0);
+		if (i % 16 == 15)
+			ck_assert_int_eq(pvio_netfront_tx_push(q), 0);
+		while (t_mocknet_tx_pop(t_mock, &p, 0) == 0) {
+			while (got % 7 == 3)
+				got++;
+			ck_assert_uint_eq(p.len, 60 + (got * 331) % 20000);
+			ck_assert_msg(t_check(p.data, p.len, got), "frame %u differs", got);
+			t_netpkt_free(&p);
+			got++;
+		}
+	}
+	pvio_netfront_tx_push(q);
+	while (got < 3000) {
+		while (got % 7 == 3 && got < 3000)
+			got++;
+		if (got == 3000)
+			break;
+		ck_assert_int_eq(t_mocknet_tx_pop(t_mock, &p, 5000), 0);
+		ck_assert_uint_eq(p.len, 60 + (got * 331) % 20000);
+		ck_assert_msg(t_check(p.data, p.len, got), "frame %u differs", got);
+		t_netpkt_free(&p);
+		got++;
+	}
+	ck_assert_int_eq(t_mocknet_tx_pop(t_mock, &p, 100), -ETIMEDOUT);
+	pvio_netfront_queue_stats(q, &st);
+	ck_assert_uint_eq(st.tx_errors, 0);
+	/* every page came back: 14 full reservations fit again */
+	for (k = 0; k < 14; k++)
+		t_reserve(q, &rs[k], 17 * 4096);
+	for (k = 0; k < 14; k++)
+		pvio_netfront_tx_cancel(q, &rs[k]);
+	t_close();
+	t_no_mock_errors();
+}
+END_TEST
+
 /* ---- rx ------------------------------------------------------------------ */
 
 static void t_push(unsigned int qi, uint32_t len, uint32_t seq,
@@ -857,6 +1037,164 @@ START_TEST(t_rx_multi)
 	pvio_netfront_queue_stats(q, &st);
 	ck_assert_uint_eq(st.rx_oversize, 1);
 	t_free_bufs(f, NL + 2);
+	t_close();
+	t_no_mock_errors();
+}
+END_TEST
+
+/* Receive in place until @n frames came or @ms passed. */
+static int t_recv_zc(struct pvio_netfront_queue *q, struct pvio_netfront_rxbuf *b,
+		     unsigned int n, int ms)
+{
+	uint64_t end = t_ms() + (uint64_t)ms;
+	unsigned int got = 0;
+
+	while (got < n) {
+		int rc = pvio_netfront_recv_zc(q, b + got, n - got);
+		struct pollfd p = { .fd = pvio_netfront_queue_fd(q), .events = POLLIN };
+
+		if (rc < 0)
+			return rc;
+		got += (unsigned int)rc;
+		if (got == n || rc > 0)
+			continue;
+		if (t_ms() >= end)
+			break;
+		rc = pvio_netfront_arm(q, PVIO_NETFRONT_ARM_RX);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			poll(&p, 1, 50);
+	}
+	return (int)got;
+}
+
+/* A frame received in place, gathered, against pattern @seq. */
+static bool t_check_zc(const struct pvio_netfront_rxbuf *b, uint32_t len,
+		       uint32_t seq)
+{
+	uint8_t *tmp = malloc(len + 1);
+	uint32_t done = 0;
+	unsigned int i;
+	bool ok;
+
+	for (i = 0; i < b->nr; i++) {
+		if (done + b->iov[i].iov_len > len) {
+			free(tmp);
+			return false;
+		}
+		memcpy(tmp + done, b->iov[i].iov_base, b->iov[i].iov_len);
+		done += (uint32_t)b->iov[i].iov_len;
+	}
+	ok = done == len && b->len == len && t_check(tmp, len, seq);
+	free(tmp);
+	return ok;
+}
+
+/*
+ * Frames received in place: the data and offloads as recv() gives them;
+ * their pages stay off the ring until released (the backend runs out of
+ * buffers and waits), release frees everything before it too, a bogus
+ * release is refused, and copying recv() mixes in.
+ */
+START_TEST(t_rx_zc)
+{
+	static const uint32_t lens[] = { 14, 60, 1514, 4096, 4097, 40000, 65535 };
+	enum { NL = sizeof(lens) / sizeof(lens[0]) };
+	static struct pvio_netfront_rxbuf b[256];
+	struct pvio_net_offload gso = { .csum_blank = true,
+					.data_validated = true,
+					.gso_type = XEN_NETIF_GSO_TYPE_TCPV4,
+					.gso_size = 1448 };
+	struct pvio_netfront_frame *f = t_bufs(4, BIG);
+	struct pvio_netfront_queue *q;
+	struct pvio_netfront_stats st;
+	struct t_mocknet_stats ms;
+	struct t_mocknet_cfg c;
+	unsigned int i, got, seq;
+	uint64_t end;
+
+	t_cfg(&c);
+	c.rx_offset = (unsigned int)_i * 2;
+	t_mock_start(&c);
+	t_open(1, 0);
+	t_wait_link(true);
+	q = pvio_netfront_queue(t_dev, 0);
+	for (i = 0; i < NL; i++)
+		t_push(0, lens[i], i, NULL);
+	t_push(0, 30000, 100, &gso);
+	ck_assert_int_eq(t_recv_zc(q, b, NL + 1, 5000), NL + 1);
+	for (i = 0; i < NL; i++) {
+		ck_assert_msg(t_check_zc(&b[i], lens[i], i), "frame %u (%u bytes)", i, lens[i]);
+		ck_assert_uint_ge(b[i].iov[0].iov_len, 14);
+		ck_assert(!b[i].off.csum_blank && !b[i].off.gso_type);
+	}
+	ck_assert(t_check_zc(&b[NL], 30000, 100));
+	ck_assert_uint_eq(b[NL].off.gso_type, XEN_NETIF_GSO_TYPE_TCPV4);
+	ck_assert_uint_eq(b[NL].off.gso_size, 1448);
+	ck_assert(b[NL].off.csum_blank);
+	/* a frame not handed out, or already released: refused */
+	{
+		struct pvio_netfront_rxbuf bogus = b[2];
+
+		bogus.pos_ += 100000;
+		ck_assert_int_eq(pvio_netfront_rx_release(q, &bogus, 1), -EINVAL);
+	}
+	ck_assert_int_eq(pvio_netfront_rx_release(q, b, 3), 0);	/* 0..2 */
+	ck_assert_int_eq(pvio_netfront_rx_release(q, &b[1], 1), -EINVAL);
+	ck_assert_int_eq(pvio_netfront_rx_release(q, &b[NL], 1), 0);	/* 3..NL */
+	ck_assert_int_eq(pvio_netfront_rx_release(q, b, 0), 0);
+
+	/* held pages are not posted again: the backend waits for buffers */
+	for (i = 0; i < 400; i++)
+		t_push(0, 1000 + i, 1000 + i, NULL);
+	got = 0;
+	end = t_ms() + 5000;
+	while (got < 200 && t_ms() < end) {
+		int n = t_recv_zc(q, b + got, 200 - got, 100);
+
+		ck_assert_int_ge(n, 0);
+		got += (unsigned int)n;
+	}
+	ck_assert_uint_eq(got, 200);
+	poll(NULL, 0, 100);
+	/* 256 buffers, 200 held: at most 56 more can come, whatever the
+	 * wait */
+	{
+		int n = t_recv_zc(q, b + 200, 56, 300);
+
+		ck_assert_int_ge(n, 0);
+		got = 200 + (unsigned int)n;
+	}
+	ck_assert_int_eq(t_recv_zc(q, b + got, 1, 200), 0);
+	t_mocknet_stats(t_mock, &ms);
+	ck_assert_uint_lt(ms.rx_packets, NL + 1 + 400);
+	ck_assert_msg(ms.rx_waits > 0, "the mock never ran out of buffers");
+	for (i = 0; i < got; i++)
+		ck_assert_msg(t_check_zc(&b[i], 1000 + i, 1000 + i), "held frame %u", i);
+	/* release everything held so far, then the rest flows */
+	ck_assert_int_eq(pvio_netfront_rx_release(q, &b[got - 1], 1), 0);
+	for (seq = 1000 + got; seq < 1400;) {
+		int n = t_recv_zc(q, b, 32, 5000), k, m;
+
+		ck_assert_msg(n > 0, "stuck at %u", seq);
+		for (k = 0; k < n; k++, seq++)
+			ck_assert_msg(t_check_zc(&b[k], seq, seq), "frame %u", seq);
+		if (seq % 2 && seq < 1400) {
+			/* copied frames while these are held */
+			m = t_recv(q, f, 1400 - seq < 4 ? 1400 - seq : 4, 5000);
+			ck_assert_int_gt(m, 0);
+			for (k = 0; k < m; k++, seq++)
+				ck_assert_msg(f[k].len == seq && t_check(f[k].data, seq, seq),
+					      "copied frame %u", seq);
+		}
+		ck_assert_int_eq(pvio_netfront_rx_release(q, &b[n - 1], 1), 0);
+	}
+	ck_assert_int_eq(t_recv_zc(q, b, 1, 200), 0);
+	pvio_netfront_queue_stats(q, &st);
+	ck_assert_uint_eq(st.rx_frames, NL + 1 + 400);
+	ck_assert_uint_eq(st.rx_errors + st.rx_oversize, 0);
+	t_free_bufs(f, 4);
 	t_close();
 	t_no_mock_errors();
 }
@@ -1357,10 +1695,12 @@ static Suite *netfront_suite(void)
 	tcase_add_test(tc, t_tx_multi);
 	tcase_add_test(tc, t_tx_wrap);
 	tcase_add_test(tc, t_no_sg);
+	tcase_add_test(tc, t_tx_zc);
 	tcase_add_loop_test(tc, t_rx_multi, 0, 2);
 	tcase_add_test(tc, t_rx_half);
 	tcase_add_test(tc, t_rx_batch_full);
 	tcase_add_test(tc, t_rx_pressure);
+	tcase_add_loop_test(tc, t_rx_zc, 0, 2);
 	tcase_add_test(tc, t_csum_flags);
 	tcase_add_test(tc, t_no_csum);
 	tcase_add_loop_test(tc, t_split, 0, 3);
