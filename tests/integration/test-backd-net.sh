@@ -29,6 +29,7 @@ ctl vif-attach g1 >/dev/null || t_fail "vif-attach g1"
 ctl vif-attach g2 --bridge "$BR" >/dev/null || t_fail "vif-attach g2"
 t_backd_up
 t_wait_states g1 0 "Initialising InitWait"
+t_wait_states g2 0 "Initialising InitWait"
 ip link show vif$D1.0 >/dev/null 2>&1 || t_fail "no vif$D1.0"
 [ "$(cat /sys/class/net/vif$D2.0/master/ifindex 2>/dev/null)" = \
   "$(cat /sys/class/net/$BR/ifindex)" ] || t_fail "vif$D2.0 is not in $BR"
