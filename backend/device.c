@@ -136,7 +136,11 @@ static void frontend_changed(struct pvio_xenbus *xb, enum pvio_xb_state fe,
 
 	switch (fe) {
 	case PVIO_XB_INITIALISING:
-		/* a frontend (re)starting after we closed: offer again */
+		/* a frontend (re)starting after we closed: offer again; not
+		 * when our own set-up failed (a guest without a driver sits in
+		 * Initialising: its first watch event is no restart) */
+		if (d->setup_failed)
+			break;
 		if (be == PVIO_XB_CLOSED || be == PVIO_XB_CLOSING) {
 			disconnect(d);
 			d->failed = false;
@@ -219,6 +223,7 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 	if (rc) {
 		pvio_xenbus_fatal(d->xb, rc, "backend set-up failed");
 		d->failed = true;
+		d->setup_failed = true;
 		return;
 	}
 	be = pvio_xenbus_state(d->xb);

@@ -202,6 +202,8 @@ struct device {
 	struct pvio_xenbus *xb;
 	bool connected;
 	bool failed;			/* fatal: wait for the frontend to close */
+	bool setup_failed;		/* probe failed: nothing to offer until
+					 * the toolstack re-creates the device */
 	struct dp_queue **queues;
 	unsigned int nr_queues;
 	void *priv;			/* vbd / vif state */

@@ -20,6 +20,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -529,6 +530,19 @@ int pvio__xen_open(struct pvio_platform *p, unsigned int flags)
 	if (!x->xce) {
 		rc = neg_errno();
 		goto fail;
+	}
+	/* libxenevtchn opens /dev/xen/evtchn blocking: xenevtchn_pending()
+	 * would then wait for the next event instead of saying -EAGAIN,
+	 * and a loop draining the pending ports hangs once its peer is
+	 * gone (platform.h: pending returns a port or -EAGAIN). */
+	{
+		int fd = xenevtchn_fd(x->xce);
+		int fl = fcntl(fd, F_GETFL);
+
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			rc = neg_errno();
+			goto fail;
+		}
 	}
 	x->xgt = xengnttab_open(&quiet_logger, 0);
 	x->xgs = xengntshr_open(&quiet_logger, 0);

@@ -546,6 +546,9 @@ static void print_device(const char *kind, unsigned int devid,
 		snprintf(key, sizeof(key), "%s/state", be_dir);
 		pvio_xs_read_uint(xs(), 0, key, 0, 8, &bs);
 	} else {
+		snprintf(key, sizeof(key), "%s/state", fe_dir);
+		if (!pvio_xs_exists(xs(), 0, key))
+			return;	/* no split device: libxl's device/suspend */
 		snprintf(be_dir, sizeof(be_dir), "-");
 	}
 	printf("%5u %-5s %8u  %-13s %-13s %s\n", *domid, kind, devid,

@@ -91,11 +91,36 @@ if [ ! -s "$VMLINUX" ]; then
     "$XENLAB_WORK/kernel/boot/vmlinuz-$KVER" "$VMLINUX" >/dev/null
 fi
 
+# Both guests: ext4 (mkfs, fsck, mount), loop devices, TAP devices.
+EXT4_MODS="crypto/crc32c_generic lib/crc16 fs/mbcache fs/jbd2/jbd2 fs/ext4/ext4"
+add_e2fs() {   # $1=root: mkfs.ext4 and fsck.ext4 with their libraries
+  local r=$1
+  cp /usr/sbin/mke2fs /usr/sbin/e2fsck "$r/usr/sbin/"
+  ln -sf mke2fs "$r/usr/sbin/mkfs.ext4"; ln -sf e2fsck "$r/usr/sbin/fsck.ext4"
+  if [ -e /etc/mke2fs.conf ]; then cp /etc/mke2fs.conf "$r/etc/"; fi
+  add_libs "$r" /usr/sbin/mke2fs /usr/sbin/e2fsck
+}
+add_xenstore_cli() {   # $1=root
+  local r=$1 b
+  for b in xenstore xenstore-read xenstore-write xenstore-ls xenstore-list xenstore-rm \
+           xenstore-exists xenstore-chmod xenstore-watch; do
+    cp -a "/usr/bin/$b" "$r/usr/bin/"
+  done
+  add_libs "$r" /usr/bin/xenstore
+}
+
 # ---------------- domU ----------------
+# Linux's own frontends (blk-linuxfront, net-linuxfront), FUSE for
+# pvio-blkfront's export, TAP for pvio-netfront; loaded by the scenarios
+# that need them (a loaded xen-blkfront would claim pvio-blkfront's disk).
 R=$OUT/domU-root
 skeleton "$R"
-add_mods "$R" drivers/xen/xen-evtchn drivers/xen/xen-gntdev drivers/xen/xen-gntalloc
+add_mods "$R" drivers/xen/xen-evtchn drivers/xen/xen-gntdev drivers/xen/xen-gntalloc \
+  drivers/block/xen-blkfront drivers/net/xen-netfront fs/fuse/fuse \
+  drivers/block/loop drivers/net/tun $EXT4_MODS
 add_pvio "$R"
+add_e2fs "$R"
+add_xenstore_cli "$R"
 cp "$HERE/domU-init" "$R/init"; chmod 755 "$R/init"
 pack "$R" "$OUT/domU.cpio"
 
@@ -103,20 +128,20 @@ pack "$R" "$OUT/domU.cpio"
 R=$OUT/dom0-root
 skeleton "$R"
 add_mods "$R" drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs drivers/xen/xen-evtchn \
-  drivers/xen/xen-gntdev drivers/xen/xen-gntalloc
+  drivers/xen/xen-gntdev drivers/xen/xen-gntalloc \
+  drivers/block/xen-blkback/xen-blkback drivers/net/xen-netback/xen-netback \
+  drivers/block/loop drivers/net/tun net/llc/llc net/802/stp net/bridge/bridge \
+  $EXT4_MODS
 XB=/usr/lib/xen-4.17/bin
 mkdir -p "$R$XB"
 BINS=()
 for b in xl xenstored xenconsoled xen-init-dom0 lsevtchn xenstore-control; do
   cp "$XB/$b" "$R$XB/"; BINS+=("$XB/$b")
 done
-for b in xenstore xenstore-read xenstore-write xenstore-ls xenstore-list xenstore-rm \
-         xenstore-exists xenstore-chmod xenstore-watch; do
-  cp -a "/usr/bin/$b" "$R/usr/bin/"
-done
-BINS+=(/usr/bin/xenstore)
 add_libs "$R" "${BINS[@]}"
+add_xenstore_cli "$R"
 add_pvio "$R"
+add_e2fs "$R"
 mkdir -p "$R/etc/xen"
 cp /etc/xen/xl.conf "$R/etc/xen/"
 sed -i 's/^#autoballoon=.*/autoballoon="off"/' "$R/etc/xen/xl.conf"

@@ -7,23 +7,33 @@
 # packages, kernel and hypervisor (it runs on first use, and again when the
 # kit changed or something it provides is missing); the images are our own
 # (build-initramfs.sh here) with pvio's programs and tests/xen/{dom0,domU}-init
-# inside. One boot
-# runs every scenario asked for (default: all, i.e. each scenario_* function
-# in dom0-init). Exit 0 only if each one printed "PVIO-XEN <name>: PASS";
-# 1 if one failed, 77 (skip) when the lab cannot run here, 99 on a harness
-# error.
+# inside. Scenarios (default: all, i.e. each scenario_* function in
+# dom0-init, '_' read as '-') run in the order dom0-init defines them, in
+# at most two boots: one with the kernel's xen-blkback and xen-netback
+# loaded for the scenarios named *-linuxback, one without them (pvio-backd
+# serves) for all others. Exit 0 only if each one printed
+# "PVIO-XEN <name>: PASS"; 1 if one failed, 77 (skip) when the lab cannot
+# run here, 99 on a harness error. On a failure: the failed scenarios' part
+# of the console, the domU's console and pvio-backd's log.
 #
 # Environment:
 #   PVIO_SRCDIR, PVIO_BUILDDIR  the trees (default: this script's tree; the
 #                         current directory if it was configured)
 #   XENLAB_KIT            the lab kit (default $PVIO_SRCDIR/../shared/xenlab)
 #   XENLAB_WORK           the kit's work dir (default ${TMPDIR:-/tmp}/xenlab)
-#   PVIO_XEN_TIMEOUT      seconds for the whole boot (default 150)
+#   PVIO_XEN_TIMEOUT      seconds for each boot (default 420; about 130 on an
+#                         idle 2-CPU machine)
+#   PVIO_XEN_JOBS=1|2     boots at a time (default 2 when 3 GiB of memory
+#                         are available: each QEMU takes ~1.3 GB; the boots
+#                         wait on their guests much of the time, so two
+#                         share even two CPUs well)
 #   PVIO_XEN_NOBUILD=1    do not run make first (make check-xen just did)
 #   PVIO_XEN_SETUP=always run setup.sh even when its output is current
 #   PVIO_XEN_VERBOSE=1    print the whole console log
 # Output: $PVIO_BUILDDIR/tests/xen-lab/: images/, logs/<scenarios>.log (the
-# serial console: Xen, dom0, and at the end the domU's console).
+# serial console of one boot: Xen, dom0, pvio-backd's log, and at the end
+# the domU's console); PVIO-XEN-FIGURES lines (the block counters) are
+# repeated on stdout.
 set -uo pipefail
 T0=$(date +%s.%N)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,14 +60,25 @@ elapsed() { echo "$(date +%s.%N) $1" | awk '{ printf "%.1f", $1 - $2 }'; }
 case ${1:-} in
 -h|--help) sed -n '3,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 esac
-KNOWN=$(sed -n 's/^scenario_\([A-Za-z0-9_]*\)() {.*/\1/p' "$HERE/dom0-init")
-if [ $# -gt 0 ]; then SCEN="$*"; else SCEN=$(echo $KNOWN); fi
-for s in $SCEN; do
+KNOWN=$(sed -n 's/^scenario_\([A-Za-z0-9_]*\)() {.*/\1/p' "$HERE/dom0-init" | tr _ -)
+if [ $# -gt 0 ]; then ASKED=" $* "; else ASKED=" $(echo $KNOWN) "; fi
+for s in $ASKED; do
 	case " $(echo $KNOWN) " in
 	*" $s "*) ;;
 	*) die "no scenario '$s' (known: $(echo $KNOWN))" ;;
 	esac
 done
+# dom0-init's order; the kernel backends' scenarios in a boot of their own
+SCEN= BOOT_US= BOOT_KB=
+for s in $KNOWN; do
+	case $ASKED in *" $s "*) ;; *) continue ;; esac
+	SCEN="$SCEN $s"
+	case $s in
+	*-linuxback) BOOT_KB="$BOOT_KB $s" ;;
+	*) BOOT_US="$BOOT_US $s" ;;
+	esac
+done
+SCEN=$(echo $SCEN)
 
 # ---- the lab's prerequisites --------------------------------------------------
 XENLAB_KIT=${XENLAB_KIT:-$PVIO_SRCDIR/../shared/xenlab}
@@ -123,51 +144,101 @@ LAB=$LAB bash "$HERE/build-initramfs.sh" > "$LAB/logs/build-initramfs.log" 2>&1 
 	{ tail -n 20 "$LAB/logs/build-initramfs.log"; die "building the images failed"; }
 echo "tests/xen: images built in $(elapsed "$T1") s"
 
-# ---- boot --------------------------------------------------------------------------
-NAME=$(echo $SCEN | tr ' ' '-')
-LOG=$LAB/logs/$NAME.log
-TIMEOUT=${PVIO_XEN_TIMEOUT:-150}
+# ---- boots -----------------------------------------------------------------------
+TIMEOUT=${PVIO_XEN_TIMEOUT:-420}
 # No commas in the dom0 command line: they separate QEMU's multiboot modules.
 XENARGS="console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 loglvl=all guest_loglvl=all"
-DOM0ARGS="console=hvc0 earlyprintk=xen rdinit=/init loglevel=4 pvio.scenarios=$(echo $SCEN | tr ' ' '+')"
 TS=cat
 command -v python3 >/dev/null && TS="python3 -u $XENLAB_KIT/tsfilter.py"
-echo "tests/xen: booting Xen + dom0 + domU for: $SCEN (log: $LOG)"
+
+# boot KBACK SCENARIO...: one machine; its console in $LAB/logs/<names>.log,
+# QEMU's exit status in the .rc file beside it
+boot() {
+	local kback=$1 name log t0 rc
+	shift
+	name=$(echo "$@" | tr ' ' '+')
+	log=$LAB/logs/$name.log
+	echo "tests/xen: booting Xen + dom0 + domU for: $* (kernel backends: $([ "$kback" = 1 ] && echo loaded || echo not loaded); log: $log)"
+	t0=$(date +%s.%N)
+	# -cpu: not "max" (SMAP emulation breaks a PV dom0 under TCG); +rdrand, or
+	# every xl create waits ~3 s for entropy. -no-reboot: dom0's reboot ends QEMU.
+	timeout "$TIMEOUT" qemu-system-x86_64 \
+		-machine pc -accel tcg,thread=multi -cpu qemu64,+rdrand -smp 2 -m 1024 \
+		-display none -monitor none -serial stdio -nic none -no-reboot \
+		-kernel "$XEN" -append "$XENARGS" \
+		-initrd "$VMLINUX console=hvc0 earlyprintk=xen rdinit=/init loglevel=4 pvio.kback=$kback pvio.deadline=$((TIMEOUT - 20)) pvio.scenarios=$name,$LAB/images/dom0.cpio" \
+		</dev/null 2>&1 |
+		sed -u 's/\r*$//' | $TS | tee "$log" |
+		grep --line-buffered -E '(PVIO-XEN |T\+[0-9.]+s \[dom0\])' | sed -u "s/^/  [$name] /"
+	rc=${PIPESTATUS[0]}
+	echo "$rc $(elapsed "$t0")" > "$log.rc"
+	[ "$rc" = 124 ] && echo "tests/xen: QEMU ($name) killed after ${TIMEOUT} s"
+	return 0
+}
+
+JOBS=${PVIO_XEN_JOBS:-}
+if [ -z "$JOBS" ]; then
+	JOBS=1
+	[ "$(awk '/^MemAvailable:/ { print int($2 / 1048576) }' /proc/meminfo)" -ge 3 ] && JOBS=2
+fi
 T2=$(date +%s.%N)
-# -cpu: not "max" (SMAP emulation breaks a PV dom0 under TCG); +rdrand, or
-# every xl create waits ~3 s for entropy. -no-reboot: dom0's reboot ends QEMU.
-timeout "$TIMEOUT" qemu-system-x86_64 \
-	-machine pc -accel tcg,thread=multi -cpu qemu64,+rdrand -smp 2 -m 1024 \
-	-display none -monitor none -serial stdio -nic none -no-reboot \
-	-kernel "$XEN" -append "$XENARGS" \
-	-initrd "$VMLINUX $DOM0ARGS,$LAB/images/dom0.cpio" </dev/null 2>&1 |
-	sed -u 's/\r*$//' | $TS | tee "$LOG" |
-	grep --line-buffered -E '(PVIO-XEN |T\+[0-9.]+s \[dom0\])' | sed -u 's/^/  /'
-QRC=${PIPESTATUS[0]}
+LOGS=
+for b in "0 $BOOT_US" "1 $BOOT_KB"; do
+	set -- $b
+	[ $# -gt 1 ] || continue
+	LOGS="$LOGS $LAB/logs/$(echo "${*:2}" | tr ' ' '+').log"
+	if [ "$JOBS" -gt 1 ]; then boot "$@" & else boot "$@"; fi
+done
+wait
 BOOT=$(elapsed "$T2")
-[ "$QRC" = 124 ] && echo "tests/xen: QEMU killed after ${TIMEOUT} s"
 
 # ---- verdicts --------------------------------------------------------------------------
+# section LOG SCENARIO: the dom0 console of that scenario
+section() {
+	awk -v s="$2" '
+		/T\+[0-9.]+s \[dom0\] scenario / { on = ($NF == s) }
+		/===== (pvio-backd log|domU console) =====/ { on = 0 }
+		on' "$1"
+}
 failed=0
-for s in $SCEN; do
-	line=$(grep -a -o "PVIO-XEN $s: .*" "$LOG" | tail -n 1 | tr -d '\r')
-	case $line in
-	"PVIO-XEN $s: PASS") echo "PASS: $s" ;;
-	"") echo "FAIL: $s: no verdict (QEMU exit status $QRC)"; failed=$((failed + 1)) ;;
-	*) echo "FAIL: $s: ${line#PVIO-XEN $s: FAIL }"; failed=$((failed + 1)) ;;
-	esac
-done
-if [ "${PVIO_XEN_VERBOSE:-}" = 1 ]; then
-	echo "----- console log ($LOG) -----"
-	cat "$LOG"
-elif [ $failed -gt 0 ]; then
-	echo "----- console log from dom0's /init on ($LOG) -----"
-	if grep -q 'PVIO-DOM0-START' "$LOG"; then
-		sed -n '/PVIO-DOM0-START/,$p' "$LOG"
-	else
-		tail -n 80 "$LOG"
+for log in $LOGS; do
+	read -r qrc secs < "$log.rc"
+	bad=
+	for s in $(basename "$log" .log | tr '+' ' '); do
+		line=$(grep -a -o "PVIO-XEN $s: .*" "$log" | tail -n 1 | tr -d '\r')
+		case $line in
+		"PVIO-XEN $s: PASS") echo "PASS: $s"; continue ;;
+		"") echo "FAIL: $s: no verdict (QEMU exit status $qrc)" ;;
+		*) echo "FAIL: $s: ${line#PVIO-XEN $s: FAIL }" ;;
+		esac
+		failed=$((failed + 1))
+		bad="$bad $s"
+	done
+	if [ -n "$bad" ] && [ "${PVIO_XEN_VERBOSE:-}" != 1 ]; then
+		for s in $bad; do
+			echo "----- $s: dom0's console ($log) -----"
+			if grep -q "\[dom0\] scenario $s\$" "$log"; then
+				section "$log" "$s"
+			else
+				sed -n '/PVIO-DOM0-START/,/===== pvio-backd log/p' "$log" | tail -n 60
+			fi
+		done
+		echo "----- the domU's console -----"
+		sed -n '/===== domU console =====/,/===== end of domU console/p' "$log"
+		if grep -q '===== pvio-backd log =====' "$log"; then
+			echo "----- pvio-backd's log -----"
+			sed -n '/===== pvio-backd log =====/,/===== end of pvio-backd log/p' "$log"
+		fi
+		echo "----- end of the failures of this boot -----"
 	fi
-	echo "----- end of console log -----"
+	echo "tests/xen: boot $(basename "$log" .log): ${secs} s"
+done
+grep -h -a -o 'PVIO-XEN-FIGURES .*' $LOGS | tr -d '\r'
+if [ "${PVIO_XEN_VERBOSE:-}" = 1 ]; then
+	for log in $LOGS; do
+		echo "----- console log ($log) -----"
+		cat "$log"
+	done
 fi
-echo "tests/xen: $(echo $SCEN | wc -w) scenario(s), $failed failed; boot ${BOOT} s, total $(elapsed "$T0") s"
+echo "tests/xen: $(echo $SCEN | wc -w) scenario(s), $failed failed; boots ${BOOT} s, total $(elapsed "$T0") s"
 [ $failed -eq 0 ]
