@@ -247,7 +247,16 @@ static void submit_rw(struct blk_queue *q, struct blk_req *r, bool write,
 					     (size_t)r->pages[i] * PVIO_PAGE_SIZE;
 		r->iov[i].iov_len = (s->last_sect - s->first_sect + 1u) * 512u;
 	}
-	if (write)
+	/* one segment: a plain read/write, no iovec for the kernel to import */
+	if (r->nseg == 1 && write)
+		io_uring_prep_write(sqe, target_fd(q, r), r->iov[0].iov_base,
+				    (unsigned int)r->iov[0].iov_len,
+				    r->sector * 512u);
+	else if (r->nseg == 1)
+		io_uring_prep_read(sqe, target_fd(q, r), r->iov[0].iov_base,
+				   (unsigned int)r->iov[0].iov_len,
+				   r->sector * 512u);
+	else if (write)
 		io_uring_prep_writev(sqe, target_fd(q, r), r->iov, r->nseg,
 				     r->sector * 512u);
 	else
