@@ -172,10 +172,19 @@ struct tx_job {
 	struct net_buf *b;
 };
 
+static void tx_publish(struct net_queue *q)
+{
+	if (!q->tx_dirty)
+		return;
+	q->tx_dirty = false;
+	if (pvio_ring_back_push(&q->tx))
+		dp_queue_notify(&q->dq, 0);
+}
+
 static void tx_submit(struct net_queue *q, struct tx_job *jobs, unsigned int n)
 {
 	struct pvio_gcopy *gc = &q->dq.w->gcopy;
-	unsigned int i, k;
+	unsigned int i, k, queued = 0;
 	int failed = 0;
 
 	if (gc->n)
@@ -219,6 +228,7 @@ static void tx_submit(struct net_queue *q, struct tx_job *jobs, unsigned int n)
 			io_uring_sqe_set_data(sqe, &b->tag);
 			q->dq.w->inflight++;
 			q->tx_writing++;
+			queued++;
 		}
 		continue;
 free_buf:
@@ -227,6 +237,14 @@ free_buf:
 		q->nr_tx_free++;
 	}
 	pvio_gcopy_reset(gc);
+	/* The data is ours now: give the guest its slots back batch by
+	 * batch, and write the batch into the TAP now, not at the end of a
+	 * long pass: a sender with a full ring sees its slots come back
+	 * while we work, instead of waiting for (or falling asleep during)
+	 * a pass's worth of TAP writes. */
+	tx_publish(q);
+	if (queued)
+		io_uring_submit(&q->dq.w->ring);
 }
 
 static int tx_process(struct net_queue *q)
@@ -608,11 +626,7 @@ static void net_flush(struct dp_queue *dq)
 
 	if (q->rx_ready && !q->quiesced)
 		rx_deliver(q);
-	if (q->tx_dirty) {
-		q->tx_dirty = false;
-		if (pvio_ring_back_push(&q->tx))
-			dp_queue_notify(dq, 0);
-	}
+	tx_publish(q);
 	if (q->rx_dirty) {
 		q->rx_dirty = false;
 		if (pvio_ring_back_push(&q->rx))
