@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -614,12 +615,22 @@ static int cmd_stats(int argc, char **argv)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		die("cannot reach pvio-backd at %s: %s", backd_sock,
 		    strerror(errno));
+	/* a daemon that accepted but does not answer is stuck: say so */
+	{
+		struct timeval tv = { .tv_sec = 5 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
 	n = snprintf(req, sizeof(req), "stats%s %d %d\n", json ? "-json" : "",
 		     dom ? (int)d : -1, dev ? (int)devid : -1);
 	if (write(fd, req, (size_t)n) != n)
 		die("cannot talk to pvio-backd: %s", strerror(errno));
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		fwrite(buf, 1, (size_t)n, stdout);
+	if (n < 0)
+		die("pvio-backd at %s did not answer: %s", backd_sock,
+		    errno == EAGAIN ? "no reply in 5 s" : strerror(errno));
 	close(fd);
 	return 0;
 }
