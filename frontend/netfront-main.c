@@ -668,15 +668,18 @@ static const char *feat_str(uint32_t f, char *buf, size_t len)
 	return buf[0] ? buf + 1 : "none";
 }
 
-static void log_stats(void)
+/* @asked: SIGUSR1, printed at any log level; else at info */
+static void log_stats(bool asked)
 {
 	unsigned int i;
+
+	if (!asked && pvio_log_level < PVIO_LOG_INFO)
+		return;
 
 	for (i = 0; i < nr_nq; i++) {
 		struct pvio_netfront_stats st;
 
 		pvio_netfront_queue_stats(nqs[i].q, &st);
-		/* asked for (exit, SIGUSR1): printed at any log level */
 		pvio__log(PVIO_LOG_INFO,
 			 "queue %u: tx %llu frames %llu bytes (%llu gso, %llu "
 			 "errors, %llu dropped, %llu sw csum, %llu notifications), "
@@ -799,7 +802,7 @@ static int run(int sfd, struct pvio_xs *x)
 				if (read(sfd, &si, sizeof(si)) != sizeof(si))
 					continue;
 				if (si.ssi_signo == SIGUSR1) {
-					log_stats();
+					log_stats(true);
 					continue;
 				}
 				log_info("signal %u: closing", si.ssi_signo);
@@ -942,7 +945,7 @@ int main(int argc, char **argv)
 	} else {
 		log_err("vif %u: %s", opt.devid, strerror(-rc));
 	}
-	log_stats();
+	log_stats(false);
 out:
 	if (dev) {
 		set_carrier(false);

@@ -820,12 +820,14 @@ static int tcp_setup(struct env *e)
 	fflush(NULL);
 	e->netfront = fork();
 	if (e->netfront == 0) {
-		char dom[16], spin[16];
+		char dom[16], spin[16], logp[4200];
 		FILE *f;
 
 		snprintf(dom, sizeof(dom), "%u", DOM_TCP);
 		snprintf(spin, sizeof(spin), "%u", e->o->spin_us);
+		snprintf(logp, sizeof(logp), "%s/netfront.log", e->bw.dir);
 		f = freopen("/dev/null", "w", stdout);
+		f = freopen(logp, "w", stderr);
 		(void)f;
 		if (enter_netns(e->ns))
 			_exit(127);
