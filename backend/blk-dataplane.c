@@ -229,6 +229,13 @@ static int target_fd(struct blk_queue *q, struct blk_req *r)
 							: q->vbd->fd_buffered;
 }
 
+/* ... and its registered-file slot, or -1 */
+static int target_slot(struct blk_queue *q, struct blk_req *r)
+{
+	return (q->vbd->fd_direct >= 0 && !r->retried) ? q->slot_direct
+							: q->slot_buffered;
+}
+
 static void submit_rw(struct blk_queue *q, struct blk_req *r, bool write,
 		      uint8_t flags)
 {
@@ -262,6 +269,7 @@ static void submit_rw(struct blk_queue *q, struct blk_req *r, bool write,
 	else
 		io_uring_prep_readv(sqe, target_fd(q, r), r->iov, r->nseg,
 				    r->sector * 512u);
+	dp_sqe_file(sqe, target_slot(q, r));
 	sqe->flags |= flags;
 	io_uring_sqe_set_data(sqe, &r->tag);
 	r->pending++;
@@ -273,6 +281,7 @@ static void submit_fsync(struct blk_queue *q, struct blk_req *r, uint8_t flags)
 	struct io_uring_sqe *sqe = worker_sqe(q->dq.w);
 
 	io_uring_prep_fsync(sqe, q->vbd->fd_buffered, IORING_FSYNC_DATASYNC);
+	dp_sqe_file(sqe, q->slot_buffered);
 	sqe->flags |= flags;
 	io_uring_sqe_set_data(sqe, &r->tag);
 	r->pending++;
@@ -298,6 +307,7 @@ static void submit(struct blk_queue *q, struct blk_req *r)
 		io_uring_prep_fallocate(sqe, q->vbd->fd_buffered,
 					FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 					r->sector * 512u, r->bytes);
+		dp_sqe_file(sqe, q->slot_buffered);
 		io_uring_sqe_set_data(sqe, &r->tag);
 		r->pending++;
 		q->dq.w->inflight++;
@@ -556,6 +566,11 @@ static int blk_process(struct dp_queue *dq)
 
 	if (q->quiesced)
 		return 0;
+	if (!q->files_done) {	/* from the worker: its ring, its thread */
+		q->slot_direct = dp_queue_file(dq, q->vbd->fd_direct);
+		q->slot_buffered = dp_queue_file(dq, q->vbd->fd_buffered);
+		q->files_done = true;
+	}
 	if (q->persistent)
 		pg_cache_pass(&q->pg, 64);	/* new maps per pass */
 	/* bounded work per pass and by free request structs (rule 3); a
@@ -788,6 +803,7 @@ int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 
 	if (!q)
 		return -ENOMEM;
+	q->slot_direct = q->slot_buffered = -1;
 	q->dq.ops = &blk_queue_ops;
 	q->dq.dev = d;
 	q->dq.w = w;

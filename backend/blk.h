@@ -94,6 +94,9 @@ struct blk_queue {
 	bool persistent;		/* map grants (feature-persistent) */
 	struct pg_cache pg;
 	uint64_t sectors;		/* device size in 512-byte units */
+	/* the fds as registered files of the worker's ring, or -1 */
+	int slot_direct, slot_buffered;
+	bool files_done;
 };
 
 static inline struct blk_queue *BQ(struct dp_queue *q)

@@ -225,6 +225,7 @@ static void tx_submit(struct net_queue *q, struct tx_job *jobs, unsigned int n)
 			struct io_uring_sqe *sqe = worker_sqe(q->dq.w);
 
 			io_uring_prep_write(sqe, q->tap_fd, b->data, b->len, 0);
+			dp_sqe_file(sqe, q->tap_slot);
 			io_uring_sqe_set_data(sqe, &b->tag);
 			q->dq.w->inflight++;
 			q->tx_writing++;
@@ -322,6 +323,7 @@ static void rx_post(struct net_queue *q, struct net_buf *b)
 	struct io_uring_sqe *sqe = worker_sqe(q->dq.w);
 
 	io_uring_prep_read(sqe, q->tap_fd, b->data, NET_BUF_SIZE, 0);
+	dp_sqe_file(sqe, q->tap_slot);
 	io_uring_sqe_set_data(sqe, &b->tag);
 	q->dq.w->inflight++;
 	q->rx_reading++;
@@ -577,6 +579,7 @@ static int net_process(struct dp_queue *dq)
 		unsigned int i;
 
 		/* from the worker: its ring, its thread */
+		q->tap_slot = dp_queue_file(dq, q->tap_fd);
 		for (i = 0; i < NET_RX_BUFS; i++)
 			rx_post(q, &q->rxb[i]);
 		q->reads_posted = true;
@@ -667,7 +670,11 @@ static void net_quiesce(struct dp_queue *dq)
 	/* posted reads would wait for traffic forever: cancel them */
 	cancel_tag.q = dq;
 	sqe = worker_sqe(dq->w);
-	io_uring_prep_cancel_fd(sqe, q->tap_fd, IORING_ASYNC_CANCEL_ALL);
+	if (q->tap_slot >= 0)
+		io_uring_prep_cancel_fd(sqe, q->tap_slot, IORING_ASYNC_CANCEL_ALL |
+							  IORING_ASYNC_CANCEL_FD_FIXED);
+	else
+		io_uring_prep_cancel_fd(sqe, q->tap_fd, IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data(sqe, &cancel_tag);
 	dq->w->inflight++;
 }
@@ -708,6 +715,7 @@ int net_queue_create(struct device *d, struct vif *v, struct worker *w,
 	q->vif = v;
 	q->domid = d->fe;
 	q->tap_fd = -1;
+	q->tap_slot = -1;
 	q->rx_ready_tail = &q->rx_ready;
 	q->drain_ns = v->fe_rx_notify ? NET_RX_DRAIN_NS : 30000000u;
 	rc = pvio_gnt_map(w->plat, d->fe, 1, &tx_ref, true, &q->tx_mem);

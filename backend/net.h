@@ -65,6 +65,7 @@ struct net_queue {
 	struct pvio_ring_back tx, rx;
 	void *tx_mem, *rx_mem;
 	int tap_fd;
+	int tap_slot;			/* registered file of the ring, or -1 */
 	bool own_fd;			/* not queue 0's fd */
 
 	char *bufs;			/* NET_TX_BUFS + NET_RX_BUFS buffers */

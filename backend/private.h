@@ -100,6 +100,8 @@ enum dp_queue_state {
 	DPQ_STOPPED,	/* the worker let go; the main thread may free it */
 };
 
+#define DP_QUEUE_FILES	2	/* registered files per queue */
+
 struct dp_queue {
 	const struct dp_queue_ops *ops;
 	struct worker *w;
@@ -121,6 +123,9 @@ struct dp_queue {
 	uint64_t timer_ns;		/* wake the worker by then (0: none) */
 	struct dp_stats st;
 	struct dp_queue *next;		/* the worker's list */
+	/* the worker's registered-file slots this queue holds */
+	int files[DP_QUEUE_FILES];
+	unsigned int nr_files;
 };
 
 /* Called by a dataplane that finds the guest hostile: stop serving this
@@ -129,8 +134,25 @@ void dp_queue_halt(struct dp_queue *q, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Notify the guest through the queue's port @i. */
 void dp_queue_notify(struct dp_queue *q, unsigned int i);
+/*
+ * On the worker thread: @fd as a registered file of the worker's ring
+ * (IOSQE_FIXED_FILE: no file lookup per SQE), held until the queue is
+ * retired. Return its slot, or -1 to go on with @fd itself (no room, or
+ * a kernel without sparse file tables).
+ */
+int dp_queue_file(struct dp_queue *q, int fd);
+/* Point @sqe at @slot if >= 0 (registered), else leave its fd. */
+static inline void dp_sqe_file(struct io_uring_sqe *sqe, int slot)
+{
+	if (slot >= 0) {
+		sqe->fd = slot;
+		sqe->flags |= IOSQE_FIXED_FILE;
+	}
+}
 
 /* ---- workers ------------------------------------------------------------------------ */
+
+#define WORKER_FILES	512u	/* registered files per worker ring */
 
 struct worker {
 	struct backd *bd;
@@ -151,6 +173,9 @@ struct worker {
 	uint32_t inflight;		/* SQEs not completed */
 	struct pvio_gcopy gcopy;	/* one batch of grant copies */
 	uint64_t loops, sleeps;
+	/* the ring's registered-file table: free slots */
+	unsigned int nr_file_free;
+	uint16_t file_free[WORKER_FILES];
 };
 
 int worker_init(struct worker *w, struct backd *bd, unsigned int idx);

@@ -145,7 +145,45 @@ static int ring_init(struct worker *w)
 		p.cq_entries = 4 * w->sq_entries;
 		rc = io_uring_queue_init_params(w->sq_entries, &w->ring, &p);
 	}
+	/* registered files (dp_queue_file): optional, 5.19+ */
+	if (!rc && io_uring_register_files_sparse(&w->ring, WORKER_FILES) == 0) {
+		unsigned int i;
+
+		for (i = 0; i < WORKER_FILES; i++)
+			w->file_free[i] = (uint16_t)(WORKER_FILES - 1 - i);
+		w->nr_file_free = WORKER_FILES;
+	}
 	return rc;
+}
+
+int dp_queue_file(struct dp_queue *q, int fd)
+{
+	struct worker *w = q->w;
+	int slot;
+
+	if (fd < 0 || !w->nr_file_free || q->nr_files == DP_QUEUE_FILES)
+		return -1;
+	slot = w->file_free[--w->nr_file_free];
+	if (io_uring_register_files_update(&w->ring, (unsigned int)slot, &fd,
+					   1) != 1) {
+		w->file_free[w->nr_file_free++] = (uint16_t)slot;
+		return -1;
+	}
+	q->files[q->nr_files++] = slot;
+	return slot;
+}
+
+/* The queue is leaving the worker: its files go (the kernel holds a
+ * reference to each until then: a TAP would outlive its close). */
+static void queue_files_release(struct worker *w, struct dp_queue *q)
+{
+	while (q->nr_files) {
+		int slot = q->files[--q->nr_files], none = -1;
+
+		io_uring_register_files_update(&w->ring, (unsigned int)slot,
+					       &none, 1);
+		w->file_free[w->nr_file_free++] = (uint16_t)slot;
+	}
 }
 
 static void cmd_kick(struct worker *w)
@@ -336,6 +374,7 @@ static void retire(struct worker *w)
 			q->ops->quiesce(q);
 			if (!q->ops->busy(q)) {
 				q->ops->flush(q);
+				queue_files_release(w, q);
 				*pp = q->next;
 				q->next = NULL;
 				__atomic_store_n(&q->state, DPQ_STOPPED,
