@@ -30,6 +30,7 @@
 #include "blk.h"
 
 #define TAKE_CHUNK	8
+#define PROGRESS_BYTES	(128u << 10)	/* data started between publications */
 
 /* ---- responses ----------------------------------------------------------------- */
 
@@ -614,10 +615,23 @@ static int blk_process(struct dp_queue *dq)
 			else
 				ready[j++] = r;
 		}
-		start_ready(q, ready, j);
+		/* start them in groups of about PROGRESS_BYTES and publish
+		 * what is done after each: cached reads complete inside the
+		 * submit, and a guest waiting on big ones must not wait for
+		 * the whole chunk (or fall asleep meanwhile) */
+		for (i = 0; i < (int)j;) {
+			uint64_t bytes = ready[i]->bytes;
+			int k = i + 1;
+
+			while (k < (int)j && bytes + ready[k]->bytes <= PROGRESS_BYTES)
+				bytes += ready[k++]->bytes;
+			start_ready(q, ready + i, (unsigned int)(k - i));
+			worker_progress(dq->w);
+			i = k;
+		}
+		if (!j)
+			worker_progress(dq->w);
 		total += (unsigned int)n;
-		/* publish what is done before taking more */
-		worker_progress(dq->w);
 	}
 	if (total) {
 		dp_stat_batch(&dq->st, total);
