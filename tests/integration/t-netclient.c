@@ -12,8 +12,8 @@
  *                                     drop (ERROR responses), then a good one
  *   t-netclient DEVID fatal KIND      a packet the backend must treat as
  *                                     fatal: it disconnects us
- *   t-netclient DEVID noroom N        post no rx buffers for a while, then
- *                                     some: nothing crashes, stalls drop
+ *   t-netclient DEVID noroom FILE     post no rx buffers until FILE exists,
+ *                                     then some: nothing crashes, stalls drop
  */
 #include "config.h"
 
@@ -241,6 +241,7 @@ static void recv_frames(unsigned int n)
 	int waited = 0;
 
 	post_rx(32);
+	printf("OK rx buffers posted\n");
 	while (got < n) {
 		int c = pvio_netif_rx_front_consume(&rx, &r, 1);
 		unsigned int idx;
@@ -402,9 +403,12 @@ int main(int argc, char **argv)
 		fatal(argv[3]);
 		return 0;
 	} else if (!strcmp(cmd, "noroom") && argc > 3) {
-		/* no rx buffers yet: the backend holds, then drops */
+		/* no rx buffers until told: the backend holds, then drops */
+		int waited = 0;
+
 		printf("OK waiting without rx buffers\n");
-		sleep((unsigned int)atoi(argv[3]));
+		while (access(argv[3], F_OK) && waited++ < 6000)
+			usleep(10000);
 		recv_frames(1);
 	} else {
 		FAIL("bad command");
