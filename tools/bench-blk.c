@@ -339,15 +339,10 @@ int bench_blk(int argc, char **argv)
 	 * reads inline (tmpfs reads go through io-wq on 6.x kernels) */
 	o.dir = "/var/tmp";
 	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			o.json = true;
-		} else if (!strcmp(argv[i], "--time") && i + 1 < argc) {
-			if (pvio_parse_uint(argv[++i], 50, 600000, &o.ms))
-				pvio_usage_error("pvio-bench", "bad --time '%s'", argv[i]);
-		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
-			if (pvio_parse_uint(argv[++i], 1, 31, &o.runs))
-				pvio_usage_error("pvio-bench", "bad --runs '%s'", argv[i]);
-		} else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+		if (bench_opt_common(argc, argv, &i, &o.ms, &o.runs, &o.spin_us,
+				     &o.json))
+			continue;
+		if (!strcmp(argv[i], "--size") && i + 1 < argc) {
 			if (pvio_parse_size(argv[++i], &o.size) || o.size < (1u << 24) ||
 			    o.size % 131072)
 				pvio_usage_error("pvio-bench", "bad --size '%s' (16M.., 128K multiple)",
@@ -358,9 +353,6 @@ int bench_blk(int argc, char **argv)
 			o.pool = true;
 		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
 			o.dir = argv[++i];
-		} else if (!strcmp(argv[i], "--spin-us") && i + 1 < argc) {
-			if (pvio_parse_uint(argv[++i], 0, 1000000, &o.spin_us))
-				pvio_usage_error("pvio-bench", "bad --spin-us '%s'", argv[i]);
 		} else if (!strcmp(argv[i], "--load") && i + 1 < argc) {
 			for (li = 0; li < NR_LOADS; li++)
 				if (!strcmp(argv[i + 1], loads[li].name))

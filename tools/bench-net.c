@@ -166,6 +166,20 @@ static uint64_t if_stat(const char *ifname, const char *stat)
 
 /* ---- the guest: the netfront library, one queue --------------------------------- */
 
+/* Nothing to do: arm for @what and sleep on the queue (100 ms at most).
+ * Return 0, or the queue's error. */
+static int guest_sleep(struct pvio_netfront_queue *q, unsigned int what)
+{
+	int n = pvio_netfront_arm(q, what);
+
+	if (n == 0) {
+		struct pollfd pfd = { pvio_netfront_queue_fd(q), POLLIN, 0 };
+
+		poll(&pfd, 1, 100);
+	}
+	return n < 0 ? n : 0;
+}
+
 static int guest_tx(struct pvio_netfront_queue *q, const struct gcmd *c,
 		    struct gres *r)
 {
@@ -208,15 +222,10 @@ static int guest_tx(struct pvio_netfront_queue *q, const struct gcmd *c,
 			r->frames += (uint64_t)n;
 			continue;
 		}
-		n = pvio_netfront_arm(q, PVIO_NETFRONT_ARM_TX);
+		n = guest_sleep(q, PVIO_NETFRONT_ARM_TX);
 		if (n < 0) {
 			r->error = n;
 			break;
-		}
-		if (n == 0) {
-			struct pollfd pfd = { pvio_netfront_queue_fd(q), POLLIN, 0 };
-
-			poll(&pfd, 1, 100);
 		}
 	}
 	r->ns = pvio_now_ns() - t0;
@@ -263,15 +272,10 @@ static int guest_rx(struct pvio_netfront_queue *q, struct shm *sh,
 				r->error = -ETIMEDOUT;
 			break;
 		}
-		n = pvio_netfront_arm(q, PVIO_NETFRONT_ARM_RX);
+		n = guest_sleep(q, PVIO_NETFRONT_ARM_RX);
 		if (n < 0) {
 			r->error = n;
 			break;
-		}
-		if (n == 0) {
-			struct pollfd pfd = { pvio_netfront_queue_fd(q), POLLIN, 0 };
-
-			poll(&pfd, 1, 100);
 		}
 	}
 	r->ns = t0 ? pvio_now_ns() - t0 : 0;
@@ -963,18 +967,10 @@ int bench_net(int argc, char **argv)
 	e.o = &o;
 	e.tap = -1;
 	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			o.json = true;
-		} else if (!strcmp(argv[i], "--time") && i + 1 < argc) {
-			if (pvio_parse_uint(argv[++i], 50, 600000, &o.ms))
-				pvio_usage_error("pvio-bench", "bad --time '%s'", argv[i]);
-		} else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
-			if (pvio_parse_uint(argv[++i], 1, 31, &o.runs))
-				pvio_usage_error("pvio-bench", "bad --runs '%s'", argv[i]);
-		} else if (!strcmp(argv[i], "--spin-us") && i + 1 < argc) {
-			if (pvio_parse_uint(argv[++i], 0, 1000000, &o.spin_us))
-				pvio_usage_error("pvio-bench", "bad --spin-us '%s'", argv[i]);
-		} else if (!strcmp(argv[i], "--test") && i + 1 < argc) {
+		if (bench_opt_common(argc, argv, &i, &o.ms, &o.runs, &o.spin_us,
+				     &o.json))
+			continue;
+		if (!strcmp(argv[i], "--test") && i + 1 < argc) {
 			for (ti = 0; ti < NR_TESTS; ti++)
 				if (!strcmp(argv[i + 1], tests[ti].name))
 					break;

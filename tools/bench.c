@@ -291,6 +291,32 @@ uint64_t bench_backd_notifies(struct bench_world *bw)
 	return bench_json_sum(buf, "notifications_sent");
 }
 
+bool bench_opt_common(int argc, char **argv, int *i, unsigned int *ms,
+		      unsigned int *runs, unsigned int *spin_us, bool *json)
+{
+	const char *a = argv[*i];
+
+	if (!strcmp(a, "--json")) {
+		*json = true;
+		return true;
+	}
+	if (*i + 1 >= argc)
+		return false;
+	if (!strcmp(a, "--time")) {
+		if (pvio_parse_uint(argv[++*i], 50, 600000, ms))
+			pvio_usage_error("pvio-bench", "bad --time '%s'", argv[*i]);
+	} else if (!strcmp(a, "--runs")) {
+		if (pvio_parse_uint(argv[++*i], 1, 31, runs))
+			pvio_usage_error("pvio-bench", "bad --runs '%s'", argv[*i]);
+	} else if (!strcmp(a, "--spin-us")) {
+		if (pvio_parse_uint(argv[++*i], 0, 1000000, spin_us))
+			pvio_usage_error("pvio-bench", "bad --spin-us '%s'", argv[*i]);
+	} else {
+		return false;
+	}
+	return true;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,

@@ -39,6 +39,12 @@ uint64_t bench_json_sum(const char *json, const char *key);
 /* Program @name next to this executable, or $@env if set, else @name. */
 const char *bench_prog_path(const char *name, const char *env);
 
+/* The options every benchmark takes (--json, --time MS, --runs N,
+ * --spin-us N): true if argv[*i] is one (*i then past its value); bad
+ * values are a usage error (exit 2). */
+bool bench_opt_common(int argc, char **argv, int *i, unsigned int *ms,
+		      unsigned int *runs, unsigned int *spin_us, bool *json);
+
 void bench_pin(int cpu);
 int bench_read(int fd, void *buf, size_t len);
 int bench_write(int fd, const void *buf, size_t len);
