@@ -490,40 +490,6 @@ static void sectors_changed(struct pvio_xs *x, const char *path, void *opaque)
 
 /* ---- waiting for the backend --------------------------------------------- */
 
-/* Poll the xenstore fd for up to @ms and run what came (our own callbacks
- * included: they look at dev->phase). */
-static void pump(struct pvio_blkfront *dev, int ms)
-{
-	struct pollfd pfd = { .fd = pvio_xs_fd(dev->xs), .events = POLLIN };
-
-	if (pfd.fd < 0) {
-		poll(NULL, 0, ms);
-		pvio_xs_dispatch(dev->xs);
-	} else if (poll(&pfd, 1, ms) > 0) {
-		pvio_xs_dispatch(dev->xs);
-	}
-}
-
-/* Until the backend's state is in @mask; re-read each round, so events
- * dispatched elsewhere do not matter. */
-static int wait_backend(struct pvio_blkfront *dev, unsigned int mask,
-			unsigned int timeout_ms, enum pvio_xb_state *last)
-{
-	uint64_t deadline = now_ms() + timeout_ms;
-
-	for (;;) {
-		uint64_t now;
-
-		*last = pvio_xenbus_other_state(dev->xb);
-		if (mask & (1u << *last))
-			return 0;
-		now = now_ms();
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		pump(dev, deadline - now < 50 ? (int)(deadline - now) : 50);
-	}
-}
-
 /*
  * An earlier process left this device mid-session (or the backend is
  * still Closed from it): close that session first, waiting for the backend
@@ -550,16 +516,16 @@ static int reset_stale(struct pvio_blkfront *dev)
 	    me != PVIO_XB_CLOSED) {
 		rc = pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSING);
 		if (!rc)
-			rc = wait_backend(dev, M(CLOSING) | M(CLOSED) |
-					  M(INITWAIT) | M(INITIALISING),
-					  t, &be);
+			rc = pvio_xenbus_wait_other(dev->xb, M(CLOSING) |
+						    M(CLOSED) | M(INITWAIT) |
+						    M(INITIALISING), t, &be);
 		/* a backend that does not answer: try Closed anyway */
 	}
 	rc = pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED);
 	if (rc)
 		goto fail_switch;
-	rc = wait_backend(dev, M(CLOSED) | M(INITWAIT) | M(INITIALISING), t,
-			  &be);
+	rc = pvio_xenbus_wait_other(dev->xb, M(CLOSED) | M(INITWAIT) |
+				    M(INITIALISING), t, &be);
 	if (rc) {
 		snprintf(dev->msg, sizeof(dev->msg),
 			 "timed out after %u ms waiting for the backend (%s) "
@@ -662,7 +628,8 @@ int pvio__bf_xb_open(struct pvio_blkfront *dev)
 			pthread_mutex_unlock(&dev->lock);
 			return -ETIMEDOUT;
 		}
-		pump(dev, deadline - now < 100 ? (int)(deadline - now) : 100);
+		pvio_xs_pump(dev->xs, deadline - now < 100 ?
+					      (int)(deadline - now) : 100);
 	}
 }
 
@@ -679,13 +646,15 @@ int pvio__bf_xb_close(struct pvio_blkfront *dev)
 	if (me != PVIO_XB_CLOSED && me != PVIO_XB_UNKNOWN) {
 		if (me != PVIO_XB_CLOSING)
 			pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSING);
-		rc = wait_backend(dev, M(CLOSING) | M(CLOSED), t, &be);
+		rc = pvio_xenbus_wait_other(dev->xb, M(CLOSING) | M(CLOSED),
+					    t, &be);
 	}
 	/* blkback unmaps the rings when it sees our Closed, then goes
 	 * Closed: only then are our grants free. */
 	if (pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED) == 0) {
-		r = wait_backend(dev, M(CLOSED) | M(INITWAIT) | M(INITIALISING),
-				 t, &be);
+		r = pvio_xenbus_wait_other(dev->xb, M(CLOSED) |
+					   M(INITWAIT) | M(INITIALISING),
+					   t, &be);
 		if (!rc)
 			rc = r;
 	}

@@ -477,40 +477,6 @@ static void backend_changed(struct pvio_xenbus *xb, enum pvio_xb_state be,
 
 /* ---- waiting for the backend --------------------------------------------- */
 
-/* Poll the xenstore fd for up to @ms and run what came (our own callback
- * included: it looks at dev->phase). */
-static void pump(struct pvio_netfront *dev, int ms)
-{
-	struct pollfd pfd = { .fd = pvio_xs_fd(dev->xs), .events = POLLIN };
-
-	if (pfd.fd < 0) {
-		poll(NULL, 0, ms);
-		pvio_xs_dispatch(dev->xs);
-	} else if (poll(&pfd, 1, ms) > 0) {
-		pvio_xs_dispatch(dev->xs);
-	}
-}
-
-/* Until the backend's state is in @mask; re-read each round, so events
- * dispatched elsewhere do not matter. */
-static int wait_backend(struct pvio_netfront *dev, unsigned int mask,
-			unsigned int timeout_ms, enum pvio_xb_state *last)
-{
-	uint64_t deadline = now_ms() + timeout_ms;
-
-	for (;;) {
-		uint64_t now;
-
-		*last = pvio_xenbus_other_state(dev->xb);
-		if (mask & (1u << *last))
-			return 0;
-		now = now_ms();
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		pump(dev, deadline - now < 50 ? (int)(deadline - now) : 50);
-	}
-}
-
 /*
  * An earlier process left this device mid-session (our state is not
  * Initialising, or the backend is past InitWait): close that session
@@ -539,14 +505,14 @@ static int reset_stale(struct pvio_netfront *dev)
 		if (rc)
 			goto fail_switch;
 		/* a backend that does not answer: try Closed anyway */
-		wait_backend(dev, M(CLOSING) | M(CLOSED) | M(INITWAIT) |
-			     M(INITIALISING), t, &be);
+		pvio_xenbus_wait_other(dev->xb, M(CLOSING) | M(CLOSED) |
+				       M(INITWAIT) | M(INITIALISING), t, &be);
 	}
 	rc = pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED);
 	if (rc)
 		goto fail_switch;
-	rc = wait_backend(dev, M(CLOSED) | M(INITWAIT) | M(INITIALISING), t,
-			  &be);
+	rc = pvio_xenbus_wait_other(dev->xb, M(CLOSED) | M(INITWAIT) |
+				    M(INITIALISING), t, &be);
 	if (rc) {
 		snprintf(dev->msg, sizeof(dev->msg),
 			 "timed out after %u ms waiting for the backend (%s) "
@@ -615,7 +581,8 @@ static int xb_open(struct pvio_netfront *dev)
 				   dev->be_path, sname(be), sname(me));
 			return -ETIMEDOUT;
 		}
-		pump(dev, deadline - now < 100 ? (int)(deadline - now) : 100);
+		pvio_xs_pump(dev->xs, deadline - now < 100 ?
+					      (int)(deadline - now) : 100);
 	}
 	/* The backend may be Connected already. */
 	if (pvio_xenbus_other_state(dev->xb) == PVIO_XB_CONNECTED)
@@ -637,14 +604,16 @@ static int xb_close(struct pvio_netfront *dev)
 	    me != PVIO_XB_INITIALISING) {
 		if (me != PVIO_XB_CLOSING)
 			pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSING);
-		rc = wait_backend(dev, M(CLOSING) | M(CLOSED), t, &be);
+		rc = pvio_xenbus_wait_other(dev->xb, M(CLOSING) | M(CLOSED),
+					    t, &be);
 	}
 	/* netback unmaps the rings when it sees our Closed, then goes
 	 * Closed: only then are our grants free. A backend that did not
 	 * answer Closing is not waited for twice. */
 	if (pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED) == 0 && !rc) {
-		r = wait_backend(dev, M(CLOSED) | M(INITWAIT) | M(INITIALISING),
-				 t, &be);
+		r = pvio_xenbus_wait_other(dev->xb, M(CLOSED) |
+					   M(INITWAIT) | M(INITIALISING),
+					   t, &be);
 		if (!rc)
 			rc = r;
 	}

@@ -1320,21 +1320,31 @@ static int set_node_perms(struct op *o, const char *path, struct perms *np)
 
 /* ---- node operations ----------------------------------------------------- */
 
+/* The node at @path for a read: canonical name, permission checked. */
+static int get_readable(struct op *o, struct xs_conn *c, uint32_t tx,
+			const char *path, struct node **n)
+{
+	char *p;
+	int rc;
+
+	rc = op_init(o, c, tx);
+	if (!rc)
+		rc = canon(o, path, &p, NULL);
+	if (rc)
+		return rc;
+	rc = get_checked(o, p, PERM_READ, n);
+	free(p);
+	return rc;
+}
+
 int pvio__xs_read(struct xs_conn *c, uint32_t tx, const char *path,
 		  char **val, unsigned int *len)
 {
 	struct op o;
 	struct node *n;
-	char *p;
 	int rc;
 
-	rc = op_init(&o, c, tx);
-	if (!rc)
-		rc = canon(&o, path, &p, NULL);
-	if (rc)
-		return rc;
-	rc = get_checked(&o, p, PERM_READ, &n);
-	free(p);
+	rc = get_readable(&o, c, tx, path, &n);
 	if (rc)
 		return rc;
 	*val = memdup0(n->value, n->vlen);
@@ -1418,16 +1428,9 @@ int pvio__xs_directory(struct xs_conn *c, uint32_t tx, const char *path,
 {
 	struct op o;
 	struct node *n;
-	char *p;
 	int rc;
 
-	rc = op_init(&o, c, tx);
-	if (!rc)
-		rc = canon(&o, path, &p, NULL);
-	if (rc)
-		return rc;
-	rc = get_checked(&o, p, PERM_READ, &n);
-	free(p);
+	rc = get_readable(&o, c, tx, path, &n);
 	if (rc)
 		return rc;
 	*list = memdup0(n->kids, n->klen);
@@ -1457,17 +1460,11 @@ int pvio__xs_directory_part(struct xs_conn *c, uint32_t tx,
 {
 	struct op o;
 	struct node *n;
-	char gen[24], *p, *buf;
+	char gen[24], *buf;
 	size_t glen, take = 0;
 	int rc;
 
-	rc = op_init(&o, c, tx);
-	if (!rc)
-		rc = canon(&o, path, &p, NULL);
-	if (rc)
-		return rc;
-	rc = get_checked(&o, p, PERM_READ, &n);
-	free(p);
+	rc = get_readable(&o, c, tx, path, &n);
 	if (rc)
 		return rc;
 	glen = (size_t)snprintf(gen, sizeof(gen), "%llu",

@@ -187,6 +187,19 @@ static bool valid_name(const char *s)
 	return true;
 }
 
+/* --backend-type T and --backend DOM, shared by vbd-attach and vif-attach */
+static void backend_opt(int c, const char *arg, char *type, size_t typelen,
+			unsigned int *be)
+{
+	if (c == 't') {
+		if (!valid_name(arg) || strlen(arg) >= typelen)
+			die_usage("bad --backend-type '%s'", arg);
+		snprintf(type, typelen, "%s", arg);
+	} else if (pvio_parse_uint(arg, 0, 0x7fef, be)) {
+		die_usage("bad --backend '%s'", arg);
+	}
+}
+
 static int cmd_create(int argc, char **argv)
 {
 	static const struct option o[] = {
@@ -406,13 +419,8 @@ static int cmd_vbd_attach(int argc, char **argv)
 			v.buffered = true;
 			break;
 		case 't':
-			if (!valid_name(optarg) || strlen(optarg) >= sizeof(v.type))
-				die_usage("bad --backend-type '%s'", optarg);
-			snprintf(v.type, sizeof(v.type), "%s", optarg);
-			break;
 		case 'B':
-			if (pvio_parse_uint(optarg, 0, 0x7fef, &v.be))
-				die_usage("bad --backend '%s'", optarg);
+			backend_opt(c, optarg, v.type, sizeof(v.type), &v.be);
 			break;
 		default:
 			die_usage("vbd-attach DOM TARGET [--vdev V] [--mode r|w] [--buffered]");
@@ -473,13 +481,8 @@ static int cmd_vif_attach(int argc, char **argv)
 				die_usage("bad --devid '%s' (0..255)", optarg);
 			break;
 		case 't':
-			if (!valid_name(optarg) || strlen(optarg) >= sizeof(v.type))
-				die_usage("bad --backend-type '%s'", optarg);
-			snprintf(v.type, sizeof(v.type), "%s", optarg);
-			break;
 		case 'B':
-			if (pvio_parse_uint(optarg, 0, 0x7fef, &v.be))
-				die_usage("bad --backend '%s'", optarg);
+			backend_opt(c, optarg, v.type, sizeof(v.type), &v.be);
 			break;
 		default:
 			die_usage("vif-attach DOM [--mac MAC] [--bridge BR] [--devid N]");

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,6 +386,17 @@ int pvio_xs_dispatch(struct pvio_xs *x)
 		free(ev);
 	}
 	return ran;
+}
+
+int pvio_xs_pump(struct pvio_xs *x, int ms)
+{
+	struct pollfd pfd = { .fd = pvio_xs_fd(x), .events = POLLIN };
+
+	if (pfd.fd < 0)
+		poll(NULL, 0, ms);
+	else if (poll(&pfd, 1, ms) <= 0)
+		return 0;
+	return pvio_xs_dispatch(x);
 }
 
 int pvio_xs_self_domid(struct pvio_xs *x, unsigned int *domid)

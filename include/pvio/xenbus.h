@@ -127,6 +127,9 @@ PVIO_API int pvio_xs_unwatch(struct pvio_xs *x, int id);
 PVIO_API int pvio_xs_fd(struct pvio_xs *x);
 /* Run the callbacks of all waiting events. Return how many ran. */
 PVIO_API int pvio_xs_dispatch(struct pvio_xs *x);
+/* Wait up to @ms for watch events, then run what came (pvio_xs_dispatch).
+ * For loops that wait on xenstore without an event loop of their own. */
+PVIO_API int pvio_xs_pump(struct pvio_xs *x, int ms);
 
 /* ---- XenBus paths ------------------------------------------------------------ */
 
@@ -197,6 +200,16 @@ PVIO_API int pvio_xenbus_read_other_uint(struct pvio_xenbus *xb,
 					 unsigned long max, unsigned long dflt,
 					 bool required, unsigned long *out);
 PVIO_API struct pvio_xs *pvio_xenbus_xs(const struct pvio_xenbus *xb);
+/*
+ * Wait up to @timeout_ms for the other end's state to be in @mask (bit
+ * 1u << state), pumping the connection's watch events meanwhile (callbacks
+ * run, ours included). The state is read again each round, so events that
+ * another thread dispatches do not matter. *@last: the state seen last.
+ * Return 0 or -ETIMEDOUT.
+ */
+PVIO_API int pvio_xenbus_wait_other(struct pvio_xenbus *xb, unsigned int mask,
+				    unsigned int timeout_ms,
+				    enum pvio_xb_state *last);
 
 /* ---- negotiation ------------------------------------------------------------------ */
 
