@@ -1337,8 +1337,9 @@ static int get_readable(struct op *o, struct xs_conn *c, uint32_t tx,
 	return rc;
 }
 
-int pvio__xs_read(struct xs_conn *c, uint32_t tx, const char *path,
-		  char **val, unsigned int *len)
+/* A copy of a node's value, or of its list of children. */
+static int read_copy(struct xs_conn *c, uint32_t tx, const char *path,
+		     bool kids, char **out, unsigned int *len)
 {
 	struct op o;
 	struct node *n;
@@ -1347,11 +1348,17 @@ int pvio__xs_read(struct xs_conn *c, uint32_t tx, const char *path,
 	rc = get_readable(&o, c, tx, path, &n);
 	if (rc)
 		return rc;
-	*val = memdup0(n->value, n->vlen);
-	if (!*val)
+	*out = memdup0(kids ? n->kids : n->value, kids ? n->klen : n->vlen);
+	if (!*out)
 		return -ENOMEM;
-	*len = n->vlen;
+	*len = kids ? n->klen : n->vlen;
 	return 0;
+}
+
+int pvio__xs_read(struct xs_conn *c, uint32_t tx, const char *path,
+		  char **val, unsigned int *len)
+{
+	return read_copy(c, tx, path, false, val, len);
 }
 
 int pvio__xs_write(struct xs_conn *c, uint32_t tx, const char *path,
@@ -1426,18 +1433,7 @@ int pvio__xs_rm(struct xs_conn *c, uint32_t tx, const char *path)
 int pvio__xs_directory(struct xs_conn *c, uint32_t tx, const char *path,
 		       char **list, unsigned int *len)
 {
-	struct op o;
-	struct node *n;
-	int rc;
-
-	rc = get_readable(&o, c, tx, path, &n);
-	if (rc)
-		return rc;
-	*list = memdup0(n->kids, n->klen);
-	if (!*list)
-		return -ENOMEM;
-	*len = n->klen;
-	return 0;
+	return read_copy(c, tx, path, true, list, len);
 }
 
 /* Whole names from @offset that fit in @room bytes. */
