@@ -100,7 +100,8 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 	o->pgrant_max = 8192;
 	o->types_vbd = "vbd";
 	o->types_vif = "vif";
-	while ((c = getopt_long(argc, argv, "p:w:s:l:h", opts, NULL)) != -1) {
+	opterr = 0;	/* our own one-line messages */
+	while ((c = getopt_long(argc, argv, ":p:w:s:l:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (strcmp(optarg, "xen") && strcmp(optarg, "sim") &&
@@ -172,7 +173,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 			usage(stdout);
 			exit(0);
 		default:
-			pvio_usage_error(prog, "unknown option");
+			pvio_usage_bad_option(prog, c, argv);
 		}
 	}
 	if (optind != argc)

@@ -528,11 +528,8 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
-		case ':':
-			die_usage("option '%s' needs a value",
-				  argv[optind - 1]);
 		default:
-			die_usage("unknown option '%s'", argv[optind - 1]);
+			pvio_usage_bad_option(prog, c, argv);
 		}
 	}
 	if (optind >= argc)

@@ -228,10 +228,8 @@ static void parse_args(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case ':':
-			die_usage("%s needs a value", argv[optind - 1]);
 		default:
-			die_usage("unknown option '%s'", argv[optind - 1]);
+			pvio_usage_bad_option(prog, c, argv);
 		}
 	}
 	if (optind != argc)

@@ -227,7 +227,8 @@ int main(int argc, char **argv)
 	int level = PVIO_LOG_INFO, c, rc, ready[2] = { -1, -1 };
 	FILE *pf;
 
-	while ((c = getopt_long(argc, argv, "w:dm:g:l:L:h", opts, NULL)) != -1) {
+	opterr = 0;	/* our own one-line messages */
+	while ((c = getopt_long(argc, argv, ":w:dm:g:l:L:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'w':
 			dir = optarg;
@@ -261,7 +262,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			pvio_usage_error("pvio-simhv", "unknown option");
+			pvio_usage_bad_option("pvio-simhv", c, argv);
 		}
 	}
 	if (optind != argc)

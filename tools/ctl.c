@@ -214,7 +214,7 @@ static int cmd_create(int argc, char **argv)
 
 	need_sim("create");
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", o, NULL)) != -1) {
 		if (c == 'd') {
 			if (pvio_parse_uint(optarg, 1, 0x7fef, &domid))
 				die_usage("bad --domid '%s' (1..32751)", optarg);
@@ -223,7 +223,7 @@ static int cmd_create(int argc, char **argv)
 			    mem > (64ull << 30) || mem % 4096)
 				die_usage("bad --mem '%s' (1M..64G)", optarg);
 		} else {
-			die_usage("create NAME [--domid N] [--mem SIZE]");
+			pvio_usage_bad_option(prog, c, argv);
 		}
 	}
 	if (optind != argc - 1)
@@ -402,7 +402,7 @@ static int cmd_vbd_attach(int argc, char **argv)
 
 	snprintf(v.vdev, sizeof(v.vdev), "xvda");
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", o, NULL)) != -1) {
 		switch (c) {
 		case 'v':
 			if (strlen(optarg) >= sizeof(v.vdev) ||
@@ -423,7 +423,7 @@ static int cmd_vbd_attach(int argc, char **argv)
 			backend_opt(c, optarg, v.type, sizeof(v.type), &v.be);
 			break;
 		default:
-			die_usage("vbd-attach DOM TARGET [--vdev V] [--mode r|w] [--buffered]");
+			pvio_usage_bad_option(prog, c, argv);
 		}
 	}
 	if (optind != argc - 2)
@@ -462,7 +462,7 @@ static int cmd_vif_attach(int argc, char **argv)
 	int c, rc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", o, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if (pvio_ts_parse_mac(optarg, v.mac))
@@ -485,7 +485,7 @@ static int cmd_vif_attach(int argc, char **argv)
 			backend_opt(c, optarg, v.type, sizeof(v.type), &v.be);
 			break;
 		default:
-			die_usage("vif-attach DOM [--mac MAC] [--bridge BR] [--devid N]");
+			pvio_usage_bad_option(prog, c, argv);
 		}
 	}
 	if (optind != argc - 1)
@@ -668,6 +668,7 @@ int main(int argc, char **argv)
 	int i;
 
 	world = pvio_sim_default_dir();
+	opterr = 0;	/* the commands' getopt: our own one-line messages */
 	/* global options come before the command */
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {

@@ -1098,7 +1098,8 @@ int main(int argc, char **argv)
 	unsigned int mi, pi, bi, im;
 	int c, rc = 0;
 
-	while ((c = getopt_long(argc, argv, "m:b:p:t:r:h", opts, NULL)) != -1) {
+	opterr = 0;	/* our own one-line messages */
+	while ((c = getopt_long(argc, argv, ":m:b:p:t:r:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			if ((rc = parse_modes(optarg, modes)) < 0)
@@ -1165,7 +1166,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			pvio_usage_error("pvio-ringbench", "unknown option");
+			pvio_usage_bad_option("pvio-ringbench", c, argv);
 		}
 	}
 	if (optind != argc)

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,4 +147,13 @@ void pvio_usage_error(const char *prog, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "%s: %s (try --help)\n", prog, msg);
 	exit(2);
+}
+
+void pvio_usage_bad_option(const char *prog, int c, char *const *argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	if (c == ':')
+		pvio_usage_error(prog, "option '%s' needs a value", arg);
+	pvio_usage_error(prog, "unknown option '%s'", arg);
 }

@@ -50,5 +50,12 @@ int pvio_parse_size(const char *s, uint64_t *out);
 /* Command-line errors: one line on stderr, exit status 2. */
 void pvio_usage_error(const char *prog, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
+/*
+ * What getopt_long() refused (its return @c: '?' or, with a leading ':' in
+ * the option string, ':'), as one pvio_usage_error() line. Set opterr = 0
+ * so that getopt prints nothing of its own.
+ */
+void pvio_usage_bad_option(const char *prog, int c, char *const *argv)
+	__attribute__((noreturn));
 
 #endif

@@ -1,0 +1,43 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Bad command lines of every program: one line on stderr, exit status 2,
+# nothing started (no world, no sockets).
+set -u
+B=${PVIO_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+n=0
+
+bad() {	# EXPECTED-TEXT PROGRAM ARGS...
+	want=$1
+	prog=$2
+	shift 2
+	"$B/$prog" "$@" >/dev/null 2>"$err" </dev/null
+	rc=$?
+	[ $rc -eq 2 ] || fail "$prog $*: exit $rc, want 2: $(cat "$err")"
+	[ "$(wc -l <"$err")" -eq 1 ] || fail "$prog $*: not one line: $(cat "$err")"
+	grep -q -- "$want" "$err" || fail "$prog $*: '$(cat "$err")' lacks '$want'"
+	n=$((n + 1))
+}
+
+bad "unknown option '--bogus'" pvio-backd --bogus
+bad "option '-w' needs a value" pvio-backd -w
+bad "bad --workers" pvio-backd --workers 0
+bad "bad --max-ring-order" pvio-backd --max-ring-order 5
+bad "unknown option '--bogus'" pvio-simhv --bogus
+bad "unknown option '--bogus'" pvio-ringbench --bogus
+bad "option '-b' needs a value" pvio-ringbench -b
+bad "bad --pages" pvio-ringbench -p 17
+bad "unknown option '--bogus'" pvio-netfront --bogus
+bad "option '-p' needs a value" pvio-netfront -p
+bad "unknown option '--bogus'" pvio-blkfront --bogus
+bad "unknown benchmark" pvio-bench foo
+bad "bad --runs" pvio-bench net --runs 0
+bad "no workload" pvio-bench blk --load nope
+bad "unknown command" pvio-ctl bogus
+bad "unknown option '--bogus'" pvio-ctl -w /nonexistent create g --bogus
+bad "option '--domid' needs a value" pvio-ctl -w /nonexistent create g --domid
+bad "unknown option '--zz'" pvio-ctl -w /nonexistent vif-attach g --zz
+bad "bad --backend-type" pvio-ctl -w /nonexistent vbd-attach g /dev/null --backend-type "a b"
+echo "PASS: $n bad command lines: one line each, exit 2"
