@@ -460,6 +460,7 @@ static void resize(void)
 	int i;
 
 	rd_uint(be, "sectors", &s0);
+	printf("OK connected, %lu sectors: waiting for a resize\n", s0);
 	for (i = 0; i < 100; i++) {
 		poll(NULL, 0, 100);
 		rd_uint(be, "sectors", &s1);

@@ -65,7 +65,7 @@ t_pass "read-only refusal; flush, barrier and discard"
 
 run g1 51712 resize >"$W/out" 2>&1 &
 RPID=$!
-sleep 0.5
+for _ in $(seq 200); do grep -q "waiting for a resize" "$W/out" && break; sleep 0.05; done
 truncate -s 96M "$W/d1.img"
 wait $RPID || t_fail "resize: $(cat "$W/out")"
 t_pass "online resize announced to the connected frontend"

@@ -76,7 +76,12 @@ xfer() {
 		nc $fam -d -l -p $port >"$W/recv.bin" 2>/dev/null &
 	fi
 	local lpid=$!
-	sleep 0.3
+	# until the listener is up (ss in its namespace), however slow
+	for _ in $(seq 100); do
+		${rns:+ip netns exec "$rns"} ss -Hltn "sport = :$port" 2>/dev/null |
+			grep -q . && break
+		sleep 0.05
+	done
 	if [ -n "$sns" ]; then
 		timeout 60 ip netns exec "$sns" nc -q 1 -w 10 "$addr" $port <"$W/send.bin"
 	else
