@@ -112,6 +112,7 @@ struct dp_queue {
 	uint32_t state;			/* enum dp_queue_state */
 	bool started;			/* handed to its worker */
 	bool kicked;			/* an event arrived */
+	uint8_t notify_owed;		/* ports (bits) to notify at the pass end */
 	bool halted;			/* the guest broke the protocol */
 	int halt_err;
 	char halt_why[128];
@@ -132,7 +133,12 @@ struct dp_queue {
  * queue and let the main thread fail the device. */
 void dp_queue_halt(struct dp_queue *q, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Notify the guest through the queue's port @i. */
+/*
+ * Notify the guest through the queue's port @i. Within a worker's pass the
+ * notification is owed and sent once when the pass ends: what a pass
+ * publishes early (so that a polling guest sees it at once) costs an
+ * interrupt-driven guest one event, not one per publication.
+ */
 void dp_queue_notify(struct dp_queue *q, unsigned int i);
 /*
  * On the worker thread: @fd as a registered file of the worker's ring
@@ -171,6 +177,7 @@ struct worker {
 	pthread_cond_t init_cond;
 	uint64_t spin_ns;
 	uint32_t inflight;		/* SQEs not completed */
+	bool in_pass;			/* notifications are owed, not sent */
 	struct pvio_gcopy gcopy;	/* one batch of grant copies */
 	uint64_t loops, sleeps;
 	/* the ring's registered-file table: free slots */

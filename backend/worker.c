@@ -63,8 +63,26 @@ void dp_queue_halt(struct dp_queue *q, int err, const char *fmt, ...)
 
 void dp_queue_notify(struct dp_queue *q, unsigned int i)
 {
+	if (q->w->in_pass) {
+		q->notify_owed |= (uint8_t)(1u << i);
+		return;
+	}
+	q->notify_owed &= (uint8_t)~(1u << i);
 	if (pvio_evtchn_notify(q->w->plat, q->ports[i]) == 0)
 		STAT_ADD(q, notify_tx, 1);
+}
+
+/* The end of a pass: what its publications owe, one event per port. */
+static void notify_owed(struct worker *w)
+{
+	struct dp_queue *q;
+	unsigned int i;
+
+	w->in_pass = false;
+	for (q = w->queues; q; q = q->next)
+		for (i = 0; q->notify_owed && i < q->nr_ports; i++)
+			if (q->notify_owed & (1u << i))
+				dp_queue_notify(q, i);
 }
 
 struct io_uring_sqe *worker_sqe(struct worker *w)
@@ -424,6 +442,7 @@ static void *worker_main(void *arg)
 
 		work += reap(w);
 		now = 0;
+		w->in_pass = true;
 		for (q = w->queues; q; q = q->next) {
 			bool was_kicked = q->kicked;
 
@@ -449,6 +468,7 @@ static void *worker_main(void *arg)
 		io_uring_submit(&w->ring);
 		for (q = w->queues; q; q = q->next)
 			q->ops->flush(q);
+		notify_owed(w);
 		retire(w);
 
 		exiting = __atomic_load_n(&w->exit, __ATOMIC_ACQUIRE);
