@@ -73,7 +73,7 @@ void dp_queue_notify(struct dp_queue *q, unsigned int i)
 }
 
 /* The end of a pass: what its publications owe, one event per port. */
-static void notify_owed(struct worker *w)
+static void send_owed_notifications(struct worker *w)
 {
 	struct dp_queue *q;
 	unsigned int i;
@@ -468,7 +468,7 @@ static void *worker_main(void *arg)
 		io_uring_submit(&w->ring);
 		for (q = w->queues; q; q = q->next)
 			q->ops->flush(q);
-		notify_owed(w);
+		send_owed_notifications(w);
 		retire(w);
 
 		exiting = __atomic_load_n(&w->exit, __ATOMIC_ACQUIRE);

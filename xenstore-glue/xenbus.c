@@ -210,7 +210,8 @@ int pvio_xenbus_wait_other(struct pvio_xenbus *xb, unsigned int mask,
 		now = now_ms();
 		if (now >= deadline)
 			return -ETIMEDOUT;
-		pvio_xs_pump(xb->xs, deadline - now < 50 ? (int)(deadline - now) : 50);
+		pvio_xs_pump(xb->xs, deadline - now < 50 ? (int)(deadline - now)
+							  : 50);
 	}
 }
 
