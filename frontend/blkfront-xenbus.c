@@ -12,12 +12,10 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -633,90 +631,12 @@ int pvio__bf_xb_open(struct pvio_blkfront *dev)
 	}
 }
 
-/* Closing -> Closed, each step waiting for the backend to follow. */
+/* Closing -> Closed, each step waiting for the backend to follow:
+ * blkback unmaps the rings when it sees our Closed, then goes Closed. */
 int pvio__bf_xb_close(struct pvio_blkfront *dev)
 {
-	unsigned int t = dev->opts.timeout_ms;
-	enum pvio_xb_state me, be;
-	int rc = 0, r;
-
-	if (!dev->xb)
-		return 0;
-	me = pvio_xenbus_state(dev->xb);
-	if (me != PVIO_XB_CLOSED && me != PVIO_XB_UNKNOWN) {
-		if (me != PVIO_XB_CLOSING)
-			pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSING);
-		rc = pvio_xenbus_wait_other(dev->xb, M(CLOSING) | M(CLOSED),
-					    t, &be);
-	}
-	/* blkback unmaps the rings when it sees our Closed, then goes
-	 * Closed: only then are our grants free. */
-	if (pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED) == 0) {
-		r = pvio_xenbus_wait_other(dev->xb, M(CLOSED) |
-					   M(INITWAIT) | M(INITIALISING),
-					   t, &be);
-		if (!rc)
-			rc = r;
-	}
-	return rc;
-}
-
-/* ---- PVIO_BLKFRONT_F_THREAD ---------------------------------------------- */
-
-static void *ctl_main(void *arg)
-{
-	struct pvio_blkfront *dev = arg;
-	struct pollfd fds[2] = {
-		{ .fd = pvio_xs_fd(dev->xs), .events = POLLIN },
-		{ .fd = dev->ctl_stop_fd, .events = POLLIN },
-	};
-
-	for (;;) {
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (fds[1].revents)
-			break;
-		if (fds[0].revents)
-			pvio_xs_dispatch(dev->xs);
-	}
-	return NULL;
-}
-
-int pvio__bf_ctl_thread_start(struct pvio_blkfront *dev)
-{
-	int rc;
-
-	if (pvio_xs_fd(dev->xs) < 0)
-		return -EBADF;
-	dev->ctl_stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (dev->ctl_stop_fd < 0)
-		return -errno;
-	rc = pthread_create(&dev->ctl_thread, NULL, ctl_main, dev);
-	if (rc) {
-		close(dev->ctl_stop_fd);
-		dev->ctl_stop_fd = -1;
-		return -rc;
-	}
-	dev->ctl_running = true;
-	return 0;
-}
-
-void pvio__bf_ctl_thread_stop(struct pvio_blkfront *dev)
-{
-	uint64_t one = 1;
-
-	if (!dev->ctl_running)
-		return;
-	if (write(dev->ctl_stop_fd, &one, sizeof(one)) < 0) {
-		/* cannot happen with a fresh eventfd */
-	}
-	pthread_join(dev->ctl_thread, NULL);
-	close(dev->ctl_stop_fd);
-	dev->ctl_stop_fd = -1;
-	dev->ctl_running = false;
+	return dev->xb ? pvio_xenbus_frontend_close(dev->xb,
+						    dev->opts.timeout_ms) : 0;
 }
 
 void pvio__bf_xb_release(struct pvio_blkfront *dev)

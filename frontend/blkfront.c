@@ -95,7 +95,6 @@ int pvio_blkfront_open(struct pvio_blkfront **out, struct pvio_platform *p,
 		return rc;
 	}
 	pthread_mutex_init(&dev->lock, NULL);
-	dev->ctl_stop_fd = -1;
 	dev->plat = p;
 	dev->xs = x;
 	dev->self = pvio_platform_domid(p);
@@ -111,7 +110,7 @@ int pvio_blkfront_open(struct pvio_blkfront **out, struct pvio_platform *p,
 
 	rc = pvio__bf_xb_open(dev);
 	if (!rc && (dev->opts.flags & PVIO_BLKFRONT_F_THREAD)) {
-		rc = pvio__bf_ctl_thread_start(dev);
+		rc = pvio_xs_thread_start(dev->xs, &dev->ctl_thread);
 		if (rc)
 			snprintf(dev->msg, sizeof(dev->msg),
 				 "cannot start the control thread: %s",
@@ -137,7 +136,8 @@ int pvio_blkfront_close(struct pvio_blkfront *dev)
 
 	if (!dev)
 		return 0;
-	pvio__bf_ctl_thread_stop(dev);
+	pvio_xs_thread_stop(dev->ctl_thread);
+	dev->ctl_thread = NULL;
 	pthread_mutex_lock(&dev->lock);
 	dev->live = false;
 	dev->phase = BF_CLOSING;

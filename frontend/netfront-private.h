@@ -61,9 +61,7 @@ struct pvio_netfront {
 	struct pvio_netfront_queue *queues[PVIO_NETFRONT_MAX_QUEUES];
 
 	/* PVIO_NETFRONT_F_THREAD */
-	pthread_t ctl_thread;
-	int ctl_stop_fd;
-	bool ctl_running;
+	struct pvio_xs_thread *ctl_thread;	/* PVIO_*_F_THREAD */
 };
 
 static inline int nf_dead(const struct pvio_netfront *dev)

@@ -13,12 +13,10 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -590,92 +588,12 @@ static int xb_open(struct pvio_netfront *dev)
 	return 0;
 }
 
-/* Closing -> Closed, each step waiting for the backend to follow. */
+/* Closing -> Closed, each step waiting for the backend to follow:
+ * netback unmaps the rings when it sees our Closed, then goes Closed. */
 static int xb_close(struct pvio_netfront *dev)
 {
-	unsigned int t = dev->opts.timeout_ms;
-	enum pvio_xb_state me, be;
-	int rc = 0, r;
-
-	if (!dev->xb)
-		return 0;
-	me = pvio_xenbus_state(dev->xb);
-	if (me != PVIO_XB_CLOSED && me != PVIO_XB_UNKNOWN &&
-	    me != PVIO_XB_INITIALISING) {
-		if (me != PVIO_XB_CLOSING)
-			pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSING);
-		rc = pvio_xenbus_wait_other(dev->xb, M(CLOSING) | M(CLOSED),
-					    t, &be);
-	}
-	/* netback unmaps the rings when it sees our Closed, then goes
-	 * Closed: only then are our grants free. A backend that did not
-	 * answer Closing is not waited for twice. */
-	if (pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED) == 0 && !rc) {
-		r = pvio_xenbus_wait_other(dev->xb, M(CLOSED) |
-					   M(INITWAIT) | M(INITIALISING),
-					   t, &be);
-		if (!rc)
-			rc = r;
-	}
-	return rc;
-}
-
-/* ---- PVIO_NETFRONT_F_THREAD ---------------------------------------------- */
-
-static void *ctl_main(void *arg)
-{
-	struct pvio_netfront *dev = arg;
-	struct pollfd fds[2] = {
-		{ .fd = pvio_xs_fd(dev->xs), .events = POLLIN },
-		{ .fd = dev->ctl_stop_fd, .events = POLLIN },
-	};
-
-	for (;;) {
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (fds[1].revents)
-			break;
-		if (fds[0].revents)
-			pvio_xs_dispatch(dev->xs);
-	}
-	return NULL;
-}
-
-static int ctl_thread_start(struct pvio_netfront *dev)
-{
-	int rc;
-
-	if (pvio_xs_fd(dev->xs) < 0)
-		return -EBADF;
-	dev->ctl_stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (dev->ctl_stop_fd < 0)
-		return -errno;
-	rc = pthread_create(&dev->ctl_thread, NULL, ctl_main, dev);
-	if (rc) {
-		close(dev->ctl_stop_fd);
-		dev->ctl_stop_fd = -1;
-		return -rc;
-	}
-	dev->ctl_running = true;
-	return 0;
-}
-
-static void ctl_thread_stop(struct pvio_netfront *dev)
-{
-	uint64_t one = 1;
-
-	if (!dev->ctl_running)
-		return;
-	if (write(dev->ctl_stop_fd, &one, sizeof(one)) < 0) {
-		/* cannot happen with a fresh eventfd */
-	}
-	pthread_join(dev->ctl_thread, NULL);
-	close(dev->ctl_stop_fd);
-	dev->ctl_stop_fd = -1;
-	dev->ctl_running = false;
+	return dev->xb ? pvio_xenbus_frontend_close(dev->xb,
+						    dev->opts.timeout_ms) : 0;
 }
 
 /* ---- the device ---------------------------------------------------------- */
@@ -737,7 +655,6 @@ int pvio_netfront_open(struct pvio_netfront **out, struct pvio_platform *p,
 		free(dev);
 		return rc;
 	}
-	dev->ctl_stop_fd = -1;
 	dev->plat = p;
 	dev->xs = x;
 	dev->self = pvio_platform_domid(p);
@@ -754,7 +671,7 @@ int pvio_netfront_open(struct pvio_netfront **out, struct pvio_platform *p,
 	if (!rc) {
 		dev->live = true;
 		if (dev->opts.flags & PVIO_NETFRONT_F_THREAD) {
-			rc = ctl_thread_start(dev);
+			rc = pvio_xs_thread_start(dev->xs, &dev->ctl_thread);
 			if (rc)
 				snprintf(dev->msg, sizeof(dev->msg),
 					 "cannot start the control thread: %s",
@@ -781,7 +698,8 @@ int pvio_netfront_close(struct pvio_netfront *dev)
 
 	if (!dev)
 		return 0;
-	ctl_thread_stop(dev);
+	pvio_xs_thread_stop(dev->ctl_thread);
+	dev->ctl_thread = NULL;
 	dev->phase = NF_CLOSING;
 	dev->live = false;
 	/* A broken backend: say so where the toolstack looks (Linux only

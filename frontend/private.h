@@ -77,9 +77,7 @@ struct pvio_blkfront {
 	struct pvio_blkfront_queue *queues[PVIO_BLKFRONT_MAX_QUEUES];
 
 	/* PVIO_BLKFRONT_F_THREAD */
-	pthread_t ctl_thread;
-	int ctl_stop_fd;
-	bool ctl_running;
+	struct pvio_xs_thread *ctl_thread;	/* PVIO_*_F_THREAD */
 };
 
 static inline int bf_dead(const struct pvio_blkfront *dev)
@@ -113,8 +111,6 @@ int pvio__bf_xb_close(struct pvio_blkfront *dev);
 void pvio__bf_xb_release(struct pvio_blkfront *dev);
 /* xenbus_dev_fatal: <path>/error and Closing. Takes dev->lock. */
 void pvio__bf_xb_fatal(struct pvio_blkfront *dev, int err, const char *msg);
-int pvio__bf_ctl_thread_start(struct pvio_blkfront *dev);
-void pvio__bf_ctl_thread_stop(struct pvio_blkfront *dev);
 
 /* ---- blkfront-dataplane.c: the narrow start/stop seam -------------------- */
 

@@ -215,6 +215,26 @@ int pvio_xenbus_wait_other(struct pvio_xenbus *xb, unsigned int mask,
 	}
 }
 
+#define M(s)	(1u << PVIO_XB_##s)
+
+int pvio_xenbus_frontend_close(struct pvio_xenbus *xb, unsigned int timeout_ms)
+{
+	enum pvio_xb_state me = xb->state, be;
+	int rc = 0;
+
+	if (me != PVIO_XB_CLOSED && me != PVIO_XB_UNKNOWN &&
+	    me != PVIO_XB_INITIALISING) {
+		if (me != PVIO_XB_CLOSING)
+			pvio_xenbus_switch(xb, PVIO_XB_CLOSING);
+		rc = pvio_xenbus_wait_other(xb, M(CLOSING) | M(CLOSED),
+					    timeout_ms, &be);
+	}
+	if (pvio_xenbus_switch(xb, PVIO_XB_CLOSED) == 0 && !rc)
+		rc = pvio_xenbus_wait_other(xb, M(CLOSED) | M(INITWAIT) |
+					    M(INITIALISING), timeout_ms, &be);
+	return rc;
+}
+
 int pvio_xenbus_switch(struct pvio_xenbus *xb, enum pvio_xb_state s)
 {
 	char key[PVIO_XS_PATH_MAX + 8];

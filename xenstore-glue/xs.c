@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <xenstore.h>
 
@@ -397,6 +399,76 @@ int pvio_xs_pump(struct pvio_xs *x, int ms)
 	else if (poll(&pfd, 1, ms) <= 0)
 		return 0;
 	return pvio_xs_dispatch(x);
+}
+
+struct pvio_xs_thread {
+	struct pvio_xs *xs;
+	pthread_t thread;
+	int stop_fd;
+};
+
+static void *xs_thread_main(void *arg)
+{
+	struct pvio_xs_thread *t = arg;
+	struct pollfd fds[2] = {
+		{ .fd = pvio_xs_fd(t->xs), .events = POLLIN },
+		{ .fd = t->stop_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (fds[1].revents)
+			break;
+		if (fds[0].revents)
+			pvio_xs_dispatch(t->xs);
+	}
+	return NULL;
+}
+
+int pvio_xs_thread_start(struct pvio_xs *x, struct pvio_xs_thread **out)
+{
+	struct pvio_xs_thread *t;
+	int rc;
+
+	*out = NULL;
+	if (pvio_xs_fd(x) < 0)
+		return -EBADF;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->xs = x;
+	t->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (t->stop_fd < 0) {
+		rc = -errno;
+		free(t);
+		return rc;
+	}
+	rc = pthread_create(&t->thread, NULL, xs_thread_main, t);
+	if (rc) {
+		close(t->stop_fd);
+		free(t);
+		return -rc;
+	}
+	*out = t;
+	return 0;
+}
+
+void pvio_xs_thread_stop(struct pvio_xs_thread *t)
+{
+	uint64_t one = 1;
+
+	if (!t)
+		return;
+	if (write(t->stop_fd, &one, sizeof(one)) < 0) {
+		/* cannot fail on a fresh eventfd */
+	}
+	pthread_join(t->thread, NULL);
+	close(t->stop_fd);
+	free(t);
 }
 
 int pvio_xs_self_domid(struct pvio_xs *x, unsigned int *domid)

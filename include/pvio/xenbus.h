@@ -130,6 +130,15 @@ PVIO_API int pvio_xs_dispatch(struct pvio_xs *x);
 /* Wait up to @ms for watch events, then run what came (pvio_xs_dispatch).
  * For loops that wait on xenstore without an event loop of their own. */
 PVIO_API int pvio_xs_pump(struct pvio_xs *x, int ms);
+/*
+ * A thread that runs pvio_xs_dispatch() whenever watch events wait (the
+ * callbacks then run on it): for users without an event loop of their
+ * own. Stop (NULL is fine) before closing @x.
+ */
+struct pvio_xs_thread;
+PVIO_API int pvio_xs_thread_start(struct pvio_xs *x,
+				  struct pvio_xs_thread **out);
+PVIO_API void pvio_xs_thread_stop(struct pvio_xs_thread *t);
 
 /* ---- XenBus paths ------------------------------------------------------------ */
 
@@ -210,6 +219,16 @@ PVIO_API struct pvio_xs *pvio_xenbus_xs(const struct pvio_xenbus *xb);
 PVIO_API int pvio_xenbus_wait_other(struct pvio_xenbus *xb, unsigned int mask,
 				    unsigned int timeout_ms,
 				    enum pvio_xb_state *last);
+/*
+ * A frontend's orderly close: Closing, until the backend follows (Closing
+ * or Closed), then Closed, until the backend is Closed (or back at
+ * InitWait/Initialising): a backend unmaps the rings when it sees Closed,
+ * so only then are the frontend's grants free. Each wait is bounded by
+ * @timeout_ms; a backend that did not answer Closing is not waited for a
+ * second time. Return 0, or -ETIMEDOUT.
+ */
+PVIO_API int pvio_xenbus_frontend_close(struct pvio_xenbus *xb,
+					unsigned int timeout_ms);
 
 /* ---- negotiation ------------------------------------------------------------------ */
 
