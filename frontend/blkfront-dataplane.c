@@ -24,6 +24,7 @@
 
 #include <pvio/ring.h>
 
+#include "fe-wait.h"
 #include "private.h"
 
 enum bf_slot_state {
@@ -90,8 +91,7 @@ struct pvio_blkfront_queue {
 	uint32_t *local;		/* ids completed without a trip */
 	uint32_t nr_local;
 	uint32_t busy;			/* slots not free */
-	int epfd;			/* the queue's pollable fd */
-	int kickfd;			/* eventfd: the device died */
+	struct fe_wait wait;		/* the queue's pollable fd, the kick */
 	uint64_t spin_ns;
 	struct pvio_blkfront_queue_stats st;
 	unsigned int nr_bufs;
@@ -121,9 +121,8 @@ __attribute__((cold)) int
 pvio__bf_queue_create(struct pvio_blkfront *dev, unsigned int idx,
 		      unsigned int ring_pages, struct pvio_blkfront_queue **out)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
 	struct pvio_blkfront_queue *q;
-	int rc, efd;
+	int rc;
 
 	*out = NULL;
 	if (posix_memalign((void **)&q, 64, sizeof(*q)))
@@ -131,7 +130,7 @@ pvio__bf_queue_create(struct pvio_blkfront *dev, unsigned int idx,
 	memset(q, 0, sizeof(*q));
 	q->dev = dev;
 	q->idx = idx;
-	q->epfd = q->kickfd = -1;
+	q->wait = FE_WAIT_INIT;
 	q->handle = dev->handle;
 	q->ring_pages = ring_pages;
 
@@ -154,22 +153,9 @@ pvio__bf_queue_create(struct pvio_blkfront *dev, unsigned int idx,
 	q->port = (pvio_port_t)rc;
 	q->port_open = true;
 
-	q->kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	q->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (q->kickfd < 0 || q->epfd < 0) {
-		rc = -errno;
+	rc = fe_wait_open(&q->wait, q->plat);
+	if (rc)
 		goto fail;
-	}
-	efd = pvio_evtchn_fd(q->plat);
-	if (efd < 0) {
-		rc = efd;
-		goto fail;
-	}
-	if (epoll_ctl(q->epfd, EPOLL_CTL_ADD, efd, &ev) < 0 ||
-	    epoll_ctl(q->epfd, EPOLL_CTL_ADD, q->kickfd, &ev) < 0) {
-		rc = -errno;
-		goto fail;
-	}
 	*out = q;
 	return 0;
 fail:
@@ -291,11 +277,8 @@ __attribute__((cold)) int pvio__bf_queue_start(struct pvio_blkfront_queue *q,
 
 void pvio__bf_queue_kick(struct pvio_blkfront_queue *q)
 {
-	uint64_t one = 1;
-
-	if (q && q->kickfd >= 0 && write(q->kickfd, &one, sizeof(one)) < 0) {
-		/* saturated: already kicked */
-	}
+	if (q)
+		fe_wait_kick(&q->wait);
 }
 
 __attribute__((cold)) void pvio__bf_queue_destroy(struct pvio_blkfront_queue *q)
@@ -324,10 +307,7 @@ __attribute__((cold)) void pvio__bf_queue_destroy(struct pvio_blkfront_queue *q)
 		pvio_gnt_unshare(q->plat, q->ring_area, q->ring_pages);
 	if (q->port_open)
 		pvio_evtchn_close(q->plat, q->port);
-	if (q->epfd >= 0)
-		close(q->epfd);
-	if (q->kickfd >= 0)
-		close(q->kickfd);
+	fe_wait_close(&q->wait);
 	pvio_platform_close(q->plat);
 	free(q->shares);
 	free(q->data_refs);
@@ -341,7 +321,7 @@ __attribute__((cold)) void pvio__bf_queue_destroy(struct pvio_blkfront_queue *q)
 
 int pvio_blkfront_queue_fd(struct pvio_blkfront_queue *q)
 {
-	return q->epfd;
+	return q->wait.epfd;
 }
 
 unsigned int pvio_blkfront_queue_inflight(const struct pvio_blkfront_queue *q)
@@ -903,7 +883,7 @@ int pvio_blkfront_wait(struct pvio_blkfront_queue *q, unsigned int min,
 		 * is left over from a busy period only makes this wait
 		 * return at once (a spurious round), and none is lost. */
 		q->st.sleeps++;
-		n = epoll_wait(q->epfd, &ev, 1, ms);
+		n = epoll_wait(q->wait.epfd, &ev, 1, ms);
 		if (n > 0) {
 			drain(q);
 		} else if (n == 0 && timeout_ms >= 0 &&

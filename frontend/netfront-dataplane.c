@@ -39,6 +39,7 @@
 
 #include <pvio/ring.h>
 
+#include "fe-wait.h"
 #include "netfront-private.h"
 
 /* netif tx and rx slots in one page */
@@ -80,8 +81,7 @@ struct pvio_netfront_queue {
 	uint32_t tx_resv_ids;	/* ids (pages) held by them */
 	uint32_t rx_out;	/* frames taken in place, not yet released */
 	uint32_t rx_out_head;	/* FIFO of their end positions */
-	int epfd;		/* the queue's pollable fd */
-	int kickfd;		/* eventfd: the device died */
+	struct fe_wait wait;		/* the queue's pollable fd, the kick */
 	struct pvio_netfront_stats st;
 	uint16_t tx_free[NF_RING];
 	uint8_t tx_busy[NF_RING];
@@ -105,11 +105,10 @@ __attribute__((cold)) int
 pvio__nf_queue_create(struct pvio_netfront *dev, unsigned int idx, bool split,
 		      struct pvio_netfront_queue **out)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
 	struct pvio_netfront_queue *q;
 	void *pool;
 	unsigned int i;
-	int rc, efd;
+	int rc;
 
 	*out = NULL;
 	if (pvio_netif_tx_ring_size(1) != NF_RING ||
@@ -120,7 +119,7 @@ pvio__nf_queue_create(struct pvio_netfront *dev, unsigned int idx, bool split,
 	memset(q, 0, sizeof(*q));
 	q->dev = dev;
 	q->idx = idx;
-	q->epfd = q->kickfd = -1;
+	q->wait = FE_WAIT_INIT;
 
 	/* A handle of our own: its event-channel fd carries this queue's
 	 * ports only, so that each queue's thread sleeps on its own fd. */
@@ -167,22 +166,9 @@ pvio__nf_queue_create(struct pvio_netfront *dev, unsigned int idx, bool split,
 		}
 	}
 
-	q->kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	q->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (q->kickfd < 0 || q->epfd < 0) {
-		rc = -errno;
+	rc = fe_wait_open(&q->wait, q->plat);
+	if (rc)
 		goto fail;
-	}
-	efd = pvio_evtchn_fd(q->plat);
-	if (efd < 0) {
-		rc = efd;
-		goto fail;
-	}
-	if (epoll_ctl(q->epfd, EPOLL_CTL_ADD, efd, &ev) < 0 ||
-	    epoll_ctl(q->epfd, EPOLL_CTL_ADD, q->kickfd, &ev) < 0) {
-		rc = -errno;
-		goto fail;
-	}
 
 	for (i = 0; i < NF_RING; i++)
 		q->tx_free[i] = (uint16_t)(NF_RING - 1 - i);
@@ -223,11 +209,8 @@ void pvio__nf_queue_notify_all(struct pvio_netfront_queue *q)
 
 void pvio__nf_queue_kick(struct pvio_netfront_queue *q)
 {
-	uint64_t one = 1;
-
-	if (q && q->kickfd >= 0 && write(q->kickfd, &one, sizeof(one)) < 0) {
-		/* EAGAIN: the counter is saturated, the fd readable */
-	}
+	if (q)
+		fe_wait_kick(&q->wait);
 }
 
 __attribute__((cold)) void pvio__nf_queue_destroy(struct pvio_netfront_queue *q)
@@ -247,10 +230,7 @@ __attribute__((cold)) void pvio__nf_queue_destroy(struct pvio_netfront_queue *q)
 		pvio_gnt_unshare(q->plat, q->tx_pool, NF_RING);
 	if (q->rings)
 		pvio_gnt_unshare(q->plat, q->rings, 2);
-	if (q->epfd >= 0)
-		close(q->epfd);
-	if (q->kickfd >= 0)
-		close(q->kickfd);
+	fe_wait_close(&q->wait);
 	pvio_platform_close(q->plat);
 	free(q);
 }
@@ -976,7 +956,7 @@ int pvio_netfront_arm(struct pvio_netfront_queue *q, unsigned int what)
 
 int pvio_netfront_queue_fd(const struct pvio_netfront_queue *q)
 {
-	return q->epfd;
+	return q->wait.epfd;
 }
 
 void pvio_netfront_queue_stats(const struct pvio_netfront_queue *q,
