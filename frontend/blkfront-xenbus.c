@@ -28,14 +28,6 @@
 
 #define M(s)		(1u << PVIO_XB_##s)
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static const char *sname(enum pvio_xb_state s)
 {
 	return pvio_xb_state_name(s);
@@ -591,7 +583,7 @@ int pvio__bf_xb_open(struct pvio_blkfront *dev)
 	pthread_mutex_lock(&dev->lock);
 	dev->phase = BF_OPENING;
 	pthread_mutex_unlock(&dev->lock);
-	deadline = now_ms() + dev->opts.timeout_ms;
+	deadline = pvio_now_ms() + dev->opts.timeout_ms;
 	for (;;) {
 		enum pvio_xb_state be = pvio_xenbus_other_state(dev->xb), me;
 		uint64_t now;
@@ -609,7 +601,7 @@ int pvio__bf_xb_open(struct pvio_blkfront *dev)
 			return 0;
 		if (ph == BF_FAILED)
 			return dev->err;
-		now = now_ms();
+		now = pvio_now_ms();
 		if (now >= deadline) {
 			pthread_mutex_lock(&dev->lock);
 			set_failed(dev, -ETIMEDOUT,

@@ -31,14 +31,6 @@
 	 PVIO_NETFRONT_F_NO_SG | PVIO_NETFRONT_F_NO_GSO |		\
 	 PVIO_NETFRONT_F_NO_CSUM)
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static const char *sname(enum pvio_xb_state s)
 {
 	return pvio_xb_state_name(s);
@@ -556,7 +548,7 @@ static int xb_open(struct pvio_netfront *dev)
 		return rc;
 
 	dev->phase = NF_OPENING;
-	deadline = now_ms() + dev->opts.timeout_ms;
+	deadline = pvio_now_ms() + dev->opts.timeout_ms;
 	for (;;) {
 		enum pvio_xb_state be = pvio_xenbus_other_state(dev->xb), me;
 		uint64_t now;
@@ -570,7 +562,7 @@ static int xb_open(struct pvio_netfront *dev)
 		if (dev->phase == NF_FAILED)
 			return dev->err;
 		me = pvio_xenbus_state(dev->xb);
-		now = now_ms();
+		now = pvio_now_ms();
 		if (now >= deadline) {
 			set_failed(dev, -ETIMEDOUT,
 				   "timed out after %u ms waiting for the "

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <pvio/ring.h>
+
 #include "private.h"
 #include "toolstack.h"
 
@@ -298,14 +300,6 @@ int pvio_ts_vif_add(struct pvio_xs *x, const struct pvio_ts_vif *v)
 	return rc;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 int pvio_ts_dev_remove(struct pvio_xs *x, const char *type, unsigned int be,
 		       unsigned int fe, unsigned int devid, int timeout_ms)
 {
@@ -313,7 +307,7 @@ int pvio_ts_dev_remove(struct pvio_xs *x, const char *type, unsigned int be,
 	char key[PVIO_XS_PATH_MAX + 16], *fe_path = NULL;
 	const char *kind = strcmp(type, "vif") == 0 || strncmp(type, "vif", 3) == 0
 				   ? "vif" : "vbd";
-	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	uint64_t deadline = pvio_now_ms() + (uint64_t)timeout_ms;
 	pvio_xs_tx_t tx;
 	int rc;
 
@@ -330,7 +324,7 @@ int pvio_ts_dev_remove(struct pvio_xs *x, const char *type, unsigned int be,
 	});
 	rc = -ETIMEDOUT;
 	snprintf(key, sizeof(key), "%s/state", be_dir);
-	while (now_ms() < deadline) {
+	while (pvio_now_ms() < deadline) {
 		unsigned long st;
 
 		if (pvio_xs_read_uint(x, 0, key, 0, 8, &st) || st == 6) {

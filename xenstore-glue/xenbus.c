@@ -10,7 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include <pvio/ring.h>
 
 #include "private.h"
 
@@ -188,18 +189,10 @@ struct pvio_xs *pvio_xenbus_xs(const struct pvio_xenbus *xb)
 	return xb->xs;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 int pvio_xenbus_wait_other(struct pvio_xenbus *xb, unsigned int mask,
 			   unsigned int timeout_ms, enum pvio_xb_state *last)
 {
-	uint64_t deadline = now_ms() + timeout_ms;
+	uint64_t deadline = pvio_now_ms() + timeout_ms;
 
 	for (;;) {
 		uint64_t now;
@@ -207,7 +200,7 @@ int pvio_xenbus_wait_other(struct pvio_xenbus *xb, unsigned int mask,
 		*last = pvio_xenbus_other_state(xb);
 		if (mask & (1u << *last))
 			return 0;
-		now = now_ms();
+		now = pvio_now_ms();
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		pvio_xs_pump(xb->xs, deadline - now < 50 ? (int)(deadline - now)

@@ -484,6 +484,11 @@ PVIO_INLINE uint64_t pvio_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+PVIO_INLINE uint64_t pvio_now_ms(void)
+{
+	return pvio_now_ns() / 1000000u;
+}
+
 PVIO_INLINE void pvio_spin_init(struct pvio_spin *s, uint64_t budget_ns)
 {
 	s->budget_ns = budget_ns;

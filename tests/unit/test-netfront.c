@@ -139,19 +139,11 @@ static void t_close(void)
 	t_dev = NULL;
 }
 
-static uint64_t t_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void t_wait_link(bool up)
 {
-	uint64_t end = t_ms() + 5000;
+	uint64_t end = pvio_now_ms() + 5000;
 
-	while (pvio_netfront_link_up(t_dev) != up && t_ms() < end)
+	while (pvio_netfront_link_up(t_dev) != up && pvio_now_ms() < end)
 		poll(NULL, 0, 5);
 	ck_assert_msg(pvio_netfront_link_up(t_dev) == up, "link is not %s",
 		      up ? "up" : "down");
@@ -207,7 +199,7 @@ static bool t_check(const uint8_t *b, uint32_t len, uint32_t seq)
 static void t_send_all(struct pvio_netfront_queue *q,
 		       const struct pvio_netfront_frame *f, unsigned int n)
 {
-	uint64_t end = t_ms() + 10000;
+	uint64_t end = pvio_now_ms() + 10000;
 	unsigned int done = 0;
 
 	while (done < n) {
@@ -217,7 +209,7 @@ static void t_send_all(struct pvio_netfront_queue *q,
 			struct pollfd p = { .fd = pvio_netfront_queue_fd(q),
 					    .events = POLLIN };
 
-			ck_assert_msg(t_ms() < end, "no room to send");
+			ck_assert_msg(pvio_now_ms() < end, "no room to send");
 			if (pvio_netfront_arm(q, PVIO_NETFRONT_ARM_TX) == 0)
 				poll(&p, 1, 100);
 			continue;
@@ -232,7 +224,7 @@ static void t_send_all(struct pvio_netfront_queue *q,
 static int t_recv(struct pvio_netfront_queue *q, struct pvio_netfront_frame *f,
 		  unsigned int n, int ms)
 {
-	uint64_t end = t_ms() + (uint64_t)ms;
+	uint64_t end = pvio_now_ms() + (uint64_t)ms;
 	unsigned int got = 0;
 
 	while (got < n) {
@@ -244,7 +236,7 @@ static int t_recv(struct pvio_netfront_queue *q, struct pvio_netfront_frame *f,
 		got += (unsigned int)rc;
 		if (got == n || rc > 0)
 			continue;
-		now = t_ms();
+		now = pvio_now_ms();
 		if (now >= end)
 			break;
 		rc = pvio_netfront_arm(q, PVIO_NETFRONT_ARM_RX);
@@ -337,10 +329,10 @@ START_TEST(t_handshake)
 	t_wait_link(true);
 	/* the event follows the state change, from the device's thread */
 	{
-		uint64_t end = t_ms() + 5000;
+		uint64_t end = pvio_now_ms() + 5000;
 
 		while (!__atomic_load_n(&t_ev_link, __ATOMIC_RELAXED) &&
-		       t_ms() < end)
+		       pvio_now_ms() < end)
 			poll(NULL, 0, 5);
 	}
 	ck_assert_int_ge(__atomic_load_n(&t_ev_link, __ATOMIC_RELAXED), 1);
@@ -532,12 +524,12 @@ END_TEST
 START_TEST(t_timeout)
 {
 	char err[PVIO_NETFRONT_ERR_MAX] = "";
-	uint64_t t0 = t_ms();
+	uint64_t t0 = pvio_now_ms();
 
 	/* no backend: its state stays Initialising */
 	ck_assert_int_eq(t_try_open(1, 0, 300, err, sizeof(err)), -ETIMEDOUT);
 	ck_assert_msg(strstr(err, "InitWait"), "err: %s", err);
-	ck_assert_uint_lt(t_ms() - t0, 3000);
+	ck_assert_uint_lt(pvio_now_ms() - t0, 3000);
 }
 END_TEST
 
@@ -821,14 +813,14 @@ static void t_fill_rsv(struct pvio_netfront_txbuf *b, uint32_t len,
 static void t_reserve(struct pvio_netfront_queue *q,
 		      struct pvio_netfront_txbuf *b, uint32_t max)
 {
-	uint64_t end = t_ms() + 10000;
+	uint64_t end = pvio_now_ms() + 10000;
 	int rc;
 
 	while ((rc = pvio_netfront_tx_reserve(q, b, max)) == -EAGAIN) {
 		struct pollfd p = { .fd = pvio_netfront_queue_fd(q),
 				    .events = POLLIN };
 
-		ck_assert_msg(t_ms() < end, "no room to reserve");
+		ck_assert_msg(pvio_now_ms() < end, "no room to reserve");
 		if (pvio_netfront_arm(q, PVIO_NETFRONT_ARM_TX) == 0)
 			poll(&p, 1, 100);
 	}
@@ -1054,7 +1046,7 @@ END_TEST
 static int t_recv_zc(struct pvio_netfront_queue *q, struct pvio_netfront_rxbuf *b,
 		     unsigned int n, int ms)
 {
-	uint64_t end = t_ms() + (uint64_t)ms;
+	uint64_t end = pvio_now_ms() + (uint64_t)ms;
 	unsigned int got = 0;
 
 	while (got < n) {
@@ -1066,7 +1058,7 @@ static int t_recv_zc(struct pvio_netfront_queue *q, struct pvio_netfront_rxbuf *
 		got += (unsigned int)rc;
 		if (got == n || rc > 0)
 			continue;
-		if (t_ms() >= end)
+		if (pvio_now_ms() >= end)
 			break;
 		rc = pvio_netfront_arm(q, PVIO_NETFRONT_ARM_RX);
 		if (rc < 0)
@@ -1157,8 +1149,8 @@ START_TEST(t_rx_zc)
 	for (i = 0; i < 400; i++)
 		t_push(0, 1000 + i, 1000 + i, NULL);
 	got = 0;
-	end = t_ms() + 5000;
-	while (got < 200 && t_ms() < end) {
+	end = pvio_now_ms() + 5000;
+	while (got < 200 && pvio_now_ms() < end) {
 		int n = t_recv_zc(q, b + got, 200 - got, 100);
 
 		ck_assert_int_ge(n, 0);
@@ -1253,8 +1245,8 @@ START_TEST(t_rx_batch_full)
 	q = pvio_netfront_queue(t_dev, 0);
 	for (i = 0; i < 5; i++)
 		t_push(0, 3000 + 3000 * i, i, i == 4 ? &gso : NULL);
-	end = t_ms() + 5000;
-	while (t_mocknet_rx_pending(t_mock) && t_ms() < end)
+	end = pvio_now_ms() + 5000;
+	while (t_mocknet_rx_pending(t_mock) && pvio_now_ms() < end)
 		poll(NULL, 0, 5);
 	ck_assert_uint_eq(t_mocknet_rx_pending(t_mock), 0);
 	ck_assert_int_eq(pvio_netfront_recv(q, f, 2), 2);
@@ -1572,8 +1564,8 @@ START_TEST(t_hostile)
 	t_push(0, 500, 2, NULL);
 	ck_assert_int_eq(t_recv(q, f, 1, 5000), 1);
 	t_mocknet_set_evil(t_mock, evil, 0);
-	end = t_ms() + 5000;
-	while (t_ms() < end) {
+	end = pvio_now_ms() + 5000;
+	while (pvio_now_ms() < end) {
 		if (tx) {
 			f[0].len = 600;
 			t_fill(f[0].data, 600, 3);
@@ -1625,13 +1617,13 @@ START_TEST(t_backend_closes)
 	q = pvio_netfront_queue(t_dev, 0);
 	t_push(0, 1000, 1, NULL);
 	/* let it land before the backend goes */
-	end = t_ms() + 5000;
-	while (t_mocknet_rx_pending(t_mock) && t_ms() < end)
+	end = pvio_now_ms() + 5000;
+	while (t_mocknet_rx_pending(t_mock) && pvio_now_ms() < end)
 		poll(NULL, 0, 5);
 	t_mocknet_close(t_mock);
-	end = t_ms() + 5000;
+	end = pvio_now_ms() + 5000;
 	while ((!pvio_netfront_dead(t_dev) ||
-		!__atomic_load_n(&t_ev_dead, __ATOMIC_RELAXED)) && t_ms() < end)
+		!__atomic_load_n(&t_ev_dead, __ATOMIC_RELAXED)) && pvio_now_ms() < end)
 		poll(NULL, 0, 5);
 	ck_assert_int_eq(pvio_netfront_dead(t_dev), -ENOTCONN);
 	ck_assert_int_eq(__atomic_load_n(&t_ev_dead, __ATOMIC_RELAXED), 1);
@@ -1667,8 +1659,8 @@ START_TEST(t_unknown_state)
 	t_mock = NULL;
 	snprintf(key, sizeof(key), "%s/state", t_be);
 	ck_assert_int_eq(pvio_xs_write(t_x0, 0, key, "0"), 0);
-	end = t_ms() + 5000;
-	while (!pvio_netfront_dead(t_dev) && t_ms() < end)
+	end = pvio_now_ms() + 5000;
+	while (!pvio_netfront_dead(t_dev) && pvio_now_ms() < end)
 		poll(NULL, 0, 5);
 	ck_assert_int_eq(pvio_netfront_dead(t_dev), -ENOTCONN);
 	ck_assert_int_eq(t_fe_state(), PVIO_XB_CLOSED);
