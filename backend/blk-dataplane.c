@@ -74,154 +74,6 @@ static void fail(struct blk_queue *q, struct blk_req *r, int16_t status,
 	respond(q, r, status);
 }
 
-/* ---- validation (rule 4), on the private copy only ------------------------------ */
-
-static int16_t check_segs(struct blk_queue *q, struct blk_req *r)
-{
-	const unsigned int L = q->vbd->logical;
-	uint64_t sectors = 0;
-	unsigned int i;
-
-	for (i = 0; i < r->nseg; i++) {
-		const struct blkif_request_segment *s = &r->seg[i];
-		unsigned int len;
-
-		if (s->last_sect > 7 || s->first_sect > s->last_sect)
-			return BLKIF_RSP_ERROR;
-		len = (s->last_sect - s->first_sect + 1u) * 512u;
-		if ((s->first_sect * 512u) % L || len % L)
-			return BLKIF_RSP_ERROR;	/* not on sector-size */
-		sectors += len / 512u;
-	}
-	if ((r->sector * 512u) % L)
-		return BLKIF_RSP_ERROR;
-	/* inside the device, without wrapping around */
-	if (r->sector + sectors < r->sector ||
-	    r->sector + sectors >
-		    __atomic_load_n(&q->sectors, __ATOMIC_RELAXED))
-		return BLKIF_RSP_ERROR;
-	if (r->kind == BK_WRITE && q->vbd->readonly)
-		return BLKIF_RSP_ERROR;
-	r->bytes = sectors * 512u;
-	return BLKIF_RSP_OKAY;
-}
-
-/*
- * Turn one copied request into a blk_req. Return 0 if it goes on, or the
- * status to answer at once. Indirect requests need their pages first.
- */
-static int16_t parse(struct blk_queue *q, const struct blkif_request *c,
-		     struct blk_req *r)
-{
-	const struct vbd *v = q->vbd;
-
-	r->id = c->id;
-	r->op = c->operation;
-	r->indirect = false;
-	r->retried = false;
-	r->mapped = false;
-	r->stage = 0;
-	r->status = BLKIF_RSP_OKAY;
-	r->pending = 0;
-	r->nseg = 0;
-	r->bytes = 0;
-	r->err_counter = &q->dq.st.err_bad_req;
-	switch (c->operation) {
-	case BLKIF_OP_READ:
-	case BLKIF_OP_WRITE:
-		r->kind = c->operation == BLKIF_OP_READ ? BK_READ : BK_WRITE;
-		STAT_ADD(&q->dq, req[c->operation], 1);
-		if (c->nr_segments == 0 ||
-		    c->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST)
-			return BLKIF_RSP_ERROR;
-		r->nseg = c->nr_segments;
-		r->sector = c->sector_number;
-		memcpy(r->seg, c->seg, sizeof(c->seg[0]) * r->nseg);
-		return check_segs(q, r);
-	case BLKIF_OP_FLUSH_DISKCACHE:
-		STAT_ADD(&q->dq, req[BLKIF_OP_FLUSH_DISKCACHE], 1);
-		r->kind = BK_FLUSH;
-		if (!v->feat_flush)
-			return BLKIF_RSP_EOPNOTSUPP;
-		/* a flush carries no data (segments, if any, are ignored as
-		 * by Linux blkback) */
-		return BLKIF_RSP_OKAY;
-	case BLKIF_OP_WRITE_BARRIER:
-		STAT_ADD(&q->dq, req[BLKIF_OP_WRITE_BARRIER], 1);
-		r->kind = BK_BARRIER;
-		if (!v->feat_barrier)
-			return BLKIF_RSP_EOPNOTSUPP;
-		if (c->nr_segments > BLKIF_MAX_SEGMENTS_PER_REQUEST)
-			return BLKIF_RSP_ERROR;
-		r->nseg = c->nr_segments;
-		r->sector = c->sector_number;
-		memcpy(r->seg, c->seg, sizeof(c->seg[0]) * r->nseg);
-		if (r->nseg) {
-			int16_t st;
-
-			r->kind = BK_WRITE;	/* for the checks */
-			st = check_segs(q, r);
-			r->kind = BK_BARRIER;
-			return st;
-		}
-		return v->readonly ? BLKIF_RSP_ERROR : BLKIF_RSP_OKAY;
-	case BLKIF_OP_DISCARD: {
-		const struct blkif_request_discard *d =
-			(const struct blkif_request_discard *)c;
-		const unsigned int L = v->logical;
-
-		STAT_ADD(&q->dq, req[BLKIF_OP_DISCARD], 1);
-		r->kind = BK_DISCARD;
-		if (!v->feat_discard)
-			return BLKIF_RSP_EOPNOTSUPP;
-		r->sector = d->sector_number;
-		if (v->readonly || d->nr_sectors == 0 ||
-		    d->nr_sectors > UINT64_MAX / 512u ||
-		    d->sector_number + d->nr_sectors < d->sector_number ||
-		    d->sector_number + d->nr_sectors >
-			    __atomic_load_n(&q->sectors, __ATOMIC_RELAXED) ||
-		    (d->sector_number * 512u) % L ||
-		    (d->nr_sectors * 512u) % L)
-			return BLKIF_RSP_ERROR;
-		r->bytes = d->nr_sectors * 512u;
-		return BLKIF_RSP_OKAY;
-	}
-	case BLKIF_OP_INDIRECT: {
-		const struct blkif_request_indirect *in =
-			(const struct blkif_request_indirect *)c;
-		unsigned int i;
-
-		STAT_ADD(&q->dq, req[BLKIF_OP_INDIRECT], 1);
-		r->kind = BK_READ;
-		if (!v->max_indirect)
-			return BLKIF_RSP_EOPNOTSUPP;
-		r->id = in->id;
-		/* Linux blkfront wants the indirect_op echoed */
-		r->op = in->indirect_op;
-		if (in->indirect_op != BLKIF_OP_READ &&
-		    in->indirect_op != BLKIF_OP_WRITE) {
-			r->op = BLKIF_OP_INDIRECT;
-			return BLKIF_RSP_EOPNOTSUPP;
-		}
-		r->kind = in->indirect_op == BLKIF_OP_READ ? BK_READ : BK_WRITE;
-		if (in->nr_segments == 0 || in->nr_segments > q->max_segs)
-			return BLKIF_RSP_ERROR;
-		r->indirect = true;
-		r->nseg = in->nr_segments;
-		r->sector = in->sector_number;
-		r->nr_indirect = (uint16_t)((r->nseg + BLK_SEGS_PER_INDIRECT_PAGE - 1) /
-					    BLK_SEGS_PER_INDIRECT_PAGE);
-		for (i = 0; i < r->nr_indirect; i++)
-			r->indirect_grefs[i] = in->indirect_grefs[i];
-		return BLKIF_RSP_OKAY;
-	}
-	default:
-		STAT_ADD(&q->dq, req[7], 1);
-		r->kind = BK_FLUSH;	/* no data */
-		return BLKIF_RSP_EOPNOTSUPP;	/* unknown: rule 4 */
-	}
-}
-
 /* ---- submission ------------------------------------------------------------------------ */
 
 static int target_fd(struct blk_queue *q, struct blk_req *r)
@@ -552,7 +404,10 @@ static void load_indirect(struct blk_queue *q, struct blk_req **list,
 			}
 		/* only now, on our own copy */
 		if (r->status == BLKIF_RSP_OKAY)
-			r->status = check_segs(q, r);
+			r->status = blk_check_segs(q->vbd,
+						   __atomic_load_n(&q->sectors,
+								   __ATOMIC_RELAXED),
+						   r);
 	}
 	pvio_gcopy_reset(gc);
 }
@@ -597,7 +452,12 @@ static int blk_process(struct dp_queue *dq)
 			q->free_reqs = r->next;
 			q->nr_free--;
 			q->inflight++;
-			r->status = parse(q, &c[i], r);
+			r->status = blk_parse(q->vbd, q->max_segs,
+					      __atomic_load_n(&q->sectors,
+							      __ATOMIC_RELAXED),
+					      &c[i], r);
+			r->err_counter = &dq->st.err_bad_req;
+			STAT_ADD(dq, req[blk_op_stat(c[i].operation)], 1);
 			if (r->status == BLKIF_RSP_EOPNOTSUPP)
 				r->err_counter = &dq->st.err_unsupp;
 			if (r->status == BLKIF_RSP_OKAY && r->indirect)

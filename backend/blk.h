@@ -112,6 +112,22 @@ int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 		     unsigned int index, const pvio_gref_t *refs,
 		     unsigned int nr_pages, pvio_port_t port, bool persistent,
 		     struct blk_queue **out);
+/*
+ * blk-parse.c: validation of the private copy of a request (rule 4), pure.
+ * blk_parse() turns the copy @c into @r: BLKIF_RSP_OKAY if it goes on (an
+ * indirect one once its segments are copied in and pass blk_check_segs()),
+ * or the status to answer at once. @max_segs bounds indirect requests,
+ * @dev_sectors is the device's size in 512-byte units.
+ */
+int16_t blk_parse(const struct vbd *v, uint32_t max_segs,
+		  uint64_t dev_sectors, const struct blkif_request *c,
+		  struct blk_req *r);
+/* @r's segments and sector: in range, aligned, writable. Sets r->bytes. */
+int16_t blk_check_segs(const struct vbd *v, uint64_t dev_sectors,
+		       struct blk_req *r);
+/* The index in dp_stats.req[] counting operation @op (7: unknown). */
+unsigned int blk_op_stat(uint8_t op);
+
 /* After the worker let go of it (DPQ_STOPPED, or never started). */
 void blk_queue_free(struct blk_queue *q);
 /* A bigger device: later requests may use the new sectors. */

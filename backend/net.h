@@ -96,6 +96,16 @@ int net_queue_create(struct device *d, struct vif *v, struct worker *w,
 		     struct net_queue **out);
 void net_queue_free(struct net_queue *q);
 
+/*
+ * net-parse.c. net_tx_take(): take one packet's slots from @tx into @p.
+ * Return 1 (a packet), 0 (ring empty) or -EPROTO with *why (fatal: the
+ * caller halts the ring). net_tx_check(): its sizes; 0 (good, the first
+ * slot's own length in *first_len), 1 + DROP_* (drop it), or -EPROTO.
+ */
+int net_tx_take(struct pvio_ring_back *tx, struct tx_pkt *p, const char **why);
+int net_tx_check(const struct tx_pkt *p, uint32_t *first_len,
+		 const char **why);
+
 /* tap.c */
 int tap_open(const char *name, bool multi_queue, int *fd);
 int tap_setup(int fd, const char *name, const char *bridge);
