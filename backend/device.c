@@ -127,6 +127,32 @@ static void do_connect(struct device *d)
 	pvio_xenbus_switch(d->xb, PVIO_XB_CONNECTED);
 }
 
+/*
+ * A device is an instance, not a name: the toolstack may remove the
+ * backend directory and write a new one with the same kind, domid and
+ * devid between two of our scans (detach; attach NEW.img). The new one
+ * starts with state Initialising (libxl and pvio-ctl write it in the
+ * creating transaction), which only the toolstack writes: once we have
+ * probed, our state node holds what we wrote (InitWait or later) or
+ * libxl's Closing. So Initialising in the node while we are past it
+ * means a new instance: a fresh probe, a new target, a new TAP.
+ */
+static bool device_recreated(struct device *d)
+{
+	enum pvio_xb_state mine = pvio_xenbus_state(d->xb);
+	unsigned long node;
+
+	if (d->recreated)
+		return true;
+	if (mine == PVIO_XB_INITIALISING || mine == PVIO_XB_UNKNOWN)
+		return false;
+	if (device_read_uint(d, "state", 0, 8, PVIO_XB_CLOSED, false, &node) ||
+	    node != PVIO_XB_INITIALISING)
+		return false;
+	d->recreated = true;
+	return true;
+}
+
 /* The one dispatcher of the frontend's state. */
 static void frontend_changed(struct pvio_xenbus *xb, enum pvio_xb_state fe,
 			     void *opaque)
@@ -134,6 +160,12 @@ static void frontend_changed(struct pvio_xenbus *xb, enum pvio_xb_state fe,
 	struct device *d = opaque;
 	enum pvio_xb_state be = pvio_xenbus_state(xb);
 
+	/* the frontend of a re-created device: not ours to answer with the
+	 * old instance (the scan its creation fired replaces the device) */
+	if (device_recreated(d)) {
+		disconnect(d);
+		return;
+	}
 	switch (fe) {
 	case PVIO_XB_INITIALISING:
 		/* a frontend (re)starting after we closed: offer again; not
@@ -314,6 +346,21 @@ void devices_scan(struct backd *bd)
 			*pp = d->next;
 			log_info("%s: removed", d->path);
 			dev_free(d);
+			continue;
+		}
+		if (device_recreated(d)) {
+			const struct device_ops *ops = d->ops;
+			char type[sizeof(d->type)];
+			unsigned int fe = d->fe, devid = d->devid;
+
+			/* removed and written anew since the last scan */
+			*pp = d->next;
+			log_info("%s: removed and re-created: a new device",
+				 d->path);
+			snprintf(type, sizeof(type), "%s", d->type);
+			dev_free(d);
+			if (!bd->stopping)
+				dev_create(bd, ops, type, fe, devid);
 			continue;
 		}
 		/* libxl's remove: online=0 and Closing written into our

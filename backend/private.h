@@ -241,6 +241,7 @@ struct device {
 	void *priv;			/* vbd / vif state */
 	struct device *next;
 	bool seen;			/* discovery sweep mark */
+	bool recreated;			/* the toolstack wrote a new instance */
 	uint64_t connects;
 	struct dp_stats retired;	/* counters of queues already freed */
 };

@@ -19,6 +19,8 @@
  *   t-blkclient DEVID ro                    a read-only disk refuses writes
  *   t-blkclient DEVID ops                   flush, barrier, discard
  *   t-blkclient DEVID resize                wait for the disk to grow
+ *   t-blkclient DEVID mark I                write block I filled with
+ *                                           (I & 0xff) | 1, read it back
  *   t-blkclient DEVID stress N LOG          N writes, 32 in flight; the id
  *                                           of each acknowledged one goes
  *                                           to LOG; all read back at the end
@@ -622,6 +624,18 @@ int main(int argc, char **argv)
 		teardown();
 	} else if (!strcmp(cmd, "resize")) {
 		resize();
+		teardown();
+	} else if (!strcmp(cmd, "mark")) {
+		unsigned int blk = argc > 3 ? (unsigned int)atoi(argv[3]) : 0;
+		unsigned char *pg = (unsigned char *)data + 4096;	/* id 1 */
+
+		memset(pg, (int)(blk & 0xff) | 1, 4096);
+		if (one(BLKIF_OP_WRITE, 1, (uint64_t)blk * 8, 1, NULL))
+			FAIL("mark %u: write failed", blk);
+		memset(pg, 0, 4096);
+		if (one(BLKIF_OP_READ, 1, (uint64_t)blk * 8, 1, NULL) ||
+		    pg[4095] != ((blk & 0xff) | 1))
+			FAIL("mark %u: read back", blk);
 		teardown();
 	} else if (!strcmp(cmd, "stress")) {
 		if (argc < 5)

@@ -94,6 +94,12 @@ static void connect_dev(void)
 	wr("state", "1");
 	if (!wait_be(2, 5000))
 		FAIL("backend not in InitWait");
+	/* what netfront refuses to go on without (a stale backend dir, not
+	 * probed again after a re-attach, has none) */
+	snprintf(p, sizeof(p), "%s/feature-rx-copy", be);
+	if (pvio_xs_read(xs, 0, p, &m) < 0)
+		FAIL("backend %s does not offer feature-rx-copy", be);
+	free(m);
 	if (pvio_gnt_share(plat, 0, 1, true, &tx_ref, &tx_mem) ||
 	    pvio_gnt_share(plat, 0, 1, true, &rx_ref, &rx_mem) ||
 	    pvio_gnt_share(plat, 0, NPAGES, true, refs, &pages))
