@@ -23,10 +23,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "private.h"
+#include <pvio/base.h>
 
-#define pvio_likely(x)		__builtin_expect(!!(x), 1)
-#define pvio_unlikely(x)	__builtin_expect(!!(x), 0)
+#include "private.h"
 #include "sim-gnttab.h"
 #include "sim-proto.h"
 #include "sim-util.h"

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <pvio/ring.h>
+#include <pvio/base.h>
 
 #include "private.h"
 #include "toolstack.h"

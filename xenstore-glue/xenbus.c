@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <pvio/ring.h>
+#include <pvio/base.h>
 
 #include "private.h"
 

@@ -44,10 +44,6 @@
 extern "C" {
 #endif
 
-#ifndef PVIO_API
-#define PVIO_API __attribute__((visibility("default")))
-#endif
-
 struct pvio_blkfront;
 struct pvio_blkfront_queue;
 

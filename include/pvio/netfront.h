@@ -50,10 +50,6 @@
 extern "C" {
 #endif
 
-#ifndef PVIO_API
-#define PVIO_API __attribute__((visibility("default")))
-#endif
-
 struct pvio_netfront;
 struct pvio_netfront_queue;
 

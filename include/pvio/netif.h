@@ -26,10 +26,6 @@
 extern "C" {
 #endif
 
-#ifndef PVIO_API
-#define PVIO_API __attribute__((visibility("default")))
-#endif
-
 /* What netif says about one packet's offloads. */
 struct pvio_net_offload {
 	bool csum_blank;	/* checksum to be filled in (partial) */

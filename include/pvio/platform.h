@@ -19,12 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pvio/base.h>
+
 #ifdef __cplusplus
 extern "C" {
-#endif
-
-#ifndef PVIO_API
-#define PVIO_API __attribute__((visibility("default")))
 #endif
 
 #define PVIO_PAGE_SIZE		4096u

@@ -30,10 +30,6 @@
 extern "C" {
 #endif
 
-#ifndef PVIO_API
-#define PVIO_API __attribute__((visibility("default")))
-#endif
-
 /* xenbus.h's XenbusState, without pulling the header into users */
 enum pvio_xb_state {
 	PVIO_XB_UNKNOWN = 0,
