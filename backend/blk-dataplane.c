@@ -38,7 +38,8 @@ static void respond(struct blk_queue *q, struct blk_req *r, int16_t status)
 {
 	struct blkif_response *p = pvio_blkif_back_rsp(&q->ring);
 
-	/* field by field: no padding of ours reaches shared memory (rule 8) */
+	/* field by field: no padding of ours reaches shared memory
+	 * (docs/protocol.md rule 8) */
 	p->id = r->id;
 	p->operation = r->op;
 	p->status = status;
@@ -281,7 +282,7 @@ static void start_batch(struct blk_queue *q, struct blk_req **batch,
 				if (pvio_gcopy_status(gc, first[i] + k))
 					ok = false;
 		}
-		if (!ok) {	/* rule 7: answer it, keep going */
+		if (!ok) {	/* docs/protocol.md rule 7: answer, go on */
 			fail(q, r, BLKIF_RSP_ERROR, &q->dq.st.err_grant);
 			continue;
 		}
@@ -429,7 +430,8 @@ static int blk_process(struct dp_queue *dq)
 	}
 	if (q->persistent)
 		pg_cache_pass(&q->pg, 64);	/* new maps per pass */
-	/* bounded work per pass and by free request structs (rule 3); a
+	/* bounded work per pass and by free request structs
+	 * (docs/protocol.md rule 3); a
 	 * full parking lot stops taking until pages come back */
 	budget = q->nr_reqs < 256 ? q->nr_reqs : 256;
 	while (total < budget && q->nr_free && !q->parked) {
@@ -527,7 +529,8 @@ static void blk_complete(struct dp_queue *dq, struct dp_tag *tag, int res)
 		if (res == -EOPNOTSUPP) {
 			r->status = BLKIF_RSP_EOPNOTSUPP;
 			STAT_ADD(dq, err_unsupp, 1);
-			/* rule 10: the feature goes (main thread) */
+			/* docs/protocol.md rule 10: the feature goes (main
+			 * thread) */
 			if (r->kind == BK_FLUSH || r->kind == BK_BARRIER)
 				__atomic_store_n(&q->vbd->flush_unsupported, 1,
 						 __ATOMIC_RELAXED);

@@ -155,6 +155,7 @@ int16_t blk_parse(const struct vbd *v, uint32_t max_segs,
 	}
 	default:
 		r->kind = BK_FLUSH;	/* no data */
-		return BLKIF_RSP_EOPNOTSUPP;	/* unknown: rule 4 */
+		/* unknown: docs/protocol.md rule 4 */
+		return BLKIF_RSP_EOPNOTSUPP;
 	}
 }

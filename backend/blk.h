@@ -113,7 +113,8 @@ int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 		     unsigned int nr_pages, pvio_port_t port, bool persistent,
 		     struct blk_queue **out);
 /*
- * blk-parse.c: validation of the private copy of a request (rule 4), pure.
+ * blk-parse.c: validation of the private copy of a request
+ * (docs/protocol.md rule 4), pure.
  * blk_parse() turns the copy @c into @r: BLKIF_RSP_OKAY if it goes on (an
  * indirect one once its segments are copied in and pass blk_check_segs()),
  * or the status to answer at once. @max_segs bounds indirect requests,

@@ -263,7 +263,8 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 	if (be == PVIO_XB_CONNECTED &&
 	    (other == PVIO_XB_CONNECTED || other == PVIO_XB_INITIALISED)) {
 		/* a backend restarting under a connected guest: attach at the
-		 * live ring indices, do not go through Closing (rule 11) */
+		 * live ring indices, do not go through Closing
+		 * (docs/protocol.md rule 11) */
 		rc = ops->connect(d);
 		if (rc) {
 			log_warn("%s: cannot re-attach: %s", d->path,
@@ -415,7 +416,8 @@ int devices_init(struct backd *bd)
 	return rc;
 }
 
-/* Fail one device: this guest only, the others keep running (rule 9). */
+/* Fail one device: this guest only, the others keep running
+ * (docs/protocol.md rule 9). */
 static void device_fail(struct device *d, int err, unsigned int queue,
 			const char *why)
 {

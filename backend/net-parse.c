@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * netif tx: one packet's slot chain and extra-info slots taken from the
- * ring (each slot copied once, rule 1) and its sizes checked (rule 4), as
+ * ring (each slot copied once, docs/protocol.md rule 1) and its sizes
+ * checked (rule 4), as
  * Linux netback's xenvif_get_extras() and xenvif_count_requests(). Pure
  * but for the ring's memory: net-dataplane.c calls them for every packet,
  * fuzz/fuzz-netif-tx.c on a ring libFuzzer fills.

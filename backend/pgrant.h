@@ -6,10 +6,10 @@
  * every segment is found here and I/O goes straight to and from the
  * guest's pages (no bounce buffer, no grant copy).
  *
- * Bounded (rule 3): at most @cap pages mapped; pages no request uses are
- * evicted least recently used first; at most a few new maps per pass, so
- * a guest spraying fresh refs cannot stall the worker in map calls. What
- * does not fit goes the grant-copy way.
+ * Bounded (docs/protocol.md rule 3): at most @cap pages mapped; pages no
+ * request uses are evicted least recently used first; at most a few new
+ * maps per pass, so a guest spraying fresh refs cannot stall the worker in
+ * map calls. What does not fit goes the grant-copy way.
  */
 #ifndef PVIO_BACKEND_PGRANT_H
 #define PVIO_BACKEND_PGRANT_H

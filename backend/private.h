@@ -116,7 +116,7 @@ struct dp_queue {
 	bool halted;			/* the guest broke the protocol */
 	int halt_err;
 	char halt_why[128];
-	/* event-storm guard (rule 6) */
+	/* event-storm guard (docs/protocol.md rule 6) */
 	uint64_t storm_window_ns;
 	uint32_t storm_spurious;
 	uint64_t throttle_until_ns;

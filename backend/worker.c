@@ -460,7 +460,8 @@ static void *worker_main(void *arg)
 				unsigned int i;
 
 				q->kicked = false;
-				/* acknowledged after draining (rule 6) */
+				/* acknowledged after draining
+				 * (docs/protocol.md rule 6) */
 				for (i = 0; i < q->nr_ports; i++)
 					pvio_evtchn_unmask(w->plat, q->ports[i]);
 			}

@@ -118,7 +118,8 @@ int pvio_ring_back_attach(struct pvio_ring_back *r, void *sring,
 		return rc;
 	memset(r, 0, sizeof(*r));
 	/* BACK_RING_ATTACH at the live response index: requests published
-	 * but not answered are consumed again (restart safety, rule 11). */
+	 * but not answered are consumed again (restart safety,
+	 * docs/protocol.md rule 11). */
 	rsp = __atomic_load_n(&s->rsp_prod, __ATOMIC_ACQUIRE);
 	req = __atomic_load_n(&s->req_prod, __ATOMIC_ACQUIRE);
 	r->sring = s;

@@ -1220,7 +1220,8 @@ int main(int argc, char **argv)
 
 				cf.batch = batches[bi];
 				/* the back end answers one batch per pass
-				 * (a budget per notification, rule 3) */
+				 * (a budget per notification,
+				 * docs/protocol.md rule 3) */
 				cf.budget = budgets ? budgets : batches[bi];
 				cf.work_ns = work_ns;
 				cf.wake_batch = wake ? wake : 1;

@@ -9,7 +9,7 @@
  * request and response, and the slot count is what fits, rounded down to a
  * power of two. Identical to DEFINE_RING_TYPES (checked at compile time).
  *
- * Consumer rules (shared/protocol.md 1-3):
+ * Consumer rules (docs/protocol.md rules 1-3):
  *  - the producer index is read once per pass, with acquire ordering;
  *  - each request is copied out once into private memory and only the copy
  *    is looked at;
