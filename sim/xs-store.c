@@ -456,10 +456,30 @@ static struct node *node_dup(const struct node *o)
 	return n;
 }
 
+static bool kid_listed(const struct node *n, const char *name, size_t len)
+{
+	size_t off, l;
+
+	for (off = 0; off < n->klen; off += l + 1) {
+		l = strlen(n->kids + off);
+		if (l == len && memcmp(n->kids + off, name, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A name is listed once. A transaction's copy of a parent may still list a
+ * child removed outside the transaction; the child re-created inside it
+ * must not be listed twice (rm_tree would collect, and free, it twice).
+ */
 static int kid_add(struct node *n, const char *name, size_t len)
 {
-	char *k = realloc(n->kids, n->klen + len + 1);
+	char *k;
 
+	if (kid_listed(n, name, len))
+		return 0;
+	k = realloc(n->kids, n->klen + len + 1);
 	if (!k)
 		return -ENOMEM;
 	memcpy(k + n->klen, name, len);

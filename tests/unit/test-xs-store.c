@@ -588,6 +588,38 @@ START_TEST(test_tx_rm_and_create)
 }
 END_TEST
 
+/*
+ * An unprivileged guest, five operations: the transaction's copy of the
+ * parent still lists a child removed outside it; re-creating the child
+ * inside must not list it twice (rm_tree collected it twice: a
+ * use-after-free that killed pvio-simhv).
+ */
+START_TEST(test_tx_recreate_removed_child)
+{
+	uint32_t t;
+
+	t_write(c5, 0, "data/p/c", "1");
+	ck_assert_int_eq(pvio__xs_tx_start(c5, &t), 0);
+	t_write(c5, t, "data/p/x", "2");	/* the tx copies data/p */
+	ck_assert_int_eq(pvio__xs_rm(c5, 0, "data/p/c"), 0);
+	t_write(c5, t, "data/p/c", "3");
+	{
+		unsigned int len;
+		char *v;
+
+		/* listed once */
+		ck_assert_int_eq(pvio__xs_directory(c5, t, "data/p", &v, &len),
+				 0);
+		ck_assert_uint_eq(len, 4);
+		ck_assert_mem_eq(v, "c\0x", 4);
+		free(v);
+	}
+	ck_assert_int_eq(pvio__xs_rm(c5, t, "data/p"), 0);
+	ck_assert_int_eq(pvio__xs_tx_end(c5, t, true), -EAGAIN);
+	ck_assert_int_eq(t_read(c5, 0, "data/p/c", ""), -ENOENT);
+}
+END_TEST
+
 START_TEST(test_tx_conflicts)
 {
 	uint32_t t;
@@ -1236,6 +1268,7 @@ static Suite *xs_store_suite(void)
 	tcase_add_test(tc, test_tx_commit_abort);
 	tcase_add_test(tc, test_tx_rm_and_create);
 	tcase_add_test(tc, test_tx_conflicts);
+	tcase_add_test(tc, test_tx_recreate_removed_child);
 	tcase_add_test(tc, test_tx_ids);
 	tcase_add_test(tc, test_tx_watches_fire_on_commit);
 
