@@ -247,34 +247,67 @@ int pvio_xs_tx_end(struct pvio_xs *x, pvio_xs_tx_t tx, bool abort)
 	return xs_transaction_end(x->h, TX(tx), abort) ? 0 : neg_errno();
 }
 
+/* A digit's value in base 16 (10: decimal only), or -1. */
+static int digit(char c, unsigned int base)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (base == 16 && c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (base == 16 && c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Strictly "decimal, or 0x hex": no sign, no white space (strtoul takes
+ * both, also after the "0x"), at least one digit, nothing after them.
+ */
+int pvio_xs_parse_uint(const char *s, unsigned long min, unsigned long max,
+		       unsigned long *out)
+{
+	unsigned int base = 10;
+	unsigned long v = 0;
+	int d;
+
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+	}
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		d = digit(*s, base);
+		if (d < 0)
+			return -EINVAL;
+		if (v > (ULONG_MAX - (unsigned long)d) / base) {
+			/* the rest must still be digits: garbage is -EINVAL */
+			while (*++s)
+				if (digit(*s, base) < 0)
+					return -EINVAL;
+			return -ERANGE;
+		}
+		v = v * base + (unsigned long)d;
+	}
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
 int pvio_xs_read_uint(struct pvio_xs *x, pvio_xs_tx_t tx, const char *path,
 		      unsigned long min, unsigned long max, unsigned long *out)
 {
-	unsigned long long v;
-	char *s = NULL, *p, *end;
-	int rc = pvio_xs_read(x, tx, path, &s), base = 10;
+	char *s = NULL;
+	int rc = pvio_xs_read(x, tx, path, &s);
 
 	if (rc < 0)
 		return rc;
-	p = s;
-	if (!*p || *p == '-' || *p == '+' || *p == ' ') {
-		free(s);
-		return -EINVAL;
-	}
-	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
-		base = 16;
-		p += 2;
-	}
-	errno = 0;
-	v = strtoull(p, &end, base);
-	rc = (errno == ERANGE) ? -ERANGE : (*end || end == p) ? -EINVAL : 0;
+	/* a value with a NUL inside is not a number either */
+	rc = strlen(s) != (size_t)rc ? -EINVAL
+				     : pvio_xs_parse_uint(s, min, max, out);
 	free(s);
-	if (rc)
-		return rc;
-	if (v < min || v > max)
-		return -ERANGE;
-	*out = (unsigned long)v;
-	return 0;
+	return rc;
 }
 
 int pvio_xs_read_uint_default(struct pvio_xs *x, pvio_xs_tx_t tx,

@@ -97,6 +97,14 @@ PVIO_API int pvio_xs_tx_end(struct pvio_xs *x, pvio_xs_tx_t tx, bool abort);
 PVIO_API int pvio_xs_read_uint(struct pvio_xs *x, pvio_xs_tx_t tx,
 			       const char *path, unsigned long min,
 			       unsigned long max, unsigned long *out);
+/*
+ * The parser of pvio_xs_read_uint(), for a value at hand: strictly decimal
+ * digits, or "0x"/"0X" and hex digits; no sign, no white space, nothing
+ * after. -EINVAL if not such a number, -ERANGE if outside [min, max] or
+ * above ULONG_MAX.
+ */
+PVIO_API int pvio_xs_parse_uint(const char *s, unsigned long min,
+				unsigned long max, unsigned long *out);
 /* The same with a default when the node is absent. */
 PVIO_API int pvio_xs_read_uint_default(struct pvio_xs *x, pvio_xs_tx_t tx,
 				       const char *path, unsigned long min,
