@@ -125,9 +125,8 @@ static void submit_rw(struct blk_queue *q, struct blk_req *r, bool write,
 				    r->sector * 512u);
 	dp_sqe_file(sqe, target_slot(q, r));
 	sqe->flags |= flags;
-	io_uring_sqe_set_data(sqe, &r->tag);
 	r->pending++;
-	q->dq.w->inflight++;
+	dp_sqe_own(&q->dq, sqe, &r->tag);
 }
 
 static void submit_fsync(struct blk_queue *q, struct blk_req *r, uint8_t flags)
@@ -137,9 +136,8 @@ static void submit_fsync(struct blk_queue *q, struct blk_req *r, uint8_t flags)
 	io_uring_prep_fsync(sqe, q->vbd->fd_buffered, IORING_FSYNC_DATASYNC);
 	dp_sqe_file(sqe, q->slot_buffered);
 	sqe->flags |= flags;
-	io_uring_sqe_set_data(sqe, &r->tag);
 	r->pending++;
-	q->dq.w->inflight++;
+	dp_sqe_own(&q->dq, sqe, &r->tag);
 }
 
 static void submit(struct blk_queue *q, struct blk_req *r)
@@ -162,9 +160,8 @@ static void submit(struct blk_queue *q, struct blk_req *r)
 					FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 					r->sector * 512u, r->bytes);
 		dp_sqe_file(sqe, q->slot_buffered);
-		io_uring_sqe_set_data(sqe, &r->tag);
 		r->pending++;
-		q->dq.w->inflight++;
+		dp_sqe_own(&q->dq, sqe, &r->tag);
 		break;
 	case BK_BARRIER:
 		/* everything before it has completed (the queue drained):

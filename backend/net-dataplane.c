@@ -124,8 +124,7 @@ static void tx_submit(struct net_queue *q, struct tx_job *jobs, unsigned int n)
 
 			io_uring_prep_write(sqe, q->tap_fd, b->data, b->len, 0);
 			dp_sqe_file(sqe, q->tap_slot);
-			io_uring_sqe_set_data(sqe, &b->tag);
-			q->dq.w->inflight++;
+			dp_sqe_own(&q->dq, sqe, &b->tag);
 			q->tx_writing++;
 			queued++;
 		}
@@ -222,8 +221,7 @@ static void rx_post(struct net_queue *q, struct net_buf *b)
 
 	io_uring_prep_read(sqe, q->tap_fd, b->data, NET_BUF_SIZE, 0);
 	dp_sqe_file(sqe, q->tap_slot);
-	io_uring_sqe_set_data(sqe, &b->tag);
-	q->dq.w->inflight++;
+	dp_sqe_own(&q->dq, sqe, &b->tag);
 	q->rx_reading++;
 }
 
@@ -559,22 +557,20 @@ static bool net_busy(const struct dp_queue *dq)
 static void net_quiesce(struct dp_queue *dq)
 {
 	struct net_queue *q = NQ(dq);
-	static struct dp_tag cancel_tag = { .kind = TAG_CANCEL };
 	struct io_uring_sqe *sqe;
 
 	if (q->quiesced)
 		return;
 	q->quiesced = true;
-	/* posted reads would wait for traffic forever: cancel them */
-	cancel_tag.q = dq;
+	/* posted reads would wait for traffic forever: cancel them; the
+	 * cancel is the queue's own SQE (its tag, counted until reaped) */
 	sqe = worker_sqe(dq->w);
 	if (q->tap_slot >= 0)
 		io_uring_prep_cancel_fd(sqe, q->tap_slot, IORING_ASYNC_CANCEL_ALL |
 							  IORING_ASYNC_CANCEL_FD_FIXED);
 	else
 		io_uring_prep_cancel_fd(sqe, q->tap_fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data(sqe, &cancel_tag);
-	dq->w->inflight++;
+	dp_sqe_own(dq, sqe, &q->cancel_tag);
 }
 
 static void net_free_dq(struct dp_queue *dq)
@@ -614,6 +610,8 @@ int net_queue_create(struct device *d, struct vif *v, struct worker *w,
 	q->domid = d->fe;
 	q->tap_fd = -1;
 	q->tap_slot = -1;
+	q->cancel_tag.q = &q->dq;
+	q->cancel_tag.kind = TAG_CANCEL;
 	q->rx_ready_tail = &q->rx_ready;
 	q->drain_ns = v->fe_rx_notify ? NET_RX_DRAIN_NS : 30000000u;
 	rc = pvio_gnt_map(w->plat, d->fe, 1, &tx_ref, true, &q->tx_mem);

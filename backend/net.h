@@ -71,6 +71,7 @@ struct net_queue {
 	char *bufs;			/* NET_TX_BUFS + NET_RX_BUFS buffers */
 	struct net_buf txb[NET_TX_BUFS];
 	struct net_buf rxb[NET_RX_BUFS];
+	struct dp_tag cancel_tag;	/* the quiescing cancel's */
 	struct net_buf *tx_free;
 	uint32_t nr_tx_free;
 	struct net_buf *rx_ready;	/* read from the TAP, for the guest */

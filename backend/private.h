@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include <liburing.h>
 
@@ -122,6 +123,9 @@ struct dp_queue {
 	uint64_t throttle_until_ns;
 	uint64_t peer_checked_ns;	/* last look at the ports' status */
 	uint64_t timer_ns;		/* wake the worker by then (0: none) */
+	/* SQEs of this queue whose CQEs are not reaped yet (dp_sqe_own): the
+	 * queue is not retired, so not freed, before they all are */
+	uint32_t sqes;
 	struct dp_stats st;
 	struct dp_queue *next;		/* the worker's list */
 	/* the worker's registered-file slots this queue holds */
@@ -147,6 +151,13 @@ void dp_queue_notify(struct dp_queue *q, unsigned int i);
  * a kernel without sparse file tables).
  */
 int dp_queue_file(struct dp_queue *q, int fd);
+/*
+ * Every SQE a queue submits, of whatever kind (I/O, cancels), is counted
+ * here when its user_data is one of the queue's tags; the worker uncounts
+ * it when it reaps the CQE, and keeps the queue until none is left.
+ */
+void dp_sqe_own(struct dp_queue *q, struct io_uring_sqe *sqe,
+		struct dp_tag *tag);
 /* Point @sqe at @slot if >= 0 (registered), else leave its fd. */
 static inline void dp_sqe_file(struct io_uring_sqe *sqe, int slot)
 {
@@ -180,6 +191,7 @@ struct worker {
 	bool in_pass;			/* notifications are owed, not sent */
 	struct pvio_gcopy gcopy;	/* one batch of grant copies */
 	uint64_t loops, sleeps;
+	useconds_t test_retire_delay_us;	/* tests only (worker_init) */
 	/* the ring's registered-file table: free slots */
 	unsigned int nr_file_free;
 	uint16_t file_free[WORKER_FILES];

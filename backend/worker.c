@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -96,6 +97,14 @@ struct io_uring_sqe *worker_sqe(struct worker *w)
 	return sqe;
 }
 
+void dp_sqe_own(struct dp_queue *q, struct io_uring_sqe *sqe,
+		struct dp_tag *tag)
+{
+	io_uring_sqe_set_data(sqe, tag);
+	q->sqes++;
+	q->w->inflight++;
+}
+
 int worker_gcopy_flush(struct worker *w)
 {
 	return pvio_gcopy_flush(&w->gcopy);
@@ -119,6 +128,12 @@ int worker_init(struct worker *w, struct backd *bd, unsigned int idx)
 	w->spin_ns = bd->o.spin_ns;
 	w->cmd_efd = -1;
 	pthread_mutex_init(&w->lock, NULL);
+	/* a test knob: pause the worker after it let queues go, as a
+	 * preempted worker would, so that a completion it reaps late meets
+	 * a freed queue (test-backd-flap.sh) */
+	if (getenv("PVIO_BACKD_TEST_RETIRE_DELAY_US"))
+		w->test_retire_delay_us = (useconds_t)strtoul(
+			getenv("PVIO_BACKD_TEST_RETIRE_DELAY_US"), NULL, 10);
 	rc = pvio_platform_open(&w->plat, bd->o.platform, 0, 0);
 	if (rc)
 		return rc;
@@ -314,6 +329,7 @@ static int reap(struct worker *w)
 			continue;
 		if (tag->q) {
 			w->inflight--;
+			tag->q->sqes--;
 			tag->q->ops->complete(tag->q, tag, cqe->res);
 			continue;
 		}
@@ -390,7 +406,9 @@ static void retire(struct worker *w)
 
 		if (st == DPQ_STOPPING) {
 			q->ops->quiesce(q);
-			if (!q->ops->busy(q)) {
+			/* not before every CQE naming it is reaped: the
+			 * dataplane's own count may not cover them all */
+			if (!q->ops->busy(q) && !q->sqes) {
 				q->ops->flush(q);
 				queue_files_release(w, q);
 				*pp = q->next;
@@ -409,6 +427,9 @@ static void retire(struct worker *w)
 		if (write(w->bd->done_efd, &one, sizeof(one)) < 0)
 			log_warn("worker %u: cannot signal: %s", w->idx,
 				 strerror(errno));
+		/* tests: the main thread frees the queues meanwhile */
+		if (w->test_retire_delay_us)
+			usleep(w->test_retire_delay_us);
 	}
 }
 

@@ -14,6 +14,11 @@
  *                                     fatal: it disconnects us
  *   t-netclient DEVID noroom FILE     post no rx buffers until FILE exists,
  *                                     then some: nothing crashes, stalls drop
+ *   t-netclient DEVID hold FILE       connected, no rx buffers posted, until
+ *                                     FILE exists; then close
+ *   t-netclient DEVID flap N          N rounds as fast as the backend
+ *                                     answers: a frame, then Closing, Closed,
+ *                                     Initialising, Connected again
  */
 #include "config.h"
 
@@ -368,6 +373,43 @@ wait:
 	wait_be(6, 5000);
 }
 
+/* The backend's state is one of @mask's (bits), polled each ms. */
+static bool wait_be_fast(unsigned int mask, int ms)
+{
+	for (; ms > 0; ms--) {
+		if (mask & (1u << be_state()))
+			return true;
+		poll(NULL, 0, 1);
+	}
+	return false;
+}
+
+/* The vif's queue stops and starts again and again (each stop quiesces it
+ * with reads posted on the TAP and a frame just written). */
+static void flap(unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		send_frames(1, 60);
+		wr("state", "5");
+		if (!wait_be_fast(1u << 5 | 1u << 6, 5000))
+			FAIL("round %u: backend not Closing (%lu)", i, be_state());
+		wr("state", "6");
+		if (!wait_be_fast(1u << 6, 5000))
+			FAIL("round %u: backend not Closed (%lu)", i, be_state());
+		wr("state", "1");
+		if (!wait_be_fast(1u << 2, 5000))
+			FAIL("round %u: backend not InitWait (%lu)", i, be_state());
+		pvio_netif_tx_front_init(&tx, tx_mem, 1);
+		pvio_netif_rx_front_init(&rx, rx_mem, 1);
+		wr("state", "4");
+		if (!wait_be_fast(1u << 4, 5000))
+			FAIL("round %u: backend not Connected (%lu)", i, be_state());
+	}
+	printf("OK %u rounds of flapping\n", n);
+}
+
 /* Every exit path gives the handles back (a leak checker is watching). */
 static void close_handles(void)
 {
@@ -408,6 +450,14 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "fatal") && argc > 3) {
 		fatal(argv[3]);
 		return 0;
+	} else if (!strcmp(cmd, "hold") && argc > 3) {
+		int waited = 0;
+
+		printf("OK holding\n");
+		while (access(argv[3], F_OK) && waited++ < 6000)
+			usleep(10000);
+	} else if (!strcmp(cmd, "flap") && argc > 3) {
+		flap((unsigned int)atoi(argv[3]));
 	} else if (!strcmp(cmd, "noroom") && argc > 3) {
 		/* no rx buffers until told: the backend holds, then drops */
 		int waited = 0;
