@@ -71,7 +71,6 @@ int pvio_blkfront_open(struct pvio_blkfront **out, struct pvio_platform *p,
 		       size_t errlen)
 {
 	struct pvio_blkfront *dev;
-	const char *dir;
 	char why[128];
 	int rc;
 
@@ -89,6 +88,13 @@ int pvio_blkfront_open(struct pvio_blkfront **out, struct pvio_platform *p,
 	if (opts)
 		dev->opts = *opts;
 	rc = check_opts(&dev->opts, why, sizeof(why));
+	if (!rc) {
+		/* the queues' threads open their own handles with it */
+		rc = pvio_platform_spec(p, dev->spec, sizeof(dev->spec));
+		if (rc)
+			snprintf(why, sizeof(why), "the platform's spec: %s",
+				 strerror(-rc));
+	}
 	if (rc) {
 		copy_err(err, errlen, why);
 		free(dev);
@@ -101,12 +107,6 @@ int pvio_blkfront_open(struct pvio_blkfront **out, struct pvio_platform *p,
 	dev->devid = devid;
 	/* info->handle: the device directory's name, as Linux */
 	dev->handle = (uint16_t)devid;
-	dir = pvio__platform_sim_dir(p);
-	if (dir)
-		snprintf(dev->spec, sizeof(dev->spec), "sim:%s", dir);
-	else
-		snprintf(dev->spec, sizeof(dev->spec), "%s",
-			 pvio_platform_name(p));
 
 	rc = pvio__bf_xb_open(dev);
 	if (!rc && (dev->opts.flags & PVIO_BLKFRONT_F_THREAD)) {

@@ -16,10 +16,6 @@
 
 #define NF_DEFAULT_TIMEOUT_MS	10000u
 #define NF_MSG_MAX		PVIO_NETFRONT_ERR_MAX
-#define NF_SPEC_MAX		4200u
-
-/* hypercall/: the sim world's directory, NULL on xen */
-const char *pvio__platform_sim_dir(const struct pvio_platform *p);
 
 enum nf_phase {
 	NF_OPENING,	/* handshake in progress */
@@ -41,7 +37,7 @@ struct pvio_netfront {
 	struct pvio_platform *plat;
 	struct pvio_xs *xs;
 	struct pvio_xenbus *xb;
-	char spec[NF_SPEC_MAX];		/* to open the queues' handles */
+	char spec[PVIO_PLATFORM_SPEC_MAX]; /* to open the queues' handles */
 	unsigned int self, devid, backend_id;
 	char path[PVIO_XS_PATH_MAX];
 	char be_path[PVIO_XS_PATH_MAX];

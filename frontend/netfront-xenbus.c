@@ -625,7 +625,6 @@ int pvio_netfront_open(struct pvio_netfront **out, struct pvio_platform *p,
 		       size_t errlen)
 {
 	struct pvio_netfront *dev;
-	const char *dir;
 	char why[128];
 	int rc;
 
@@ -642,6 +641,13 @@ int pvio_netfront_open(struct pvio_netfront **out, struct pvio_platform *p,
 	if (opts)
 		dev->opts = *opts;
 	rc = check_opts(&dev->opts, why, sizeof(why));
+	if (!rc) {
+		/* the queues' threads open their own handles with it */
+		rc = pvio_platform_spec(p, dev->spec, sizeof(dev->spec));
+		if (rc)
+			snprintf(why, sizeof(why), "the platform's spec: %s",
+				 strerror(-rc));
+	}
 	if (rc) {
 		copy_err(err, errlen, why);
 		free(dev);
@@ -652,12 +658,6 @@ int pvio_netfront_open(struct pvio_netfront **out, struct pvio_platform *p,
 	dev->self = pvio_platform_domid(p);
 	dev->devid = devid;
 	dev->mtu = 1500;
-	dir = pvio__platform_sim_dir(p);
-	if (dir)
-		snprintf(dev->spec, sizeof(dev->spec), "sim:%s", dir);
-	else
-		snprintf(dev->spec, sizeof(dev->spec), "%s",
-			 pvio_platform_name(p));
 
 	rc = xb_open(dev);
 	if (!rc) {

@@ -26,9 +26,6 @@
 #define BF_SHARE_CHUNK		1024u	/* pages per grant share */
 #define BF_MSG_MAX		1024u	/* error messages */
 
-/* hypercall/: the sim world's directory, NULL on xen */
-const char *pvio__platform_sim_dir(const struct pvio_platform *p);
-
 enum bf_phase {
 	BF_OPENING,	/* handshake in progress */
 	BF_CONNECTED,
@@ -55,7 +52,7 @@ struct pvio_blkfront {
 	struct pvio_platform *plat;
 	struct pvio_xs *xs;
 	struct pvio_xenbus *xb;
-	char spec[4200];		/* to open the queues' handles */
+	char spec[PVIO_PLATFORM_SPEC_MAX]; /* to open the queues' handles */
 	unsigned int self, devid, backend_id;
 	char path[PVIO_XS_PATH_MAX];
 	char be_path[PVIO_XS_PATH_MAX];

@@ -67,6 +67,32 @@ unsigned int pvio_platform_domid(const struct pvio_platform *p)
 	return p->self;
 }
 
+/* What a provider without its own answer says: its name, and "". */
+static int platform_copy(char *buf, size_t size, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (size == 0 || n >= size)
+		return -ENAMETOOLONG;
+	memcpy(buf, s, n + 1);
+	return 0;
+}
+
+int pvio_platform_spec(const struct pvio_platform *p, char *buf, size_t size)
+{
+	if (p->ops->spec)
+		return p->ops->spec(p, buf, size);
+	return platform_copy(buf, size, p->ops->name);
+}
+
+int pvio_platform_xs_path(const struct pvio_platform *p, char *buf,
+			  size_t size)
+{
+	if (p->ops->xs_path)
+		return p->ops->xs_path(p, buf, size);
+	return platform_copy(buf, size, "");
+}
+
 #define CALL(p, op, ...) \
 	((p)->ops->op ? (p)->ops->op((p), ##__VA_ARGS__) : -ENOSYS)
 

@@ -41,6 +41,10 @@ struct pvio_platform_ops {
 
 	int (*domain_info)(struct pvio_platform *p, unsigned int domid,
 			   struct pvio_dominfo *info);
+
+	/* pvio_platform_spec()/_xs_path(); NULL: the name, and "" */
+	int (*spec)(const struct pvio_platform *p, char *buf, size_t size);
+	int (*xs_path)(const struct pvio_platform *p, char *buf, size_t size);
 };
 
 struct pvio_platform {
@@ -51,26 +55,6 @@ struct pvio_platform {
 
 extern const struct pvio_platform_ops pvio_sim_platform_ops;
 extern const struct pvio_platform_ops pvio_xen_platform_ops;
-
-/* sim: the world directory of a sim platform, NULL for other providers. */
-const char *pvio__platform_sim_dir(const struct pvio_platform *p);
-
-/* sim toolstack (dom0 only): the hypervisor side of xl create/destroy. */
-struct pvio_sim_dominfo {
-	unsigned int domid;
-	bool dying;
-	bool persistent;
-	unsigned int nr_procs;
-	char name[64];
-};
-int pvio__sim_domain_create(struct pvio_platform *p, unsigned int domid,
-			    const char *name, uint64_t mem_bytes,
-			    unsigned int *out_domid);
-int pvio__sim_domain_destroy(struct pvio_platform *p, unsigned int domid);
-/* Up to @max domains into @out; return the count. */
-int pvio__sim_domain_list(struct pvio_platform *p, struct pvio_sim_dominfo *out,
-			  unsigned int max);
-int pvio__sim_shutdown(struct pvio_platform *p);
 
 /* Provider constructors: fill @p (ops, ctx, self) or return -errno. */
 int pvio__sim_open(struct pvio_platform *p, const char *dir,

@@ -28,6 +28,7 @@
 #include "private.h"
 #include "sim-gnttab.h"
 #include "sim-proto.h"
+#include "sim-toolstack.h"
 #include "sim-util.h"
 
 struct sim_port {
@@ -1009,10 +1010,21 @@ fail:
 	return rc;
 }
 
-const char *pvio__platform_sim_dir(const struct pvio_platform *p)
+static int sim_spec(const struct pvio_platform *p, char *buf, size_t size)
 {
-	return p->ops == &pvio_sim_platform_ops ? ((struct sim_ctx *)p->ctx)->dir
-						 : NULL;
+	const struct sim_ctx *c = p->ctx;
+	int n = snprintf(buf, size, "sim:%s", c->dir);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* The world's xenstore server listens on one socket per domain. */
+static int sim_xs_path(const struct pvio_platform *p, char *buf, size_t size)
+{
+	const struct sim_ctx *c = p->ctx;
+	int n = snprintf(buf, size, "%s/xs/dom%u.sock", c->dir, p->self);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
 const struct pvio_platform_ops pvio_sim_platform_ops = {
@@ -1032,4 +1044,6 @@ const struct pvio_platform_ops pvio_sim_platform_ops = {
 	.gnt_unmap = sim_gnt_unmap,
 	.gnt_copy = sim_gnt_copy,
 	.domain_info = sim_domain_info,
+	.spec = sim_spec,
+	.xs_path = sim_xs_path,
 };

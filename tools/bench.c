@@ -17,8 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../hypercall/private.h"
 #include "bench.h"
+#include "sim-toolstack.h"
 #include "toolstack.h"
 #include "world.h"
 

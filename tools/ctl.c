@@ -33,7 +33,7 @@
 #include <pvio/platform.h>
 #include <pvio/xenbus.h>
 
-#include "../hypercall/private.h"	/* the sim toolstack calls */
+#include "sim-toolstack.h"
 #include "toolstack.h"
 #include "util.h"
 #include "world.h"

@@ -5,7 +5,4 @@
 
 #include <pvio/xenbus.h>
 
-/* hypercall/: the sim world's directory, NULL on xen */
-const char *pvio__platform_sim_dir(const struct pvio_platform *p);
-
 #endif

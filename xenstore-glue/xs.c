@@ -97,16 +97,14 @@ int pvio_xs_open_path(struct pvio_xs **out, const char *socket_path)
 
 int pvio_xs_open(struct pvio_xs **out, struct pvio_platform *p)
 {
-	const char *dir = pvio__platform_sim_dir(p);
 	char sock[PATH_MAX];
+	int rc;
 
 	*out = NULL;
-	if (!dir)
-		return xs_connect(out, NULL);
-	if (snprintf(sock, sizeof(sock), "%s/xs/dom%u.sock", dir,
-		     pvio_platform_domid(p)) >= (int)sizeof(sock))
-		return -ENAMETOOLONG;
-	return xs_connect(out, sock);
+	rc = pvio_platform_xs_path(p, sock, sizeof(sock));
+	if (rc)
+		return rc;
+	return xs_connect(out, *sock ? sock : NULL);
 }
 
 void pvio_xs_close(struct pvio_xs *x)

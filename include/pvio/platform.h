@@ -67,6 +67,29 @@ PVIO_API unsigned int pvio_platform_domid(const struct pvio_platform *p);
 /* The default sim world directory ($PVIO_SIM_DIR or /run/pvio-sim). */
 PVIO_API const char *pvio_sim_default_dir(void);
 
+/* Room for any spec pvio_platform_spec() writes, its NUL included: "sim:"
+ * and a world directory up to PATH_MAX, with margin. */
+#define PVIO_PLATFORM_SPEC_MAX	4200u
+
+/**
+ * pvio_platform_spec - the spec that reaches this platform again
+ *
+ * Writes into @buf what pvio_platform_open() takes to attach another handle
+ * to the same platform (e.g. one per thread): "sim:DIR" or "xen".
+ * Return: 0, or -ENAMETOOLONG when it does not fit in @size bytes.
+ */
+PVIO_API int pvio_platform_spec(const struct pvio_platform *p, char *buf,
+				size_t size);
+/**
+ * pvio_platform_xs_path - where this domain's xenstore answers
+ *
+ * sim: the world's xenstore socket for this domain; xen: "" (libxenstore
+ * finds xenstored or the xenbus device itself).
+ * Return: 0, or -ENAMETOOLONG when it does not fit in @size bytes.
+ */
+PVIO_API int pvio_platform_xs_path(const struct pvio_platform *p, char *buf,
+				   size_t size);
+
 /* ---- event channels -------------------------------------------------- */
 
 /* A pollable fd: readable when pvio_evtchn_pending() has something. */

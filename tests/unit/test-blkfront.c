@@ -28,7 +28,7 @@
 #include <pvio/ring.h>
 #include <pvio/xenbus.h>
 
-#include "../hypercall/private.h"	/* the sim toolstack calls */
+#include "sim-toolstack.h"
 #include "t-mockblk.h"
 #include "t-world.h"
 #include "toolstack.h"
