@@ -24,8 +24,8 @@
 
 #include <pvio/ring.h>
 
-#include "fe-wait.h"
-#include "private.h"
+#include "fe.h"
+#include "blkfront-private.h"
 
 enum bf_slot_state {
 	SLOT_FREE = 0,

@@ -24,7 +24,7 @@
 #include <pvio/ring.h>
 #include <pvio/xenbus.h>
 
-#include "private.h"
+#include "blkfront-private.h"
 
 #define M(s)		(1u << PVIO_XB_##s)
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "private.h"
+#include "blkfront-private.h"
 
 static void copy_err(char *err, size_t errlen, const char *msg)
 {

@@ -39,7 +39,7 @@
 
 #include <pvio/ring.h>
 
-#include "fe-wait.h"
+#include "fe.h"
 #include "netfront-private.h"
 
 /* netif tx and rx slots in one page */
