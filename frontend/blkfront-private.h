@@ -5,8 +5,8 @@
  * meet at the pvio__bf_queue_* calls below; blkfront.c holds the device,
  * its death, and the synchronous helpers.
  */
-#ifndef PVIO_FRONTEND_PRIVATE_H
-#define PVIO_FRONTEND_PRIVATE_H
+#ifndef PVIO_FRONTEND_BLKFRONT_PRIVATE_H
+#define PVIO_FRONTEND_BLKFRONT_PRIVATE_H
 
 #include <pthread.h>
 #include <stdbool.h>

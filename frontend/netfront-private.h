@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * frontend/: netfront internals. netfront-xenbus.c (the device, the
- * handshake, the backend's state, close) and netfront-dataplane.c (rings,
- * pools, the hot path) meet at the pvio__nf_queue_* calls below.
+ * frontend/: netfront internals. netfront.c (the device, its death),
+ * netfront-xenbus.c (the handshake, the backend's state, close) and
+ * netfront-dataplane.c (rings, pools, the hot path) meet at the pvio__nf_*
+ * calls below.
  */
 #ifndef PVIO_FRONTEND_NETFRONT_PRIVATE_H
 #define PVIO_FRONTEND_NETFRONT_PRIVATE_H
@@ -65,6 +66,8 @@ static inline int nf_dead(const struct pvio_netfront *dev)
 	return __atomic_load_n(&dev->dead, __ATOMIC_ACQUIRE);
 }
 
+/* ---- netfront.c --------------------------------------------------------- */
+
 /*
  * Kill the device (cold, any thread): the first caller sets the error and
  * the message and kicks every queue (its fd turns readable). Return true
@@ -72,6 +75,14 @@ static inline int nf_dead(const struct pvio_netfront *dev)
  */
 bool pvio__nf_kill(struct pvio_netfront *dev, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4), cold));
+
+/* ---- netfront-xenbus.c --------------------------------------------------- */
+
+/* The handshake (open) and the teardown handshake (close). */
+int pvio__nf_xb_open(struct pvio_netfront *dev);
+int pvio__nf_xb_close(struct pvio_netfront *dev);
+/* Close our end (close, and open's failure paths). */
+void pvio__nf_xb_release(struct pvio_netfront *dev);
 
 /* ---- netfront-dataplane.c: the narrow start/stop seam -------------------- */
 
