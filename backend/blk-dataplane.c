@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -34,16 +35,30 @@
 
 /* ---- responses ----------------------------------------------------------------- */
 
+static unsigned int slot_of(const struct blk_queue *q, const struct blk_req *r)
+{
+	return (unsigned int)(r - q->reqs);
+}
+
 static void respond(struct blk_queue *q, struct blk_req *r, int16_t status)
 {
 	struct blkif_response *p = pvio_blkif_back_rsp(&q->ring);
 
+	/* the record names the slot first: a response torn by a crash is
+	 * written again, never counted (journal.h) */
+	if (q->j)
+		jrnl_answer_begin(q->j, slot_of(q, r), q->ring.rsp_prod_pvt);
 	/* field by field: no padding of ours reaches shared memory
 	 * (docs/protocol.md rule 8) */
 	p->id = r->id;
 	p->operation = r->op;
 	p->status = status;
+	pvio_fault("blk-respond");
 	pvio_ring_back_rsp_commit(&q->ring);
+	if (q->j)
+		jrnl_answered(q->j, slot_of(q, r), q->ring.rsp_prod_pvt,
+			      status == BLKIF_RSP_OKAY &&
+			      (r->kind == BK_WRITE || r->kind == BK_BARRIER));
 	q->dirty = true;
 	if (status != BLKIF_RSP_OKAY)
 		STAT_ADD(&q->dq, errors, 1);
@@ -410,6 +425,102 @@ static void load_indirect(struct blk_queue *q, struct blk_req **list,
 	pvio_gcopy_reset(gc);
 }
 
+/* Parse the private copy @c into @r, counted; r->status says what next. */
+static void take_one(struct blk_queue *q, const struct blkif_request *c,
+		     struct blk_req *r)
+{
+	r->status = blk_parse(q->vbd, q->max_segs,
+			      __atomic_load_n(&q->sectors, __ATOMIC_RELAXED),
+			      c, r);
+	r->err_counter = &q->dq.st.err_bad_req;
+	STAT_ADD(&q->dq, req[blk_op_stat(c->operation)], 1);
+	if (r->status == BLKIF_RSP_EOPNOTSUPP)
+		r->err_counter = &q->dq.st.err_unsupp;
+}
+
+/*
+ * Requests just taken (parsed; @ind: the indirect ones among them): load
+ * indirect pages, answer the bad ones, start or park the rest in order.
+ */
+static void run_taken(struct blk_queue *q, struct blk_req **ready,
+		      unsigned int nr, struct blk_req **ind, unsigned int ni)
+{
+	unsigned int i, j;
+
+	if (ni)
+		load_indirect(q, ind, ni);
+	/* answer the bad ones now; start or park the rest, in order */
+	for (i = 0, j = 0; i < nr; i++) {
+		struct blk_req *r = ready[i];
+
+		if (r->status != BLKIF_RSP_OKAY)
+			fail(q, r, r->status, r->err_counter);
+		else
+			ready[j++] = r;
+	}
+	/* start them in groups of about PROGRESS_BYTES and publish what is
+	 * done after each: cached reads complete inside the submit, and a
+	 * guest waiting on big ones must not wait for the whole chunk (or
+	 * fall asleep meanwhile) */
+	for (i = 0; i < j;) {
+		uint64_t bytes = ready[i]->bytes;
+		unsigned int k = i + 1;
+
+		while (k < j && bytes + ready[k]->bytes <= PROGRESS_BYTES)
+			bytes += ready[k++]->bytes;
+		start_ready(q, ready + i, k - i);
+		worker_progress(q->dq.w);
+		i = k;
+	}
+	if (!j)
+		worker_progress(q->dq.w);
+}
+
+/*
+ * After a crash: the requests the last process took and did not answer,
+ * in the order it took them, before anything new. Those whose I/O had
+ * completed (writes, flushes, discards) are answered with the status it
+ * had; the others run again: reads and writes are idempotent (the same
+ * data to the same place: the guest keeps its pages until answered), a
+ * flush is. A discard runs again only if no write was answered since it
+ * was taken (it could erase that write); otherwise it is answered
+ * without running: a discarded range's contents are undefined anyway.
+ */
+static void replay(struct blk_queue *q)
+{
+	struct blk_req *ready[TAKE_CHUNK], *ind[TAKE_CHUNK];
+	unsigned int i = 0, nr, ni, redone = 0, answered = 0;
+
+	while (i < q->nr_replay) {
+		for (nr = ni = 0; nr < TAKE_CHUNK && i < q->nr_replay; i++) {
+			unsigned int s = q->replay[i];
+			struct blk_req *r = &q->reqs[s];
+			const struct jrnl_ent *e = &q->j->ent[s];
+			struct blkif_request c;
+
+			memcpy(&c, e->req, sizeof(c));
+			q->inflight++;
+			take_one(q, &c, r);
+			if ((e->state & JE_COMPLETE) ||
+			    (r->status == BLKIF_RSP_OKAY && r->kind == BK_DISCARD &&
+			     (int32_t)(e->seq - q->j->h->write_ack_seq) <= 0)) {
+				respond(q, r, (e->state & JE_COMPLETE) ? e->status
+								       : BLKIF_RSP_OKAY);
+				answered++;
+				continue;
+			}
+			if (r->status == BLKIF_RSP_OKAY && r->indirect)
+				ind[ni++] = r;
+			ready[nr++] = r;
+			redone++;
+		}
+		run_taken(q, ready, nr, ind, ni);
+	}
+	log_info("%s: queue %u: %u requests in flight at the crash: %u run again, %u answered as completed",
+		 q->dq.dev->path, q->dq.index, q->nr_replay, redone, answered);
+	q->nr_replay = 0;
+}
+
 static int blk_process(struct dp_queue *dq)
 {
 	struct blk_queue *q = BQ(dq);
@@ -427,13 +538,15 @@ static int blk_process(struct dp_queue *dq)
 	}
 	if (q->persistent)
 		pg_cache_pass(&q->pg, 64);	/* new maps per pass */
+	if (pvio_unlikely(q->nr_replay))
+		replay(q);
 	/* bounded work per pass and by free request structs
 	 * (docs/protocol.md rule 3); a
 	 * full parking lot stops taking until pages come back */
 	budget = q->nr_reqs < 256 ? q->nr_reqs : 256;
 	while (total < budget && q->nr_free && !q->parked) {
 		unsigned int want = q->nr_free < TAKE_CHUNK ? q->nr_free : TAKE_CHUNK;
-		unsigned int nr = 0, ni = 0, j;
+		unsigned int nr = 0, ni = 0;
 
 		if (want > budget - total)
 			want = budget - total;
@@ -445,51 +558,29 @@ static int blk_process(struct dp_queue *dq)
 		}
 		if (n == 0)
 			break;
+		/* the copies go to the record, then the consumed index:
+		 * before anything is answered or started */
+		if (q->j) {
+			struct blk_req *r = q->free_reqs;
+			uint32_t at = q->ring.req_cons - (uint32_t)n;
+
+			for (i = 0; i < n; i++, r = r->next)
+				jrnl_take(q->j, slot_of(q, r), at + (uint32_t)i,
+					  &c[i], sizeof(c[i]));
+			jrnl_consumed(q->j, q->ring.req_cons);
+		}
 		for (i = 0; i < n; i++) {
 			struct blk_req *r = q->free_reqs;
 
 			q->free_reqs = r->next;
 			q->nr_free--;
 			q->inflight++;
-			r->status = blk_parse(q->vbd, q->max_segs,
-					      __atomic_load_n(&q->sectors,
-							      __ATOMIC_RELAXED),
-					      &c[i], r);
-			r->err_counter = &dq->st.err_bad_req;
-			STAT_ADD(dq, req[blk_op_stat(c[i].operation)], 1);
-			if (r->status == BLKIF_RSP_EOPNOTSUPP)
-				r->err_counter = &dq->st.err_unsupp;
+			take_one(q, &c[i], r);
 			if (r->status == BLKIF_RSP_OKAY && r->indirect)
 				ind[ni++] = r;
 			ready[nr++] = r;
 		}
-		if (ni)
-			load_indirect(q, ind, ni);
-		/* answer the bad ones now; start or park the rest, in order */
-		for (i = 0, j = 0; i < (int)nr; i++) {
-			struct blk_req *r = ready[i];
-
-			if (r->status != BLKIF_RSP_OKAY)
-				fail(q, r, r->status, r->err_counter);
-			else
-				ready[j++] = r;
-		}
-		/* start them in groups of about PROGRESS_BYTES and publish
-		 * what is done after each: cached reads complete inside the
-		 * submit, and a guest waiting on big ones must not wait for
-		 * the whole chunk (or fall asleep meanwhile) */
-		for (i = 0; i < (int)j;) {
-			uint64_t bytes = ready[i]->bytes;
-			int k = i + 1;
-
-			while (k < (int)j && bytes + ready[k]->bytes <= PROGRESS_BYTES)
-				bytes += ready[k++]->bytes;
-			start_ready(q, ready + i, (unsigned int)(k - i));
-			worker_progress(dq->w);
-			i = k;
-		}
-		if (!j)
-			worker_progress(dq->w);
+		run_taken(q, ready, nr, ind, ni);
 		total += (unsigned int)n;
 	}
 	if (total) {
@@ -512,6 +603,7 @@ static void blk_complete(struct dp_queue *dq, struct dp_tag *tag, int res)
 	struct blk_queue *q = BQ(dq);
 	struct blk_req *r = tag->ptr;
 
+	pvio_fault("blk-complete");
 	r->pending--;
 	if (res < 0 && r->status == BLKIF_RSP_OKAY) {
 		/* O_DIRECT refused this alignment: once more, buffered */
@@ -545,6 +637,10 @@ static void blk_complete(struct dp_queue *dq, struct dp_tag *tag, int res)
 	}
 	if (r->pending)
 		return;
+	/* done: a write, flush or discard must not run again after a crash
+	 * (a read must: its data may not have reached the guest yet) */
+	if (q->j && r->kind != BK_READ)
+		jrnl_complete(q->j, slot_of(q, r), r->status);
 	if (r->kind == BK_READ && r->status == BLKIF_RSP_OKAY && r->mapped) {
 		STAT_ADD(dq, bytes_out, r->bytes);	/* already in place */
 		respond(q, r, BLKIF_RSP_OKAY);
@@ -614,10 +710,14 @@ static void blk_flush(struct dp_queue *dq)
 		finish_reads(q);
 	if (q->parked && !q->quiesced)
 		unpark(q);
-	if (q->dirty) {
+	if (q->dirty || pvio_unlikely(q->kick_guest)) {
 		q->dirty = false;
-		if (pvio_ring_back_push(&q->ring))
+		/* re-attached after a crash: the last process may have
+		 * published without sending what it owed; one spurious
+		 * event is harmless */
+		if (pvio_ring_back_push(&q->ring) || q->kick_guest)
 			dp_queue_notify(dq, 0);
+		q->kick_guest = false;
 	}
 }
 
@@ -665,10 +765,82 @@ static const struct dp_queue_ops blk_queue_ops = {
 
 /* ---- set-up ----------------------------------------------------------------------- */
 
+/*
+ * The queue's in-flight record. Re-attaching, a valid record puts the
+ * ring where the last process left it: consumed up to its req_cons,
+ * responses written up to its rsp_prod_pvt (published at the first
+ * flush, with a notification), its unanswered requests to replay first.
+ * A record refused is logged and replaced: the live indices, as before.
+ */
+static int blk_journal_open(struct blk_queue *q, struct device *d,
+			    const pvio_gref_t *refs, pvio_port_t port,
+			    bool reattach)
+{
+	struct pvio_ring_back *ring = &q->ring;
+	uint32_t req_prod = __atomic_load_n(&ring->sring->req_prod,
+					    __ATOMIC_ACQUIRE);
+	struct jrnl_ident id;
+	const char *why = NULL;
+	bool kept;
+	unsigned int i;
+	int rc;
+
+	memset(&id, 0, sizeof(id));
+	snprintf(id.kind, sizeof(id.kind), "vbd");
+	id.domid = d->fe;
+	id.devid = d->devid;
+	id.queue = q->dq.index;
+	id.nr_pages = q->ring_pages;
+	for (i = 0; i < q->ring_pages; i++)
+		id.refs[i] = refs[i];
+	id.port = port;
+	id.nr_ents = q->nr_reqs;
+	id.req_size = sizeof(struct blkif_request);
+	rc = jrnl_open(d->bd->o.journal_dir, &id, reattach, ring->rsp_pushed,
+		       &q->j, &kept);
+	if (rc) {
+		log_warn("%s: cannot create the in-flight record in %s: %s",
+			 d->path, d->bd->o.journal_dir, strerror(-rc));
+		return rc;
+	}
+	if (!kept)
+		return 0;
+	q->replay = malloc(q->nr_reqs * sizeof(*q->replay));
+	if (!q->replay)
+		return -ENOMEM;
+	rc = jrnl_recover(q->j, req_prod, ring->rsp_pushed, q->replay,
+			  &q->nr_replay, &why);
+	if (rc) {
+		log_warn("%s: refusing the in-flight record %s: %s; attaching at the live ring indices",
+			 d->path, q->j->path, why);
+		jrnl_reset(q->j, ring->rsp_pushed);
+		q->nr_replay = 0;
+		return 0;
+	}
+	/* where the last process was, not where the guest saw it */
+	ring->req_cons = ring->req_snap = q->j->h->req_cons;
+	ring->rsp_prod_pvt = q->j->h->rsp_prod_pvt;
+	/* the replayed requests hold their structs */
+	q->free_reqs = NULL;
+	q->nr_free = 0;
+	for (i = q->nr_reqs; i-- > 0;) {
+		if (q->j->ent[i].state & JE_INFLIGHT)
+			continue;
+		q->reqs[i].next = q->free_reqs;
+		q->free_reqs = &q->reqs[i];
+		q->nr_free++;
+	}
+	q->kick_guest = true;
+	log_info("%s: queue %u: in-flight record kept: %u requests to run again, %u responses to publish",
+		 d->path, q->dq.index, q->nr_replay,
+		 ring->rsp_prod_pvt - ring->rsp_pushed);
+	return 0;
+}
+
 int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 		     unsigned int index, const pvio_gref_t *refs,
 		     unsigned int nr_pages, pvio_port_t port, bool persistent,
-		     struct blk_queue **out)
+		     bool reattach, struct blk_queue **out)
 {
 	struct blk_queue *q = calloc(1, sizeof(*q));
 	size_t pool_bytes;
@@ -726,6 +898,13 @@ int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 		r->next = i + 1 < n ? &q->reqs[i + 1] : NULL;
 	}
 	q->free_reqs = &q->reqs[0];
+	/* a restart: what the last process published may be owed an event */
+	q->kick_guest = reattach;
+	if (d->bd->o.journal_dir) {
+		rc = blk_journal_open(q, d, refs, port, reattach);
+		if (rc)
+			goto fail;
+	}
 
 	/* bounce pages: enough for every slot's direct request, at most
 	 * BLK_POOL_MAX_PAGES; untouched pages cost nothing */
@@ -771,6 +950,12 @@ void blk_queue_free(struct blk_queue *q)
 {
 	if (!q)
 		return;
+	/* drained: the record goes; with requests still owed (a queue
+	 * stopped before it ran its replay) it stays for the next start */
+	if (q->j)
+		jrnl_close(q->j, !q->nr_replay &&
+				 q->j->h->req_cons == q->j->h->rsp_prod_pvt);
+	free(q->replay);
 	if (q->dq.nr_ports)
 		pvio_evtchn_close(q->dq.w->plat, q->dq.ports[0]);
 	if (q->ring_mem)

@@ -178,7 +178,8 @@ static int connect_queue(struct device *d, struct vbd *v, unsigned int i,
 		return n;
 	}
 	rc = blk_queue_create(d, v, backd_pick_worker(d->bd), i, refs,
-			      (unsigned int)n, port, v->persistent, &q);
+			      (unsigned int)n, port, v->persistent, d->reattach,
+			      &q);
 	if (rc) {
 		pvio_xenbus_fatal(d->xb, rc,
 				  "mapping ring (%d pages, port %u) of queue %u: %s",

@@ -9,6 +9,7 @@
 
 #include <sys/uio.h>
 
+#include "journal.h"
 #include "pgrant.h"
 #include "private.h"
 
@@ -97,6 +98,11 @@ struct blk_queue {
 	/* the fds as registered files of the worker's ring, or -1 */
 	int slot_direct, slot_buffered;
 	bool files_done;
+	/* the in-flight record (crash recovery), or NULL (--no-journal) */
+	struct jrnl *j;
+	unsigned int *replay;		/* slots to run again, in order */
+	unsigned int nr_replay;
+	bool kick_guest;		/* re-attached: notify once */
 };
 
 static inline struct blk_queue *BQ(struct dp_queue *q)
@@ -106,12 +112,14 @@ static inline struct blk_queue *BQ(struct dp_queue *q)
 
 /*
  * Map the ring (@refs, @nr_pages) and bind @port through worker @w's
- * platform handle, allocate the request pool. The queue is not started.
+ * platform handle, allocate the request pool, open its in-flight record
+ * (@reattach: a restart under a connected guest; a valid record is kept
+ * and its requests run again first). The queue is not started.
  */
 int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 		     unsigned int index, const pvio_gref_t *refs,
 		     unsigned int nr_pages, pvio_port_t port, bool persistent,
-		     struct blk_queue **out);
+		     bool reattach, struct blk_queue **out);
 /*
  * blk-parse.c: validation of the private copy of a request
  * (docs/protocol.md rule 4), pure.

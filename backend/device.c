@@ -263,9 +263,12 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 	if (be == PVIO_XB_CONNECTED &&
 	    (other == PVIO_XB_CONNECTED || other == PVIO_XB_INITIALISED)) {
 		/* a backend restarting under a connected guest: attach at the
-		 * live ring indices, do not go through Closing
+		 * live ring indices (or where its in-flight record says the
+		 * last process was), do not go through Closing
 		 * (docs/protocol.md rule 11) */
+		d->reattach = true;
 		rc = ops->connect(d);
+		d->reattach = false;
 		if (rc) {
 			log_warn("%s: cannot re-attach: %s", d->path,
 				 pvio_xenbus_last_error(d->xb));

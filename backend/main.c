@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "private.h"
 
 static const char *prog = "pvio-backd";
@@ -47,6 +48,11 @@ static void usage(FILE *f)
 "      --no-vbd, --no-vif serve only one of them\n"
 "  -s, --ctl-sock PATH    control socket for pvio-ctl stats (default: WORLD/\n"
 "                         backd.sock on sim, /run/pvio/backd.sock on xen)\n"
+"      --journal-dir DIR  in-flight records, one per ring, for restarting\n"
+"                         after a crash (default: WORLD/journal on sim,\n"
+"                         /run/pvio/journal on xen)\n"
+"      --no-journal       no in-flight records: a crash may lose or repeat\n"
+"                         responses (a baseline for benchmarks)\n"
 "  -l, --log-level L      err|warn|info|debug (default info)\n"
 "  -h, --help\n");
 }
@@ -67,7 +73,8 @@ static bool valid_kinds(const char *s)
 static void parse_args(struct backd_opts *o, int argc, char **argv)
 {
 	enum { O_SPIN = 256, O_ORDER, O_QUEUES, O_INDIRECT, O_BUFFERED,
-	       O_VBDT, O_VIFT, O_NOVBD, O_NOVIF, O_MAP, O_PGMAX };
+	       O_VBDT, O_VIFT, O_NOVBD, O_NOVIF, O_MAP, O_PGMAX, O_JDIR,
+	       O_NOJ };
 	static const struct option opts[] = {
 		{ "platform", required_argument, NULL, 'p' },
 		{ "workers", required_argument, NULL, 'w' },
@@ -83,11 +90,14 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		{ "no-vbd", no_argument, NULL, O_NOVBD },
 		{ "no-vif", no_argument, NULL, O_NOVIF },
 		{ "ctl-sock", required_argument, NULL, 's' },
+		{ "journal-dir", required_argument, NULL, O_JDIR },
+		{ "no-journal", no_argument, NULL, O_NOJ },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned int v;
+	bool no_journal = false;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int c, lvl;
 
@@ -163,6 +173,15 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		case 's':
 			o->ctl_sock = optarg;
 			break;
+		case O_JDIR:
+			if (optarg[0] != '/' || strlen(optarg) > 3800)
+				pvio_usage_error(prog, "bad --journal-dir '%s' (an absolute path)",
+						 optarg);
+			o->journal_dir = optarg;
+			break;
+		case O_NOJ:
+			no_journal = true;
+			break;
 		case 'l':
 			lvl = pvio_log_parse_level(optarg);
 			if (lvl < 0)
@@ -180,6 +199,25 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		pvio_usage_error(prog, "unexpected argument '%s'", argv[optind]);
 	if (o->no_vbd && o->no_vif)
 		pvio_usage_error(prog, "--no-vbd and --no-vif: nothing to serve");
+	if (no_journal && o->journal_dir)
+		pvio_usage_error(prog, "--no-journal and --journal-dir: choose one");
+	/* "" until the platform is known: then its default */
+	if (!no_journal && !o->journal_dir)
+		o->journal_dir = "";
+}
+
+/* For the sweep of in-flight records: is this device still served? */
+static bool device_exists(void *opaque, const char *kind, unsigned int domid,
+			  unsigned int devid)
+{
+	struct backd *bd = opaque;
+	struct device *d;
+
+	for (d = bd->devices; d; d = d->next)
+		if (d->fe == domid && d->devid == devid &&
+		    strcmp(d->ops->kind, kind) == 0)
+			return true;
+	return false;
 }
 
 /* ---- the control socket ------------------------------------------------------------ */
@@ -269,7 +307,7 @@ static int ep_add(int ep, int fd, uint32_t what)
 int main(int argc, char **argv)
 {
 	static struct backd bd;
-	char ctl_path[4200];
+	char ctl_path[4200], journal_path[4200];
 	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
 	sigset_t mask;
 	int ep, sfd, tfd, rc;
@@ -325,6 +363,37 @@ int main(int argc, char **argv)
 				 dir && *dir ? dir : pvio_sim_default_dir());
 		bd.o.ctl_sock = ctl_path;
 	}
+	if (bd.o.journal_dir && !bd.o.journal_dir[0]) {
+		const char *dir = getenv("PVIO_SIM_DIR");
+
+		if (strcmp(pvio_platform_name(bd.plat), "xen") == 0)
+			snprintf(journal_path, sizeof(journal_path),
+				 "/run/pvio/journal");
+		else if (bd.o.platform && strncmp(bd.o.platform, "sim:", 4) == 0)
+			snprintf(journal_path, sizeof(journal_path), "%s/journal",
+				 bd.o.platform + 4);
+		else
+			snprintf(journal_path, sizeof(journal_path), "%s/journal",
+				 dir && *dir ? dir : pvio_sim_default_dir());
+		bd.o.journal_dir = journal_path;
+	}
+	if (bd.o.journal_dir) {
+		char parent[4200], *slash;
+
+		/* /run/pvio may not exist yet (no systemd) */
+		snprintf(parent, sizeof(parent), "%s", bd.o.journal_dir);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = 0;
+			mkdir(parent, 0755);
+		}
+		if (mkdir(bd.o.journal_dir, 0700) < 0 && errno != EEXIST) {
+			log_err("cannot create the journal directory %s: %s",
+				bd.o.journal_dir, strerror(errno));
+			return 1;
+		}
+	}
+	pvio_fault_init();
 	rc = ctl_open(&bd, bd.o.ctl_sock);
 	if (rc) {
 		log_err("cannot open the control socket %s: %s", bd.o.ctl_sock,
@@ -365,9 +434,17 @@ int main(int argc, char **argv)
 		log_err("cannot watch the backend area: %s", strerror(-rc));
 		return 1;
 	}
-	log_info("domain %u on %s, %u worker%s, control socket %s", bd.self,
-		 pvio_platform_name(bd.plat), bd.nr_workers,
-		 bd.nr_workers > 1 ? "s" : "", bd.o.ctl_sock);
+	log_info("domain %u on %s, %u worker%s, control socket %s, %s%s",
+		 bd.self, pvio_platform_name(bd.plat), bd.nr_workers,
+		 bd.nr_workers > 1 ? "s" : "", bd.o.ctl_sock,
+		 bd.o.journal_dir ? "in-flight records in " : "no in-flight records",
+		 bd.o.journal_dir ? bd.o.journal_dir : "");
+	if (bd.o.journal_dir) {
+		/* the devices there are now re-attached (or not): records
+		 * nobody claimed are of devices that are gone */
+		devices_scan(&bd);
+		jrnl_sweep(bd.o.journal_dir, device_exists, &bd);
+	}
 
 	while (!bd.stopping) {
 		struct epoll_event evs[16];

@@ -254,6 +254,7 @@ struct device {
 	struct device *next;
 	bool seen;			/* discovery sweep mark */
 	bool recreated;			/* the toolstack wrote a new instance */
+	bool reattach;			/* connecting under a connected guest */
 	uint64_t connects;
 	struct dp_stats retired;	/* counters of queues already freed */
 };
@@ -288,6 +289,7 @@ struct backd_opts {
 	const char *types_vbd;		/* backend kinds served */
 	const char *types_vif;
 	bool no_vif, no_vbd;
+	const char *journal_dir;	/* in-flight records; NULL: none */
 };
 
 struct backd {

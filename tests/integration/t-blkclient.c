@@ -24,6 +24,17 @@
  *   t-blkclient DEVID stress N LOG          N writes, 32 in flight; the id
  *                                           of each acknowledged one goes
  *                                           to LOG; all read back at the end
+ *   t-blkclient DEVID crash STOP [--order N] numbered, checksummed records
+ *                                           written, read back, discarded
+ *                                           and flushed, 48 in flight, until
+ *                                           the file STOP exists (the backend
+ *                                           is killed meanwhile): every
+ *                                           response must answer a request
+ *                                           in flight, once, without error;
+ *                                           all acknowledged records are
+ *                                           read back at the end; while
+ *                                           STOP.pause exists it drains and
+ *                                           holds (STOP.paused says so)
  *
  * Prints "OK ..." lines and exits 0 when the backend behaved as it must.
  */
@@ -537,6 +548,308 @@ static void stress(unsigned int n, const char *logpath)
 	printf("OK %u writes acknowledged and read back\n", n);
 }
 
+/* ---- crash load: checked records while the backend dies --------------------------- */
+
+#define CR_BLOCKS	2048u	/* 4 KiB records: the first 8 MiB */
+#define CR_INFLIGHT	48u
+#define CR_MAGIC	0x7076696f52454331ull
+
+struct cr_req {
+	bool used;
+	uint64_t id;
+	uint8_t op;
+	uint32_t block, nblk;
+	uint32_t ver[2];
+	uint8_t pages[2];
+};
+
+static struct cr_req cr_tab[CR_INFLIGHT];
+static uint32_t cr_acked[CR_BLOCKS];	/* version acknowledged, 0: none */
+static bool cr_busy[CR_BLOCKS], cr_undef[CR_BLOCKS];
+static uint8_t cr_free_pg[NDATA];
+static unsigned int cr_nfree, cr_inflight;
+static uint64_t cr_next_id = 1000;
+
+static uint64_t cr_word(uint32_t b, uint32_t v, unsigned int i)
+{
+	uint64_t x = ((uint64_t)b << 32 | v) * 0x9e3779b97f4a7c15ull + i;
+
+	x ^= x >> 29;
+	return x * 0xbf58476d1ce4e5b9ull;
+}
+
+static void cr_fill(uint64_t *pg, uint32_t b, uint32_t v)
+{
+	uint64_t sum = 0;
+	unsigned int i;
+
+	pg[0] = CR_MAGIC;
+	pg[1] = b;
+	pg[2] = v;
+	for (i = 3; i < 511; i++)
+		pg[i] = cr_word(b, v, i);
+	for (i = 0; i < 511; i++)
+		sum += pg[i] * (2 * i + 1);
+	pg[511] = sum;
+}
+
+/* "" if @pg holds record @b version @v, else what it holds */
+static const char *cr_check(const uint64_t *pg, uint32_t b, uint32_t v)
+{
+	static char why[128];
+	uint64_t sum = 0;
+	unsigned int i;
+
+	for (i = 0; i < 511; i++)
+		sum += pg[i] * (2 * i + 1);
+	if (pg[0] != CR_MAGIC || sum != pg[511])
+		return "no intact record";
+	if (pg[1] != b || pg[2] != v) {
+		snprintf(why, sizeof(why), "record of block %llu version %llu",
+			 (unsigned long long)pg[1], (unsigned long long)pg[2]);
+		return why;
+	}
+	return "";
+}
+
+static uint64_t *cr_page(unsigned int i)
+{
+	return (uint64_t *)((char *)data + (size_t)i * 4096);
+}
+
+static struct cr_req *cr_new(uint8_t op)
+{
+	unsigned int i;
+
+	for (i = 0; i < CR_INFLIGHT; i++)
+		if (!cr_tab[i].used) {
+			cr_tab[i].used = true;
+			cr_tab[i].id = cr_next_id++;
+			cr_tab[i].op = op;
+			cr_inflight++;
+			return &cr_tab[i];
+		}
+	FAIL("no free request slot");
+}
+
+static unsigned int cr_random(void)
+{
+	static uint64_t x = 88172645463325252ull;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return (unsigned int)(x >> 16);
+}
+
+/* Put one request on the ring, or return false if none fits now. */
+static bool cr_issue(unsigned int nwrites)
+{
+	unsigned int dice = cr_random() % 100, k;
+	uint32_t b = cr_random() % CR_BLOCKS, n = 1 + cr_random() % 2;
+	struct blkif_request *r;
+	struct cr_req *c;
+
+	if (b + n > CR_BLOCKS)
+		n = 1;
+	for (k = 0; k < n; k++)
+		if (cr_busy[b + k])
+			return false;
+	if (nwrites % 16 == 15 && dice < 10) {	/* a flush now and then */
+		c = cr_new(BLKIF_OP_FLUSH_DISKCACHE);
+		r = pvio_blkif_front_req(&ring);
+		memset(r, 0, sizeof(*r));
+		r->operation = c->op;
+		r->id = c->id;
+		pvio_ring_front_req_commit(&ring);
+		return true;
+	}
+	if (dice < 5) {	/* discard: the range's contents become undefined */
+		struct blkif_request_discard *d;
+
+		c = cr_new(BLKIF_OP_DISCARD);
+		c->block = b;
+		c->nblk = n;
+		d = (struct blkif_request_discard *)pvio_blkif_front_req(&ring);
+		memset(d, 0, sizeof(*d));
+		d->operation = c->op;
+		d->id = c->id;
+		d->sector_number = (uint64_t)b * 8;
+		d->nr_sectors = n * 8;
+		pvio_ring_front_req_commit(&ring);
+	} else if (dice < 30) {	/* read back a record acknowledged */
+		for (k = 0; k < n; k++)
+			if (!cr_acked[b + k] || cr_undef[b + k])
+				return false;
+		if (cr_nfree < n)
+			return false;
+		c = cr_new(BLKIF_OP_READ);
+	} else {
+		if (cr_nfree < n)
+			return false;
+		c = cr_new(BLKIF_OP_WRITE);
+	}
+	c->block = b;
+	c->nblk = n;
+	if (c->op != BLKIF_OP_DISCARD) {
+		r = pvio_blkif_front_req(&ring);
+		memset(r, 0, sizeof(*r));
+		r->operation = c->op;
+		r->id = c->id;
+		r->sector_number = (uint64_t)b * 8;
+		r->nr_segments = (uint8_t)n;
+		for (k = 0; k < n; k++) {
+			unsigned int pg = cr_free_pg[--cr_nfree];
+
+			c->pages[k] = (uint8_t)pg;
+			c->ver[k] = cr_acked[b + k] + 1;
+			if (c->op == BLKIF_OP_WRITE)
+				cr_fill(cr_page(pg), b + k, c->ver[k]);
+			else
+				memset(cr_page(pg), 0xee, 4096);
+			r->seg[k].gref = data_refs[pg];
+			r->seg[k].first_sect = 0;
+			r->seg[k].last_sect = 7;
+		}
+		pvio_ring_front_req_commit(&ring);
+	}
+	for (k = 0; k < n; k++)
+		cr_busy[b + k] = true;
+	return true;
+}
+
+static unsigned int cr_answer(const struct blkif_response *p, uint64_t *counts)
+{
+	struct cr_req *c = NULL;
+	unsigned int i, k;
+
+	for (i = 0; i < CR_INFLIGHT; i++)
+		if (cr_tab[i].used && cr_tab[i].id == p->id)
+			c = &cr_tab[i];
+	if (!c)
+		FAIL("a response for id %llu (op %u), which is not in flight: answered twice, or stale",
+		     (unsigned long long)p->id, p->operation);
+	if (p->operation != c->op)
+		FAIL("the response to id %llu says op %u, the request was op %u",
+		     (unsigned long long)p->id, p->operation, c->op);
+	if (p->status != BLKIF_RSP_OKAY)
+		FAIL("I/O error: op %u on block %u: status %d", c->op, c->block,
+		     p->status);
+	counts[c->op == BLKIF_OP_FLUSH_DISKCACHE ? 3 : c->op == BLKIF_OP_DISCARD ? 2 :
+	       c->op == BLKIF_OP_READ ? 1 : 0]++;
+	for (k = 0; c->op != BLKIF_OP_FLUSH_DISKCACHE && k < c->nblk; k++) {
+		uint32_t b = c->block + k;
+
+		cr_busy[b] = false;
+		if (c->op == BLKIF_OP_DISCARD) {
+			cr_undef[b] = true;
+			continue;
+		}
+		if (c->op == BLKIF_OP_WRITE) {
+			cr_acked[b] = c->ver[k];
+			cr_undef[b] = false;
+		} else {
+			const char *why = cr_check(cr_page(c->pages[k]), b,
+						   cr_acked[b]);
+
+			if (*why)
+				FAIL("block %u read back (version %u acknowledged): %s",
+				     b, cr_acked[b], why);
+		}
+		cr_free_pg[cr_nfree++] = c->pages[k];
+	}
+	c->used = false;
+	cr_inflight--;
+	return c->op == BLKIF_OP_WRITE;
+}
+
+/* Wait for responses; the backend may be dead for a while. */
+static void cr_wait(uint64_t *idle_ms)
+{
+	struct pollfd pf = { .fd = pvio_evtchn_fd(plat), .events = POLLIN };
+
+	if (pvio_ring_front_final_check(&ring, 1))
+		return;
+	if (poll(&pf, 1, 50) == 0)
+		*idle_ms += 50;
+	while (pvio_evtchn_pending(plat) >= 0)
+		;
+	if (*idle_ms > 20000)
+		FAIL("no response for 20 s (%u in flight)", cr_inflight);
+}
+
+static void crash_load(const char *stopfile)
+{
+	struct blkif_response rsp[32];
+	uint64_t counts[4] = { 0 }, idle = 0;
+	unsigned int i, k, nwrites = 0, checked = 0;
+	bool stopping = false;
+
+	char pause[4200], paused[4200];
+	bool hold;
+
+	snprintf(pause, sizeof(pause), "%s.pause", stopfile);
+	snprintf(paused, sizeof(paused), "%s.paused", stopfile);
+	for (i = 0; i < NDATA; i++)
+		cr_free_pg[cr_nfree++] = (uint8_t)i;
+	for (;;) {
+		int c;
+
+		if (!stopping && access(stopfile, F_OK) == 0)
+			stopping = true;
+		if (stopping && !cr_inflight)
+			break;
+		/* STOP.pause: drain, say so (STOP.paused), wait for its removal */
+		hold = access(pause, F_OK) == 0;
+		if (hold && !cr_inflight) {
+			FILE *f = fopen(paused, "w");
+
+			if (f)
+				fclose(f);
+			while (access(pause, F_OK) == 0)
+				poll(NULL, 0, 20);
+			unlink(paused);
+			continue;
+		}
+		for (k = 0; !stopping && !hold && k < 64 &&
+			    cr_inflight < CR_INFLIGHT && pvio_ring_front_free(&ring); k++)
+			cr_issue(nwrites);
+		kick();
+		c = pvio_blkif_front_consume(&ring, rsp, 32);
+		if (c < 0)
+			FAIL("ring halted: %s", pvio_ring_halt_str(ring.halted));
+		for (i = 0; i < (unsigned int)c; i++)
+			nwrites += cr_answer(&rsp[i], counts);
+		if (c > 0)
+			idle = 0;
+		else
+			cr_wait(&idle);
+	}
+	/* nothing more may come */
+	poll(NULL, 0, 300);
+	if (pvio_blkif_front_consume(&ring, rsp, 32) != 0)
+		FAIL("a response after every request was answered");
+	printf("OK crash load: %llu writes, %llu reads, %llu discards, %llu flushes acknowledged\n",
+	       (unsigned long long)counts[0], (unsigned long long)counts[1],
+	       (unsigned long long)counts[2], (unsigned long long)counts[3]);
+	/* every acknowledged record is there */
+	for (i = 0; i < CR_BLOCKS; i++) {
+		const char *why;
+
+		if (!cr_acked[i] || cr_undef[i])
+			continue;
+		if (one(BLKIF_OP_READ, cr_next_id++, (uint64_t)i * 8, 1, NULL))
+			FAIL("read %u", i);
+		why = cr_check(cr_page((unsigned int)(cr_next_id - 1) % NDATA),
+			       i, cr_acked[i]);
+		if (*why)
+			FAIL("block %u (version %u acknowledged): %s", i,
+			     cr_acked[i], why);
+		checked++;
+	}
+	printf("OK %u acknowledged records read back intact\n", checked);
+}
+
 /* Every exit path gives the handles back (a leak checker is watching). */
 static void close_handles(void)
 {
@@ -636,6 +949,11 @@ int main(int argc, char **argv)
 		if (one(BLKIF_OP_READ, 1, (uint64_t)blk * 8, 1, NULL) ||
 		    pg[4095] != ((blk & 0xff) | 1))
 			FAIL("mark %u: read back", blk);
+		teardown();
+	} else if (!strcmp(cmd, "crash")) {
+		if (argc < 4)
+			FAIL("crash STOPFILE");
+		crash_load(argv[3]);
 		teardown();
 	} else if (!strcmp(cmd, "stress")) {
 		if (argc < 5)
