@@ -206,6 +206,21 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		o->journal_dir = "";
 }
 
+/* @name in /run/pvio on Xen, in the sim world's directory on sim. */
+static void runtime_path(struct backd *bd, char *buf, size_t len,
+			 const char *name)
+{
+	const char *dir = getenv("PVIO_SIM_DIR");
+
+	if (strcmp(pvio_platform_name(bd->plat), "xen") == 0)
+		snprintf(buf, len, "/run/pvio/%s", name);
+	else if (bd->o.platform && strncmp(bd->o.platform, "sim:", 4) == 0)
+		snprintf(buf, len, "%s/%s", bd->o.platform + 4, name);
+	else
+		snprintf(buf, len, "%s/%s", dir && *dir ? dir : pvio_sim_default_dir(),
+			 name);
+}
+
 /* For the sweep of in-flight records: is this device still served? */
 static bool device_exists(void *opaque, const char *kind, unsigned int domid,
 			  unsigned int devid)
@@ -351,30 +366,11 @@ int main(int argc, char **argv)
 		bd.o.platform = strcmp(pvio_platform_name(bd.plat), "xen") == 0
 					? "xen" : NULL;
 	if (!bd.o.ctl_sock) {
-		const char *dir = getenv("PVIO_SIM_DIR");
-
-		if (strcmp(pvio_platform_name(bd.plat), "xen") == 0)
-			snprintf(ctl_path, sizeof(ctl_path), "/run/pvio/backd.sock");
-		else if (bd.o.platform && strncmp(bd.o.platform, "sim:", 4) == 0)
-			snprintf(ctl_path, sizeof(ctl_path), "%s/backd.sock",
-				 bd.o.platform + 4);
-		else
-			snprintf(ctl_path, sizeof(ctl_path), "%s/backd.sock",
-				 dir && *dir ? dir : pvio_sim_default_dir());
+		runtime_path(&bd, ctl_path, sizeof(ctl_path), "backd.sock");
 		bd.o.ctl_sock = ctl_path;
 	}
 	if (bd.o.journal_dir && !bd.o.journal_dir[0]) {
-		const char *dir = getenv("PVIO_SIM_DIR");
-
-		if (strcmp(pvio_platform_name(bd.plat), "xen") == 0)
-			snprintf(journal_path, sizeof(journal_path),
-				 "/run/pvio/journal");
-		else if (bd.o.platform && strncmp(bd.o.platform, "sim:", 4) == 0)
-			snprintf(journal_path, sizeof(journal_path), "%s/journal",
-				 bd.o.platform + 4);
-		else
-			snprintf(journal_path, sizeof(journal_path), "%s/journal",
-				 dir && *dir ? dir : pvio_sim_default_dir());
+		runtime_path(&bd, journal_path, sizeof(journal_path), "journal");
 		bd.o.journal_dir = journal_path;
 	}
 	if (bd.o.journal_dir) {
