@@ -15,12 +15,22 @@ t_fail() { t_log "FAIL: $*"; T_FAILED=1; exit 1; }
 t_skip() { t_log "SKIP: $*"; exit 77; }
 t_pass() { t_log "PASS: $*"; }
 
+# Is $1 still a live child of this shell? A pid that exited (and was waited
+# for) may belong to anyone by now: another test's shell, another daemon.
+t_ours() {
+	local st
+	st=$(ps -o ppid=,stat= -p "$1" 2>/dev/null) || return 1
+	set -- $st
+	[ "${1:-}" = "$$" ] && [ "${2#Z}" = "${2:-}" ]
+}
+
 t_cleanup() {
-	local rc=$?
-	for p in $T_PIDS; do kill "$p" 2>/dev/null; done
-	for p in $T_PIDS; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$p" 2>/dev/null
+	local rc=$? live=""
+	for p in $T_PIDS; do t_ours "$p" && live="$live $p"; done
+	for p in $live; do kill "$p" 2>/dev/null; done
+	for p in $live; do
+		for _ in $(seq 50); do t_ours "$p" || break; sleep 0.1; done
+		t_ours "$p" && kill -9 "$p" 2>/dev/null
 	done
 	if [ -n "${W:-}" ] && [ -d "$W" ]; then
 		if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
