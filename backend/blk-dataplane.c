@@ -543,7 +543,7 @@ static int blk_process(struct dp_queue *dq)
 	/* bounded work per pass and by free request structs
 	 * (docs/protocol.md rule 3); a
 	 * full parking lot stops taking until pages come back */
-	budget = q->nr_reqs < 256 ? q->nr_reqs : 256;
+	budget = q->nr_reqs < dq->budget ? q->nr_reqs : dq->budget;
 	while (total < budget && q->nr_free && !q->parked) {
 		unsigned int want = q->nr_free < TAKE_CHUNK ? q->nr_free : TAKE_CHUNK;
 		unsigned int nr = 0, ni = 0;
@@ -847,8 +847,10 @@ int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 	uint32_t i, n;
 	int rc;
 
-	if (!q)
+	if (!q) {
+		worker_unplace(w);
 		return -ENOMEM;
+	}
 	q->slot_direct = q->slot_buffered = -1;
 	q->dq.ops = &blk_queue_ops;
 	q->dq.dev = d;
@@ -971,6 +973,7 @@ void blk_queue_free(struct blk_queue *q)
 		free(q->reqs[0].pages);
 		free(q->reqs);
 	}
+	worker_unplace(q->dq.w);
 	free(q);
 }
 

@@ -53,10 +53,30 @@ int device_read_str(struct device *d, const char *key, char **val)
 
 struct worker *backd_pick_worker(struct backd *bd)
 {
-	struct worker *w = &bd->workers[bd->next_worker];
+	struct worker *best = NULL;
+	uint32_t best_load = UINT32_MAX;
+	unsigned int i;
 
-	bd->next_worker = (bd->next_worker + 1) % bd->nr_workers;
-	return w;
+	/* least loaded, so that detaches and re-attaches do not pile
+	 * devices on one worker as round robin would */
+	for (i = 0; i < bd->nr_workers; i++) {
+		unsigned int k = (bd->next_worker + i) % bd->nr_workers;
+		struct worker *w = &bd->workers[k];
+		uint32_t load = __atomic_load_n(&w->placed, __ATOMIC_RELAXED);
+
+		if (load < best_load) {
+			best = w;
+			best_load = load;
+		}
+	}
+	bd->next_worker = (unsigned int)(best - bd->workers + 1) % bd->nr_workers;
+	__atomic_add_fetch(&best->placed, 1, __ATOMIC_RELAXED);
+	return best;
+}
+
+void worker_unplace(struct worker *w)
+{
+	__atomic_sub_fetch(&w->placed, 1, __ATOMIC_RELAXED);
 }
 
 static void add_stats(struct dp_stats *s, const struct dp_stats *q);

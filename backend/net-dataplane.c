@@ -32,7 +32,6 @@ enum { TAG_TX = 1, TAG_RX, TAG_CANCEL };
 
 #define TX_BATCH	16	/* packets per grant-copy batch */
 #define RX_BATCH	16
-#define TX_BUDGET	256	/* packets per pass */
 
 /* ---- tx: guest -> TAP ------------------------------------------------------------ */
 
@@ -154,7 +153,7 @@ static int tx_process(struct net_queue *q)
 
 	pvio_gcopy_reset(gc);
 	pvio_gcopy_set_domain(gc, q->domid);
-	while (taken < TX_BUDGET && q->nr_tx_free) {
+	while (taken < q->dq.budget && q->nr_tx_free) {
 		struct tx_job *j;
 		struct tx_pkt p;
 		uint32_t first_len = 0, off;
@@ -600,8 +599,10 @@ int net_queue_create(struct device *d, struct vif *v, struct worker *w,
 	unsigned int i;
 	int rc;
 
-	if (!q)
+	if (!q) {
+		worker_unplace(w);
 		return -ENOMEM;
+	}
 	q->dq.ops = &net_queue_ops;
 	q->dq.dev = d;
 	q->dq.w = w;
@@ -690,5 +691,6 @@ void net_queue_free(struct net_queue *q)
 		close(q->tap_fd);
 	if (q->bufs)
 		munmap(q->bufs, (size_t)(NET_TX_BUFS + NET_RX_BUFS) * NET_BUF_SIZE);
+	worker_unplace(q->dq.w);
 	free(q);
 }

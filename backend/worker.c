@@ -254,14 +254,48 @@ void worker_shutdown(struct worker *w)
 
 static struct dp_queue *queue_by_port(struct worker *w, int port)
 {
-	struct dp_queue *q;
+	if (port < 0 || (unsigned int)port >= w->nr_by_port)
+		return NULL;
+	return w->by_port[port];
+}
+
+/* Index the queue's ports (a table: hundreds of queues per worker). */
+static void ports_add(struct worker *w, struct dp_queue *q)
+{
 	unsigned int i;
 
-	for (q = w->queues; q; q = q->next)
-		for (i = 0; i < q->nr_ports; i++)
-			if (q->ports[i] == (pvio_port_t)port)
-				return q;
-	return NULL;
+	for (i = 0; i < q->nr_ports; i++) {
+		unsigned int p = q->ports[i];
+
+		if (p >= w->nr_by_port) {
+			unsigned int n = w->nr_by_port ? w->nr_by_port : 64;
+			struct dp_queue **t;
+
+			while (n <= p)
+				n *= 2;
+			t = realloc(w->by_port, n * sizeof(*t));
+			if (!t) {
+				/* the queue still runs: every pass polls its
+				 * ring; only its kicks go unattributed */
+				log_warn("worker %u: no memory for port %u", w->idx, p);
+				continue;
+			}
+			memset(t + w->nr_by_port, 0,
+			       (n - w->nr_by_port) * sizeof(*t));
+			w->by_port = t;
+			w->nr_by_port = n;
+		}
+		w->by_port[p] = q;
+	}
+}
+
+static void ports_del(struct worker *w, struct dp_queue *q)
+{
+	unsigned int i;
+
+	for (i = 0; i < q->nr_ports; i++)
+		if (q->ports[i] < w->nr_by_port && w->by_port[q->ports[i]] == q)
+			w->by_port[q->ports[i]] = NULL;
 }
 
 static void take_commands(struct worker *w)
@@ -280,6 +314,7 @@ static void take_commands(struct worker *w)
 		n = q->next;
 		q->next = w->queues;
 		w->queues = q;
+		ports_add(w, q);
 		q->kicked = true;	/* look at the ring once at start */
 		if (__atomic_load_n(&q->state, __ATOMIC_ACQUIRE) == DPQ_NEW)
 			__atomic_store_n(&q->state, DPQ_RUNNING,
@@ -411,6 +446,9 @@ static void retire(struct worker *w)
 			if (!q->ops->busy(q) && !q->sqes) {
 				q->ops->flush(q);
 				queue_files_release(w, q);
+				ports_del(w, q);
+				if (w->rr == q)
+					w->rr = q->next;
 				*pp = q->next;
 				q->next = NULL;
 				__atomic_store_n(&q->state, DPQ_STOPPED,
@@ -431,6 +469,62 @@ static void retire(struct worker *w)
 		if (w->test_retire_delay_us)
 			usleep(w->test_retire_delay_us);
 	}
+}
+
+/* One queue's turn in a pass. */
+static int serve(struct worker *w, struct dp_queue *q, unsigned int budget,
+		 uint64_t *now)
+{
+	bool was_kicked = q->kicked;
+	int n;
+
+	if (q->halted || q->throttle_until_ns)
+		return 0;
+	q->budget = budget;
+	n = q->ops->process(q);
+	if (n <= 0 && was_kicked) {
+		if (!*now)
+			*now = pvio_now_ns();
+		spurious(q, *now);
+	}
+	if (was_kicked) {
+		unsigned int i;
+
+		q->kicked = false;
+		/* acknowledged after draining (docs/protocol.md rule 6) */
+		for (i = 0; i < q->nr_ports; i++)
+			pvio_evtchn_unmask(w->plat, q->ports[i]);
+	}
+	return n > 0 ? n : 0;
+}
+
+/*
+ * Every queue's turn, fairly: while several queues are busy each takes at
+ * most WORKER_QUANTUM requests per pass (the rest waits in its ring for
+ * the next pass, nothing is lost), and each pass starts one queue further
+ * along, so no queue is always first or always last behind the others.
+ */
+static int serve_queues(struct worker *w)
+{
+	unsigned int budget = w->busy_queues > 1 ? WORKER_QUANTUM : WORKER_BUDGET;
+	struct dp_queue *start = w->rr ? w->rr : w->queues, *q;
+	unsigned int busy = 0;
+	uint64_t now = 0;
+	int work = 0, n;
+
+	for (q = start; q; q = q->next) {
+		n = serve(w, q, budget, &now);
+		busy += n > 0;
+		work += n;
+	}
+	for (q = w->queues; q && q != start; q = q->next) {
+		n = serve(w, q, budget, &now);
+		busy += n > 0;
+		work += n;
+	}
+	w->busy_queues = busy;
+	w->rr = start ? start->next : NULL;
+	return work;
 }
 
 static void *worker_main(void *arg)
@@ -457,36 +551,12 @@ static void *worker_main(void *arg)
 	take_commands(w);
 
 	for (;;) {
-		int work = 0, n;
-		uint64_t now;
+		int work = 0;
 		bool exiting;
 
 		work += reap(w);
-		now = 0;
 		w->in_pass = true;
-		for (q = w->queues; q; q = q->next) {
-			bool was_kicked = q->kicked;
-
-			if (q->halted || q->throttle_until_ns)
-				continue;
-			n = q->ops->process(q);
-			if (n > 0)
-				work += n;
-			else if (was_kicked) {
-				if (!now)
-					now = pvio_now_ns();
-				spurious(q, now);
-			}
-			if (was_kicked) {
-				unsigned int i;
-
-				q->kicked = false;
-				/* acknowledged after draining
-				 * (docs/protocol.md rule 6) */
-				for (i = 0; i < q->nr_ports; i++)
-					pvio_evtchn_unmask(w->plat, q->ports[i]);
-			}
-		}
+		work += serve_queues(w);
 		io_uring_submit(&w->ring);
 		for (q = w->queues; q; q = q->next)
 			q->ops->flush(q);
@@ -588,4 +658,5 @@ void worker_join(struct worker *w)
 		io_uring_queue_exit(&w->ring);
 	pvio_platform_close(w->plat);
 	pthread_mutex_destroy(&w->lock);
+	free(w->by_port);
 }
