@@ -334,6 +334,12 @@ int bench_blk(int argc, char **argv)
 	char img[4200];
 	char *bufs;
 
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--guests") || !strcmp(argv[i], "--noisy")) {
+			free(rp);
+			free(rb);
+			return bench_guests(argc, argv);
+		}
 	memset(pts, 0, sizeof(pts));
 	/* the page cache of a disk file system: there io_uring serves cached
 	 * reads inline (tmpfs reads go through io-wq on 6.x kernels) */

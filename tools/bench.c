@@ -131,7 +131,13 @@ static const char *backd_path(void)
 
 int bench_world_up(struct bench_world *bw, unsigned int spin_us, bool grant_map)
 {
-	char sock[4300], spin[16];
+	return bench_world_up_workers(bw, spin_us, grant_map, 1);
+}
+
+int bench_world_up_workers(struct bench_world *bw, unsigned int spin_us,
+			   bool grant_map, unsigned int workers)
+{
+	char sock[4300], spin[16], nw[16];
 	int rc, i;
 
 	memset(bw, 0, sizeof(*bw));
@@ -153,6 +159,7 @@ int bench_world_up(struct bench_world *bw, unsigned int spin_us, bool grant_map)
 	if (rc)
 		return rc;
 	snprintf(spin, sizeof(spin), "%u", spin_us);
+	snprintf(nw, sizeof(nw), "%u", workers);
 	fflush(NULL);
 	bw->backd = fork();
 	if (bw->backd == 0) {
@@ -165,11 +172,11 @@ int bench_world_up(struct bench_world *bw, unsigned int spin_us, bool grant_map)
 		bench_pin(1);
 		if (grant_map)
 			execl(backd_path(), "pvio-backd", "-p", bw->spec, "--workers",
-			      "1", "--spin-us", spin, "--grant-map", "-l", "warn",
+			      nw, "--spin-us", spin, "--grant-map", "-l", getenv("PVIO_BENCH_DEBUG") ? "debug" : "warn",
 			      (char *)NULL);
 		else
 			execl(backd_path(), "pvio-backd", "-p", bw->spec, "--workers",
-			      "1", "--spin-us", spin, "-l", "warn", (char *)NULL);
+			      nw, "--spin-us", spin, "-l", "warn", (char *)NULL);
 		_exit(127);
 	}
 	snprintf(sock, sizeof(sock), "%s/backd.sock", bw->dir);
@@ -330,6 +337,15 @@ static void usage(FILE *f)
 "    --copy: pvio-backd grant-copies (default: maps persistent grants);\n"
 "    --pool: the guest's buffers are copied through blkfront's pool\n"
 "    (default: granted buffers, read and written in place)\n"
+"pvio-bench blk --guests N [--qd N] [--workers N] [--vif] [--time MS] [--runs N]\n"
+"               [--copy] [--json]\n"
+"    N guests (own domains, vbds, rings, grants and event channels), 32 per\n"
+"    driver process: connect time, pvio-backd RSS/fds/idle CPU, then 4 KiB\n"
+"    random reads from the first 8 guests and from all N, alternating:\n"
+"    total IOPS, per-guest min/median/max, fairness spread, ratio N/8\n"
+"pvio-bench blk --noisy [--time MS] [--runs N] [--json]\n"
+"    8 guests on one worker: 7 read 4 KiB at QD 1 alone, then beside a\n"
+"    guest writing 4 KiB at QD 128: the quiet guests' p99, and the ratio\n"
 "pvio-bench net [--time MS] [--runs N] [--test NAME] [--spin-us N] [--json]\n"
 "    packets/s of 64 and 1514-byte frames both ways (tx-64, tx-1514,\n"
 "    rx-64, rx-1514), one TCP stream each way between the guest's\n"

@@ -23,6 +23,9 @@ struct bench_world {
 
 /* @grant_map: pvio-backd maps persistent grants (else grant copy) */
 int bench_world_up(struct bench_world *bw, unsigned int spin_us, bool grant_map);
+/* ... with @workers dataplane threads */
+int bench_world_up_workers(struct bench_world *bw, unsigned int spin_us,
+			   bool grant_map, unsigned int workers);
 void bench_world_down(struct bench_world *bw);
 /* Create domain @domid and give it xvda backed by @path. */
 int bench_attach_vbd(struct bench_world *bw, unsigned int domid,
@@ -57,6 +60,8 @@ struct bench_stat3 bench_stat3(double *v, unsigned int n);
 void bench_percentiles(uint32_t *lat, uint32_t n, double *p50, double *p99);
 
 int bench_blk(int argc, char **argv);
+/* blk --guests N, blk --noisy */
+int bench_guests(int argc, char **argv);
 int bench_net(int argc, char **argv);
 
 #endif
