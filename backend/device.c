@@ -351,6 +351,53 @@ static void scan_types(struct backd *bd, const struct device_ops *ops,
 		scan_kind(bd, ops, tok);
 }
 
+/*
+ * Look at known device *@pp after a change: gone (@present false), removed
+ * and re-created, or libxl's remove protocol. Unlinks and frees it when it
+ * goes; return true then (*@pp is the next device).
+ */
+static bool dev_review(struct backd *bd, struct device **pp, bool present)
+{
+	struct device *d = *pp;
+	unsigned long online = 1;
+
+	if (!present) {
+		/* the toolstack removed it */
+		*pp = d->next;
+		log_info("%s: removed", d->path);
+		dev_free(d);
+		return true;
+	}
+	if (device_recreated(d)) {
+		const struct device_ops *ops = d->ops;
+		char type[sizeof(d->type)];
+		unsigned int fe = d->fe, devid = d->devid;
+
+		/* removed and written anew since the last scan */
+		*pp = d->next;
+		log_info("%s: removed and re-created: a new device", d->path);
+		snprintf(type, sizeof(type), "%s", d->type);
+		dev_free(d);
+		if (!bd->stopping)
+			dev_create(bd, ops, type, fe, devid);
+		return true;
+	}
+	/* libxl's remove: online=0 and Closing written into our state node;
+	 * it waits for us to write Closed there */
+	if (!device_read_uint(d, "online", 0, 1, 1, false, &online) && !online) {
+		unsigned long node = PVIO_XB_CLOSED;
+
+		device_read_uint(d, "state", 0, 8, PVIO_XB_CLOSED, false, &node);
+		if (pvio_xenbus_state(d->xb) != PVIO_XB_CLOSED) {
+			disconnect(d);
+			pvio_xenbus_switch(d->xb, PVIO_XB_CLOSED);
+		} else if (node != PVIO_XB_CLOSED) {
+			pvio_xenbus_touch(d->xb);	/* Closed again */
+		}
+	}
+	return false;
+}
+
 void devices_scan(struct backd *bd)
 {
 	struct device **pp, *d;
@@ -362,53 +409,183 @@ void devices_scan(struct backd *bd)
 	if (!bd->o.no_vif)
 		scan_types(bd, &vif_ops, bd->o.types_vif);
 	pp = &bd->devices;
-	while ((d = *pp)) {
-		unsigned long online = 1;
-
-		if (!d->seen) {
-			/* the toolstack removed it */
-			*pp = d->next;
-			log_info("%s: removed", d->path);
-			dev_free(d);
-			continue;
-		}
-		if (device_recreated(d)) {
-			const struct device_ops *ops = d->ops;
-			char type[sizeof(d->type)];
-			unsigned int fe = d->fe, devid = d->devid;
-
-			/* removed and written anew since the last scan */
-			*pp = d->next;
-			log_info("%s: removed and re-created: a new device",
-				 d->path);
-			snprintf(type, sizeof(type), "%s", d->type);
-			dev_free(d);
-			if (!bd->stopping)
-				dev_create(bd, ops, type, fe, devid);
-			continue;
-		}
-		/* libxl's remove: online=0 and Closing written into our
-		 * state node; it waits for us to write Closed there */
-		if (!device_read_uint(d, "online", 0, 1, 1, false, &online) &&
-		    !online) {
-			unsigned long node = PVIO_XB_CLOSED;
-
-			device_read_uint(d, "state", 0, 8, PVIO_XB_CLOSED, false,
-					 &node);
-			if (pvio_xenbus_state(d->xb) != PVIO_XB_CLOSED) {
-				disconnect(d);
-				pvio_xenbus_switch(d->xb, PVIO_XB_CLOSED);
-			} else if (node != PVIO_XB_CLOSED) {
-				pvio_xenbus_touch(d->xb);	/* Closed again */
-			}
-		}
-		pp = &d->next;
-	}
+	while ((d = *pp))
+		if (!dev_review(bd, pp, d->seen))
+			pp = &d->next;
 }
 
+/* Is @type in the comma-separated @list? */
+static bool type_listed(const char *list, const char *type, size_t len)
+{
+	const char *p = list;
+
+	while (*p) {
+		size_t n = strcspn(p, ",");
+
+		if (n == len && !strncmp(p, type, len))
+			return true;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+/* The devices of one frontend domain: its directory changed. */
+static void scan_fe(struct backd *bd, const struct device_ops *ops,
+		    const char *type, unsigned int fe)
+{
+	char path[PVIO_XS_PATH_MAX], **ids = NULL;
+	struct device **pp, *d;
+	int ni, j;
+
+	for (d = bd->devices; d; d = d->next)
+		if (d->fe == fe && !strcmp(d->type, type))
+			d->seen = false;
+	snprintf(path, sizeof(path), "/local/domain/%u/backend/%s/%u", bd->self,
+		 type, fe);
+	ni = pvio_xs_directory(bd->xs, 0, path, &ids);
+	for (j = 0; j < ni; j++) {
+		char *end;
+		unsigned long id = strtoul(ids[j], &end, 10);
+
+		if (*end || end == ids[j] || id > 0xfffffff)
+			continue;
+		d = dev_find(bd, type, fe, (unsigned int)id);
+		if (d)
+			d->seen = true;
+		else if (!bd->stopping)
+			dev_create(bd, ops, type, fe, (unsigned int)id);
+	}
+	free(ids);
+	pp = &bd->devices;
+	while ((d = *pp))
+		if (d->fe != fe || strcmp(d->type, type) ||
+		    !dev_review(bd, pp, d->seen))
+			pp = &d->next;
+}
+
+/*
+ * A kind's directory changed: its frontend domains come and go. Only
+ * domains we know nothing of are listed (a new device of a known domain
+ * fires an event of its own); devices of domains no longer listed go.
+ */
+static void scan_kind_dirs(struct backd *bd, const struct device_ops *ops,
+			   const char *type)
+{
+	char path[PVIO_XS_PATH_MAX], **doms = NULL;
+	struct device **pp, *d;
+	int nd, i;
+
+	snprintf(path, sizeof(path), "/local/domain/%u/backend/%s", bd->self,
+		 type);
+	nd = pvio_xs_directory(bd->xs, 0, path, &doms);
+	if (nd < 0 && nd != -ENOENT)
+		return;	/* cannot tell: keep what we have */
+	for (d = bd->devices; d; d = d->next)
+		if (!strcmp(d->type, type))
+			d->seen = false;
+	for (i = 0; i < nd; i++) {
+		unsigned long fe;
+		char *end;
+		bool known = false;
+
+		fe = strtoul(doms[i], &end, 10);
+		if (*end || end == doms[i] || fe > 0x7fef)
+			continue;
+		for (d = bd->devices; d; d = d->next)
+			if (d->fe == fe && !strcmp(d->type, type)) {
+				d->seen = true;
+				known = true;
+			}
+		if (!known)
+			scan_fe(bd, ops, type, (unsigned int)fe);
+	}
+	free(doms);
+	pp = &bd->devices;
+	while ((d = *pp))
+		if (strcmp(d->type, type) || d->seen || !dev_review(bd, pp, false))
+			pp = &d->next;
+}
+
+/* One device's directory or a node in it changed. */
+static void scan_dev(struct backd *bd, const struct device_ops *ops,
+		     const char *type, unsigned int fe, unsigned int devid,
+		     const char *rest)
+{
+	struct device **pp, *d;
+
+	for (pp = &bd->devices; (d = *pp); pp = &d->next)
+		if (d->fe == fe && d->devid == devid && !strcmp(d->type, type))
+			break;
+	if (!d) {
+		/* new, or still half-written: dev_create looks */
+		if (!bd->stopping)
+			dev_create(bd, ops, type, fe, devid);
+		return;
+	}
+	/* the nodes that change what the device is: its directory (created
+	 * or removed), `online` and `state` (libxl's remove, re-creation);
+	 * the rest (our own features, the toolstack's params) do not */
+	if (*rest && strcmp(rest, "online") && strcmp(rest, "state"))
+		return;
+	dev_review(bd, pp, pvio_xs_exists(bd->xs, 0, d->path));
+}
+
+/*
+ * A watch under .../backend/<kind> fired: look at what the path names
+ * only. A scan of everything costs two xenstore round trips per device,
+ * and every node written under the backend fires an event: with hundreds
+ * of devices, full scans made the handshakes wait for each other.
+ */
 static void watch_fired(struct pvio_xs *x, const char *path, void *opaque)
 {
-	devices_scan(opaque);
+	struct backd *bd = opaque;
+	const struct device_ops *ops;
+	char prefix[64], type[16];
+	unsigned long fe, id;
+	const char *p, *slash;
+	char *end;
+	size_t len;
+
+	snprintf(prefix, sizeof(prefix), "/local/domain/%u/backend/", bd->self);
+	len = strlen(prefix);
+	if (strncmp(path, prefix, len)) {
+		devices_scan(opaque);	/* not a path we know: everything */
+		return;
+	}
+	p = path + len;
+	slash = strchr(p, '/');
+	if (!slash)
+		slash = p + strlen(p);
+	if ((size_t)(slash - p) >= sizeof(type))
+		return;
+	memcpy(type, p, (size_t)(slash - p));
+	type[slash - p] = 0;
+	if (!bd->o.no_vbd && type_listed(bd->o.types_vbd, type, strlen(type)))
+		ops = &vbd_ops;
+	else if (!bd->o.no_vif && type_listed(bd->o.types_vif, type, strlen(type)))
+		ops = &vif_ops;
+	else
+		return;
+	if (!*slash) {
+		scan_kind_dirs(bd, ops, type);
+		return;
+	}
+	p = slash + 1;
+	fe = strtoul(p, &end, 10);
+	if (end == p || fe > 0x7fef || (*end && *end != '/'))
+		return;
+	if (!*end) {
+		scan_fe(bd, ops, type, (unsigned int)fe);
+		return;
+	}
+	p = end + 1;
+	id = strtoul(p, &end, 10);
+	if (end == p || id > 0xfffffff || (*end && *end != '/'))
+		return;
+	scan_dev(bd, ops, type, (unsigned int)fe, (unsigned int)id,
+		 *end ? end + 1 : "");
 }
 
 static int watch_types(struct backd *bd, const char *list)

@@ -18,7 +18,6 @@ static uint32_t hash(const struct pg_cache *c, uint32_t gref)
 int pg_cache_init(struct pg_cache *c, struct pvio_platform *p,
 		  unsigned int domid, uint32_t cap)
 {
-	uint32_t i;
 
 	memset(c, 0, sizeof(*c));
 	if (!cap)
@@ -36,9 +35,12 @@ int pg_cache_init(struct pg_cache *c, struct pvio_platform *p,
 		free(c->buckets);
 		return -ENOMEM;
 	}
-	for (i = 0; i < cap; i++)
-		c->ents[i].next = i + 2 <= cap ? i + 2 : NIL;
-	c->free_head = 1;
+	/* entries never used are taken in order (c->fresh), not threaded
+	 * on the free list here: a list through all of them would touch
+	 * cap * 32 bytes (256 KiB by default) of every queue at connect,
+	 * most of it never used by a guest with few grants */
+	c->free_head = NIL;
+	c->fresh = 0;
 	return 0;
 }
 
@@ -117,7 +119,7 @@ int pg_cache_get(struct pg_cache *c, uint32_t gref, bool write)
 		c->refused++;
 		return -ENOSPC;
 	}
-	if (!c->free_head) {
+	if (!c->free_head && c->fresh == c->cap) {
 		if (!c->lru_head) {
 			c->refused++;
 			return -ENOSPC;	/* every page is in use */
@@ -136,9 +138,13 @@ int pg_cache_get(struct pg_cache *c, uint32_t gref, bool write)
 	if (rc)
 		return rc;
 	c->maps++;
-	i = c->free_head - 1;
+	if (c->free_head) {
+		i = c->free_head - 1;
+		c->free_head = c->ents[i].next;
+	} else {
+		i = c->fresh++;
+	}
 	e = &c->ents[i];
-	c->free_head = e->next;
 	memset(e, 0, sizeof(*e));
 	e->gref = gref;
 	e->addr = addr;

@@ -37,6 +37,7 @@ struct pg_cache {
 	uint32_t nbuckets;
 	uint32_t cap, used;
 	uint32_t free_head;	/* unused slots, through .next */
+	uint32_t fresh;		/* slots [fresh, cap) never used yet */
 	uint32_t lru_head, lru_tail;	/* evictable, oldest at head */
 	uint32_t maps_left;	/* this pass's map budget */
 	uint64_t hits, misses, maps, unmaps, refused;
