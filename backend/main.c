@@ -53,6 +53,8 @@ static void usage(FILE *f)
 "                         /run/pvio/journal on xen)\n"
 "      --no-journal       no in-flight records: a crash may lose or repeat\n"
 "                         responses (a baseline for benchmarks)\n"
+"      --no-confine       keep every capability, no system call filter\n"
+"                         (debugging only; see docs/security.md)\n"
 "  -l, --log-level L      err|warn|info|debug (default info)\n"
 "  -h, --help\n");
 }
@@ -74,7 +76,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 {
 	enum { O_SPIN = 256, O_ORDER, O_QUEUES, O_INDIRECT, O_BUFFERED,
 	       O_VBDT, O_VIFT, O_NOVBD, O_NOVIF, O_MAP, O_PGMAX, O_JDIR,
-	       O_NOJ };
+	       O_NOJ, O_NOCONFINE };
 	static const struct option opts[] = {
 		{ "platform", required_argument, NULL, 'p' },
 		{ "workers", required_argument, NULL, 'w' },
@@ -89,6 +91,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		{ "vif-types", required_argument, NULL, O_VIFT },
 		{ "no-vbd", no_argument, NULL, O_NOVBD },
 		{ "no-vif", no_argument, NULL, O_NOVIF },
+		{ "no-confine", no_argument, NULL, O_NOCONFINE },
 		{ "ctl-sock", required_argument, NULL, 's' },
 		{ "journal-dir", required_argument, NULL, O_JDIR },
 		{ "no-journal", no_argument, NULL, O_NOJ },
@@ -169,6 +172,9 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 			break;
 		case O_NOVIF:
 			o->no_vif = true;
+			break;
+		case O_NOCONFINE:
+			o->no_confine = true;
 			break;
 		case 's':
 			o->ctl_sock = optarg;
@@ -396,6 +402,14 @@ int main(int argc, char **argv)
 			strerror(-rc));
 		return 1;
 	}
+	/* before the first thread: the workers start with these sets */
+	if (!bd.o.no_confine) {
+		rc = confine_caps();
+		if (rc) {
+			log_err("cannot drop capabilities: %s", strerror(-rc));
+			return 1;
+		}
+	}
 	bd.done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	bd.workers = calloc(bd.o.nr_workers, sizeof(*bd.workers));
 	if (bd.done_efd < 0 || !bd.workers) {
@@ -430,17 +444,27 @@ int main(int argc, char **argv)
 		log_err("cannot watch the backend area: %s", strerror(-rc));
 		return 1;
 	}
-	log_info("domain %u on %s, %u worker%s, control socket %s, %s%s",
+	if (!bd.o.no_confine) {
+		rc = confine_filter();
+		if (rc) {
+			log_err("cannot install the system call filter: %s",
+				strerror(-rc));
+			return 1;
+		}
+	}
+	log_info("domain %u on %s, %u worker%s, control socket %s, %s%s, %s",
 		 bd.self, pvio_platform_name(bd.plat), bd.nr_workers,
 		 bd.nr_workers > 1 ? "s" : "", bd.o.ctl_sock,
 		 bd.o.journal_dir ? "in-flight records in " : "no in-flight records",
-		 bd.o.journal_dir ? bd.o.journal_dir : "");
+		 bd.o.journal_dir ? bd.o.journal_dir : "",
+		 bd.o.no_confine ? "not confined (--no-confine)" : "confined");
 	if (bd.o.journal_dir) {
 		/* the devices there are now re-attached (or not): records
 		 * nobody claimed are of devices that are gone */
 		devices_scan(&bd);
 		jrnl_sweep(bd.o.journal_dir, device_exists, &bd);
 	}
+	confine_test_fault();
 
 	while (!bd.stopping) {
 		struct epoll_event evs[16];

@@ -314,6 +314,7 @@ struct backd_opts {
 	const char *types_vif;
 	bool no_vif, no_vbd;
 	const char *journal_dir;	/* in-flight records; NULL: none */
+	bool no_confine;		/* --no-confine: debugging only */
 };
 
 struct backd {
@@ -330,6 +331,18 @@ struct backd {
 	bool stopping;
 	uint64_t started_ns;
 };
+
+/*
+ * confine.c. confine_caps(): no_new_privs, every capability but
+ * CAP_NET_ADMIN dropped (bounding set too), before the threads start.
+ * confine_worker(): a worker thread drops its own. confine_filter(): the
+ * seccomp allow-list, on every thread. Each returns 0 or -errno.
+ * confine_test_fault(): the test's forbidden system call, if asked for.
+ */
+int confine_caps(void);
+void confine_worker(void);
+int confine_filter(void);
+void confine_test_fault(void);
 
 int devices_init(struct backd *bd);
 /* A watch under .../backend/<kind> fired: add/remove devices. */

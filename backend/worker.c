@@ -538,6 +538,8 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof(name), "pvio-w%u", w->idx);
 	pthread_setname_np(pthread_self(), name);
 	rc = ring_init(w);
+	if (!rc && !w->bd->o.no_confine)
+		confine_worker();
 	pthread_mutex_lock(&w->lock);
 	w->init_rc = rc ? rc : 1;
 	pthread_cond_signal(&w->init_cond);
