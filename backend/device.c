@@ -687,6 +687,7 @@ void devices_shutdown(struct backd *bd)
 		bd->devices = d->next;
 		if (d->connected)
 			log_info("%s: drained, detached (state kept)", d->path);
+		d->detaching = true;
 		dev_free(d);
 	}
 }

@@ -651,7 +651,7 @@ int net_queue_create(struct device *d, struct vif *v, struct worker *w,
 	if (index == 0) {
 		q->tap_fd = v->tap0;
 	} else {
-		rc = tap_open(v->ifname, true, &q->tap_fd);
+		rc = tap_open(v->ifname, true, false, &q->tap_fd);
 		if (rc)
 			goto fail;
 		q->own_fd = true;

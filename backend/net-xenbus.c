@@ -45,7 +45,7 @@ static int vif_probe(struct device *d)
 		free(s);
 	}
 	snprintf(v->ifname, sizeof(v->ifname), "vif%u.%u", d->fe, d->devid);
-	rc = tap_open(v->ifname, true, &v->tap0);
+	rc = tap_open(v->ifname, true, true, &v->tap0);
 	if (!rc)
 		rc = tap_setup(v->tap0, v->ifname, v->bridge);
 	if (rc) {
@@ -224,8 +224,13 @@ static void vif_destroy(struct device *d)
 
 	if (!v)
 		return;
-	if (v->tap0 >= 0) {
+	if (v->tap0 >= 0 && d->detaching) {
+		/* SIGTERM: the TAP stays, with its addresses and bridge
+		 * membership, for the next pvio-backd (as after a crash) */
+		close(v->tap0);
+	} else if (v->tap0 >= 0) {
 		tap_unbridge(v->ifname, v->bridge);
+		tap_remove(v->tap0);
 		close(v->tap0);	/* the TAP goes with its last fd */
 	}
 	free(v);

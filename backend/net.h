@@ -108,7 +108,8 @@ int net_tx_check(const struct tx_pkt *p, uint32_t *first_len,
 		 const char **why);
 
 /* tap.c */
-int tap_open(const char *name, bool multi_queue, int *fd);
+int tap_open(const char *name, bool multi_queue, bool persist, int *fd);
+void tap_remove(int fd);
 int tap_setup(int fd, const char *name, const char *bridge);
 int tap_set_offloads(int fd, unsigned int offloads);
 int tap_set_carrier(int fd, bool on);

@@ -274,6 +274,8 @@ struct device {
 	bool seen;			/* discovery sweep mark */
 	bool recreated;			/* the toolstack wrote a new instance */
 	bool reattach;			/* connecting under a connected guest */
+	bool detaching;			/* SIGTERM: keep what a restart reuses
+					 * (the vif's TAP) */
 	uint64_t connects;
 	struct dp_stats retired;	/* counters of queues already freed */
 };

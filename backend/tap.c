@@ -16,7 +16,12 @@
 
 #include "net.h"
 
-int tap_open(const char *name, bool multi_queue, int *fd)
+/*
+ * Open (or create) TAP @name. @persist: it outlives our fds, so a
+ * pvio-backd that dies or restarts finds it as it was (addresses, bridge
+ * or OVS port, routes) and opens it again by name; tap_remove() ends it.
+ */
+int tap_open(const char *name, bool multi_queue, bool persist, int *fd)
 {
 	struct ifreq ifr;
 	int f, hdr = (int)NET_VNET_HDR, rc;
@@ -29,7 +34,8 @@ int tap_open(const char *name, bool multi_queue, int *fd)
 			(multi_queue ? IFF_MULTI_QUEUE : 0);
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	if (ioctl(f, TUNSETIFF, &ifr) < 0 ||
-	    ioctl(f, TUNSETVNETHDRSZ, &hdr) < 0) {
+	    ioctl(f, TUNSETVNETHDRSZ, &hdr) < 0 ||
+	    (persist && ioctl(f, TUNSETPERSIST, 1) < 0)) {
 		rc = -errno;
 		close(f);
 		return rc;
@@ -84,7 +90,15 @@ int tap_setup(int fd, const char *name, const char *bridge)
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", bridge);
 	ifr.ifr_ifindex = idx;
-	return sock_ioctl(SIOCBRADDIF, &ifr);
+	rc = sock_ioctl(SIOCBRADDIF, &ifr);
+	/* a persistent TAP found after a restart is a member already */
+	return rc == -EBUSY ? 0 : rc;
+}
+
+/* The device is gone for good: the TAP goes with our last fd. */
+void tap_remove(int fd)
+{
+	ioctl(fd, TUNSETPERSIST, 0);
 }
 
 void tap_unbridge(const char *name, const char *bridge)

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: MIT
 # pvio-backd's network path with a raw netif client, as separate processes:
 #  - the TAP vif<dom>.<dev> is created, in a bridge when asked, and removed;
+#    it outlives pvio-backd (SIGTERM, SIGKILL) with its bridge and address;
 #  - tx: single- and multi-slot frames arrive whole on the vif;
 #  - rx: frames injected on the vif reach the guest whole (multi-slot too);
 #  - every malformed tx packet is dropped with error responses and counted,
@@ -119,6 +120,32 @@ ctl vif-detach g1 0 || t_fail "vif-detach"
 for _ in $(seq 40); do ip link show vif$D1.0 >/dev/null 2>&1 || break; sleep 0.05; done
 ip link show vif$D1.0 >/dev/null 2>&1 && t_fail "vif$D1.0 left behind"
 t_pass "vif-detach closes the vif and removes its TAP"
+
+# the TAP outlives pvio-backd (persistent): stopped or killed, it keeps its
+# bridge membership and addresses, and the next pvio-backd opens it again
+tap_kept() {	# when
+	ip link show vif$D2.0 >/dev/null 2>&1 || t_fail "vif$D2.0 gone $1"
+	[ "$(cat /sys/class/net/vif$D2.0/master/ifindex 2>/dev/null)" = \
+	  "$(cat /sys/class/net/$BR/ifindex)" ] || t_fail "vif$D2.0 left $BR $1"
+	ip -4 addr show dev vif$D2.0 | grep -q 10.231.7.1/24 ||
+		t_fail "vif$D2.0 lost its address $1"
+}
+ip addr add 10.231.7.1/24 dev vif$D2.0
 t_backd_down
-ip link show vif$D2.0 >/dev/null 2>&1 && t_fail "vif$D2.0 left behind after pvio-backd stopped"
+tap_kept "after SIGTERM"
+t_backd_up
+for _ in $(seq 60); do grep -q "vif/$D2/0: new vif" "$W/backd.log" && break; sleep 0.05; done
+kill -KILL "$BACKD_PID"; wait "$BACKD_PID" 2>/dev/null
+tap_kept "after SIGKILL"
+t_backd_up
+for _ in $(seq 60); do
+	[ "$(grep -c "vif/$D2/0: new vif" "$W/backd.log")" -ge 3 ] && break; sleep 0.05
+done
+tap_kept "after a restart"
+run g2 0 tx 5 100 >"$W/out" || t_fail "tx after restarts: $(cat "$W/out")"
+ctl vif-detach g2 0 || t_fail "vif-detach g2"
+for _ in $(seq 40); do ip link show vif$D2.0 >/dev/null 2>&1 || break; sleep 0.05; done
+ip link show vif$D2.0 >/dev/null 2>&1 && t_fail "vif$D2.0 left behind after vif-detach"
+t_pass "the TAP survives SIGTERM and SIGKILL (bridge, address kept), is reopened, and goes with vif-detach"
+t_backd_down
 exit 0
