@@ -6,6 +6,10 @@
  * virtualization. Runs alternate (pvio, baseline, pvio, ...) and each
  * ratio is the median of the pairs' ratios. The baseline runs on the CPU
  * pvio-backd has (CPU 1), the guest on CPU 0.
+ *
+ * --journal-cost: the baseline is a second world whose pvio-backd keeps no
+ * in-flight records (--no-journal), driven by its own guest, alternating
+ * with the first: the cost of crash recovery.
  */
 #include "config.h"
 
@@ -239,6 +243,7 @@ struct blk_opts {
 	bool pool;		/* guest buffers copied through blkfront's pool */
 	unsigned int only;	/* bitmask of loads, 0: all */
 	unsigned int spin_us;
+	bool jcost;		/* baseline: pvio-backd --no-journal */
 };
 
 static size_t res_size(void)
@@ -321,16 +326,36 @@ struct point {
 	double ratio_med;
 };
 
+/* Fork a guest for world @bw; its command and result pipes. */
+static pid_t guest_start(struct bench_world *bw, unsigned int domid,
+			 const struct blk_opts *o, int cmd[2], int res[2])
+{
+	pid_t pid;
+
+	if (pipe(cmd) || pipe(res))
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		close(cmd[1]);
+		close(res[0]);
+		guest_proc(bw, domid, o, cmd[0], res[1]);
+	}
+	close(cmd[0]);
+	close(res[1]);
+	return pid;
+}
+
 int bench_blk(int argc, char **argv)
 {
 	struct blk_opts o = { .size = 1ull << 30, .ms = 1000, .runs = 3,
 			      .spin_us = 50 };
-	struct bench_world bw;
+	struct bench_world bw, bw2;
 	struct point pts[NR_LOADS];
 	struct run_result *rp = malloc(res_size()), *rb = malloc(res_size());
-	int cmd[2], res[2], fd, i, rc;
+	int cmd[2], res[2], cmd2[2], res2[2], fd, i, rc;
 	unsigned int li, run, domid = 1;
-	pid_t guest;
+	pid_t guest, guest2 = -1;
 	char img[4200];
 	char *bufs;
 
@@ -357,6 +382,8 @@ int bench_blk(int argc, char **argv)
 			o.copy = true;
 		} else if (!strcmp(argv[i], "--pool")) {
 			o.pool = true;
+		} else if (!strcmp(argv[i], "--journal-cost")) {
+			o.jcost = true;
 		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
 			o.dir = argv[++i];
 		} else if (!strcmp(argv[i], "--load") && i + 1 < argc) {
@@ -389,22 +416,23 @@ int bench_blk(int argc, char **argv)
 	rc = bench_world_up(&bw, o.spin_us, !o.copy);
 	if (!rc)
 		rc = bench_attach_vbd(&bw, domid, img);
+	if (!rc && o.jcost) {
+		rc = bench_world_up_opt(&bw2, o.spin_us, !o.copy, 1, "--no-journal");
+		if (!rc)
+			rc = bench_attach_vbd(&bw2, domid, img);
+	}
 	if (rc) {
 		unlink(img);
 		bench_world_down(&bw);
+		if (o.jcost)
+			bench_world_down(&bw2);
 		return 1;
 	}
-	if (pipe(cmd) || pipe(res))
+	guest = guest_start(&bw, domid, &o, cmd, res);
+	if (o.jcost)
+		guest2 = guest_start(&bw2, domid, &o, cmd2, res2);
+	if (guest < 0 || (o.jcost && guest2 < 0))
 		return 1;
-	fflush(NULL);
-	guest = fork();
-	if (guest == 0) {
-		close(cmd[1]);
-		close(res[0]);
-		guest_proc(&bw, domid, &o, cmd[0], res[1]);
-	}
-	close(cmd[0]);
-	close(res[1]);
 	bench_pin(0);
 	rc = 0;
 	for (li = 0; li < NR_LOADS && !rc; li++) {
@@ -428,10 +456,18 @@ int bench_blk(int argc, char **argv)
 			}
 			bn1 = bench_backd_notifies(&bw);
 			memset(rb, 0, sizeof(*rb));
-			/* on pvio-backd's CPU: the same core does the I/O */
-			bench_pin(1);
-			base_run(fd, w, o.size, (uint64_t)o.ms * 1000000u, rb, bufs);
-			bench_pin(0);
+			if (o.jcost) {
+				/* the same guest I/O, no in-flight records */
+				if (bench_write(cmd2[1], &li, sizeof(li)) ||
+				    recv_result(res2[0], rb) || rb->error)
+					rb->error = rb->error ? rb->error : -EIO;
+			} else {
+				/* on pvio-backd's CPU: the same core does the I/O */
+				bench_pin(1);
+				base_run(fd, w, o.size, (uint64_t)o.ms * 1000000u, rb,
+					 bufs);
+				bench_pin(0);
+			}
 			if (rb->error) {
 				fprintf(stderr, "pvio-bench: %s: baseline: %s\n", w->name,
 					strerror(-rb->error));
@@ -477,6 +513,11 @@ int bench_blk(int argc, char **argv)
 	bench_write(cmd[1], &li, sizeof(li));
 	waitpid(guest, NULL, 0);
 	bench_world_down(&bw);
+	if (o.jcost) {
+		bench_write(cmd2[1], &li, sizeof(li));
+		waitpid(guest2, NULL, 0);
+		bench_world_down(&bw2);
+	}
 	close(fd);
 	unlink(img);
 	if (rc)
@@ -498,10 +539,11 @@ int bench_blk(int argc, char **argv)
 			printf("%s\n  {\"workload\": \"%s\", \"pvio\": {\"iops\": %.0f, "
 			       "\"iops_min\": %.0f, \"iops_max\": %.0f, \"mb_s\": %.1f, "
 			       "\"p50_us\": %.2f, \"p99_us\": %.2f, \"notifications_per_request\": %.4f}, "
-			       "\"baseline_io_uring\": {\"iops\": %.0f, \"mb_s\": %.1f, \"p50_us\": %.2f, "
+			       "\"%s\": {\"iops\": %.0f, \"mb_s\": %.1f, \"p50_us\": %.2f, "
 			       "\"p99_us\": %.2f}, \"ratio\": %.3f}",
 			       first ? "" : ",", loads[li].name, pt->s_iops.med, pt->s_iops.min,
 			       pt->s_iops.max, pt->mbs, pt->p50, pt->p99, pt->notif_per_req,
+			       o.jcost ? "baseline_no_journal" : "baseline_io_uring",
 			       pt->s_base.med, pt->base_mbs, pt->bp50, pt->bp99, pt->ratio_med);
 			first = false;
 		}
@@ -509,10 +551,13 @@ int bench_blk(int argc, char **argv)
 		return 0;
 	}
 	printf("pvio-bench blk: sim domU blkfront (buffers %s) -> pvio-backd (grants %s) -> "
-	       "a file in %s,\ncached (%llu MiB); baseline: io_uring on the same file, one "
-	       "process;\n%u ms x %u paired runs; ratio = median of pvio/baseline pairs\n",
+	       "a file in %s,\ncached (%llu MiB); baseline: %s;\n%u ms x %u paired runs; "
+	       "ratio = median of pvio/baseline pairs\n",
 	       o.pool ? "copied through the pool" : "granted, in place",
 	       o.copy ? "copied" : "mapped", o.dir, (unsigned long long)(o.size >> 20),
+	       o.jcost ? "the same guest I/O through a pvio-backd --no-journal (in-flight "
+			 "records off)"
+		       : "io_uring on the same file, one process",
 	       o.ms, o.runs);
 	printf("%-20s | %10s %9s %17s %8s | %10s %9s %17s | %6s\n", "workload", "pvio IOPS",
 	       "MB/s", "p50/p99 us", "notif/rq", "base IOPS", "MB/s", "p50/p99 us", "ratio");

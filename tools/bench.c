@@ -137,6 +137,12 @@ int bench_world_up(struct bench_world *bw, unsigned int spin_us, bool grant_map)
 int bench_world_up_workers(struct bench_world *bw, unsigned int spin_us,
 			   bool grant_map, unsigned int workers)
 {
+	return bench_world_up_opt(bw, spin_us, grant_map, workers, NULL);
+}
+
+int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
+		       bool grant_map, unsigned int workers, const char *extra)
+{
 	char sock[4300], spin[16], nw[16];
 	int rc, i;
 
@@ -169,14 +175,25 @@ int bench_world_up_workers(struct bench_world *bw, unsigned int spin_us,
 		snprintf(logp, sizeof(logp), "%s/backd.log", bw->dir);
 		f = freopen(logp, "w", stderr);
 		(void)f;
+		const char *argv[16];
+		int n = 0;
+
 		bench_pin(1);
+		argv[n++] = "pvio-backd";
+		argv[n++] = "-p";
+		argv[n++] = bw->spec;
+		argv[n++] = "--workers";
+		argv[n++] = nw;
+		argv[n++] = "--spin-us";
+		argv[n++] = spin;
+		argv[n++] = "-l";
+		argv[n++] = grant_map && getenv("PVIO_BENCH_DEBUG") ? "debug" : "warn";
 		if (grant_map)
-			execl(backd_path(), "pvio-backd", "-p", bw->spec, "--workers",
-			      nw, "--spin-us", spin, "--grant-map", "-l", getenv("PVIO_BENCH_DEBUG") ? "debug" : "warn",
-			      (char *)NULL);
-		else
-			execl(backd_path(), "pvio-backd", "-p", bw->spec, "--workers",
-			      nw, "--spin-us", spin, "-l", "warn", (char *)NULL);
+			argv[n++] = "--grant-map";
+		if (extra)
+			argv[n++] = extra;
+		argv[n] = NULL;
+		execv(backd_path(), (char *const *)argv);
 		_exit(127);
 	}
 	snprintf(sock, sizeof(sock), "%s/backd.sock", bw->dir);
@@ -331,12 +348,14 @@ static void usage(FILE *f)
 "Benchmarks of the whole PV path in a private sim world, each against a\n"
 "baseline without virtualization measured in the same run (paired runs).\n\n"
 "pvio-bench blk [--time MS] [--runs N] [--size SIZE] [--dir DIR] [--load NAME]\n"
-"               [--spin-us N] [--copy] [--pool] [--json]\n"
+"               [--spin-us N] [--copy] [--pool] [--journal-cost] [--json]\n"
 "    4 KiB random read/write at QD 1, 32, 128 and 128 KiB sequential\n"
 "    read/write; baseline: io_uring on the same file from one process.\n"
 "    --copy: pvio-backd grant-copies (default: maps persistent grants);\n"
 "    --pool: the guest's buffers are copied through blkfront's pool\n"
-"    (default: granted buffers, read and written in place)\n"
+"    (default: granted buffers, read and written in place);\n"
+"    --journal-cost: the baseline is the same guest I/O through a second\n"
+"    pvio-backd with --no-journal (the cost of crash recovery)\n"
 "pvio-bench blk --guests N [--qd N] [--workers N] [--vif] [--time MS] [--runs N]\n"
 "               [--copy] [--json]\n"
 "    N guests (own domains, vbds, rings, grants and event channels), 32 per\n"

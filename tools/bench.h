@@ -26,6 +26,9 @@ int bench_world_up(struct bench_world *bw, unsigned int spin_us, bool grant_map)
 /* ... with @workers dataplane threads */
 int bench_world_up_workers(struct bench_world *bw, unsigned int spin_us,
 			   bool grant_map, unsigned int workers);
+/* ... and @extra, one more pvio-backd option (or NULL) */
+int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
+		       bool grant_map, unsigned int workers, const char *extra);
 void bench_world_down(struct bench_world *bw);
 /* Create domain @domid and give it xvda backed by @path. */
 int bench_attach_vbd(struct bench_world *bw, unsigned int domid,
