@@ -56,6 +56,7 @@ static void usage(FILE *f)
 "      --no-confine       keep every capability, no system call filter\n"
 "                         (debugging only; see docs/security.md)\n"
 "  -l, --log-level L      err|warn|info|debug (default info)\n"
+"      --version\n"
 "  -h, --help\n");
 }
 
@@ -96,6 +97,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		{ "journal-dir", required_argument, NULL, O_JDIR },
 		{ "no-journal", no_argument, NULL, O_NOJ },
 		{ "log-level", required_argument, NULL, 'l' },
+		PVIO_VERSION_OPTION,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -194,6 +196,8 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 				pvio_usage_error(prog, "bad --log-level '%s'", optarg);
 			pvio_log_level = lvl;
 			break;
+		case PVIO_OPT_VERSION:
+			pvio_version(prog);
 		case 'h':
 			usage(stdout);
 			exit(0);

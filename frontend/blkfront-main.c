@@ -424,6 +424,7 @@ static void usage(FILE *f)
 "  --indirect N|off   segments per indirect request (12..1024, default 32)\n"
 "  --timeout MS       handshake timeout (default 10000)\n"
 "  --log-level L      err, warn (default), info, debug\n"
+"  --version\n"
 "  fuse: --discard-zeroes  trust discarded ranges to read back as zeroes\n"
 "        --threads N       FUSE worker threads (default 8)\n"
 "        -o OPTS           more FUSE mount options\n"
@@ -445,6 +446,7 @@ int main(int argc, char **argv)
 		{ "secure", no_argument, NULL, 's' },
 		{ "discard-zeroes", no_argument, NULL, 'z' },
 		{ "threads", required_argument, NULL, 'T' },
+		PVIO_VERSION_OPTION,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -465,6 +467,8 @@ int main(int argc, char **argv)
 	opterr = 0;	/* our own one-line messages */
 	while ((c = getopt_long(argc, argv, ":ho:", lo, NULL)) != -1) {
 		switch (c) {
+		case PVIO_OPT_VERSION:
+			pvio_version("pvio-blkfront");
 		case 'P':
 			spec = optarg;
 			break;

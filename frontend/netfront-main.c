@@ -118,6 +118,7 @@ static void usage(FILE *f)
 "      --spin-us N    poll the rings and the TAP this long after the last\n"
 "                     frame before sleeping (default 50; 0: never poll)\n"
 "  -l, --log-level L  err|warn|info|debug (default info)\n"
+"      --version\n"
 "  -h, --help\n", PVIO_NETFRONT_MAX_QUEUES);
 }
 
@@ -140,6 +141,7 @@ static void parse_args(int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "spin-us", required_argument, NULL, O_SPIN },
 		{ "log-level", required_argument, NULL, 'l' },
+		PVIO_VERSION_OPTION,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -150,6 +152,8 @@ static void parse_args(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":p:d:i:q:l:h", o, NULL)) != -1) {
 		switch (c) {
+		case PVIO_OPT_VERSION:
+			pvio_version("pvio-netfront");
 		case 'p':
 			if (strcmp(optarg, "xen") && strcmp(optarg, "sim") &&
 			    strncmp(optarg, "sim:", 4))

@@ -199,6 +199,7 @@ static void usage(FILE *f)
 		"  -g, --grants N       grant entries per domain (default 32768)\n"
 		"  -l, --log-level L    err|warn|info|debug (default info)\n"
 		"  -L, --log-file PATH  log here (default with --daemon: WORLD/simhv.log)\n"
+		"      --version\n"
 		"  -h, --help\n");
 }
 
@@ -211,6 +212,7 @@ int main(int argc, char **argv)
 		{ "grants", required_argument, NULL, 'g' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "log-file", required_argument, NULL, 'L' },
+		PVIO_VERSION_OPTION,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -255,6 +257,8 @@ int main(int argc, char **argv)
 				pvio_usage_error("pvio-simhv",
 						 "bad --log-level '%s'", optarg);
 			break;
+		case PVIO_OPT_VERSION:
+			pvio_version("pvio-simhv");
 		case 'L':
 			log_file = optarg;
 			break;

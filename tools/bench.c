@@ -380,6 +380,8 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
+	if (!strcmp(argv[1], "--version"))
+		pvio_version("pvio-bench");
 	if (!strcmp(argv[1], "blk"))
 		return bench_blk(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "net"))

@@ -1045,6 +1045,7 @@ static void usage(FILE *f)
 "      --sim[=DIR]     two processes in a sim world (a private one unless DIR)\n"
 "      --cpus F,B      CPUs for frontend and backend (default: 0,1)\n"
 "      --json          JSON on stdout instead of the table\n"
+"      --version\n"
 "  -h, --help\n");
 }
 
@@ -1084,6 +1085,7 @@ int main(int argc, char **argv)
 		{ "sim", optional_argument, NULL, O_SIM },
 		{ "cpus", required_argument, NULL, O_CPUS },
 		{ "json", no_argument, NULL, O_JSON },
+		PVIO_VERSION_OPTION,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1101,6 +1103,8 @@ int main(int argc, char **argv)
 	opterr = 0;	/* our own one-line messages */
 	while ((c = getopt_long(argc, argv, ":m:b:p:t:r:h", opts, NULL)) != -1) {
 		switch (c) {
+		case PVIO_OPT_VERSION:
+			pvio_version("pvio-ringbench");
 		case 'm':
 			if ((rc = parse_modes(optarg, modes)) < 0)
 				pvio_usage_error("pvio-ringbench", "bad --mode '%s'", optarg);

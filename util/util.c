@@ -40,7 +40,7 @@ void pvio__log(int level, const char *fmt, ...)
 	static const char prio[] = { '3', '4', '6', '7' };
 	static const char *const tag[] = { "error", "warning", "info", "debug" };
 	char line[1024];
-	int n = 0;
+	int n = 0, i, start;
 	va_list ap;
 
 	if (level < 0)
@@ -61,12 +61,18 @@ void pvio__log(int level, const char *fmt, ...)
 	}
 	n += snprintf(line + n, sizeof(line) - (size_t)n, "%s[%d]: %s: ",
 		      log_ident, (int)getpid(), tag[level]);
+	start = n;
 	va_start(ap, fmt);
 	if (n < (int)sizeof(line))
 		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
 	if (n >= (int)sizeof(line) - 1)
 		n = (int)sizeof(line) - 2;
+	/* names from outside (files, xenstore) may hold control characters:
+	 * a newline must not forge a second log line */
+	for (i = start; i < n; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
 	line[n++] = '\n';
 	line[n] = 0;
 	/* one write per line: lines of concurrent processes do not mix */
@@ -156,4 +162,10 @@ void pvio_usage_bad_option(const char *prog, int c, char *const *argv)
 	if (c == ':')
 		pvio_usage_error(prog, "option '%s' needs a value", arg);
 	pvio_usage_error(prog, "unknown option '%s'", arg);
+}
+
+void pvio_version(const char *prog)
+{
+	printf("%s (pvio) %s\n", prog, PACKAGE_VERSION);
+	exit(0);
 }

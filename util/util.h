@@ -57,5 +57,10 @@ void pvio_usage_error(const char *prog, const char *fmt, ...)
  */
 void pvio_usage_bad_option(const char *prog, int c, char *const *argv)
 	__attribute__((noreturn));
+/* --version: "PROG (pvio) VERSION" on stdout, exit status 0. */
+void pvio_version(const char *prog) __attribute__((noreturn));
+/* The long option every program takes, and its getopt value. */
+#define PVIO_OPT_VERSION	0x7656
+#define PVIO_VERSION_OPTION	{ "version", no_argument, NULL, PVIO_OPT_VERSION }
 
 #endif

@@ -41,3 +41,17 @@ bad "option '--domid' needs a value" pvio-ctl -w /nonexistent create g --domid
 bad "unknown option '--zz'" pvio-ctl -w /nonexistent vif-attach g --zz
 bad "bad --backend-type" pvio-ctl -w /nonexistent vbd-attach g /dev/null --backend-type "a b"
 echo "PASS: $n bad command lines: one line each, exit 2"
+
+# --version: every program, one line "PROG (pvio) VERSION", exit 0
+v=0
+for prog in pvio-backd pvio-simhv pvio-ctl pvio-blkfront pvio-netfront \
+	    pvio-ringbench pvio-bench; do
+	out=$("$B/$prog" --version 2>"$err" </dev/null)
+	rc=$?
+	[ $rc -eq 0 ] || fail "$prog --version: exit $rc: $(cat "$err")"
+	echo "$out" | grep -Eq "^$prog \(pvio\) [0-9]+\.[0-9]+\.[0-9]+\$" ||
+		fail "$prog --version printed '$out'"
+	[ -s "$err" ] && fail "$prog --version wrote to stderr: $(cat "$err")"
+	v=$((v + 1))
+done
+echo "PASS: --version on $v programs"
