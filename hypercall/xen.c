@@ -3,7 +3,8 @@
  * The xen platform provider: libxenevtchn for event channels, libxengnttab
  * for grant map and grant copy (dom0, or any domain with gntdev),
  * xengntshr (gntalloc) for granting pages, libxenctrl for domain
- * information and event-channel status (dom0 only). Each library's
+ * information, event-channel status and the grant table's frames (dom0
+ * only): the three things no stable Xen library offers (see each call). Each library's
  * -1/errno convention is turned into -errno here, at the boundary, and
  * their loggers are silenced: errors travel as return values.
  *
@@ -160,8 +161,8 @@ static int xen_evtchn_unmask(struct pvio_platform *p, pvio_port_t port)
 	return xenevtchn_unmask(XCTX(p)->xce, port) < 0 ? neg_errno() : 0;
 }
 
-/* EVTCHNOP_status through libxenctrl (privcmd): dom0 only. libxenevtchn
- * has no such call. */
+/* EVTCHNOP_status through libxenctrl (privcmd): dom0 only. libxenevtchn,
+ * the stable library, has no such call. */
 static int xen_evtchn_status(struct pvio_platform *p, pvio_port_t port,
 			     struct pvio_evtchn_status *st)
 {
@@ -445,10 +446,28 @@ static int xen_gnt_copy(struct pvio_platform *p,
 
 /* ---- domains ---------------------------------------------------------------- */
 
+/*
+ * Domain state through libxenctrl: XEN_DOMCTL_getdomaininfo has no
+ * stable-library wrapper (libxenstore's @releaseDomain tells only that
+ * some domain died; libxenevtchn, libxengnttab and libxenforeignmemory
+ * do not look at domains). Xen 4.18 replaced xc_domain_getinfo() (gone)
+ * by xc_domain_getinfo_single(); configure finds which one there is.
+ */
 static int xen_domain_info(struct pvio_platform *p, unsigned int domid,
 			   struct pvio_dominfo *info)
 {
 	struct xen_ctx *x = XCTX(p);
+#ifdef HAVE_XC_DOMAIN_GETINFO_SINGLE
+	xc_domaininfo_t di;
+
+	if (!x->xch)
+		return -ENOSYS;
+	if (xc_domain_getinfo_single(x->xch, domid, &di) < 0)
+		return errno == ESRCH || errno == EINVAL ? -ESRCH : neg_errno();
+	info->domid = domid;
+	info->dying = !!(di.flags & XEN_DOMINF_dying);
+	info->shutdown = !!(di.flags & XEN_DOMINF_shutdown);
+#else
 	xc_dominfo_t di;
 
 	if (!x->xch)
@@ -458,6 +477,7 @@ static int xen_domain_info(struct pvio_platform *p, unsigned int domid,
 	info->domid = domid;
 	info->dying = di.dying;
 	info->shutdown = di.shutdown;
+#endif
 	return 0;
 }
 
