@@ -62,6 +62,7 @@ static void respond(struct blk_queue *q, struct blk_req *r, int16_t status)
 	q->dirty = true;
 	if (status != BLKIF_RSP_OKAY)
 		STAT_ADD(&q->dq, errors, 1);
+	dp_stat_latency(&q->dq.st, pvio_now_ns() - r->taken_ns);
 	if (r == q->barrier)
 		q->barrier = NULL;
 	/* the request struct and its pages go back */
@@ -500,6 +501,7 @@ static void replay(struct blk_queue *q)
 
 			memcpy(&c, e->req, sizeof(c));
 			q->inflight++;
+			r->taken_ns = pvio_now_ns();
 			take_one(q, &c, r);
 			if ((e->state & JE_COMPLETE) ||
 			    (r->status == BLKIF_RSP_OKAY && r->kind == BK_DISCARD &&
@@ -527,6 +529,7 @@ static int blk_process(struct dp_queue *dq)
 	struct blkif_request c[TAKE_CHUNK];
 	struct blk_req *ready[TAKE_CHUNK], *ind[TAKE_CHUNK];
 	unsigned int total = 0, budget;
+	uint64_t now;
 	int n, i;
 
 	if (q->quiesced)
@@ -569,12 +572,14 @@ static int blk_process(struct dp_queue *dq)
 					  &c[i], sizeof(c[i]));
 			jrnl_consumed(q->j, q->ring.req_cons);
 		}
+		now = pvio_now_ns();
 		for (i = 0; i < n; i++) {
 			struct blk_req *r = q->free_reqs;
 
 			q->free_reqs = r->next;
 			q->nr_free--;
 			q->inflight++;
+			r->taken_ns = now;
 			take_one(q, &c[i], r);
 			if (r->status == BLKIF_RSP_OKAY && r->indirect)
 				ind[ni++] = r;
@@ -719,6 +724,7 @@ static void blk_flush(struct dp_queue *dq)
 			dp_queue_notify(dq, 0);
 		q->kick_guest = false;
 	}
+	__atomic_store_n(&dq->st.inflight, q->inflight, __ATOMIC_RELAXED);
 }
 
 static bool blk_final_check(struct dp_queue *dq)

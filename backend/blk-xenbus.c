@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "blk.h"
 
 static struct vbd *VBD(struct device *d)
@@ -336,20 +338,23 @@ static void vbd_tick(struct device *d)
 	pvio_xenbus_touch(d->xb);
 }
 
-static void vbd_describe(struct device *d, char *buf, size_t len)
+static void vbd_describe(struct device *d, struct json_object *o)
 {
 	struct vbd *v = VBD(d);
 
 	if (!v) {
-		snprintf(buf, len, "\"target\": null");
+		json_object_object_add(o, "target", NULL);
 		return;
 	}
-	snprintf(buf, len,
-		 "\"target\": \"%s\", \"size_bytes\": %llu, \"read_only\": %s, "
-		 "\"o_direct\": %s, \"sector_size\": %u",
-		 v->params, (unsigned long long)v->size_bytes,
-		 v->readonly ? "true" : "false",
-		 v->fd_direct >= 0 ? "true" : "false", v->logical);
+	json_add_name(o, "target", v->params);
+	json_object_object_add(o, "size_bytes",
+			       json_object_new_uint64(v->size_bytes));
+	json_object_object_add(o, "read_only",
+			       json_object_new_boolean(v->readonly));
+	json_object_object_add(o, "o_direct",
+			       json_object_new_boolean(v->fd_direct >= 0));
+	json_object_object_add(o, "sector_size",
+			       json_object_new_uint64(v->logical));
 }
 
 const struct device_ops vbd_ops = {

@@ -59,6 +59,7 @@ struct blk_req {
 	uint64_t *err_counter;		/* why status is not OKAY */
 	uint64_t sector;		/* 512-byte units */
 	uint64_t bytes;
+	uint64_t taken_ns;		/* for the latency histogram */
 	uint32_t *pages;		/* bounce page, or pg entry, per segment */
 	struct iovec *iov;
 	struct blkif_request_segment *seg;	/* the private copy */

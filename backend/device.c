@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "private.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -707,6 +709,10 @@ static void add_stats(struct dp_stats *s, const struct dp_stats *q)
 		}
 		for (k = 0; k < NR_BATCH_BUCKETS; k++)
 			SUM(batch[k]);
+		for (k = 0; k < NR_LAT_BUCKETS; k++)
+			SUM(lat[k]);
+		SUM(lat_sum_ns);
+		SUM(inflight);
 		SUM(bytes_in);
 		SUM(bytes_out);
 		SUM(errors);
@@ -748,98 +754,216 @@ static const char *const bucket_name[NR_BATCH_BUCKETS] = {
 			n += (size_t)snprintf(buf + n, len - n, __VA_ARGS__); \
 	} while (0)
 
+static void jadd_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+/*
+ * A file name as a JSON string: names are bytes, JSON strings are UTF-8.
+ * Valid UTF-8 goes as it is (json-c escapes quotes, backslashes and
+ * control characters); otherwise each invalid byte becomes U+FFFD and
+ * "<key>_hex" carries the exact bytes.
+ */
+void json_add_name(struct json_object *o, const char *key, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, n = strlen(s), k = 0;
+	char *u, *hex, hkey[64];
+	bool lossy = false;
+
+	u = malloc(3 * n + 1);
+	if (!u)
+		return;
+	while (i < n) {
+		unsigned int len = 0, cp = 0, j;
+
+		if (p[i] < 0x80)
+			len = 1;
+		else if ((p[i] & 0xe0) == 0xc0 && p[i] >= 0xc2)
+			len = 2, cp = p[i] & 0x1f;
+		else if ((p[i] & 0xf0) == 0xe0)
+			len = 3, cp = p[i] & 0x0f;
+		else if ((p[i] & 0xf8) == 0xf0 && p[i] <= 0xf4)
+			len = 4, cp = p[i] & 0x07;
+		for (j = 1; len > 1 && j < len; j++) {
+			if (i + j >= n || (p[i + j] & 0xc0) != 0x80) {
+				len = 0;
+				break;
+			}
+			cp = cp << 6 | (p[i + j] & 0x3f);
+		}
+		/* no overlong forms, no surrogates, nothing past U+10FFFF */
+		if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+			len = 0;
+		if (!len) {
+			memcpy(u + k, "\xef\xbf\xbd", 3);
+			k += 3;
+			i++;
+			lossy = true;
+			continue;
+		}
+		memcpy(u + k, p + i, len);
+		k += len;
+		i += len;
+	}
+	u[k] = 0;
+	json_object_object_add(o, key, json_object_new_string_len(u, (int)k));
+	free(u);
+	if (!lossy)
+		return;
+	hex = malloc(2 * n + 1);
+	if (!hex)
+		return;
+	for (i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", p[i]);
+	snprintf(hkey, sizeof(hkey), "%s_hex", key);
+	json_object_object_add(o, hkey, json_object_new_string(hex));
+	free(hex);
+}
+
+static struct json_object *device_json(struct device *d, const struct dp_stats *s)
+{
+	struct json_object *o = json_object_new_object(), *r, *e, *b, *l;
+	bool vbd = strcmp(d->ops->kind, "vbd") == 0;
+	unsigned int k;
+
+	json_object_object_add(o, "kind", json_object_new_string(d->ops->kind));
+	json_object_object_add(o, "type", json_object_new_string(d->type));
+	jadd_u64(o, "domid", d->fe);
+	jadd_u64(o, "devid", d->devid);
+	json_object_object_add(o, "path", json_object_new_string(d->path));
+	json_object_object_add(o, "state", json_object_new_string(
+		pvio_xb_state_name(pvio_xenbus_state(d->xb))));
+	json_object_object_add(o, "frontend_state", json_object_new_string(
+		pvio_xb_state_name(pvio_xenbus_other_state(d->xb))));
+	json_object_object_add(o, "failed", json_object_new_boolean(d->failed));
+	jadd_u64(o, "connects", d->connects);
+	jadd_u64(o, "queues", d->nr_queues);
+	if (d->ops->describe)
+		d->ops->describe(d, o);
+	r = json_object_new_object();
+	if (vbd) {
+		jadd_u64(r, "read", s->req[BLKIF_OP_READ]);
+		jadd_u64(r, "write", s->req[BLKIF_OP_WRITE]);
+		jadd_u64(r, "barrier", s->req[BLKIF_OP_WRITE_BARRIER]);
+		jadd_u64(r, "flush", s->req[BLKIF_OP_FLUSH_DISKCACHE]);
+		jadd_u64(r, "discard", s->req[BLKIF_OP_DISCARD]);
+		jadd_u64(r, "indirect", s->req[BLKIF_OP_INDIRECT]);
+		jadd_u64(r, "unknown", s->req[7]);
+		json_object_object_add(o, "requests", r);
+		b = json_object_new_object();
+		jadd_u64(b, "hits", s->pg_hits);
+		jadd_u64(b, "maps", s->pg_maps);
+		jadd_u64(b, "refused", s->pg_refused);
+		json_object_object_add(o, "persistent_grants", b);
+	} else {
+		jadd_u64(r, "tx", s->req[0]);
+		jadd_u64(r, "rx", s->req[1]);
+		json_object_object_add(o, "packets", r);
+		jadd_u64(o, "bytes_tx", s->bytes_in);
+		jadd_u64(o, "bytes_rx", s->bytes_out);
+		b = json_object_new_object();
+		jadd_u64(b, "malformed", s->drops[0]);
+		jadd_u64(b, "grant", s->drops[1]);
+		jadd_u64(b, "rx_no_buffer", s->drops[2]);
+		jadd_u64(b, "rx_stall", s->drops[3]);
+		jadd_u64(b, "tap", s->drops[4]);
+		jadd_u64(b, "too_big", s->drops[5]);
+		json_object_object_add(o, "drops", b);
+	}
+	/* both kinds, from the backend's side: read from the target (to the
+	 * guest: blk reads, net rx), written to it (blk writes, net tx) */
+	jadd_u64(o, "bytes_read", s->bytes_out);
+	jadd_u64(o, "bytes_written", s->bytes_in);
+	e = json_object_new_object();
+	jadd_u64(e, "total", s->errors);
+	jadd_u64(e, "bad_request", s->err_bad_req);
+	jadd_u64(e, "io", s->err_io);
+	jadd_u64(e, "grant", s->err_grant);
+	jadd_u64(e, "unsupported", s->err_unsupp);
+	json_object_object_add(o, "errors", e);
+	jadd_u64(o, "notifications_sent", s->notify_tx);
+	jadd_u64(o, "notifications_received", s->notify_rx);
+	jadd_u64(o, "spurious_kicks", s->spurious);
+	jadd_u64(o, "passes", s->passes);
+	jadd_u64(o, "inflight", s->inflight);
+	jadd_u64(o, "inflight_max", s->inflight_max);
+	b = json_object_new_object();
+	for (k = 0; k < NR_BATCH_BUCKETS; k++)
+		jadd_u64(b, bucket_name[k], s->batch[k]);
+	json_object_object_add(o, "batch_sizes", b);
+	if (vbd) {
+		/* bucket k: [2^k, 2^(k+1)) us; bucket 0 also below 1 us */
+		l = json_object_new_array();
+		for (k = 0; k < NR_LAT_BUCKETS; k++)
+			json_object_array_add(l, json_object_new_uint64(s->lat[k]));
+		json_object_object_add(o, "latency_us_log2", l);
+		jadd_u64(o, "latency_sum_ns", s->lat_sum_ns);
+	}
+	return o;
+}
+
 size_t devices_stats(struct backd *bd, char *buf, size_t len, bool json,
 		     int dom, int devid)
 {
+	struct json_object *top = NULL, *arr = NULL;
 	struct device *d;
 	struct dp_stats s;
-	bool first = true;
 	size_t n = 0;
 	unsigned int k;
 
-	if (json)
-		OUT("{\"uptime_s\": %.1f, \"devices\": [",
-		    (double)(pvio_now_ns() - bd->started_ns) / 1e9);
-	else
-		OUT("%-6s %5s %8s %-10s %10s %10s %12s %12s %6s %8s %8s\n", "kind",
-		    "dom", "dev", "state", "requests", "errors", "bytes_in",
-		    "bytes_out", "queues", "notif_tx", "notif_rx");
+	if (json) {
+		top = json_object_new_object();
+		arr = json_object_new_array();
+		json_object_object_add(top, "version",
+				       json_object_new_string(PACKAGE_VERSION));
+		json_object_object_add(top, "uptime_s", json_object_new_double(
+			(double)(pvio_now_ns() - bd->started_ns) / 1e9));
+		jadd_u64(top, "time_ns", pvio_now_ns());
+		json_object_object_add(top, "devices", arr);
+	} else {
+		OUT("%-6s %5s %8s %-10s %10s %8s %14s %14s %6s %8s %9s %9s\n",
+		    "kind", "dom", "dev", "state", "requests", "errors",
+		    "bytes_read", "bytes_written", "queues", "inflight",
+		    "notif_tx", "notif_rx");
+	}
 	for (d = bd->devices; d; d = d->next) {
 		uint64_t total = 0;
-		char extra[4600];
 
 		if ((dom >= 0 && d->fe != (unsigned int)dom) ||
 		    (devid >= 0 && d->devid != (unsigned int)devid))
 			continue;
 		sum_stats(d, &s);
-		for (k = 0; k < 8; k++)
-			total += s.req[k];
-		if (!json) {
-			OUT("%-6s %5u %8u %-10s %10llu %10llu %12llu %12llu %6u %8llu %8llu\n",
-			    d->ops->kind, d->fe, d->devid,
-			    pvio_xb_state_name(pvio_xenbus_state(d->xb)),
-			    (unsigned long long)total, (unsigned long long)s.errors,
-			    (unsigned long long)s.bytes_in,
-			    (unsigned long long)s.bytes_out, d->nr_queues,
-			    (unsigned long long)s.notify_tx,
-			    (unsigned long long)s.notify_rx);
+		if (json) {
+			json_object_array_add(arr, device_json(d, &s));
 			continue;
 		}
-		extra[0] = 0;
-		if (d->ops->describe)
-			d->ops->describe(d, extra, sizeof(extra));
-		OUT("%s\n  {\"kind\": \"%s\", \"domid\": %u, \"devid\": %u, \"path\": \"%s\", "
-		    "\"state\": \"%s\", \"frontend_state\": \"%s\", \"connects\": %llu, "
-		    "\"queues\": %u, %s%s",
-		    first ? "" : ",", d->ops->kind, d->fe, d->devid, d->path,
-		    pvio_xb_state_name(pvio_xenbus_state(d->xb)),
-		    pvio_xb_state_name(pvio_xenbus_other_state(d->xb)),
-		    (unsigned long long)d->connects, d->nr_queues, extra,
-		    extra[0] ? ", " : "");
-		first = false;
-		if (strcmp(d->ops->kind, "vbd") == 0)
-			OUT("\"requests\": {\"read\": %llu, \"write\": %llu, \"barrier\": %llu, "
-			    "\"flush\": %llu, \"discard\": %llu, \"indirect\": %llu, "
-			    "\"unknown\": %llu}, \"bytes_read\": %llu, \"bytes_written\": %llu, "
-			    "\"persistent_grants\": {\"hits\": %llu, \"maps\": %llu, \"refused\": %llu}, ",
-			    (unsigned long long)s.req[BLKIF_OP_READ],
-			    (unsigned long long)s.req[BLKIF_OP_WRITE],
-			    (unsigned long long)s.req[BLKIF_OP_WRITE_BARRIER],
-			    (unsigned long long)s.req[BLKIF_OP_FLUSH_DISKCACHE],
-			    (unsigned long long)s.req[BLKIF_OP_DISCARD],
-			    (unsigned long long)s.req[BLKIF_OP_INDIRECT],
-			    (unsigned long long)s.req[7],
-			    (unsigned long long)s.bytes_out,
-			    (unsigned long long)s.bytes_in,
-			    (unsigned long long)s.pg_hits,
-			    (unsigned long long)s.pg_maps,
-			    (unsigned long long)s.pg_refused);
-		else
-			OUT("\"packets\": {\"tx\": %llu, \"rx\": %llu}, \"bytes_tx\": %llu, "
-			    "\"bytes_rx\": %llu, \"drops\": {\"malformed\": %llu, \"grant\": %llu, "
-			    "\"rx_no_buffer\": %llu, \"rx_stall\": %llu, \"tap\": %llu, "
-			    "\"too_big\": %llu}, ",
-			    (unsigned long long)s.req[0], (unsigned long long)s.req[1],
-			    (unsigned long long)s.bytes_in, (unsigned long long)s.bytes_out,
-			    (unsigned long long)s.drops[0], (unsigned long long)s.drops[1],
-			    (unsigned long long)s.drops[2], (unsigned long long)s.drops[3],
-			    (unsigned long long)s.drops[4], (unsigned long long)s.drops[5]);
-		OUT("\"errors\": {\"total\": %llu, \"bad_request\": %llu, \"io\": %llu, "
-		    "\"grant\": %llu, \"unsupported\": %llu}, "
-		    "\"notifications_sent\": %llu, \"notifications_received\": %llu, "
-		    "\"spurious_kicks\": %llu, \"passes\": %llu, \"inflight_max\": %llu, "
-		    "\"batch_sizes\": {",
-		    (unsigned long long)s.errors, (unsigned long long)s.err_bad_req,
-		    (unsigned long long)s.err_io, (unsigned long long)s.err_grant,
-		    (unsigned long long)s.err_unsupp, (unsigned long long)s.notify_tx,
-		    (unsigned long long)s.notify_rx, (unsigned long long)s.spurious,
-		    (unsigned long long)s.passes, (unsigned long long)s.inflight_max);
-		for (k = 0; k < NR_BATCH_BUCKETS; k++)
-			OUT("%s\"%s\": %llu", k ? ", " : "", bucket_name[k],
-			    (unsigned long long)s.batch[k]);
-		OUT("}}");
+		for (k = 0; k < 8; k++)
+			total += s.req[k];
+		OUT("%-6s %5u %8u %-10s %10llu %8llu %14llu %14llu %6u %8llu %9llu %9llu\n",
+		    d->ops->kind, d->fe, d->devid,
+		    d->failed ? "failed" : pvio_xb_state_name(pvio_xenbus_state(d->xb)),
+		    (unsigned long long)total, (unsigned long long)s.errors,
+		    (unsigned long long)s.bytes_out, (unsigned long long)s.bytes_in,
+		    d->nr_queues, (unsigned long long)s.inflight,
+		    (unsigned long long)s.notify_tx,
+		    (unsigned long long)s.notify_rx);
 	}
-	if (json)
-		OUT("\n]}\n");
+	if (json) {
+		size_t l;
+		const char *t = json_object_to_json_string_length(top,
+			JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &l);
+
+		if (l + 2 > len) {
+			n = (size_t)snprintf(buf, len, "{\"error\": \"too many devices\"}\n");
+		} else {
+			memcpy(buf, t, l);
+			buf[l] = '\n';
+			n = l + 1;
+		}
+		json_object_put(top);
+	}
 	return n < len ? n : len - 1;
 }

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "net.h"
 #include "toolstack.h"
 
@@ -237,19 +239,22 @@ static void vif_destroy(struct device *d)
 	d->priv = NULL;
 }
 
-static void vif_describe(struct device *d, char *buf, size_t len)
+static void vif_describe(struct device *d, struct json_object *o)
 {
 	struct vif *v = VIF(d);
+	char mac[18];
 
 	if (!v) {
-		snprintf(buf, len, "\"ifname\": null");
+		json_object_object_add(o, "ifname", NULL);
 		return;
 	}
-	snprintf(buf, len,
-		 "\"ifname\": \"%s\", \"bridge\": \"%s\", "
-		 "\"mac\": \"%02x:%02x:%02x:%02x:%02x:%02x\", \"split_evtchn\": %s",
-		 v->ifname, v->bridge, v->mac[0], v->mac[1], v->mac[2], v->mac[3],
-		 v->mac[4], v->mac[5], v->split ? "true" : "false");
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", v->mac[0],
+		 v->mac[1], v->mac[2], v->mac[3], v->mac[4], v->mac[5]);
+	json_add_name(o, "ifname", v->ifname);
+	json_add_name(o, "bridge", v->bridge);
+	json_object_object_add(o, "mac", json_object_new_string(mac));
+	json_object_object_add(o, "split_evtchn",
+			       json_object_new_boolean(v->split));
 }
 
 const struct device_ops vif_ops = {

@@ -30,10 +30,12 @@ struct backd;
 struct worker;
 struct device;
 struct dp_queue;
+struct json_object;
 
 /* ---- counters ---------------------------------------------------------------- */
 
 #define NR_BATCH_BUCKETS 10	/* 1, 2-3, 4-7, ..., 256+ */
+#define NR_LAT_BUCKETS	24	/* <2 us, 2-3 us, 4-7 us, ..., 8.4 s+ */
 
 /*
  * One queue's counters: written by its worker only (relaxed stores, no
@@ -55,7 +57,12 @@ struct dp_stats {
 	uint64_t passes;
 	uint64_t batch[NR_BATCH_BUCKETS];	/* requests per pass */
 	uint64_t inflight_max;
+	uint64_t inflight;	/* taken, not answered (a gauge, per pass) */
 	uint64_t pg_hits, pg_maps, pg_refused;	/* persistent grants */
+	/* blk: taken-to-answered time, log2 microsecond buckets; the sum
+	 * gives the mean queue depth over an interval (Little's law) */
+	uint64_t lat[NR_LAT_BUCKETS];
+	uint64_t lat_sum_ns;
 };
 
 #define STAT_ADD(q, field, n) \
@@ -67,6 +74,8 @@ struct dp_stats {
 					 __ATOMIC_RELAXED);		\
 	} while (0)
 void dp_stat_batch(struct dp_stats *st, unsigned int n);
+/* One request answered @ns after it was taken (worker thread). */
+void dp_stat_latency(struct dp_stats *st, uint64_t ns);
 
 /* ---- dataplane queues ---------------------------------------------------------- */
 
@@ -251,8 +260,8 @@ struct device_ops {
 	void (*destroy)(struct device *d);
 	/* Once a second from the main loop (resize checks, ...). */
 	void (*tick)(struct device *d);
-	/* Extra JSON fields for the stats dump. */
-	void (*describe)(struct device *d, char *buf, size_t len);
+	/* Extra JSON fields for the stats dump, added to @o. */
+	void (*describe)(struct device *d, struct json_object *o);
 };
 
 struct device {
@@ -286,6 +295,8 @@ int device_read_uint(struct device *d, const char *key, unsigned long min,
 		     unsigned long max, unsigned long dflt, bool required,
 		     unsigned long *out);
 int device_read_str(struct device *d, const char *key, char **val);
+/* @s (a file or device name: any bytes) as the JSON string @key of @o. */
+void json_add_name(struct json_object *o, const char *key, const char *s);
 /*
  * Pick a worker for a device's next queue: the one with the fewest queues
  * placed (ties: the next after the last pick). The queue's free function

@@ -44,6 +44,17 @@ void dp_stat_batch(struct dp_stats *st, unsigned int n)
 	__atomic_store_n(&st->passes, st->passes + 1, __ATOMIC_RELAXED);
 }
 
+void dp_stat_latency(struct dp_stats *st, uint64_t ns)
+{
+	uint64_t us = ns / 1000u;
+	unsigned int b = us ? 63u - (unsigned int)__builtin_clzll(us) : 0;
+
+	if (b >= NR_LAT_BUCKETS)
+		b = NR_LAT_BUCKETS - 1;
+	__atomic_store_n(&st->lat[b], st->lat[b] + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->lat_sum_ns, st->lat_sum_ns + ns, __ATOMIC_RELAXED);
+}
+
 void dp_queue_halt(struct dp_queue *q, int err, const char *fmt, ...)
 {
 	va_list ap;

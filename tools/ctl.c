@@ -12,9 +12,12 @@
  *   pvio-ctl vif-attach DOM [--mac MAC] [--bridge BR] [--devid N]
  *   pvio-ctl vbd-detach DOM VDEV | vif-detach DOM DEVID
  *   pvio-ctl devices [DOM]
- *   pvio-ctl stats [DOM [DEVID]] [--json]
+ *   pvio-ctl stats [DOM [DEVID]] [--json | --prometheus]
+ *   pvio-ctl top [DOM] [-b] [-n N] [-d SECS]
  *
- * Bad input: one line on stderr, exit status 2, nothing created.
+ * Bad input: one line on stderr, exit status 2, nothing created. A
+ * runtime failure (a missing image, a device the backend failed, no
+ * pvio-backd to ask): one line, exit status 1.
  */
 #include "config.h"
 
@@ -30,7 +33,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+#include <math.h>
+#include <signal.h>
+
 #include <pvio/platform.h>
+#include <pvio/ring.h>
 #include <pvio/xenbus.h>
 
 #include "sim-toolstack.h"
@@ -385,6 +393,96 @@ static int cmd_run(int argc, char **argv)
 
 /* ---- devices ------------------------------------------------------------------ */
 
+/*
+ * Is a pvio-backd listening on its control socket? Then an attach waits
+ * for it by default; a device for another backend (a mock, Linux's
+ * blkback) or written before pvio-backd starts does not wait unless asked.
+ */
+static bool backd_answers(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, ok;
+
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", backd_sock) >=
+	    (int)sizeof(sa.sun_path))
+		return false;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+enum attach_wait { WAIT_AUTO, WAIT_YES, WAIT_NO };
+
+/*
+ * Wait until the backend at @be_dir is ready for its frontend (InitWait or
+ * Connected) or has failed (an error or hotplug-error node, or Closing /
+ * Closed), as xl waits for a device it adds. Print which; 0, or exit 1.
+ */
+static int attach_wait(const char *be_dir, const char *what, unsigned int secs)
+{
+	char key[PVIO_XS_PATH_MAX + 32], *e = NULL;
+	uint64_t deadline = pvio_now_ms() + (uint64_t)secs * 1000u;
+	unsigned long st = 0;
+
+	for (;;) {
+		snprintf(key, sizeof(key), "%s/hotplug-error", be_dir);
+		if (pvio_xs_read(xs(), 0, key, &e) < 0) {
+			snprintf(key, sizeof(key), "%s/error", be_dir);
+			if (pvio_xs_read(xs(), 0, key, &e) < 0)
+				e = NULL;
+		}
+		if (e) {
+			fprintf(stderr, "%s: %s failed: %s\n", prog, what, e);
+			free(e);
+			exit(1);
+		}
+		snprintf(key, sizeof(key), "%s/state", be_dir);
+		if (pvio_xs_read_uint(xs(), 0, key, 0, 8, &st) < 0)
+			st = 0;
+		if (st == PVIO_XB_INITWAIT || st == PVIO_XB_CONNECTED) {
+			fprintf(stderr, "%s: %s %s\n", prog, what,
+				st == PVIO_XB_CONNECTED ? "connected"
+					: "ready (backend InitWait: waiting for the frontend)");
+			return 0;
+		}
+		if (st == PVIO_XB_CLOSING || st == PVIO_XB_CLOSED) {
+			fprintf(stderr, "%s: %s failed: the backend closed it (state %s)\n",
+				prog, what, pvio_xb_state_name((enum pvio_xb_state)st));
+			exit(1);
+		}
+		if (pvio_now_ms() >= deadline) {
+			fprintf(stderr, "%s: %s failed: no backend took it within %u s "
+				"(state %s; is a backend serving %s?)\n", prog, what,
+				secs, pvio_xb_state_name((enum pvio_xb_state)st),
+				be_dir);
+			exit(1);
+		}
+		usleep(20000);
+	}
+}
+
+static void wait_opt(int c, const char *arg, enum attach_wait *w,
+		     unsigned int *secs)
+{
+	if (c == 'W') {
+		*w = WAIT_YES;
+	} else if (c == 'N') {
+		*w = WAIT_NO;
+	} else {
+		if (pvio_parse_uint(arg, 1, 3600, secs))
+			die_usage("bad --timeout '%s' (1..3600 seconds)", arg);
+		*w = WAIT_YES;
+	}
+}
+
+static bool want_wait(enum attach_wait w)
+{
+	return w == WAIT_YES || (w == WAIT_AUTO && backd_answers());
+}
+
 static int cmd_vbd_attach(int argc, char **argv)
 {
 	static const struct option o[] = {
@@ -393,10 +491,15 @@ static int cmd_vbd_attach(int argc, char **argv)
 		{ "buffered", no_argument, NULL, 'b' },
 		{ "backend-type", required_argument, NULL, 't' },
 		{ "backend", required_argument, NULL, 'B' },
+		{ "wait", no_argument, NULL, 'W' },
+		{ "no-wait", no_argument, NULL, 'N' },
+		{ "timeout", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct pvio_ts_vbd v = { .be = 0 };
-	char real[4096];
+	enum attach_wait wait = WAIT_AUTO;
+	unsigned int secs = 10;
+	char real[4096], be_dir[PVIO_XS_PATH_MAX], what[64];
 	struct stat st;
 	int c, rc;
 
@@ -422,28 +525,44 @@ static int cmd_vbd_attach(int argc, char **argv)
 		case 'B':
 			backend_opt(c, optarg, v.type, sizeof(v.type), &v.be);
 			break;
+		case 'W':
+		case 'N':
+		case 'T':
+			wait_opt(c, optarg, &wait, &secs);
+			break;
 		default:
 			pvio_usage_bad_option(prog, c, argv);
 		}
 	}
 	if (optind != argc - 2)
 		die_usage("vbd-attach DOM TARGET [--vdev V] [--mode r|w] [--buffered]");
+	/* the target is the world's state, not the command line's: runtime */
 	if (!realpath(argv[optind + 1], real) || stat(real, &st) < 0)
-		die_usage("cannot use target '%s': %s", argv[optind + 1],
-			  strerror(errno));
+		die("cannot use target '%s': %s", argv[optind + 1],
+		    strerror(errno));
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		die_usage("target '%s' is neither a file nor a block device",
-			  argv[optind + 1]);
+		die("target '%s' is neither a file nor a block device",
+		    argv[optind + 1]);
+	if (strchr(real, '\n'))	/* xenstore values are read line-wise by scripts */
+		die_usage("target '%s': a newline in its name cannot go into xenstore",
+			  real);
 	snprintf(v.target, sizeof(v.target), "%s", real);
 	v.fe = lookup_dom(argv[optind]);
 	if (!v.devid)
 		pvio_ts_vdev_number(v.vdev, &v.devid);
 	rc = pvio_ts_vbd_add(xs(), &v);
 	if (rc == -EEXIST)
-		die_usage("domain %u already has %s", v.fe, v.vdev);
+		die("domain %u already has %s", v.fe, v.vdev);
 	if (rc)
 		die("cannot attach: %s", strerror(-rc));
 	printf("%u\n", v.devid);
+	fflush(stdout);
+	if (want_wait(wait)) {
+		pvio_xb_backend_path(be_dir, v.be, v.type[0] ? v.type : "vbd",
+				     v.fe, v.devid);
+		snprintf(what, sizeof(what), "vbd %s of domain %u", v.vdev, v.fe);
+		attach_wait(be_dir, what, secs);
+	}
 	return 0;
 }
 
@@ -455,9 +574,15 @@ static int cmd_vif_attach(int argc, char **argv)
 		{ "devid", required_argument, NULL, 'd' },
 		{ "backend-type", required_argument, NULL, 't' },
 		{ "backend", required_argument, NULL, 'B' },
+		{ "wait", no_argument, NULL, 'W' },
+		{ "no-wait", no_argument, NULL, 'N' },
+		{ "timeout", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct pvio_ts_vif v = { .be = 0 };
+	enum attach_wait wait = WAIT_AUTO;
+	unsigned int secs = 10;
+	char be_dir[PVIO_XS_PATH_MAX], what[64];
 	bool have_mac = false;
 	int c, rc;
 
@@ -484,6 +609,11 @@ static int cmd_vif_attach(int argc, char **argv)
 		case 'B':
 			backend_opt(c, optarg, v.type, sizeof(v.type), &v.be);
 			break;
+		case 'W':
+		case 'N':
+		case 'T':
+			wait_opt(c, optarg, &wait, &secs);
+			break;
 		default:
 			pvio_usage_bad_option(prog, c, argv);
 		}
@@ -502,10 +632,17 @@ static int cmd_vif_attach(int argc, char **argv)
 	}
 	rc = pvio_ts_vif_add(xs(), &v);
 	if (rc == -EEXIST)
-		die_usage("domain %u already has vif %u", v.fe, v.devid);
+		die("domain %u already has vif %u", v.fe, v.devid);
 	if (rc)
 		die("cannot attach: %s", strerror(-rc));
 	printf("%u\n", v.devid);
+	fflush(stdout);
+	if (want_wait(wait)) {
+		pvio_xb_backend_path(be_dir, v.be, v.type[0] ? v.type : "vif",
+				     v.fe, v.devid);
+		snprintf(what, sizeof(what), "vif %u of domain %u", v.devid, v.fe);
+		attach_wait(be_dir, what, secs);
+	}
 	return 0;
 }
 
@@ -586,31 +723,19 @@ static int cmd_devices(int argc, char **argv)
 
 /* ---- counters: asked of pvio-backd on its control socket -------------------- */
 
-static int cmd_stats(int argc, char **argv)
+/*
+ * Send @req to pvio-backd, its whole answer in *@out (malloc'd, NUL
+ * terminated). Failure to reach it is a runtime error: exit 1.
+ */
+static size_t backd_ask(const char *req, char **out)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char req[128], buf[65536];
-	bool json = false;
-	const char *dom = NULL, *dev = NULL;
-	unsigned int d = 0, devid = 0;
-	int i, fd;
+	struct timeval tv = { .tv_sec = 5 };
+	size_t len = 0, cap = 65536;
+	char *buf;
 	ssize_t n;
+	int fd;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = true;
-		else if (!dom)
-			dom = argv[i];
-		else if (!dev)
-			dev = argv[i];
-		else
-			die_usage("stats [DOM [DEVID]] [--json]");
-	}
-	if (dom)
-		d = lookup_dom(dom);
-	if (dev && pvio_ts_vdev_number(dev, &devid) &&
-	    pvio_parse_uint(dev, 0, 0xfffffff, &devid))
-		die_usage("bad device '%s'", dev);
 	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", backd_sock) >=
 	    (int)sizeof(sa.sun_path))
 		die_usage("control socket path too long");
@@ -619,22 +744,526 @@ static int cmd_stats(int argc, char **argv)
 		die("cannot reach pvio-backd at %s: %s", backd_sock,
 		    strerror(errno));
 	/* a daemon that accepted but does not answer is stuck: say so */
-	{
-		struct timeval tv = { .tv_sec = 5 };
-
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
-	n = snprintf(req, sizeof(req), "stats%s %d %d\n", json ? "-json" : "",
-		     dom ? (int)d : -1, dev ? (int)devid : -1);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	n = (ssize_t)strlen(req);
 	if (write(fd, req, (size_t)n) != n)
 		die("cannot talk to pvio-backd: %s", strerror(errno));
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		fwrite(buf, 1, (size_t)n, stdout);
+	buf = malloc(cap);
+	if (!buf)
+		die("out of memory");
+	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (len + 1 == cap) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb)
+				die("out of memory");
+			buf = nb;
+			cap *= 2;
+		}
+	}
 	if (n < 0)
 		die("pvio-backd at %s did not answer: %s", backd_sock,
 		    errno == EAGAIN ? "no reply in 5 s" : strerror(errno));
 	close(fd);
+	buf[len] = 0;
+	*out = buf;
+	return len;
+}
+
+static struct json_object *backd_stats_json(int dom, int devid)
+{
+	struct json_object *o;
+	char req[128], *txt;
+
+	snprintf(req, sizeof(req), "stats-json %d %d\n", dom, devid);
+	backd_ask(req, &txt);
+	o = json_tokener_parse(txt);
+	if (!o || !json_object_is_type(o, json_type_object))
+		die("pvio-backd answered something that is not JSON: %.80s", txt);
+	free(txt);
+	return o;
+}
+
+static uint64_t ju(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v))
+		return 0;
+	return json_object_get_uint64(v);
+}
+
+static uint64_t ju2(struct json_object *o, const char *k1, const char *k2)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, k1, &v))
+		return 0;
+	return ju(v, k2);
+}
+
+static const char *js(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static bool is_vbd(struct json_object *d)
+{
+	const char *k = js(d, "kind");
+
+	return k && strcmp(k, "vbd") == 0;
+}
+
+/* ---- Prometheus text exposition (node_exporter's textfile collector) ---- */
+
+/* A label value: backslash, double quote and newline escaped. */
+static void prom_str(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\\\", f);
+		else if (*s == '"')
+			fputs("\\\"", f);
+		else if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+static void prom_labels(FILE *f, struct json_object *d, const char *extra_k,
+			const char *extra_v)
+{
+	fprintf(f, "{kind=\"%s\",domid=\"%llu\",devid=\"%llu\"",
+		is_vbd(d) ? "vbd" : "vif", (unsigned long long)ju(d, "domid"),
+		(unsigned long long)ju(d, "devid"));
+	if (extra_k) {
+		fprintf(f, ",%s=\"", extra_k);
+		prom_str(f, extra_v);
+		fputc('"', f);
+	}
+	fputc('}', f);
+}
+
+typedef void (*prom_fn)(FILE *f, const char *name, struct json_object *d);
+
+/* One metric family: HELP, TYPE, then every device's samples together. */
+static void prom_family(FILE *f, struct json_object *devs, const char *name,
+			const char *type, const char *help, int kinds,
+			prom_fn fn)
+{
+	size_t i, n = json_object_array_length(devs);
+	bool any = false;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *d = json_object_array_get_idx(devs, i);
+
+		if (!(kinds & (is_vbd(d) ? 1 : 2)))
+			continue;
+		if (!any)
+			fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+				name, type);
+		any = true;
+		fn(f, name, d);
+	}
+}
+
+#define PROM_SIMPLE(fnname, expr)					\
+static void fnname(FILE *f, const char *name, struct json_object *d)	\
+{									\
+	fputs(name, f);							\
+	prom_labels(f, d, NULL, NULL);					\
+	fprintf(f, " %llu\n", (unsigned long long)(expr));		\
+}
+PROM_SIMPLE(p_read, ju(d, "bytes_read"))
+PROM_SIMPLE(p_written, ju(d, "bytes_written"))
+PROM_SIMPLE(p_notif_tx, ju(d, "notifications_sent"))
+PROM_SIMPLE(p_notif_rx, ju(d, "notifications_received"))
+PROM_SIMPLE(p_inflight, ju(d, "inflight"))
+PROM_SIMPLE(p_connects, ju(d, "connects"))
+PROM_SIMPLE(p_queues, ju(d, "queues"))
+PROM_SIMPLE(p_connected, !strcmp(js(d, "state") ? js(d, "state") : "",
+				 "Connected"))
+PROM_SIMPLE(p_failed, json_object_get_boolean(
+		json_object_object_get(d, "failed")))
+
+static void p_info(FILE *f, const char *name, struct json_object *d)
+{
+	const char *t = js(d, is_vbd(d) ? "target" : "ifname");
+
+	fputs(name, f);
+	prom_labels(f, d, is_vbd(d) ? "target" : "ifname", t ? t : "");
+	fputs(" 1\n", f);
+}
+
+static void p_requests(FILE *f, const char *name, struct json_object *d)
+{
+	static const char *const blk[] = { "read", "write", "flush", "barrier",
+					   "discard", "unknown" };
+	static const char *const net[] = { "tx", "rx" };
+	const char *const *ops = is_vbd(d) ? blk : net;
+	size_t i, n = is_vbd(d) ? 6 : 2;
+
+	for (i = 0; i < n; i++) {
+		fputs(name, f);
+		prom_labels(f, d, "op", ops[i]);
+		fprintf(f, " %llu\n", (unsigned long long)ju2(d,
+			is_vbd(d) ? "requests" : "packets", ops[i]));
+	}
+}
+
+static void p_errors(FILE *f, const char *name, struct json_object *d)
+{
+	static const char *const why[] = { "bad_request", "io", "grant",
+					   "unsupported" };
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		fputs(name, f);
+		prom_labels(f, d, "reason", why[i]);
+		fprintf(f, " %llu\n", (unsigned long long)ju2(d, "errors", why[i]));
+	}
+}
+
+static void p_drops(FILE *f, const char *name, struct json_object *d)
+{
+	static const char *const why[] = { "malformed", "grant", "rx_no_buffer",
+					   "rx_stall", "tap", "too_big" };
+	size_t i;
+
+	for (i = 0; i < 6; i++) {
+		fputs(name, f);
+		prom_labels(f, d, "reason", why[i]);
+		fprintf(f, " %llu\n", (unsigned long long)ju2(d, "drops", why[i]));
+	}
+}
+
+/* The log2 microsecond buckets as a cumulative histogram in seconds. */
+static void p_latency(FILE *f, const char *name, struct json_object *d)
+{
+	struct json_object *l = json_object_object_get(d, "latency_us_log2");
+	size_t k, n = l ? json_object_array_length(l) : 0;
+	uint64_t cum = 0;
+	char le[32];
+
+	for (k = 0; k < n; k++) {
+		cum += json_object_get_uint64(json_object_array_get_idx(l, k));
+		if (k + 1 == n)
+			break;	/* the last bucket is open-ended: +Inf */
+		snprintf(le, sizeof(le), "%.9g", ldexp(1e-6, (int)k + 1));
+		fprintf(f, "%s_bucket", name);
+		prom_labels(f, d, "le", le);
+		fprintf(f, " %llu\n", (unsigned long long)cum);
+	}
+	fprintf(f, "%s_bucket", name);
+	prom_labels(f, d, "le", "+Inf");
+	fprintf(f, " %llu\n%s_sum", (unsigned long long)cum, name);
+	prom_labels(f, d, NULL, NULL);
+	fprintf(f, " %.9f\n%s_count", (double)ju(d, "latency_sum_ns") / 1e9, name);
+	prom_labels(f, d, NULL, NULL);
+	fprintf(f, " %llu\n", (unsigned long long)cum);
+}
+
+static void prometheus(FILE *f, struct json_object *top)
+{
+	struct json_object *devs = json_object_object_get(top, "devices"), *u;
+
+	if (!devs || !json_object_is_type(devs, json_type_array))
+		die("pvio-backd's answer has no device list");
+	u = json_object_object_get(top, "uptime_s");
+	fprintf(f, "# HELP pvio_backd_uptime_seconds Time since pvio-backd started.\n"
+		"# TYPE pvio_backd_uptime_seconds gauge\n"
+		"pvio_backd_uptime_seconds %.1f\n", u ? json_object_get_double(u) : 0.0);
+	prom_family(f, devs, "pvio_device_info", "gauge",
+		    "A device pvio-backd serves; its target (vbd) or TAP (vif).", 3, p_info);
+	prom_family(f, devs, "pvio_device_connected", "gauge",
+		    "1 if the device is Connected.", 3, p_connected);
+	prom_family(f, devs, "pvio_device_failed", "gauge",
+		    "1 if pvio-backd failed the device.", 3, p_failed);
+	prom_family(f, devs, "pvio_device_connects_total", "counter",
+		    "Times the frontend connected.", 3, p_connects);
+	prom_family(f, devs, "pvio_device_queues", "gauge",
+		    "Queues (rings) in use.", 3, p_queues);
+	prom_family(f, devs, "pvio_device_requests_total", "counter",
+		    "Block requests by operation.", 1, p_requests);
+	prom_family(f, devs, "pvio_device_packets_total", "counter",
+		    "Packets: tx from the guest, rx to it.", 2, p_requests);
+	prom_family(f, devs, "pvio_device_read_bytes_total", "counter",
+		    "Bytes read from the target (vbd) or TAP (vif), i.e. to the guest.",
+		    3, p_read);
+	prom_family(f, devs, "pvio_device_written_bytes_total", "counter",
+		    "Bytes written to the target (vbd) or TAP (vif), i.e. from the guest.",
+		    3, p_written);
+	prom_family(f, devs, "pvio_device_errors_total", "counter",
+		    "Requests answered with an error, by reason.", 3, p_errors);
+	prom_family(f, devs, "pvio_device_drops_total", "counter",
+		    "Packets dropped, by reason.", 2, p_drops);
+	prom_family(f, devs, "pvio_device_notifications_sent_total", "counter",
+		    "Event-channel notifications sent to the guest.", 3, p_notif_tx);
+	prom_family(f, devs, "pvio_device_notifications_received_total", "counter",
+		    "Event-channel kicks received from the guest.", 3, p_notif_rx);
+	prom_family(f, devs, "pvio_device_inflight_requests", "gauge",
+		    "Requests taken and not yet answered (queue depth).", 1, p_inflight);
+	prom_family(f, devs, "pvio_device_request_duration_seconds", "histogram",
+		    "Time from taking a block request to answering it.", 1, p_latency);
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	bool json = false, prom = false;
+	const char *dom = NULL, *dev = NULL;
+	unsigned int d = 0, devid = 0;
+	char req[128], *out;
+	size_t len;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--prometheus") == 0)
+			prom = true;
+		else if (argv[i][0] == '-')
+			die_usage("unknown option '%s'", argv[i]);
+		else if (!dom)
+			dom = argv[i];
+		else if (!dev)
+			dev = argv[i];
+		else
+			die_usage("stats [DOM [DEVID]] [--json | --prometheus]");
+	}
+	if (json && prom)
+		die_usage("--json or --prometheus, not both");
+	if (dom)
+		d = lookup_dom(dom);
+	if (dev && pvio_ts_vdev_number(dev, &devid) &&
+	    pvio_parse_uint(dev, 0, 0xfffffff, &devid))
+		die_usage("bad device '%s'", dev);
+	if (prom) {
+		struct json_object *o = backd_stats_json(dom ? (int)d : -1,
+							 dev ? (int)devid : -1);
+
+		prometheus(stdout, o);
+		json_object_put(o);
+		return fflush(stdout) ? 1 : 0;
+	}
+	snprintf(req, sizeof(req), "stats%s %d %d\n", json ? "-json" : "",
+		 dom ? (int)d : -1, dev ? (int)devid : -1);
+	len = backd_ask(req, &out);
+	fwrite(out, 1, len, stdout);
+	free(out);
+	return 0;
+}
+
+/* ---- top: a live per-device view ------------------------------------------- */
+
+static volatile sig_atomic_t top_stop;
+
+static void top_sig(int sig)
+{
+	top_stop = 1;
+}
+
+static struct json_object *find_dev(struct json_object *devs, const char *path)
+{
+	size_t i, n = devs ? json_object_array_length(devs) : 0;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *d = json_object_array_get_idx(devs, i);
+		const char *p = js(d, "path");
+
+		if (p && strcmp(p, path) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+/* The @pct percentile of the interval's latency buckets, in microseconds,
+ * interpolated within its bucket [2^k, 2^(k+1)); -1 if nothing completed. */
+static double lat_pct(struct json_object *now, struct json_object *was, double pct)
+{
+	struct json_object *a = json_object_object_get(now, "latency_us_log2");
+	struct json_object *b = was ? json_object_object_get(was, "latency_us_log2") : NULL;
+	size_t k, n = a ? json_object_array_length(a) : 0;
+	uint64_t cnt[64], total = 0, cum = 0;
+	double want;
+
+	if (n > 64)
+		n = 64;
+	for (k = 0; k < n; k++) {
+		uint64_t x = json_object_get_uint64(json_object_array_get_idx(a, k));
+		uint64_t y = b && k < json_object_array_length(b) ?
+			json_object_get_uint64(json_object_array_get_idx(b, k)) : 0;
+
+		cnt[k] = x >= y ? x - y : 0;
+		total += cnt[k];
+	}
+	if (!total)
+		return -1;
+	want = pct * (double)total;
+	for (k = 0; k < n; k++) {
+		if ((double)(cum + cnt[k]) >= want && cnt[k]) {
+			double lo = k ? ldexp(1, (int)k) : 0, hi = ldexp(1, (int)k + 1);
+
+			return lo + (hi - lo) * (want - (double)cum) / (double)cnt[k];
+		}
+		cum += cnt[k];
+	}
+	return ldexp(1, (int)n);
+}
+
+static uint64_t dlt(struct json_object *now, struct json_object *was,
+		    const char *k1, const char *k2)
+{
+	uint64_t a = k2 ? ju2(now, k1, k2) : ju(now, k1);
+	uint64_t b = was ? (k2 ? ju2(was, k1, k2) : ju(was, k1)) : 0;
+
+	return a >= b ? a - b : a;	/* a restarted pvio-backd: from 0 */
+}
+
+static void fmt_lat(char *buf, size_t len, double us)
+{
+	if (us < 0)
+		snprintf(buf, len, "-");
+	else if (us < 10000)
+		snprintf(buf, len, "%.0fus", us);
+	else
+		snprintf(buf, len, "%.1fms", us / 1000);
+}
+
+static void top_report(FILE *f, struct json_object *now, struct json_object *was,
+		       double secs, bool batch)
+{
+	struct json_object *devs = json_object_object_get(now, "devices");
+	struct json_object *odevs = was ? json_object_object_get(was, "devices") : NULL;
+	size_t i, n = devs ? json_object_array_length(devs) : 0;
+	time_t t = time(NULL);
+	char ts[32];
+
+	strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&t));
+	if (!batch)
+		fputs("\033[H\033[2J", f);
+	fprintf(f, "pvio-ctl top - %s, %zu device%s, interval %.1f s\n", ts, n,
+		n == 1 ? "" : "s", secs);
+	fprintf(f, "%5s %-4s %8s %-12s %9s %9s %9s %8s %8s %6s %6s %9s %6s\n",
+		"DOM", "KIND", "DEV", "STATE", "IOPS", "RD_MB/s", "WR_MB/s",
+		"LAT_P50", "LAT_P99", "QD", "INFL", "NOTIF/REQ", "ERR/s");
+	for (i = 0; i < n; i++) {
+		struct json_object *d = json_object_array_get_idx(devs, i);
+		struct json_object *o = find_dev(odevs, js(d, "path") ? js(d, "path") : "");
+		bool vbd = is_vbd(d);
+		uint64_t reqs = 0, notif, errs;
+		char p50[16], p99[16], qd[16], npr[16];
+		const char *state = js(d, "state");
+
+		if (vbd) {
+			static const char *const ops[] = { "read", "write", "flush",
+				"barrier", "discard", "unknown" };
+			size_t k;
+
+			for (k = 0; k < 6; k++)
+				reqs += dlt(d, o, "requests", ops[k]);
+		} else {
+			reqs = dlt(d, o, "packets", "tx") + dlt(d, o, "packets", "rx");
+		}
+		notif = dlt(d, o, "notifications_sent", NULL);
+		errs = dlt(d, o, "errors", "total");
+		fmt_lat(p50, sizeof(p50), vbd ? lat_pct(d, o, 0.50) : -1);
+		fmt_lat(p99, sizeof(p99), vbd ? lat_pct(d, o, 0.99) : -1);
+		if (vbd)	/* Little's law: busy time over elapsed time */
+			snprintf(qd, sizeof(qd), "%.1f",
+				 (double)dlt(d, o, "latency_sum_ns", NULL) / (secs * 1e9));
+		else
+			snprintf(qd, sizeof(qd), "-");
+		if (reqs)
+			snprintf(npr, sizeof(npr), "%.2f", (double)notif / (double)reqs);
+		else
+			snprintf(npr, sizeof(npr), "-");
+		fprintf(f, "%5llu %-4s %8llu %-12s %9.0f %9.2f %9.2f %8s %8s %6s %6llu %9s %6.0f\n",
+			(unsigned long long)ju(d, "domid"), vbd ? "vbd" : "vif",
+			(unsigned long long)ju(d, "devid"),
+			json_object_get_boolean(json_object_object_get(d, "failed")) ?
+				"failed" : state ? state : "?",
+			(double)reqs / secs,
+			(double)dlt(d, o, "bytes_read", NULL) / secs / 1e6,
+			(double)dlt(d, o, "bytes_written", NULL) / secs / 1e6,
+			p50, p99, qd, (unsigned long long)ju(d, "inflight"), npr,
+			(double)errs / secs);
+	}
+	if (batch)
+		fputc('\n', f);
+	fflush(f);
+}
+
+static int cmd_top(int argc, char **argv)
+{
+	static const struct option o[] = {
+		{ "batch", no_argument, NULL, 'b' },
+		{ "iterations", required_argument, NULL, 'n' },
+		{ "delay", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct json_object *was, *now;
+	unsigned int iters = 0, i, dom_n = 0;
+	double delay = 1.0;
+	bool batch = false;
+	uint64_t t0, t1;
+	char *end;
+	int c, dom = -1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":bn:d:", o, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			batch = true;
+			break;
+		case 'n':
+			if (pvio_parse_uint(optarg, 1, 1000000, &iters))
+				die_usage("bad -n '%s' (1..1000000)", optarg);
+			break;
+		case 'd':
+			delay = strtod(optarg, &end);
+			if (*end || end == optarg || !(delay >= 0.1 && delay <= 3600))
+				die_usage("bad --delay '%s' (0.1..3600 seconds)", optarg);
+			break;
+		default:
+			pvio_usage_bad_option(prog, c, argv);
+		}
+	}
+	if (optind < argc - 1)
+		die_usage("top [DOM] [-b] [-n N] [-d SECS]");
+	if (optind == argc - 1) {
+		dom_n = lookup_dom(argv[optind]);
+		dom = (int)dom_n;
+	}
+	if (!batch && !isatty(STDOUT_FILENO))
+		batch = true;	/* no screen to redraw: iostat-like lines */
+	signal(SIGINT, top_sig);
+	signal(SIGTERM, top_sig);
+	was = backd_stats_json(dom, -1);
+	t0 = pvio_now_ns();
+	for (i = 0; !top_stop && (!iters || i < iters); i++) {
+		struct timespec ts = { (time_t)delay,
+			(long)((delay - (double)(time_t)delay) * 1e9) };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !top_stop)
+			;
+		if (top_stop)
+			break;
+		now = backd_stats_json(dom, -1);
+		t1 = pvio_now_ns();
+		top_report(stdout, now, was, (double)(t1 - t0) / 1e9, batch);
+		json_object_put(was);
+		was = now;
+		t0 = t1;
+	}
+	json_object_put(was);
 	return 0;
 }
 
@@ -651,9 +1280,12 @@ static void usage(FILE *f)
 "  vbd-attach DOM TARGET [--vdev xvda] [--mode r|w] [--buffered]\n"
 "  vbd-detach DOM VDEV\n"
 "  vif-attach DOM [--mac MAC] [--bridge BR] [--devid N]\n"
+"     attaches wait for the backend (ready or failed; exit 1 if failed)\n"
+"     when pvio-backd answers: --wait, --no-wait, --timeout SECS (10)\n"
 "  vif-detach DOM DEVID\n"
 "  devices [DOM]                                  devices and XenBus states\n"
-"  stats [DOM [DEV]] [--json]                     pvio-backd's counters\n\n"
+"  stats [DOM [DEV]] [--json | --prometheus]     pvio-backd's counters\n"
+"  top [DOM] [-b] [-n N] [-d SECS]                live per-device view\n\n"
 "  -w, --world DIR   the sim world (default: $PVIO_SIM_DIR or /run/pvio-sim)\n"
 "      --xen         real Xen (devices, stats)\n"
 "      --backd-sock  pvio-backd's control socket (default: WORLD/backd.sock,\n"
@@ -674,6 +1306,8 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			pvio_version(prog);
 		} else if (strcmp(argv[i], "--xen") == 0) {
 			xen = true;
 		} else if ((strcmp(argv[i], "-w") == 0 ||
@@ -728,5 +1362,7 @@ int main(int argc, char **argv)
 		return cmd_devices(argc, argv);
 	if (strcmp(cmd, "stats") == 0)
 		return cmd_stats(argc, argv);
+	if (strcmp(cmd, "top") == 0)
+		return cmd_top(argc, argv);
 	die_usage("unknown command '%s'", cmd);
 }

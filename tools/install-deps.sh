@@ -8,6 +8,7 @@ set -eu
 pkgs="build-essential autoconf automake libtool pkg-config
       libxen-dev liburing-dev zlib1g-dev check libfuse3-dev fuse3 xenstore-utils
       libseccomp-dev libcap-ng-dev
+      libjson-c-dev libsystemd-dev systemd
       e2fsprogs iproute2 iputils-ping netcat-openbsd python3 procps kmod"
 if [ "${1:-}" = "--xen" ]; then
 	pkgs="$pkgs qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17
