@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/sysmacros.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,35 @@ static int target_size(int fd, bool blockdev, uint64_t *size)
 	return 0;
 }
 
-static int open_target(struct device *d, struct vbd *v, bool want_direct)
+/*
+ * Image exclusivity, as QEMU's image locking: an open file description
+ * lock (F_OFD_SETLK) on the whole target, exclusive for read-write use,
+ * shared for read-only. OFD locks conflict between any two opens, also
+ * two devices of this process, and go with the last fd of the open.
+ */
+static int lock_target(struct device *d, struct vbd *v)
+{
+	struct flock fl = {
+		.l_type = v->readonly ? F_RDLCK : F_WRLCK,
+		.l_whence = SEEK_SET,
+	};
+
+	if (fcntl(v->fd_buffered, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno != EAGAIN && errno != EACCES)
+		return -errno;
+	fl.l_type = F_WRLCK;
+	fl.l_pid = 0;
+	if (fcntl(v->fd_buffered, F_OFD_GETLK, &fl) < 0)
+		fl.l_type = F_UNLCK;
+	return pvio_xenbus_fatal(d->xb, -EBUSY,
+		"%s is in use (%s lock held by another device or program): "
+		"%s use refused", v->params,
+		fl.l_type == F_RDLCK ? "a read-only" : "a read-write",
+		v->readonly ? "read-only" : "read-write");
+}
+
+static int open_target(struct device *d, struct vbd *v)
 {
 	int flags = (v->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	struct stat st;
@@ -51,6 +80,9 @@ static int open_target(struct device *d, struct vbd *v, bool want_direct)
 		return -errno;
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return -EINVAL;
+	rc = lock_target(d, v);
+	if (rc)
+		return rc;
 	v->is_blockdev = S_ISBLK(st.st_mode);
 	v->logical = 512;
 	v->physical = v->is_blockdev ? 512 : 4096;
@@ -70,7 +102,7 @@ static int open_target(struct device *d, struct vbd *v, bool want_direct)
 	/* whole logical blocks only */
 	v->size_bytes -= v->size_bytes % v->logical;
 	v->fd_direct = -1;
-	if (want_direct) {
+	if (v->want_direct) {
 		v->fd_direct = open(v->params, flags | O_DIRECT);
 		if (v->fd_direct < 0)
 			log_info("%s: %s refuses O_DIRECT (%s): buffered I/O",
@@ -79,56 +111,14 @@ static int open_target(struct device *d, struct vbd *v, bool want_direct)
 	return 0;
 }
 
-static int vbd_probe(struct device *d)
+/* What the target decides (discard), written once it is open. */
+static int target_features(struct device *d, struct vbd *v)
 {
-	struct backd *bd = d->bd;
-	struct vbd *v = calloc(1, sizeof(*v));
-	char *s = NULL;
-	unsigned long safe;
 	int rc;
 
-	if (!v)
-		return -ENOMEM;
-	v->fd_direct = v->fd_buffered = -1;
-	d->priv = v;
-	rc = device_read_str(d, "params", &s);
-	if (rc < 0) {
-		log_warn("%s: no params: %s", d->path, strerror(-rc));
-		return rc;
-	}
-	/* libxl's qdisk writes "format:path"; only raw is served here */
-	if (strncmp(s, "raw:", 4) == 0)
-		memmove(s, s + 4, strlen(s + 4) + 1);
-	if (s[0] != '/' || strlen(s) >= sizeof(v->params)) {
-		log_warn("%s: params '%s' is not an absolute path", d->path, s);
-		free(s);
-		return -EINVAL;
-	}
-	snprintf(v->params, sizeof(v->params), "%s", s);
-	free(s);
-	rc = device_read_str(d, "mode", &s);
-	if (rc >= 0) {
-		v->readonly = s[0] != 'w';
-		free(s);
-	}
-	device_read_uint(d, "direct-io-safe", 0, 1, 1, false, &safe);
-	rc = open_target(d, v, !bd->o.buffered && safe);
-	if (rc) {
-		log_warn("%s: cannot open %s: %s", d->path, v->params,
-			 strerror(-rc));
-		return rc;
-	}
-	v->feat_flush = true;
-	v->feat_barrier = true;
-	v->feat_discard = !v->readonly;
+	v->feat_discard = !v->readonly && v->discard_enable;
 	v->discard_granularity = v->is_blockdev ? v->physical : 4096;
-	v->max_indirect = bd->o.max_indirect;
-	/* features before InitWait */
-	rc = device_write(d, "feature-flush-cache", "1");
-	if (!rc)
-		rc = device_write(d, "feature-barrier", "1");
-	if (!rc)
-		rc = device_write(d, "feature-discard", v->feat_discard ? "1" : "0");
+	rc = device_write(d, "feature-discard", v->feat_discard ? "1" : "0");
 	if (!rc && v->feat_discard) {
 		rc = device_write(d, "discard-granularity", "%u",
 				  v->discard_granularity);
@@ -137,6 +127,210 @@ static int vbd_probe(struct device *d)
 		if (!rc)
 			rc = device_write(d, "discard-secure", "0");
 	}
+	return rc;
+}
+
+static int target_open(struct device *d, struct vbd *v)
+{
+	int rc = open_target(d, v);
+
+	if (rc) {
+		if (!pvio_xenbus_last_error(d->xb)[0])
+			pvio_xenbus_fatal(d->xb, rc, "cannot open %s: %s",
+					  v->params, strerror(-rc));
+		log_warn("%s: %s", d->path, pvio_xenbus_last_error(d->xb));
+		return rc;
+	}
+	rc = target_features(d, v);
+	if (rc)
+		return rc;
+	v->opened = true;
+	log_info("%s: %s, %llu bytes, %s%s, sector %u/%u%s", d->path, v->params,
+		 (unsigned long long)v->size_bytes, v->readonly ? "read-only" : "read-write",
+		 v->fd_direct >= 0 ? ", O_DIRECT" : ", buffered", v->logical,
+		 v->physical, v->feat_discard ? "" : ", no discard");
+	return 0;
+}
+
+/*
+ * The device a hotplug script made: "major:minor" in hex, as blkback reads
+ * physical-device. Opened through /dev/block/M:m (udev), else the name
+ * the kernel gives it in /sys/dev/block/M:m/uevent.
+ */
+static int physical_device_path(struct device *d, const char *pd, char *out,
+				size_t len)
+{
+	unsigned int maj, min;
+	char p[64], line[256], *name = NULL;
+	struct stat st;
+	FILE *f;
+	int n = 0;
+
+	if (sscanf(pd, "%x:%x%n", &maj, &min, &n) != 2 || pd[n])
+		return -EINVAL;
+	snprintf(out, len, "/dev/block/%u:%u", maj, min);
+	if (stat(out, &st) == 0 && S_ISBLK(st.st_mode) &&
+	    st.st_rdev == makedev(maj, min))
+		return 0;
+	snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/uevent", maj, min);
+	f = fopen(p, "re");
+	if (!f)
+		return -ENODEV;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "DEVNAME=", 8) == 0) {
+			line[strcspn(line, "\n")] = 0;
+			name = line + 8;
+			break;
+		}
+	fclose(f);
+	if (!name || strstr(name, ".."))
+		return -ENODEV;
+	snprintf(out, len, "/dev/%s", name);
+	if (stat(out, &st) || !S_ISBLK(st.st_mode) ||
+	    st.st_rdev != makedev(maj, min))
+		return -ENODEV;
+	return 0;
+}
+
+/*
+ * The hotplug protocol (a backend node with "script"): the toolstack runs
+ * the script once we are in InitWait; it writes physical-device and
+ * hotplug-status=connected, or hotplug-error. Called on every change
+ * under the backend directory and once a second.
+ */
+static void vbd_hotplug_check(struct device *d)
+{
+	struct vbd *v = VBD(d);
+	char *s = NULL, *pd = NULL, path[sizeof(v->params)];
+	int rc;
+
+	if (!v || !v->hotplug || v->opened || d->failed)
+		return;
+	if (device_read_str(d, "hotplug-error", &s) >= 0) {
+		device_setup_fail(d, -EIO, "hotplug script %s failed: %s",
+				  v->script, s);
+		free(s);
+		return;
+	}
+	if (device_read_str(d, "hotplug-status", &s) < 0 ||
+	    strcmp(s, "connected") ||
+	    device_read_str(d, "physical-device", &pd) < 0) {
+		free(s);
+		if (pvio_now_ns() - v->hotplug_since_ns >
+		    (uint64_t)d->bd->o.hotplug_timeout_s * 1000000000u)
+			device_setup_fail(d, -ETIMEDOUT,
+				"hotplug script %s did not answer in %u s "
+				"(no physical-device and hotplug-status=connected)",
+				v->script, d->bd->o.hotplug_timeout_s);
+		return;
+	}
+	free(s);
+	rc = physical_device_path(d, pd, path, sizeof(path));
+	if (rc) {
+		device_setup_fail(d, rc, "physical-device '%s' (major:minor, hex): %s",
+				  pd, strerror(-rc));
+		free(pd);
+		return;
+	}
+	log_info("%s: hotplug script %s: physical-device %s is %s", d->path,
+		 v->script, pd, path);
+	free(pd);
+	snprintf(v->params, sizeof(v->params), "%s", path);
+	if (target_open(d, v)) {
+		d->failed = true;
+		d->setup_failed = true;
+		return;
+	}
+	device_recheck(d);	/* a frontend that waited connects now */
+}
+
+/* "raw:PATH" (libxl's qdisk) and "aio:PATH" (its tap, vbd3) are raw */
+static int parse_params(struct device *d, struct vbd *v, char *s)
+{
+	char *colon = s[0] != '/' ? strchr(s, ':') : NULL;
+
+	if (colon) {
+		*colon = 0;
+		if (strcmp(s, "raw") && strcmp(s, "aio"))
+			return pvio_xenbus_fatal(d->xb, -EOPNOTSUPP,
+				"params: format '%s' not supported (raw only)", s);
+		s = colon + 1;
+	}
+	if (s[0] != '/' || strlen(s) >= sizeof(v->params))
+		return pvio_xenbus_fatal(d->xb, -EINVAL,
+			"params: not an absolute path");
+	snprintf(v->params, sizeof(v->params), "%s", s);
+	return 0;
+}
+
+static int vbd_probe(struct device *d)
+{
+	struct backd *bd = d->bd;
+	struct vbd *v = calloc(1, sizeof(*v));
+	unsigned long safe, discard;
+	char *s = NULL;
+	int rc;
+
+	if (!v)
+		return -ENOMEM;
+	v->fd_direct = v->fd_buffered = -1;
+	d->priv = v;
+	if (device_read_str(d, "script", &s) >= 0) {
+		v->hotplug = s[0] != 0;
+		snprintf(v->script, sizeof(v->script), "%s", s);
+		free(s);
+	}
+	rc = device_read_str(d, "params", &s);
+	if (rc < 0 && !v->hotplug)
+		return pvio_xenbus_fatal(d->xb, rc, "no params: %s", strerror(-rc));
+	if (rc >= 0) {
+		rc = v->hotplug ? 0 : parse_params(d, v, s);
+		if (v->hotplug)	/* the script's business: shown, not opened */
+			snprintf(v->params, sizeof(v->params), "%s", s);
+		free(s);
+		if (rc)
+			return rc;
+	}
+	/* access: libxl writes "w" or "r" ("w!", shared writing, is refused:
+	 * the image lock is exclusive) */
+	if (device_read_str(d, "mode", &s) >= 0) {
+		if (strcmp(s, "r") && strcmp(s, "w")) {
+			rc = pvio_xenbus_fatal(d->xb, -EOPNOTSUPP,
+				"mode '%s' not supported (r or w)", s);
+			free(s);
+			return rc;
+		}
+		v->readonly = s[0] == 'r';
+		free(s);
+	}
+	/* xl-disk-configuration(5): direct-io-safe absent means the storage
+	 * may not be safe for O_DIRECT (libxl's workaround: no O_DIRECT) */
+	if (device_read_uint(d, "direct-io-safe", 0, 1, 0, false, &safe))
+		return pvio_xenbus_fatal(d->xb, -EINVAL, "bad direct-io-safe (0 or 1)");
+	v->want_direct = !bd->o.buffered && safe;
+	if (!safe && !bd->o.buffered)
+		log_info("%s: no direct-io-safe: buffered I/O (xl-disk-configuration(5))",
+			 d->path);
+	/* discard-enable (xl's discard/no-discard): absent means on */
+	if (device_read_uint(d, "discard-enable", 0, 1, 1, false, &discard))
+		return pvio_xenbus_fatal(d->xb, -EINVAL, "bad discard-enable (0 or 1)");
+	v->discard_enable = discard;
+	if (!v->hotplug) {
+		rc = target_open(d, v);
+		if (rc)
+			return rc;
+	} else {
+		v->hotplug_since_ns = pvio_now_ns();
+		log_info("%s: hotplug script %s: waiting for physical-device", d->path,
+			 v->script);
+	}
+	v->feat_flush = true;
+	v->feat_barrier = true;
+	v->max_indirect = bd->o.max_indirect;
+	/* features before InitWait */
+	rc = device_write(d, "feature-flush-cache", "1");
+	if (!rc)
+		rc = device_write(d, "feature-barrier", "1");
 	if (!rc)
 		rc = device_write(d, "feature-persistent", "1");
 	if (!rc)
@@ -150,11 +344,10 @@ static int vbd_probe(struct device *d)
 				  bd->o.max_queues);
 	if (rc)
 		return rc;
-	log_info("%s: %s, %llu bytes, %s%s, sector %u/%u", d->path, v->params,
-		 (unsigned long long)v->size_bytes, v->readonly ? "read-only" : "read-write",
-		 v->fd_direct >= 0 ? ", O_DIRECT" : ", buffered", v->logical,
-		 v->physical);
-	return 0;
+	/* a restarted pvio-backd finds the script's answer already there */
+	if (v->hotplug)
+		vbd_hotplug_check(d);
+	return d->failed ? -EIO : 0;
 }
 
 /* One queue's ring: the device dir, or its queue-N directory. */
@@ -201,6 +394,8 @@ static int vbd_connect(struct device *d)
 	pvio_xs_tx_t tx;
 	int rc;
 
+	if (!v->opened)
+		return -EAGAIN;	/* the hotplug script has not answered yet */
 	rc = pvio_xb_read_protocol(d->bd->xs, fe);
 	if (rc < 0)
 		return pvio_xenbus_fatal(d->xb, rc, "unsupported protocol");
@@ -301,6 +496,8 @@ static void vbd_tick(struct device *d)
 	uint64_t size;
 	unsigned int i;
 
+	if (v && v->hotplug && !v->opened)
+		vbd_hotplug_check(d);
 	if (!v || v->fd_buffered < 0)
 		return;
 	if (__atomic_exchange_n(&v->flush_unsupported, 0, __ATOMIC_RELAXED) &&
@@ -364,5 +561,6 @@ const struct device_ops vbd_ops = {
 	.disconnect = vbd_disconnect,
 	.destroy = vbd_destroy,
 	.tick = vbd_tick,
+	.changed = vbd_hotplug_check,
 	.describe = vbd_describe,
 };

@@ -21,7 +21,13 @@
 
 /* What the device is and what it offers, shared by its queues. */
 struct vbd {
-	char params[4096];
+	char params[4096];	/* the target opened */
+	char script[256];	/* the hotplug script, when the toolstack runs one */
+	bool hotplug;		/* wait for the script's physical-device */
+	bool opened;		/* the target is open (and locked) */
+	bool want_direct;	/* O_DIRECT allowed (direct-io-safe) */
+	bool discard_enable;	/* discard-enable: offer feature-discard */
+	uint64_t hotplug_since_ns;
 	int fd_direct;		/* O_DIRECT, or -1 */
 	int fd_buffered;
 	bool readonly;

@@ -137,6 +137,12 @@ static void do_connect(struct device *d)
 	if (d->connected || d->failed)
 		return;
 	rc = d->ops->connect(d);
+	if (rc == -EAGAIN) {
+		/* not ready (a hotplug script has not answered): the ops call
+		 * device_recheck() when it is */
+		log_info("%s: frontend waits for the hotplug script", d->path);
+		return;
+	}
 	if (rc) {
 		/* the ops wrote the reason with pvio_xenbus_fatal() */
 		log_warn("%s: cannot connect domain %u: %s", d->path, d->fe,
@@ -223,6 +229,26 @@ static void frontend_changed(struct pvio_xenbus *xb, enum pvio_xb_state fe,
 	}
 }
 
+void device_setup_fail(struct device *d, int err, const char *fmt, ...)
+{
+	char why[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warn("%s: domain %u: %s", d->path, d->fe, why);
+	pvio_xenbus_fatal(d->xb, err, "%s", why);
+	disconnect(d);
+	d->failed = true;
+	d->setup_failed = true;
+}
+
+void device_recheck(struct device *d)
+{
+	frontend_changed(d->xb, pvio_xenbus_other_state(d->xb), d);
+}
+
 /* ---- discovery -------------------------------------------------------------------- */
 
 static struct device *dev_find(struct backd *bd, const char *type,
@@ -275,7 +301,11 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 	log_info("%s: new %s for domain %u", d->path, ops->kind, fe);
 	rc = ops->probe(d);
 	if (rc) {
-		pvio_xenbus_fatal(d->xb, rc, "backend set-up failed");
+		/* the ops' own reason when they wrote one */
+		if (!pvio_xenbus_last_error(d->xb)[0])
+			pvio_xenbus_fatal(d->xb, rc, "backend set-up failed");
+		log_warn("%s: set-up failed: %s", d->path,
+			 pvio_xenbus_last_error(d->xb));
 		d->failed = true;
 		d->setup_failed = true;
 		return;
@@ -291,6 +321,8 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 		d->reattach = true;
 		rc = ops->connect(d);
 		d->reattach = false;
+		if (rc == -EAGAIN)
+			return;	/* device_recheck() once the script answers */
 		if (rc) {
 			log_warn("%s: cannot re-attach: %s", d->path,
 				 pvio_xenbus_last_error(d->xb));
@@ -384,6 +416,8 @@ static bool dev_review(struct backd *bd, struct device **pp, bool present)
 			dev_create(bd, ops, type, fe, devid);
 		return true;
 	}
+	if (d->ops->changed)	/* hotplug nodes, a lock to try again */
+		d->ops->changed(d);
 	/* libxl's remove: online=0 and Closing written into our state node;
 	 * it waits for us to write Closed there */
 	if (!device_read_uint(d, "online", 0, 1, 1, false, &online) && !online) {

@@ -43,9 +43,13 @@ static void usage(FILE *f)
 "      --grant-map        map persistent grants (frontends with feature-\n"
 "                         persistent) instead of grant copy: zero-copy I/O\n"
 "      --persistent-max N pages mapped per queue at most (default 8192)\n"
+"      --kinds LIST       what to serve: vbd, vbd3 (libxl's backendtype=tap on\n"
+"                         newer Xen), vif; comma-separated (default: vbd,vif)\n"
 "      --vbd-types LIST   backend kinds served as vbd (default: vbd)\n"
 "      --vif-types LIST   backend kinds served as vif (default: vif)\n"
 "      --no-vbd, --no-vif serve only one of them\n"
+"      --hotplug-timeout S  wait this long for a hotplug script's answer\n"
+"                         (physical-device, hotplug-status; default 40)\n"
 "  -s, --ctl-sock PATH    control socket for pvio-ctl stats (default: WORLD/\n"
 "                         backd.sock on sim, /run/pvio/backd.sock on xen)\n"
 "      --journal-dir DIR  in-flight records, one per ring, for restarting\n"
@@ -73,11 +77,52 @@ static bool valid_kinds(const char *s)
 	return true;
 }
 
+/*
+ * --kinds vbd,vbd3,vif: the xenstore backend kinds pvio-backd answers.
+ * vbd and vbd3 (what libxl writes for backendtype=tap on newer Xen) are
+ * served as block devices, vif as network devices; a kind not named is
+ * left to another backend (the kernel's blkback serves vbd, say).
+ */
+static void parse_kinds(struct backd_opts *o, const char *list)
+{
+	static char vbd[32], vif[8];
+	char buf[64], *tok, *save = NULL;
+
+	if (strlen(list) >= sizeof(buf) || !valid_kinds(list))
+		pvio_usage_error(prog, "bad --kinds '%s' (vbd, vbd3, vif)", list);
+	snprintf(buf, sizeof(buf), "%s", list);
+	vbd[0] = vif[0] = 0;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *dst = strcmp(tok, "vif") == 0 ? vif : vbd;
+		size_t len = strcmp(tok, "vif") == 0 ? sizeof(vif) : sizeof(vbd);
+		char want[8];
+
+		if (strcmp(tok, "vbd") && strcmp(tok, "vbd3") && strcmp(tok, "vif"))
+			pvio_usage_error(prog, "bad --kinds: unknown kind '%s' (vbd, vbd3, vif)",
+					 tok);
+		snprintf(want, sizeof(want), ",%s,", tok);
+		{
+			char have[40];
+
+			snprintf(have, sizeof(have), ",%s,", dst);
+			if (strstr(have, want))
+				pvio_usage_error(prog, "bad --kinds: '%s' twice", tok);
+		}
+		if (dst[0])
+			strncat(dst, ",", len - strlen(dst) - 1);
+		strncat(dst, tok, len - strlen(dst) - 1);
+	}
+	o->no_vbd = !vbd[0];
+	o->no_vif = !vif[0];
+	o->types_vbd = vbd[0] ? vbd : "vbd";
+	o->types_vif = vif[0] ? vif : "vif";
+}
+
 static void parse_args(struct backd_opts *o, int argc, char **argv)
 {
 	enum { O_SPIN = 256, O_ORDER, O_QUEUES, O_INDIRECT, O_BUFFERED,
 	       O_VBDT, O_VIFT, O_NOVBD, O_NOVIF, O_MAP, O_PGMAX, O_JDIR,
-	       O_NOJ, O_NOCONFINE };
+	       O_NOJ, O_NOCONFINE, O_KINDS, O_HPTIMEOUT };
 	static const struct option opts[] = {
 		{ "platform", required_argument, NULL, 'p' },
 		{ "workers", required_argument, NULL, 'w' },
@@ -93,6 +138,8 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		{ "no-vbd", no_argument, NULL, O_NOVBD },
 		{ "no-vif", no_argument, NULL, O_NOVIF },
 		{ "no-confine", no_argument, NULL, O_NOCONFINE },
+		{ "kinds", required_argument, NULL, O_KINDS },
+		{ "hotplug-timeout", required_argument, NULL, O_HPTIMEOUT },
 		{ "ctl-sock", required_argument, NULL, 's' },
 		{ "journal-dir", required_argument, NULL, O_JDIR },
 		{ "no-journal", no_argument, NULL, O_NOJ },
@@ -104,6 +151,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 	unsigned int v;
 	bool no_journal = false;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	bool kinds = false, types = false;
 	int c, lvl;
 
 	o->platform = NULL;
@@ -115,6 +163,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 	o->pgrant_max = 8192;
 	o->types_vbd = "vbd";
 	o->types_vif = "vif";
+	o->hotplug_timeout_s = 40;
 	opterr = 0;	/* our own one-line messages */
 	while ((c = getopt_long(argc, argv, ":p:w:s:l:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -163,17 +212,30 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 			if (!valid_kinds(optarg))
 				pvio_usage_error(prog, "bad --vbd-types '%s'", optarg);
 			o->types_vbd = optarg;
+			types = true;
 			break;
 		case O_VIFT:
 			if (!valid_kinds(optarg))
 				pvio_usage_error(prog, "bad --vif-types '%s'", optarg);
 			o->types_vif = optarg;
+			types = true;
+			break;
+		case O_KINDS:
+			parse_kinds(o, optarg);
+			kinds = true;
+			break;
+		case O_HPTIMEOUT:
+			if (pvio_parse_uint(optarg, 1, 3600, &o->hotplug_timeout_s))
+				pvio_usage_error(prog, "bad --hotplug-timeout '%s' (1..3600)",
+						 optarg);
 			break;
 		case O_NOVBD:
 			o->no_vbd = true;
+			types = true;
 			break;
 		case O_NOVIF:
 			o->no_vif = true;
+			types = true;
 			break;
 		case O_NOCONFINE:
 			o->no_confine = true;
@@ -207,6 +269,8 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 	}
 	if (optind != argc)
 		pvio_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+	if (kinds && types)
+		pvio_usage_error(prog, "--kinds or --vbd-types/--vif-types/--no-vbd/--no-vif, not both");
 	if (o->no_vbd && o->no_vif)
 		pvio_usage_error(prog, "--no-vbd and --no-vif: nothing to serve");
 	if (no_journal && o->journal_dir)

@@ -16,6 +16,8 @@
 #include <json-c/json.h>
 
 #include "net.h"
+
+#define IFNAMSIZ_PVIO	16	/* IFNAMSIZ, with its NUL */
 #include "toolstack.h"
 
 static struct vif *VIF(struct device *d)
@@ -23,10 +25,62 @@ static struct vif *VIF(struct device *d)
 	return d->priv;
 }
 
+static bool valid_ifname(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n >= IFNAMSIZ_PVIO)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' ||
+		      s[i] == '.'))
+			return false;
+	return strcmp(s, ".") && strcmp(s, "..");
+}
+
+/*
+ * netback's hotplug protocol: with a "script" node, the toolstack runs the
+ * script (vif-bridge, vif-openvswitch, vif-route, ...) on our TAP once we
+ * are in InitWait, and the device connects only after the script wrote
+ * hotplug-status=connected; hotplug-error, or no answer in time, fails it.
+ */
+static void vif_hotplug_check(struct device *d)
+{
+	struct vif *v = VIF(d);
+	char *s = NULL;
+
+	if (!v || !v->hotplug || v->hotplug_ok || d->failed)
+		return;
+	if (device_read_str(d, "hotplug-error", &s) >= 0) {
+		device_setup_fail(d, -EIO, "hotplug script %s failed: %s",
+				  v->script, s);
+		free(s);
+		return;
+	}
+	if (device_read_str(d, "hotplug-status", &s) >= 0 &&
+	    strcmp(s, "connected") == 0) {
+		free(s);
+		v->hotplug_ok = true;
+		log_info("%s: hotplug script %s set up %s", d->path, v->script,
+			 v->ifname);
+		device_recheck(d);	/* a frontend that waited connects now */
+		return;
+	}
+	free(s);
+	if (pvio_now_ns() - v->hotplug_since_ns >
+	    (uint64_t)d->bd->o.hotplug_timeout_s * 1000000000u)
+		device_setup_fail(d, -ETIMEDOUT,
+				  "hotplug script %s did not answer in %u s "
+				  "(no hotplug-status=connected)", v->script,
+				  d->bd->o.hotplug_timeout_s);
+}
+
 static int vif_probe(struct device *d)
 {
 	struct backd *bd = d->bd;
 	struct vif *v = calloc(1, sizeof(*v));
+	unsigned long mtu;
 	char *s = NULL;
 	int rc;
 
@@ -34,28 +88,56 @@ static int vif_probe(struct device *d)
 		return -ENOMEM;
 	v->tap0 = -1;
 	d->priv = v;
-	if (device_read_str(d, "mac", &s) >= 0) {
-		if (pvio_ts_parse_mac(s, v->mac))
-			log_warn("%s: bad mac '%s': ignored", d->path, s);
+	if (device_read_str(d, "script", &s) >= 0) {
+		v->hotplug = s[0] != 0;
+		snprintf(v->script, sizeof(v->script), "%s", s);
 		free(s);
 	}
-	if (device_read_str(d, "bridge", &s) >= 0) {
-		if (strlen(s) < sizeof(v->bridge) && !strchr(s, '/'))
-			snprintf(v->bridge, sizeof(v->bridge), "%s", s);
-		else
-			log_warn("%s: bad bridge name: ignored", d->path);
+	if (device_read_str(d, "mac", &s) >= 0) {
+		rc = pvio_ts_parse_mac(s, v->mac);
+		if (rc)
+			pvio_xenbus_fatal(d->xb, rc, "bad mac '%s' (xx:xx:xx:xx:xx:xx, unicast)", s);
 		free(s);
+		if (rc)
+			return rc;
 	}
 	snprintf(v->ifname, sizeof(v->ifname), "vif%u.%u", d->fe, d->devid);
+	if (device_read_str(d, "vifname", &s) >= 0) {
+		rc = valid_ifname(s) ? 0 : -EINVAL;
+		if (rc)
+			pvio_xenbus_fatal(d->xb, rc, "bad vifname (1..15 of a-z A-Z 0-9 - _ .)");
+		else
+			snprintf(v->ifname, sizeof(v->ifname), "%s", s);
+		free(s);
+		if (rc)
+			return rc;
+	}
+	/* the bridge is the script's business when there is one */
+	if (!v->hotplug && device_read_str(d, "bridge", &s) >= 0) {
+		rc = valid_ifname(s) ? 0 : -EINVAL;
+		if (rc)
+			pvio_xenbus_fatal(d->xb, rc, "bad bridge name");
+		else
+			snprintf(v->bridge, sizeof(v->bridge), "%s", s);
+		free(s);
+		if (rc)
+			return rc;
+	}
+	if (device_read_uint(d, "mtu", 68, 65521, 0, false, &mtu))
+		return pvio_xenbus_fatal(d->xb, -EINVAL, "bad mtu (68..65521)");
+	v->mtu = (unsigned int)mtu;
 	rc = tap_open(v->ifname, true, true, &v->tap0);
 	if (!rc)
+		rc = tap_setup(v->tap0, v->ifname, NULL);
+	if (!rc && v->mtu)
+		rc = tap_set_mtu(v->ifname, v->mtu);
+	if (!rc && v->bridge[0])
 		rc = tap_setup(v->tap0, v->ifname, v->bridge);
-	if (rc) {
-		log_warn("%s: cannot set up %s%s%s: %s", d->path, v->ifname,
-			 v->bridge[0] ? " in bridge " : "", v->bridge,
-			 strerror(-rc));
-		return rc;
-	}
+	if (rc)
+		return pvio_xenbus_fatal(d->xb, rc, "cannot set up %s%s%s%s: %s",
+					 v->ifname, v->mtu ? " (mtu)" : "",
+					 v->bridge[0] ? " in bridge " : "",
+					 v->bridge, strerror(-rc));
 	tap_set_carrier(v->tap0, false);
 	/* netback's keys, before InitWait */
 	rc = device_write(d, "feature-sg", "1");
@@ -74,14 +156,27 @@ static int vif_probe(struct device *d)
 	if (!rc)
 		rc = device_write(d, "multi-queue-max-queues", "%u",
 				  bd->o.max_queues);
-	/* we are the hotplug script: the TAP exists, the vif is usable */
-	if (!rc)
+	/* without a script we are the hotplug script: the TAP exists, in
+	 * its bridge, the vif is usable */
+	if (!rc && !v->hotplug)
 		rc = device_write(d, "hotplug-status", "connected");
 	if (rc)
 		return rc;
+	if (v->hotplug) {
+		v->hotplug_since_ns = pvio_now_ns();
+		log_info("%s: %s; waiting for hotplug script %s", d->path,
+			 v->ifname, v->script);
+		vif_hotplug_check(d);	/* a restarted pvio-backd: answered */
+		return d->failed ? -EIO : 0;
+	}
 	log_info("%s: %s%s%s", d->path, v->ifname,
 		 v->bridge[0] ? " in bridge " : "", v->bridge);
 	return 0;
+}
+
+static void vif_tick(struct device *d)
+{
+	vif_hotplug_check(d);
 }
 
 static int fe_flag(struct device *d, const char *key, bool dflt, bool *out)
@@ -153,6 +248,8 @@ static int vif_connect(struct device *d)
 	unsigned int nq, i;
 	int rc;
 
+	if (v->hotplug && !v->hotplug_ok)
+		return -EAGAIN;	/* netback too waits for hotplug-status */
 	rc = fe_flag(d, "request-rx-copy", false, &rx_copy);
 	if (rc)
 		return rc;
@@ -252,6 +349,9 @@ static void vif_describe(struct device *d, struct json_object *o)
 		 v->mac[1], v->mac[2], v->mac[3], v->mac[4], v->mac[5]);
 	json_add_name(o, "ifname", v->ifname);
 	json_add_name(o, "bridge", v->bridge);
+	if (v->hotplug)
+		json_add_name(o, "script", v->script);
+	json_object_object_add(o, "mtu", json_object_new_uint64(v->mtu));
 	json_object_object_add(o, "mac", json_object_new_string(mac));
 	json_object_object_add(o, "split_evtchn",
 			       json_object_new_boolean(v->split));
@@ -264,4 +364,6 @@ const struct device_ops vif_ops = {
 	.disconnect = vif_disconnect,
 	.destroy = vif_destroy,
 	.describe = vif_describe,
+	.tick = vif_tick,
+	.changed = vif_hotplug_check,
 };

@@ -26,10 +26,15 @@ enum { DROP_MALFORMED, DROP_GRANT, DROP_RX_NOBUF, DROP_RX_STALL, DROP_TAP,
        DROP_TOO_BIG };
 
 struct vif {
-	char ifname[16];
+	char ifname[16];		/* vif<dom>.<dev>, or the vifname node */
 	int tap0;			/* queue 0's fd, held for the device's life */
 	uint8_t mac[6];			/* the guest's */
-	char bridge[16];
+	char bridge[16];		/* the bridge we put the TAP in ourselves */
+	char script[256];		/* the toolstack's hotplug script, if any */
+	bool hotplug;			/* the script bridges/routes the TAP */
+	bool hotplug_ok;		/* it wrote hotplug-status=connected */
+	uint64_t hotplug_since_ns;
+	unsigned int mtu;		/* 0: the kernel's default */
 	unsigned int nr_queues;
 	/* negotiated */
 	bool fe_sg, fe_gso4, fe_gso6, fe_csum, fe_ipv6_csum, fe_rx_notify;
@@ -114,5 +119,6 @@ int tap_setup(int fd, const char *name, const char *bridge);
 int tap_set_offloads(int fd, unsigned int offloads);
 int tap_set_carrier(int fd, bool on);
 void tap_unbridge(const char *name, const char *bridge);
+int tap_set_mtu(const char *name, unsigned int mtu);
 
 #endif

@@ -260,6 +260,8 @@ struct device_ops {
 	void (*destroy)(struct device *d);
 	/* Once a second from the main loop (resize checks, ...). */
 	void (*tick)(struct device *d);
+	/* Something changed under the backend directory (hotplug nodes). */
+	void (*changed)(struct device *d);
 	/* Extra JSON fields for the stats dump, added to @o. */
 	void (*describe)(struct device *d, struct json_object *o);
 };
@@ -298,6 +300,15 @@ int device_read_str(struct device *d, const char *key, char **val);
 /* @s (a file or device name: any bytes) as the JSON string @key of @o. */
 void json_add_name(struct json_object *o, const char *key, const char *s);
 /*
+ * Set-up failed after InitWait (a hotplug script's error or timeout, the
+ * target it named): log, error node, Closing; the device waits for the
+ * toolstack to remove it. Other devices are untouched.
+ */
+void device_setup_fail(struct device *d, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Act on the frontend's state again (connect was deferred: -EAGAIN). */
+void device_recheck(struct device *d);
+/*
  * Pick a worker for a device's next queue: the one with the fewest queues
  * placed (ties: the next after the last pick). The queue's free function
  * gives the place back with worker_unplace().
@@ -323,6 +334,7 @@ struct backd_opts {
 	bool grant_map;			/* map (persistent) instead of copy */
 	unsigned int pgrant_max;	/* persistent grants per queue */
 	const char *ctl_sock;
+	unsigned int hotplug_timeout_s;	/* a script's answer, at most */
 	const char *types_vbd;		/* backend kinds served */
 	const char *types_vif;
 	bool no_vif, no_vbd;

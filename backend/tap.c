@@ -130,3 +130,13 @@ int tap_set_carrier(int fd, bool on)
 
 	return ioctl(fd, TUNSETCARRIER, &v) < 0 ? -errno : 0;
 }
+
+int tap_set_mtu(const char *name, unsigned int mtu)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	ifr.ifr_mtu = (int)mtu;
+	return sock_ioctl(SIOCSIFMTU, &ifr);
+}

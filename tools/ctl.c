@@ -30,6 +30,7 @@
 #include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -418,50 +419,145 @@ enum attach_wait { WAIT_AUTO, WAIT_YES, WAIT_NO };
 
 /*
  * Wait until the backend at @be_dir is ready for its frontend (InitWait or
- * Connected) or has failed (an error or hotplug-error node, or Closing /
- * Closed), as xl waits for a device it adds. Print which; 0, or exit 1.
+ * Connected; with a hotplug script also hotplug-status=connected) or has
+ * failed (a hotplug-error node, or Closing / Closed with its error node),
+ * as xl waits for a device it adds. @initwait: only until the backend is
+ * in InitWait (the moment libxl runs the script). Print which; 0, or
+ * exit 1.
  */
-static int attach_wait(const char *be_dir, const char *what, unsigned int secs)
+static int attach_wait(const char *be_dir, const char *what, unsigned int secs,
+		       bool hotplug, bool initwait)
 {
-	char key[PVIO_XS_PATH_MAX + 32], *e = NULL;
+	char key[PVIO_XS_PATH_MAX + 32], *e = NULL, *hs = NULL;
 	uint64_t deadline = pvio_now_ms() + (uint64_t)secs * 1000u;
 	unsigned long st = 0;
 
 	for (;;) {
 		snprintf(key, sizeof(key), "%s/hotplug-error", be_dir);
-		if (pvio_xs_read(xs(), 0, key, &e) < 0) {
-			snprintf(key, sizeof(key), "%s/error", be_dir);
-			if (pvio_xs_read(xs(), 0, key, &e) < 0)
-				e = NULL;
-		}
-		if (e) {
-			fprintf(stderr, "%s: %s failed: %s\n", prog, what, e);
+		if (pvio_xs_read(xs(), 0, key, &e) >= 0) {
+			fprintf(stderr, "%s: %s failed: hotplug script: %s\n",
+				prog, what, e);
 			free(e);
 			exit(1);
 		}
 		snprintf(key, sizeof(key), "%s/state", be_dir);
 		if (pvio_xs_read_uint(xs(), 0, key, 0, 8, &st) < 0)
 			st = 0;
-		if (st == PVIO_XB_INITWAIT || st == PVIO_XB_CONNECTED) {
-			fprintf(stderr, "%s: %s %s\n", prog, what,
-				st == PVIO_XB_CONNECTED ? "connected"
-					: "ready (backend InitWait: waiting for the frontend)");
-			return 0;
-		}
 		if (st == PVIO_XB_CLOSING || st == PVIO_XB_CLOSED) {
-			fprintf(stderr, "%s: %s failed: the backend closed it (state %s)\n",
-				prog, what, pvio_xb_state_name((enum pvio_xb_state)st));
+			snprintf(key, sizeof(key), "%s/error", be_dir);
+			if (pvio_xs_read(xs(), 0, key, &e) < 0)
+				e = NULL;
+			fprintf(stderr, "%s: %s failed: %s\n", prog, what,
+				e ? e : "the backend closed it");
+			free(e);
 			exit(1);
 		}
+		if (st == PVIO_XB_INITWAIT || st == PVIO_XB_CONNECTED) {
+			bool ok = !hotplug || initwait;
+
+			if (!ok) {
+				snprintf(key, sizeof(key), "%s/hotplug-status", be_dir);
+				if (pvio_xs_read(xs(), 0, key, &hs) >= 0) {
+					ok = strcmp(hs, "connected") == 0;
+					free(hs);
+				}
+			}
+			if (ok && initwait)
+				return 0;
+			if (ok) {
+				fprintf(stderr, "%s: %s %s\n", prog, what,
+					st == PVIO_XB_CONNECTED ? "connected"
+						: "ready (backend InitWait: waiting for the frontend)");
+				return 0;
+			}
+		}
 		if (pvio_now_ms() >= deadline) {
-			fprintf(stderr, "%s: %s failed: no backend took it within %u s "
-				"(state %s; is a backend serving %s?)\n", prog, what,
+			fprintf(stderr, "%s: %s failed: %s within %u s (state %s; is a "
+				"backend serving %s?)\n", prog, what,
+				st >= PVIO_XB_INITWAIT ? "no hotplug-status=connected"
+						      : "no backend took it",
 				secs, pvio_xb_state_name((enum pvio_xb_state)st),
 				be_dir);
 			exit(1);
 		}
 		usleep(20000);
 	}
+}
+
+/*
+ * Run a hotplug script as libxl does with run_hotplug_scripts=1 (there is
+ * no udev in the sim world): XENBUS_PATH and friends in the environment,
+ * ACTION ("add" for disks, "online" for vifs) as its argument, killed
+ * after @secs. Return its exit status, or -errno.
+ */
+static int run_hotplug(const char *script, const char *action,
+		       const char *be_dir, const char *kind, const char *vif,
+		       unsigned int secs)
+{
+	uint64_t deadline = pvio_now_ms() + (uint64_t)secs * 1000u;
+	char sock[4200];
+	int status;
+	pid_t pid, r;
+
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		setenv("XENBUS_PATH", be_dir, 1);
+		setenv("XENBUS_TYPE", kind, 1);
+		setenv("XENBUS_BASE_PATH", "backend", 1);
+		setenv("script", script, 1);
+		if (vif)
+			setenv("vif", vif, 1);
+		if (is_sim()) {
+			snprintf(sock, sizeof(sock), "%s/xs/dom0.sock", world);
+			setenv("XENSTORED_PATH", sock, 1);
+		}
+		execl(script, script, action, (char *)NULL);
+		fprintf(stderr, "%s: cannot run %s: %s\n", prog, script,
+			strerror(errno));
+		_exit(127);
+	}
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0) {
+		if (pvio_now_ms() >= deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -ETIMEDOUT;
+		}
+		usleep(20000);
+	}
+	if (r < 0)
+		return -errno;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* After the add: the script once the backend is in InitWait, then wait. */
+static void attach_finish(const char *be_dir, const char *what,
+			  const char *script, const char *kind, const char *vif,
+			  unsigned int secs)
+{
+	int rc;
+
+	if (script[0]) {
+		attach_wait(be_dir, what, secs, true, true);
+		rc = run_hotplug(script, strcmp(kind, "vif") == 0 ? "online" : "add",
+				 be_dir, kind, vif, secs);
+		if (rc == -ETIMEDOUT)
+			die("%s failed: hotplug script %s did not finish in %u s",
+			    what, script, secs);
+		if (rc) {
+			char key[PVIO_XS_PATH_MAX + 32], *e = NULL;
+
+			/* the script's own words, when it left some */
+			snprintf(key, sizeof(key), "%s/hotplug-error", be_dir);
+			if (pvio_xs_read(xs(), 0, key, &e) >= 0)
+				die("%s failed: hotplug script %s: %s", what,
+				    script, e);
+			die("%s failed: hotplug script %s: %s %d", what, script,
+			    rc < 0 ? strerror(-rc) : "exit status", rc);
+		}
+	}
+	attach_wait(be_dir, what, secs, script[0] != 0, false);
 }
 
 static void wait_opt(int c, const char *arg, enum attach_wait *w,
@@ -476,6 +572,21 @@ static void wait_opt(int c, const char *arg, enum attach_wait *w,
 			die_usage("bad --timeout '%s' (1..3600 seconds)", arg);
 		*w = WAIT_YES;
 	}
+}
+
+/* --script PATH: an absolute path, or a name in /etc/xen/scripts (xl) */
+static void script_opt(const char *arg, char *out, size_t len)
+{
+	int n;
+
+	if (!arg[0] || strchr(arg, '\n'))
+		die_usage("bad --script '%s'", arg);
+	n = snprintf(out, len, "%s%s", strchr(arg, '/') ? "" : "/etc/xen/scripts/",
+		     arg);
+	if (n < 0 || (size_t)n >= len)
+		die_usage("bad --script '%s': too long", arg);
+	if (access(out, X_OK))
+		die("hotplug script %s: %s", out, strerror(errno));
 }
 
 static bool want_wait(enum attach_wait w)
@@ -494,6 +605,8 @@ static int cmd_vbd_attach(int argc, char **argv)
 		{ "wait", no_argument, NULL, 'W' },
 		{ "no-wait", no_argument, NULL, 'N' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "script", required_argument, NULL, 's' },
+		{ "no-discard", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct pvio_ts_vbd v = { .be = 0 };
@@ -530,17 +643,29 @@ static int cmd_vbd_attach(int argc, char **argv)
 		case 'T':
 			wait_opt(c, optarg, &wait, &secs);
 			break;
+		case 's':
+			script_opt(optarg, v.script, sizeof(v.script));
+			break;
+		case 'D':
+			v.no_discard = true;
+			break;
 		default:
 			pvio_usage_bad_option(prog, c, argv);
 		}
 	}
 	if (optind != argc - 2)
 		die_usage("vbd-attach DOM TARGET [--vdev V] [--mode r|w] [--buffered]");
-	/* the target is the world's state, not the command line's: runtime */
-	if (!realpath(argv[optind + 1], real) || stat(real, &st) < 0)
+	/* the target is the world's state, not the command line's: runtime;
+	 * with a hotplug script, the script's to interpret (block-iscsi, ...) */
+	if (v.script[0]) {
+		if (strlen(argv[optind + 1]) >= sizeof(real) ||
+		    strchr(argv[optind + 1], '\n'))
+			die_usage("bad target for the script");
+		snprintf(real, sizeof(real), "%s", argv[optind + 1]);
+	} else if (!realpath(argv[optind + 1], real) || stat(real, &st) < 0)
 		die("cannot use target '%s': %s", argv[optind + 1],
 		    strerror(errno));
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+	else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		die("target '%s' is neither a file nor a block device",
 		    argv[optind + 1]);
 	if (strchr(real, '\n'))	/* xenstore values are read line-wise by scripts */
@@ -557,11 +682,12 @@ static int cmd_vbd_attach(int argc, char **argv)
 		die("cannot attach: %s", strerror(-rc));
 	printf("%u\n", v.devid);
 	fflush(stdout);
-	if (want_wait(wait)) {
+	if (v.script[0] || want_wait(wait)) {
 		pvio_xb_backend_path(be_dir, v.be, v.type[0] ? v.type : "vbd",
 				     v.fe, v.devid);
 		snprintf(what, sizeof(what), "vbd %s of domain %u", v.vdev, v.fe);
-		attach_wait(be_dir, what, secs);
+		attach_finish(be_dir, what, v.script, v.type[0] ? v.type : "vbd",
+			      NULL, secs);
 	}
 	return 0;
 }
@@ -577,6 +703,10 @@ static int cmd_vif_attach(int argc, char **argv)
 		{ "wait", no_argument, NULL, 'W' },
 		{ "no-wait", no_argument, NULL, 'N' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "script", required_argument, NULL, 's' },
+		{ "mtu", required_argument, NULL, 'M' },
+		{ "vifname", required_argument, NULL, 'V' },
+		{ "ip", required_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct pvio_ts_vif v = { .be = 0 };
@@ -614,6 +744,24 @@ static int cmd_vif_attach(int argc, char **argv)
 		case 'T':
 			wait_opt(c, optarg, &wait, &secs);
 			break;
+		case 's':
+			script_opt(optarg, v.script, sizeof(v.script));
+			break;
+		case 'M':
+			if (pvio_parse_uint(optarg, 68, 65521, &v.mtu))
+				die_usage("bad --mtu '%s' (68..65521)", optarg);
+			break;
+		case 'V':
+			if (strlen(optarg) >= sizeof(v.vifname) || !valid_name(optarg))
+				die_usage("bad --vifname '%s' (1..15 of a-z A-Z 0-9 - _ .)",
+					  optarg);
+			snprintf(v.vifname, sizeof(v.vifname), "%s", optarg);
+			break;
+		case 'I':
+			if (strlen(optarg) >= sizeof(v.ip) || strpbrk(optarg, "\n\"'$`;&|"))
+				die_usage("bad --ip '%s'", optarg);
+			snprintf(v.ip, sizeof(v.ip), "%s", optarg);
+			break;
 		default:
 			pvio_usage_bad_option(prog, c, argv);
 		}
@@ -637,11 +785,17 @@ static int cmd_vif_attach(int argc, char **argv)
 		die("cannot attach: %s", strerror(-rc));
 	printf("%u\n", v.devid);
 	fflush(stdout);
-	if (want_wait(wait)) {
+	if (v.script[0] || want_wait(wait)) {
+		char ifname[32];
+
+		if (v.vifname[0])
+			snprintf(ifname, sizeof(ifname), "%s", v.vifname);
+		else
+			snprintf(ifname, sizeof(ifname), "vif%u.%u", v.fe, v.devid);
 		pvio_xb_backend_path(be_dir, v.be, v.type[0] ? v.type : "vif",
 				     v.fe, v.devid);
 		snprintf(what, sizeof(what), "vif %u of domain %u", v.devid, v.fe);
-		attach_wait(be_dir, what, secs);
+		attach_finish(be_dir, what, v.script, "vif", ifname, secs);
 	}
 	return 0;
 }
@@ -1279,7 +1433,10 @@ static void usage(FILE *f)
 "  run DOM -- CMD [ARGS...]                       run a program as DOM\n"
 "  vbd-attach DOM TARGET [--vdev xvda] [--mode r|w] [--buffered]\n"
 "  vbd-detach DOM VDEV\n"
-"  vif-attach DOM [--mac MAC] [--bridge BR] [--devid N]\n"
+"  vif-attach DOM [--mac MAC] [--bridge BR] [--devid N] [--mtu N]\n"
+"     [--vifname NAME] [--ip ADDRS]\n"
+"     vbd-attach [--no-discard], both [--script PATH]: a hotplug script run\n"
+"     as libxl runs it (XENBUS_PATH, ...); vbd-attach --backend-type vbd3\n"
 "     attaches wait for the backend (ready or failed; exit 1 if failed)\n"
 "     when pvio-backd answers: --wait, --no-wait, --timeout SECS (10)\n"
 "  vif-detach DOM DEVID\n"

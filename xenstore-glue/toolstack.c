@@ -263,6 +263,10 @@ int pvio_ts_vbd_add(struct pvio_xs *x, const struct pvio_ts_vbd *v)
 			rc = wr(x, tx, be_dir, "bootable", "1");
 		if (!rc)
 			rc = wr(x, tx, be_dir, "direct-io-safe", v->buffered ? "0" : "1");
+		if (!rc && v->no_discard)
+			rc = wr(x, tx, be_dir, "discard-enable", "0");
+		if (!rc && v->script[0])
+			rc = wr(x, tx, be_dir, "script", "%s", v->script);
 	});
 	return rc;
 }
@@ -290,10 +294,17 @@ int pvio_ts_vif_add(struct pvio_xs *x, const struct pvio_ts_vif *v)
 			rc = wr(x, tx, be_dir, "mac", "%s", mac);
 		if (!rc)
 			rc = wr(x, tx, be_dir, "type", "%s", type);
-		if (!rc)
-			rc = wr(x, tx, be_dir, "script", "pvio");
+		/* as libxl: a script node only when the toolstack runs one */
+		if (!rc && v->script[0])
+			rc = wr(x, tx, be_dir, "script", "%s", v->script);
 		if (!rc && v->bridge[0])
 			rc = wr(x, tx, be_dir, "bridge", "%s", v->bridge);
+		if (!rc && v->vifname[0])
+			rc = wr(x, tx, be_dir, "vifname", "%s", v->vifname);
+		if (!rc && v->ip[0])
+			rc = wr(x, tx, be_dir, "ip", "%s", v->ip);
+		if (!rc && v->mtu)
+			rc = wr(x, tx, be_dir, "mtu", "%u", v->mtu);
 		if (!rc)
 			rc = wr(x, tx, be_dir, "hotplug-status", "%s", "");
 	});

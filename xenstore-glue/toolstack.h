@@ -22,6 +22,8 @@ struct pvio_ts_vbd {
 	char type[16];			/* backend kind, default "vbd" */
 	bool readonly;
 	bool buffered;			/* per-device: no O_DIRECT */
+	bool no_discard;		/* discard-enable 0 (xl's no-discard) */
+	char script[256];		/* hotplug script ("": none) */
 };
 
 struct pvio_ts_vif {
@@ -30,6 +32,10 @@ struct pvio_ts_vif {
 	uint8_t mac[6];
 	char bridge[16];		/* "" for none */
 	char type[16];			/* backend kind, default "vif" */
+	char script[256];		/* hotplug script ("": none) */
+	char vifname[16];		/* the TAP's name ("": vif<dom>.<dev>) */
+	char ip[256];			/* for the scripts (vif-route) */
+	unsigned int mtu;		/* 0: none written */
 };
 
 /* xvda -> 51712, xvdb -> 51728, xvda1 -> 51713, "51712" -> 51712;

@@ -25,6 +25,12 @@ bad "unknown option '--bogus'" pvio-backd --bogus
 bad "option '-w' needs a value" pvio-backd -w
 bad "bad --workers" pvio-backd --workers 0
 bad "bad --max-ring-order" pvio-backd --max-ring-order 5
+bad "unknown kind 'vbd4'" pvio-backd --kinds vbd,vbd4
+bad "'vbd' twice" pvio-backd --kinds vbd,vif,vbd
+bad "not both" pvio-backd --kinds vbd3 --no-vif
+bad "bad --hotplug-timeout" pvio-backd --hotplug-timeout 0
+bad "bad --mtu" pvio-ctl -w /nonexistent vif-attach g --mtu 20
+bad "bad --vifname" pvio-ctl -w /nonexistent vif-attach g --vifname "a/b"
 bad "unknown option '--bogus'" pvio-simhv --bogus
 bad "unknown option '--bogus'" pvio-ringbench --bogus
 bad "option '-b' needs a value" pvio-ringbench -b
