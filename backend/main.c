@@ -23,6 +23,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "journal.h"
 #include "private.h"
 
@@ -382,6 +384,33 @@ static void ctl_serve(struct backd *bd)
 	close(fd);
 }
 
+/* ---- systemd: readiness and status (Type=notify) ---------------------------- */
+
+/*
+ * STATUS= for systemctl status: how many devices, in which condition;
+ * sent when it changes (once a second at most). sd_notify() is a no-op
+ * without $NOTIFY_SOCKET.
+ */
+static void notify_status(struct backd *bd, const char *prefix)
+{
+	static char last[160];
+	unsigned int n = 0, conn = 0, failed = 0;
+	struct device *d;
+	char st[160];
+
+	for (d = bd->devices; d; d = d->next) {
+		n++;
+		conn += d->connected;
+		failed += d->failed;
+	}
+	snprintf(st, sizeof(st), "%s%u device%s: %u connected, %u waiting, %u failed",
+		 prefix, n, n == 1 ? "" : "s", conn, n - conn - failed, failed);
+	if (strcmp(st, last) == 0)
+		return;
+	snprintf(last, sizeof(last), "%s", st);
+	sd_notifyf(0, "STATUS=%s", st);
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 enum { EV_XS = 1, EV_CTL, EV_SIG, EV_TICK, EV_DONE };
@@ -510,6 +539,8 @@ int main(int argc, char **argv)
 	rc = devices_init(&bd);
 	if (rc) {
 		log_err("cannot watch the backend area: %s", strerror(-rc));
+		sd_notifyf(0, "STATUS=cannot watch the backend area: %s\nERRNO=%d",
+			   strerror(-rc), -rc);
 		return 1;
 	}
 	if (!bd.o.no_confine) {
@@ -520,6 +551,10 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	/* Every device already in xenstore, now: a restarted pvio-backd
+	 * re-attaches to the live rings here, so READY=1 (what
+	 * Before=xendomains.service waits for) means they are served. */
+	devices_scan(&bd);
 	log_info("domain %u on %s, %u worker%s, control socket %s, %s%s, %s",
 		 bd.self, pvio_platform_name(bd.plat), bd.nr_workers,
 		 bd.nr_workers > 1 ? "s" : "", bd.o.ctl_sock,
@@ -529,10 +564,11 @@ int main(int argc, char **argv)
 	if (bd.o.journal_dir) {
 		/* the devices there are now re-attached (or not): records
 		 * nobody claimed are of devices that are gone */
-		devices_scan(&bd);
 		jrnl_sweep(bd.o.journal_dir, device_exists, &bd);
 	}
 	confine_test_fault();
+	notify_status(&bd, "");
+	sd_notify(0, "READY=1");
 
 	while (!bd.stopping) {
 		struct epoll_event evs[16];
@@ -557,6 +593,7 @@ int main(int argc, char **argv)
 				if (read(tfd, &v, sizeof(v)) < 0)
 					break;
 				devices_tick(&bd);
+				notify_status(&bd, "");
 				break;
 			case EV_DONE:
 				if (read(bd.done_efd, &v, sizeof(v)) < 0)
@@ -574,6 +611,7 @@ int main(int argc, char **argv)
 				}
 				log_info("signal %u: draining in-flight I/O, then exiting",
 					 si.ssi_signo);
+				sd_notify(0, "STOPPING=1\nSTATUS=draining in-flight I/O");
 				bd.stopping = true;
 				break;
 			}

@@ -137,3 +137,34 @@ python3 "$S/tests/integration/promcheck.py" "$W/prom.txt" ||
 grep -q '^pvio_device_read_bytes_total{kind="vbd",domid="1",devid="51712"} [1-9]' \
 	"$W/prom.txt" || t_fail "no bytes read for g1's xvda"
 t_pass "stats --prometheus: a strict parse of the text exposition format"
+
+# ---- systemd readiness: READY=1 once every known device is re-attached -------------
+"$PVIO_CTL" -w "$W" run g1 -- "$CLIENT" 51712 connect >"$W/hold" 2>&1 &
+HOLD=$!
+T_PIDS="$T_PIDS $HOLD"
+t_wait_states g1 51712 "Connected Connected"
+python3 - "$W/notify.sock" >"$W/notify.log" 2>&1 <<'PYEOF' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(20)
+print('listening', flush=True)
+while True:
+	m = s.recv(4096).decode()
+	for line in m.split('\n'):
+		print(line, flush=True)
+	if 'READY=1' in m.split('\n'):
+		break
+PYEOF
+NPID=$!
+for _ in $(seq 100); do grep -q listening "$W/notify.log" && break; sleep 0.05; done
+t_backd_down
+NOTIFY_SOCKET="$W/notify.sock" t_backd_up
+wait $NPID || t_fail "no READY=1: $(cat "$W/notify.log")"
+grep -q "re-attached" "$W/backd.log" || t_fail "the device was not re-attached"
+st=$(grep "^STATUS=" "$W/notify.log" | head -1)
+echo "$st" | grep -Eq "STATUS=[0-9]+ devices?: [1-9][0-9]* connected" ||
+	t_fail "STATUS before READY=1 does not show the re-attached device: $(cat "$W/notify.log")"
+[ "$(t_states g1 51712)" = "Connected Connected" ] || t_fail "states $(t_states g1 51712)"
+kill $HOLD 2>/dev/null
+t_pass "sd_notify: READY=1 after the live device was re-attached ($st)"
