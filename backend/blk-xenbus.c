@@ -39,6 +39,50 @@ static int target_size(int fd, bool blockdev, uint64_t *size)
 	return 0;
 }
 
+/* The domain's VM (its /local/domain/D/vm node): "" if none. */
+static void dom_vm(struct device *d, unsigned int dom, char *out, size_t len)
+{
+	char key[64], *s = NULL;
+
+	out[0] = 0;
+	snprintf(key, sizeof(key), "/local/domain/%u/vm", dom);
+	if (pvio_xs_read(d->bd->xs, 0, key, &s) >= 0) {
+		snprintf(out, len, "%s", s);
+		free(s);
+	}
+}
+
+/*
+ * A device of ours on the same file, of another domain of the same VM:
+ * xl migrate localhost (and a restore beside the saved domain's
+ * remains) runs the old and the new domain side by side for a moment,
+ * as the stock block script's sharing check allows.
+ */
+static struct device *same_vm_holder(struct device *d, struct vbd *v)
+{
+	char mine[128], theirs[128];
+	struct device *o;
+	struct stat a, b;
+
+	if (fstat(v->fd_buffered, &a))
+		return NULL;
+	dom_vm(d, d->fe, mine, sizeof(mine));
+	if (!mine[0])
+		return NULL;
+	for (o = d->bd->devices; o; o = o->next) {
+		struct vbd *ov = o->ops == d->ops ? o->priv : NULL;
+
+		if (o == d || !ov || ov->fd_buffered < 0 || o->fe == d->fe ||
+		    fstat(ov->fd_buffered, &b) || a.st_dev != b.st_dev ||
+		    a.st_ino != b.st_ino)
+			continue;
+		dom_vm(d, o->fe, theirs, sizeof(theirs));
+		if (strcmp(mine, theirs) == 0)
+			return o;
+	}
+	return NULL;
+}
+
 /*
  * Image exclusivity, as QEMU's image locking: an open file description
  * lock (F_OFD_SETLK) on the whole target, exclusive for read-write use,
@@ -51,11 +95,18 @@ static int lock_target(struct device *d, struct vbd *v)
 		.l_type = v->readonly ? F_RDLCK : F_WRLCK,
 		.l_whence = SEEK_SET,
 	};
+	struct device *o;
 
 	if (fcntl(v->fd_buffered, F_OFD_SETLK, &fl) == 0)
 		return 0;
 	if (errno != EAGAIN && errno != EACCES)
 		return -errno;
+	o = same_vm_holder(d, v);
+	if (o) {
+		log_info("%s: %s is also domain %u's, of the same VM (migration): shared",
+			 d->path, v->params, o->fe);
+		return 0;
+	}
 	fl.l_type = F_WRLCK;
 	fl.l_pid = 0;
 	if (fcntl(v->fd_buffered, F_OFD_GETLK, &fl) < 0)

@@ -112,7 +112,15 @@ truncate -s 8M "$W/ro.img"
 ctl vbd-attach g1 "$W/ro.img" --vdev xvdh --mode r >/dev/null 2>"$W/err" || t_fail "ro 1: $(cat "$W/err")"
 ctl vbd-attach g2 "$W/ro.img" --vdev xvdc --mode r >/dev/null 2>"$W/err" || t_fail "ro 2 (shared): $(cat "$W/err")"
 ctl vbd-attach g2 "$W/ro.img" --vdev xvdd >/dev/null 2>&1 && t_fail "read-write over two readers"
-t_pass "image locks: rw exclusive, ro shared; conflicts fail with an error node and a log line; the first device works on"
+# xl migrate localhost: the new domain of the same VM opens the image
+# while the old one still has it
+ctl create g3 >/dev/null || t_fail "create g3"
+xenstore-write /local/domain/1/vm /vm/uuid-1 /local/domain/3/vm /vm/uuid-1 || t_fail "vm"
+ctl vbd-attach g3 "$W/shared.img" --vdev xvda >/dev/null 2>"$W/err" ||
+	t_fail "the same VM's new domain (migration) was refused: $(cat "$W/err")"
+grep -q "of the same VM (migration): shared" "$W/backd.log" || t_fail "same-VM sharing not logged"
+ctl vbd-detach g3 xvda
+t_pass "image locks: rw exclusive, ro shared; conflicts fail with an error node and a log line; the first device works on; the same VM's next domain (migration) shares"
 
 # ---- the hotplug protocol ------------------------------------------------------------
 mkdir -p "$W/scripts"
