@@ -89,6 +89,8 @@ static struct device *same_vm_holder(struct device *d, struct vbd *v)
  * shared for read-only. OFD locks conflict between any two opens, also
  * two devices of this process, and go with the last fd of the open.
  */
+#define LOCK_WAIT_NS	(10ull * 1000000000u)
+
 static int lock_target(struct device *d, struct vbd *v)
 {
 	struct flock fl = {
@@ -107,6 +109,18 @@ static int lock_target(struct device *d, struct vbd *v)
 			 d->path, v->params, o->fe);
 		return 0;
 	}
+	/* A pvio-backd killed with I/O in flight: its io_uring lets go of
+	 * the files (and their locks) only when that I/O completes. When
+	 * re-attaching (the device is Connected: we served it before a
+	 * restart), wait a little for the lock (without blocking: opened
+	 * again on the next change or tick) before calling the target
+	 * someone else's. A new device is refused at once. */
+	if (pvio_xenbus_state(d->xb) != PVIO_XB_CONNECTED)
+		v->lock_deadline_ns = 1;	/* no wait */
+	else if (!v->lock_deadline_ns)
+		v->lock_deadline_ns = pvio_now_ns() + LOCK_WAIT_NS;
+	if (pvio_now_ns() < v->lock_deadline_ns)
+		return -EAGAIN;
 	fl.l_type = F_WRLCK;
 	fl.l_pid = 0;
 	if (fcntl(v->fd_buffered, F_OFD_GETLK, &fl) < 0)
@@ -132,8 +146,11 @@ static int open_target(struct device *d, struct vbd *v)
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return -EINVAL;
 	rc = lock_target(d, v);
-	if (rc)
+	if (rc) {
+		close(v->fd_buffered);	/* opened again for the next try */
+		v->fd_buffered = -1;
 		return rc;
+	}
 	v->is_blockdev = S_ISBLK(st.st_mode);
 	v->logical = 512;
 	v->physical = v->is_blockdev ? 512 : 4096;
@@ -185,6 +202,14 @@ static int target_open(struct device *d, struct vbd *v)
 {
 	int rc = open_target(d, v);
 
+	if (rc == -EAGAIN) {
+		if (!v->lock_wait)
+			log_info("%s: %s is locked: waiting up to %llu s for it", d->path,
+				 v->params, LOCK_WAIT_NS / 1000000000u);
+		v->lock_wait = true;
+		return rc;
+	}
+	v->lock_wait = false;
 	if (rc) {
 		if (!pvio_xenbus_last_error(d->xb)[0])
 			pvio_xenbus_fatal(d->xb, rc, "cannot open %s: %s",
@@ -201,6 +226,37 @@ static int target_open(struct device *d, struct vbd *v)
 		 v->fd_direct >= 0 ? ", O_DIRECT" : ", buffered", v->logical,
 		 v->physical, v->feat_discard ? "" : ", no discard");
 	return 0;
+}
+
+static void vbd_hotplug_check(struct device *d);
+
+/* Open the target (again: its lock was held); connect a waiting frontend. */
+static void vbd_open_again(struct device *d)
+{
+	struct vbd *v = VBD(d);
+	int rc;
+
+	rc = target_open(d, v);
+	if (rc == -EAGAIN)
+		return;
+	if (rc) {
+		d->failed = true;
+		d->setup_failed = true;
+		return;
+	}
+	device_recheck(d);	/* a frontend that waited connects now */
+}
+
+static void vbd_changed(struct device *d)
+{
+	struct vbd *v = VBD(d);
+
+	if (!v || v->opened || d->failed)
+		return;
+	if (v->hotplug)
+		vbd_hotplug_check(d);
+	else if (v->lock_wait)
+		vbd_open_again(d);
 }
 
 /*
@@ -287,12 +343,8 @@ static void vbd_hotplug_check(struct device *d)
 		 v->script, pd, path);
 	free(pd);
 	snprintf(v->params, sizeof(v->params), "%s", path);
-	if (target_open(d, v)) {
-		d->failed = true;
-		d->setup_failed = true;
-		return;
-	}
-	device_recheck(d);	/* a frontend that waited connects now */
+	v->hotplug = false;	/* answered: from now on, as without a script */
+	vbd_open_again(d);
 }
 
 /* "raw:PATH" (libxl's qdisk) and "aio:PATH" (its tap, vbd3) are raw */
@@ -368,7 +420,7 @@ static int vbd_probe(struct device *d)
 	v->discard_enable = discard;
 	if (!v->hotplug) {
 		rc = target_open(d, v);
-		if (rc)
+		if (rc && rc != -EAGAIN)	/* -EAGAIN: the lock, later */
 			return rc;
 	} else {
 		v->hotplug_since_ns = pvio_now_ns();
@@ -547,8 +599,8 @@ static void vbd_tick(struct device *d)
 	uint64_t size;
 	unsigned int i;
 
-	if (v && v->hotplug && !v->opened)
-		vbd_hotplug_check(d);
+	if (v && !v->opened)
+		vbd_changed(d);
 	if (!v || v->fd_buffered < 0)
 		return;
 	if (__atomic_exchange_n(&v->flush_unsupported, 0, __ATOMIC_RELAXED) &&
@@ -612,6 +664,6 @@ const struct device_ops vbd_ops = {
 	.disconnect = vbd_disconnect,
 	.destroy = vbd_destroy,
 	.tick = vbd_tick,
-	.changed = vbd_hotplug_check,
+	.changed = vbd_changed,
 	.describe = vbd_describe,
 };

@@ -28,6 +28,8 @@ struct vbd {
 	bool want_direct;	/* O_DIRECT allowed (direct-io-safe) */
 	bool discard_enable;	/* discard-enable: offer feature-discard */
 	uint64_t hotplug_since_ns;
+	uint64_t lock_deadline_ns;	/* waiting for the target's lock until */
+	bool lock_wait;		/* open again on the next change or tick */
 	int fd_direct;		/* O_DIRECT, or -1 */
 	int fd_buffered;
 	bool readonly;

@@ -246,7 +246,32 @@ void device_setup_fail(struct device *d, int err, const char *fmt, ...)
 
 void device_recheck(struct device *d)
 {
-	frontend_changed(d->xb, pvio_xenbus_other_state(d->xb), d);
+	enum pvio_xb_state other = pvio_xenbus_other_state(d->xb);
+	int rc;
+
+	if (d->connected || d->failed)
+		return;
+	if (pvio_xenbus_state(d->xb) != PVIO_XB_CONNECTED ||
+	    (other != PVIO_XB_CONNECTED && other != PVIO_XB_INITIALISED)) {
+		frontend_changed(d->xb, other, d);
+		return;
+	}
+	/* a restart under a connected guest whose connect had to wait (the
+	 * target's lock, a script's answer): re-attach at the live rings */
+	d->reattach = true;
+	rc = d->ops->connect(d);
+	d->reattach = false;
+	if (rc == -EAGAIN)
+		return;
+	if (rc) {
+		log_warn("%s: cannot re-attach: %s", d->path,
+			 pvio_xenbus_last_error(d->xb));
+		d->failed = true;
+		return;
+	}
+	d->connected = true;
+	log_info("%s: re-attached to domain %u at its live rings", d->path,
+		 d->fe);
 }
 
 /* ---- discovery -------------------------------------------------------------------- */
