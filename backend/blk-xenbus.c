@@ -313,12 +313,8 @@ static void vbd_hotplug_check(struct device *d)
 
 	if (!v || !v->hotplug || v->opened || d->failed)
 		return;
-	if (device_read_str(d, "hotplug-error", &s) >= 0) {
-		device_setup_fail(d, -EIO, "hotplug script %s failed: %s",
-				  v->script, s);
-		free(s);
+	if (device_hotplug_error(d, v->script))
 		return;
-	}
 	if (device_read_str(d, "hotplug-status", &s) < 0 ||
 	    strcmp(s, "connected") ||
 	    device_read_str(d, "physical-device", &pd) < 0) {

@@ -244,20 +244,17 @@ void device_setup_fail(struct device *d, int err, const char *fmt, ...)
 	d->setup_failed = true;
 }
 
-void device_recheck(struct device *d)
+/*
+ * A backend restarting under a connected guest: attach at the live ring
+ * indices (or where its in-flight record says the last process was), do
+ * not go through Closing (docs/protocol.md rule 11). -EAGAIN: the ops
+ * wait for something (a lock, a hotplug script) and call
+ * device_recheck() when it is there.
+ */
+static void reattach(struct device *d)
 {
-	enum pvio_xb_state other = pvio_xenbus_other_state(d->xb);
 	int rc;
 
-	if (d->connected || d->failed)
-		return;
-	if (pvio_xenbus_state(d->xb) != PVIO_XB_CONNECTED ||
-	    (other != PVIO_XB_CONNECTED && other != PVIO_XB_INITIALISED)) {
-		frontend_changed(d->xb, other, d);
-		return;
-	}
-	/* a restart under a connected guest whose connect had to wait (the
-	 * target's lock, a script's answer): re-attach at the live rings */
 	d->reattach = true;
 	rc = d->ops->connect(d);
 	d->reattach = false;
@@ -272,6 +269,33 @@ void device_recheck(struct device *d)
 	d->connected = true;
 	log_info("%s: re-attached to domain %u at its live rings", d->path,
 		 d->fe);
+}
+
+int device_hotplug_error(struct device *d, const char *script)
+{
+	char *s = NULL;
+
+	if (device_read_str(d, "hotplug-error", &s) < 0)
+		return 0;
+	device_setup_fail(d, -EIO, "hotplug script %s failed: %s", script, s);
+	free(s);
+	return 1;
+}
+
+void device_recheck(struct device *d)
+{
+	enum pvio_xb_state other = pvio_xenbus_other_state(d->xb);
+
+	if (d->connected || d->failed)
+		return;
+	if (pvio_xenbus_state(d->xb) != PVIO_XB_CONNECTED ||
+	    (other != PVIO_XB_CONNECTED && other != PVIO_XB_INITIALISED)) {
+		frontend_changed(d->xb, other, d);
+		return;
+	}
+	/* a restart under a connected guest whose connect had to wait (the
+	 * target's lock, a script's answer): re-attach at the live rings */
+	reattach(d);
 }
 
 /* ---- discovery -------------------------------------------------------------------- */
@@ -343,20 +367,7 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 		 * live ring indices (or where its in-flight record says the
 		 * last process was), do not go through Closing
 		 * (docs/protocol.md rule 11) */
-		d->reattach = true;
-		rc = ops->connect(d);
-		d->reattach = false;
-		if (rc == -EAGAIN)
-			return;	/* device_recheck() once the script answers */
-		if (rc) {
-			log_warn("%s: cannot re-attach: %s", d->path,
-				 pvio_xenbus_last_error(d->xb));
-			d->failed = true;
-			return;
-		}
-		d->connected = true;
-		log_info("%s: re-attached to domain %u at its live rings",
-			 d->path, fe);
+		reattach(d);
 		return;
 	}
 	pvio_xenbus_switch(d->xb, PVIO_XB_INITWAIT);

@@ -52,12 +52,8 @@ static void vif_hotplug_check(struct device *d)
 
 	if (!v || !v->hotplug || v->hotplug_ok || d->failed)
 		return;
-	if (device_read_str(d, "hotplug-error", &s) >= 0) {
-		device_setup_fail(d, -EIO, "hotplug script %s failed: %s",
-				  v->script, s);
-		free(s);
+	if (device_hotplug_error(d, v->script))
 		return;
-	}
 	if (device_read_str(d, "hotplug-status", &s) >= 0 &&
 	    strcmp(s, "connected") == 0) {
 		free(s);

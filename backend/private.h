@@ -306,6 +306,8 @@ void json_add_name(struct json_object *o, const char *key, const char *s);
  */
 void device_setup_fail(struct device *d, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A hotplug-error node: fail the device with it (1), or 0. */
+int device_hotplug_error(struct device *d, const char *script);
 /* Act on the frontend's state again (connect was deferred: -EAGAIN). */
 void device_recheck(struct device *d);
 /*

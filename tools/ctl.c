@@ -1073,30 +1073,33 @@ static void p_requests(FILE *f, const char *name, struct json_object *d)
 	}
 }
 
+/* One sample per reason of the JSON object @group. */
+static void p_reasons(FILE *f, const char *name, struct json_object *d,
+		      const char *group, const char *const *why, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		fputs(name, f);
+		prom_labels(f, d, "reason", why[i]);
+		fprintf(f, " %llu\n", (unsigned long long)ju2(d, group, why[i]));
+	}
+}
+
 static void p_errors(FILE *f, const char *name, struct json_object *d)
 {
 	static const char *const why[] = { "bad_request", "io", "grant",
 					   "unsupported" };
-	size_t i;
 
-	for (i = 0; i < 4; i++) {
-		fputs(name, f);
-		prom_labels(f, d, "reason", why[i]);
-		fprintf(f, " %llu\n", (unsigned long long)ju2(d, "errors", why[i]));
-	}
+	p_reasons(f, name, d, "errors", why, 4);
 }
 
 static void p_drops(FILE *f, const char *name, struct json_object *d)
 {
 	static const char *const why[] = { "malformed", "grant", "rx_no_buffer",
 					   "rx_stall", "tap", "too_big" };
-	size_t i;
 
-	for (i = 0; i < 6; i++) {
-		fputs(name, f);
-		prom_labels(f, d, "reason", why[i]);
-		fprintf(f, " %llu\n", (unsigned long long)ju2(d, "drops", why[i]));
-	}
+	p_reasons(f, name, d, "drops", why, 6);
 }
 
 /* The log2 microsecond buckets as a cumulative histogram in seconds. */
