@@ -24,7 +24,6 @@
 
 #include <pvio/ring.h>
 
-#include "fe.h"
 #include "blkfront-private.h"
 
 enum bf_slot_state {
@@ -137,17 +136,17 @@ pvio__bf_queue_create(struct pvio_blkfront *dev, unsigned int idx,
 	/* A handle of our own: its event-channel fd carries this queue's
 	 * port only, so each queue's thread sleeps on its own fd (QEMU's
 	 * dataplanes open one xenevtchn each for the same reason). */
-	rc = pvio_platform_open(&q->plat, dev->spec, dev->self, 0);
+	rc = pvio_platform_open(&q->plat, dev->fe.spec, dev->fe.self, 0);
 	if (rc)
 		goto fail;
-	rc = pvio_gnt_share(q->plat, dev->backend_id, ring_pages, true,
+	rc = pvio_gnt_share(q->plat, dev->fe.backend_id, ring_pages, true,
 			    q->ring_refs, &q->ring_area);
 	if (rc)
 		goto fail;
 	rc = pvio_blkif_front_init(&q->ring, q->ring_area, ring_pages);
 	if (rc)
 		goto fail;
-	rc = pvio_evtchn_alloc_unbound(q->plat, dev->backend_id);
+	rc = pvio_evtchn_alloc_unbound(q->plat, dev->fe.backend_id);
 	if (rc < 0)
 		goto fail;
 	q->port = (pvio_port_t)rc;
@@ -196,8 +195,9 @@ static int share_pool(struct pvio_blkfront_queue *q, unsigned int per_slot,
 		n = q->depth - s < spc ? q->depth - s : spc;
 		/* Writable even for indirect pages: a persistent-grant
 		 * backend maps every grant writable (blkif.h note 8). */
-		rc = pvio_gnt_share(q->plat, q->dev->backend_id, n * per_slot,
-				    true, refs + (size_t)s * per_slot, &addr);
+		rc = pvio_gnt_share(q->plat, q->dev->fe.backend_id,
+				    n * per_slot, true,
+				    refs + (size_t)s * per_slot, &addr);
 		if (rc)
 			return rc;
 		q->shares[q->nr_shares].addr = addr;
@@ -363,7 +363,7 @@ int pvio_blkfront_buf_alloc(struct pvio_blkfront_queue *q, size_t len,
 	if (!b->refs)
 		return -ENOMEM;
 	/* writable: a persistent-grant backend maps every grant so */
-	rc = pvio_gnt_share(q->plat, q->dev->backend_id,
+	rc = pvio_gnt_share(q->plat, q->dev->fe.backend_id,
 			    (unsigned int)(len >> PVIO_PAGE_SHIFT), true,
 			    b->refs, &addr);
 	if (rc) {

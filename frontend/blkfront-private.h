@@ -15,6 +15,8 @@
 #include <pvio/blkfront.h>
 #include <pvio/platform.h>
 
+#include "fe.h"
+
 #define BF_DEFAULT_QUEUES	1u
 #define BF_DEFAULT_DEPTH	64u
 #define BF_DEFAULT_RING_PAGES	16u
@@ -24,14 +26,6 @@
 #define BF_SEGS_PER_PAGE	512u	/* segments per indirect page */
 #define BF_MAX_IND_PAGES	8u	/* BLKIF_MAX_INDIRECT_PAGES_PER_REQ */
 #define BF_SHARE_CHUNK		1024u	/* pages per grant share */
-#define BF_MSG_MAX		1024u	/* error messages */
-
-enum bf_phase {
-	BF_OPENING,	/* handshake in progress */
-	BF_CONNECTED,
-	BF_FAILED,	/* the handshake failed: err/msg say why */
-	BF_CLOSING,	/* close() runs: the backend is ignored */
-};
 
 struct pvio_blkfront {
 	/*
@@ -49,22 +43,10 @@ struct pvio_blkfront {
 	uint16_t handle;
 
 	/* ---- control path ------------------------------------------------ */
-	struct pvio_platform *plat;
-	struct pvio_xs *xs;
-	struct pvio_xenbus *xb;
-	char spec[PVIO_PLATFORM_SPEC_MAX]; /* to open the queues' handles */
-	unsigned int self, devid, backend_id;
-	char path[PVIO_XS_PATH_MAX];
-	char be_path[PVIO_XS_PATH_MAX];
+	struct fe_dev fe;		/* phase to live: under lock */
 	struct pvio_blkfront_opts opts;
-	pthread_mutex_t lock;		/* everything below */
-	enum bf_phase phase;
-	int err;			/* BF_FAILED: why */
-	char msg[BF_MSG_MAX];
-	int dying;			/* atomic: one killer, one message */
-	char dead_msg[BF_MSG_MAX];
+	pthread_mutex_t lock;		/* fe's state, everything below */
 	unsigned int pending_events;	/* atomic: 1 << ev, for deliver */
-	bool live;			/* open returned: events go out */
 	int sectors_watch;
 
 	/* negotiated */
@@ -72,9 +54,6 @@ struct pvio_blkfront {
 	bool indirect;
 	uint32_t vdisk_info, physical_sector_size;
 	struct pvio_blkfront_queue *queues[PVIO_BLKFRONT_MAX_QUEUES];
-
-	/* PVIO_BLKFRONT_F_THREAD */
-	struct pvio_xs_thread *ctl_thread;	/* PVIO_*_F_THREAD */
 };
 
 static inline int bf_dead(const struct pvio_blkfront *dev)

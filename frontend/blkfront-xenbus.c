@@ -33,33 +33,11 @@ static const char *sname(enum pvio_xb_state s)
 	return pvio_xb_state_name(s);
 }
 
-/* The handshake failed (dev->lock held). */
-static void __attribute__((format(printf, 3, 4)))
-set_failed(struct pvio_blkfront *dev, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (dev->phase == BF_FAILED)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(dev->msg, sizeof(dev->msg), fmt, ap);
-	va_end(ap);
-	dev->err = err;
-	dev->phase = BF_FAILED;
-}
-
-/* As xenbus_dev_fatal: fail the device in xenstore too (lock held). */
-#define fatal(dev, err, ...)						\
-	do {								\
-		set_failed((dev), (err), __VA_ARGS__);			\
-		pvio_xenbus_fatal((dev)->xb, (err), "%s", (dev)->msg);	\
-	} while (0)
-
 void pvio__bf_xb_fatal(struct pvio_blkfront *dev, int err, const char *msg)
 {
 	pthread_mutex_lock(&dev->lock);
-	if (dev->xb && dev->phase != BF_CLOSING)
-		pvio_xenbus_fatal(dev->xb, err, "%s", msg);
+	if (dev->fe.xb && dev->fe.phase != FE_CLOSING)
+		pvio_xenbus_fatal(dev->fe.xb, err, "%s", msg);
 	pthread_mutex_unlock(&dev->lock);
 }
 
@@ -67,7 +45,7 @@ void pvio__bf_xb_fatal(struct pvio_blkfront *dev, int err, const char *msg)
 static int be_req(struct pvio_blkfront *dev, const char *key, unsigned long min,
 		  unsigned long max, unsigned long *out)
 {
-	return pvio_xenbus_read_other_uint(dev->xb, key, min, max, 0, true,
+	return pvio_xenbus_read_other_uint(dev->fe.xb, key, min, max, 0, true,
 					   out);
 }
 
@@ -75,7 +53,7 @@ static int be_req(struct pvio_blkfront *dev, const char *key, unsigned long min,
 static int be_opt(struct pvio_blkfront *dev, const char *key,
 		  unsigned long max, unsigned long dflt, unsigned long *out)
 {
-	return pvio_xenbus_read_other_uint(dev->xb, key, 0, max, dflt, false,
+	return pvio_xenbus_read_other_uint(dev->fe.xb, key, 0, max, dflt, false,
 					   out);
 }
 
@@ -115,24 +93,6 @@ static bool stale_key(const char *k)
 	       strncmp(k, "queue-", 6) == 0;
 }
 
-static int clean_keys(struct pvio_blkfront *dev, pvio_xs_tx_t tx)
-{
-	char key[2 * PVIO_XS_PATH_MAX], **names = NULL;
-	int n, i, rc = 0;
-
-	n = pvio_xs_directory(dev->xs, tx, dev->path, &names);
-	if (n < 0)
-		return n;
-	for (i = 0; i < n && !rc; i++) {
-		if (!stale_key(names[i]))
-			continue;
-		snprintf(key, sizeof(key), "%s/%s", dev->path, names[i]);
-		rc = pvio_xs_rm(dev->xs, tx, key);
-	}
-	free(names);
-	return rc;
-}
-
 /* write_per_ring_nodes: ring-ref or ring-ref%u, then event-channel. */
 static int write_ring(struct pvio_blkfront *dev, pvio_xs_tx_t tx,
 		      const char *dir, const struct pvio_blkfront_queue *q)
@@ -146,54 +106,58 @@ static int write_ring(struct pvio_blkfront *dev, pvio_xs_tx_t tx,
 	pvio__bf_queue_ring(q, &refs, &pages, &port);
 	if (pages == 1) {
 		snprintf(key, sizeof(key), "%s/ring-ref", dir);
-		rc = pvio_xs_printf(dev->xs, tx, key, "%u", refs[0]);
+		rc = pvio_xs_printf(dev->fe.xs, tx, key, "%u", refs[0]);
 	} else {
 		for (i = 0; i < pages && !rc; i++) {
 			snprintf(key, sizeof(key), "%s/ring-ref%u", dir, i);
-			rc = pvio_xs_printf(dev->xs, tx, key, "%u", refs[i]);
+			rc = pvio_xs_printf(dev->fe.xs, tx, key, "%u", refs[i]);
 		}
 	}
 	if (!rc) {
 		snprintf(key, sizeof(key), "%s/event-channel", dir);
-		rc = pvio_xs_printf(dev->xs, tx, key, "%u", port);
+		rc = pvio_xs_printf(dev->fe.xs, tx, key, "%u", port);
 	}
 	return rc;
 }
 
-static int publish(struct pvio_blkfront *dev, pvio_xs_tx_t tx)
+static int publish(void *arg, pvio_xs_tx_t tx)
 {
+	struct pvio_blkfront *dev = arg;
 	char key[2 * PVIO_XS_PATH_MAX];
 	unsigned int i;
 	int rc;
 
-	rc = clean_keys(dev, tx);
+	rc = fe_clean_keys(&dev->fe, tx, stale_key);
 	/* Only for multi-page rings: with the key present, even 0, Linux
 	 * blkback (5.11+) reads ring-ref0 instead of ring-ref. */
 	if (!rc && dev->ring_pages > 1) {
-		snprintf(key, sizeof(key), "%s/ring-page-order", dev->path);
-		rc = pvio_xs_printf(dev->xs, tx, key, "%d",
+		snprintf(key, sizeof(key), "%s/ring-page-order", dev->fe.path);
+		rc = pvio_xs_printf(dev->fe.xs, tx, key, "%d",
 				    __builtin_ctz(dev->ring_pages));
 	}
 	if (!rc && dev->nr_queues == 1) {
-		rc = write_ring(dev, tx, dev->path, dev->queues[0]);
+		rc = write_ring(dev, tx, dev->fe.path, dev->queues[0]);
 	} else if (!rc) {
 		snprintf(key, sizeof(key), "%s/multi-queue-num-queues",
-			 dev->path);
-		rc = pvio_xs_printf(dev->xs, tx, key, "%u", dev->nr_queues);
+			 dev->fe.path);
+		rc = pvio_xs_printf(dev->fe.xs, tx, key, "%u", dev->nr_queues);
 		for (i = 0; i < dev->nr_queues && !rc; i++) {
-			snprintf(key, sizeof(key), "%s/queue-%u", dev->path, i);
+			snprintf(key, sizeof(key), "%s/queue-%u", dev->fe.path,
+				 i);
 			rc = write_ring(dev, tx, key, dev->queues[i]);
 		}
 	}
 	if (!rc) {
-		snprintf(key, sizeof(key), "%s/protocol", dev->path);
-		rc = pvio_xs_write(dev->xs, tx, key, XEN_IO_PROTO_ABI_NATIVE);
+		snprintf(key, sizeof(key), "%s/protocol", dev->fe.path);
+		rc = pvio_xs_write(dev->fe.xs, tx, key,
+				   XEN_IO_PROTO_ABI_NATIVE);
 	}
 	if (!rc) {
 		/* We always use a persistent pool (Linux 6.0+: written as
 		 * the user asked, not as negotiated). */
-		snprintf(key, sizeof(key), "%s/feature-persistent", dev->path);
-		rc = pvio_xs_write(dev->xs, tx, key, "1");
+		snprintf(key, sizeof(key), "%s/feature-persistent",
+			 dev->fe.path);
+		rc = pvio_xs_write(dev->fe.xs, tx, key, "1");
 	}
 	return rc;
 }
@@ -202,16 +166,17 @@ static int talk_to_backend(struct pvio_blkfront *dev)
 {
 	unsigned long order, maxq;
 	unsigned int nq, max_pages, pages, depth, i;
-	pvio_xs_tx_t tx;
-	int rc, tries = 0;
+	int rc;
 
 	rc = be_opt(dev, "max-ring-page-order", ULONG_MAX, 0, &order);
 	if (!rc)
 		rc = be_opt(dev, "multi-queue-max-queues", ULONG_MAX, 1, &maxq);
 	if (rc) {
-		fatal(dev, unusable(rc), "reading the backend's ring limits "
-		      "in %s: %s", dev->be_path, strerror(-rc));
-		return dev->err;
+		fe_fatal(&dev->fe, unusable(rc),
+			 "reading the backend's ring limits "
+			 "in %s: %s",
+			 dev->fe.be_path, strerror(-rc));
+		return dev->fe.err;
 	}
 	if (order > 4)
 		order = 4;
@@ -236,29 +201,20 @@ static int talk_to_backend(struct pvio_blkfront *dev)
 		rc = pvio__bf_queue_create(dev, i, pages, &dev->queues[i]);
 		if (rc) {
 			destroy_queues(dev);
-			fatal(dev, rc, "allocating ring %u (%u pages) and its "
-			      "event channel: %s", i, pages, strerror(-rc));
+			fe_fatal(&dev->fe, rc,
+				 "allocating ring %u (%u pages) and its "
+				 "event channel: %s",
+				 i, pages, strerror(-rc));
 			return rc;
 		}
 	}
-	/* One transaction, as Linux: the backend sees all or nothing. */
-	do {
-		rc = pvio_xs_tx_start(dev->xs, &tx);
-		if (rc)
-			break;
-		rc = publish(dev, tx);
-		if (rc) {
-			pvio_xs_tx_end(dev->xs, tx, true);
-			break;
-		}
-		rc = pvio_xs_tx_end(dev->xs, tx, false);
-	} while (rc == -EAGAIN && ++tries < 100);
+	rc = fe_publish(&dev->fe, publish, dev);
 	if (!rc)
-		rc = pvio_xenbus_switch(dev->xb, PVIO_XB_INITIALISED);
+		rc = pvio_xenbus_switch(dev->fe.xb, PVIO_XB_INITIALISED);
 	if (rc) {
 		destroy_queues(dev);
-		fatal(dev, rc, "writing the rings to %s: %s", dev->path,
-		      strerror(-rc));
+		fe_fatal(&dev->fe, rc, "writing the rings to %s: %s",
+			 dev->fe.path, strerror(-rc));
 		return rc;
 	}
 	return 0;
@@ -320,7 +276,7 @@ static int connect_backend(struct pvio_blkfront *dev)
 	uint32_t feat = 0;
 	int rc;
 
-	if (dev->phase == BF_CONNECTED) {
+	if (dev->fe.phase == FE_CONNECTED) {
 		/* blkback rewrites `state` with `sectors` on a resize */
 		check_resize(dev);
 		return 0;
@@ -333,10 +289,11 @@ static int connect_backend(struct pvio_blkfront *dev)
 	if (!rc && !pow2(ss))
 		rc = -EINVAL;
 	if (rc) {
-		fatal(dev, unusable(rc), "reading backend fields at %s "
-		      "(sectors, info, sector-size): %s", dev->be_path,
-		      strerror(-rc));
-		return dev->err;
+		fe_fatal(&dev->fe, unusable(rc),
+			 "reading backend fields at %s "
+			 "(sectors, info, sector-size): %s",
+			 dev->fe.be_path, strerror(-rc));
+		return dev->fe.err;
 	}
 	if (be_opt(dev, "physical-sector-size", 1ul << 20, ss, &pss) ||
 	    !pow2(pss) || pss < ss)
@@ -372,18 +329,20 @@ static int connect_backend(struct pvio_blkfront *dev)
 		rc = pvio__bf_queue_start(dev->queues[i], dev->depth,
 					  dev->max_segs, dev->indirect);
 		if (rc) {
-			fatal(dev, rc, "granting the data pool of queue %u "
-			      "(%u slots of %u pages): %s", i, dev->depth,
-			      dev->max_segs, strerror(-rc));
+			fe_fatal(&dev->fe, rc,
+				 "granting the data pool of queue %u "
+				 "(%u slots of %u pages): %s",
+				 i, dev->depth, dev->max_segs, strerror(-rc));
 			return rc;
 		}
 	}
-	rc = pvio_xenbus_switch(dev->xb, PVIO_XB_CONNECTED);
+	rc = pvio_xenbus_switch(dev->fe.xb, PVIO_XB_CONNECTED);
 	if (rc) {
-		fatal(dev, rc, "switching to Connected: %s", strerror(-rc));
+		fe_fatal(&dev->fe, rc, "switching to Connected: %s",
+			 strerror(-rc));
 		return rc;
 	}
-	dev->phase = BF_CONNECTED;
+	dev->fe.phase = FE_CONNECTED;
 	return 0;
 }
 
@@ -395,8 +354,8 @@ static void be_error(struct pvio_blkfront *dev, char *buf, size_t len)
 	char key[PVIO_XS_PATH_MAX + 8], *v = NULL;
 
 	buf[0] = 0;
-	snprintf(key, sizeof(key), "%s/error", dev->be_path);
-	if (pvio_xs_read(dev->xs, 0, key, &v) < 0)
+	snprintf(key, sizeof(key), "%s/error", dev->fe.be_path);
+	if (pvio_xs_read(dev->fe.xs, 0, key, &v) < 0)
 		return;
 	snprintf(buf, len, ": %s", v);
 	free(v);
@@ -405,10 +364,10 @@ static void be_error(struct pvio_blkfront *dev, char *buf, size_t len)
 static void backend_changed_locked(struct pvio_blkfront *dev,
 				   enum pvio_xb_state be)
 {
-	enum pvio_xb_state me = pvio_xenbus_state(dev->xb);
+	enum pvio_xb_state me = pvio_xenbus_state(dev->fe.xb);
 	char why[160];
 
-	if (dev->phase == BF_CLOSING || dev->phase == BF_FAILED)
+	if (dev->fe.phase == FE_CLOSING || dev->fe.phase == FE_FAILED)
 		return;
 	switch (be) {
 	case PVIO_XB_INITWAIT:
@@ -420,13 +379,13 @@ static void backend_changed_locked(struct pvio_blkfront *dev,
 		/* A backend may skip InitWait: do both steps. */
 		if (me == PVIO_XB_INITIALISING && talk_to_backend(dev))
 			break;
-		me = pvio_xenbus_state(dev->xb);
+		me = pvio_xenbus_state(dev->fe.xb);
 		if (me == PVIO_XB_INITIALISED || me == PVIO_XB_CONNECTED)
 			connect_backend(dev);
 		break;
 	case PVIO_XB_CLOSING:
 	case PVIO_XB_CLOSED:	/* Unknown arrives as Closed */
-		if (dev->phase == BF_OPENING) {
+		if (dev->fe.phase == FE_OPENING) {
 			/* Closed: not started yet, or still done with an
 			 * old session (it may have read our Closed before
 			 * our Initialising); blkback connects from Closed
@@ -434,10 +393,11 @@ static void backend_changed_locked(struct pvio_blkfront *dev,
 			if (be == PVIO_XB_CLOSED)
 				break;
 			be_error(dev, why, sizeof(why));
-			set_failed(dev, -ENODEV, "the backend (%s) went %s "
-				   "during the handshake%s", dev->be_path,
-				   sname(be), why);
-			pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED);
+			fe_set_failed(&dev->fe, -ENODEV,
+				      "the backend (%s) went %s "
+				      "during the handshake%s",
+				      dev->fe.be_path, sname(be), why);
+			pvio_xenbus_switch(dev->fe.xb, PVIO_XB_CLOSED);
 			break;
 		}
 		/* blkfront_closing: no recovery, the disk is dead. */
@@ -445,8 +405,8 @@ static void backend_changed_locked(struct pvio_blkfront *dev,
 			break;
 		be_error(dev, why, sizeof(why));
 		pvio__bf_kill(dev, -EIO, "the backend (%s) went %s%s",
-			      dev->be_path, sname(be), why);
-		pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED);
+			      dev->fe.be_path, sname(be), why);
+		pvio_xenbus_switch(dev->fe.xb, PVIO_XB_CLOSED);
 		break;
 	default:
 		break;
@@ -472,7 +432,7 @@ static void sectors_changed(struct pvio_xs *x, const char *path, void *opaque)
 	(void)x;
 	(void)path;
 	pthread_mutex_lock(&dev->lock);
-	if (dev->phase == BF_CONNECTED && !bf_dead(dev))
+	if (dev->fe.phase == FE_CONNECTED && !bf_dead(dev))
 		check_resize(dev);
 	pthread_mutex_unlock(&dev->lock);
 	pvio__bf_deliver_events(dev);
@@ -480,112 +440,67 @@ static void sectors_changed(struct pvio_xs *x, const char *path, void *opaque)
 
 /* ---- waiting for the backend --------------------------------------------- */
 
-/*
- * An earlier process left this device mid-session (or the backend is
- * still Closed from it): close that session first, waiting for the backend
- * at each step, so that it sees Initialising while it is Closed (blkback
- * reconnects only then).
- */
-static int reset_stale(struct pvio_blkfront *dev)
-{
-	enum pvio_xb_state me = pvio_xenbus_state(dev->xb), be;
-	unsigned int t = dev->opts.timeout_ms;
-	int rc;
-
-	be = pvio_xenbus_other_state(dev->xb);
-	if (me == PVIO_XB_INITIALISING &&
-	    (be == PVIO_XB_INITIALISING || be == PVIO_XB_INITWAIT ||
-	     be == PVIO_XB_CONNECTED))
-		return 0;
-	if (me == PVIO_XB_UNKNOWN) {
-		snprintf(dev->msg, sizeof(dev->msg), "%s/state is missing",
-			 dev->path);
-		return -ENODEV;
-	}
-	if (me != PVIO_XB_INITIALISING && me != PVIO_XB_CLOSING &&
-	    me != PVIO_XB_CLOSED) {
-		rc = pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSING);
-		if (!rc)
-			rc = pvio_xenbus_wait_other(dev->xb, M(CLOSING) |
-						    M(CLOSED) | M(INITWAIT) |
-						    M(INITIALISING), t, &be);
-		/* a backend that does not answer: try Closed anyway */
-	}
-	rc = pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED);
-	if (rc)
-		goto fail_switch;
-	rc = pvio_xenbus_wait_other(dev->xb, M(CLOSED) | M(INITWAIT) |
-				    M(INITIALISING), t, &be);
-	if (rc) {
-		snprintf(dev->msg, sizeof(dev->msg),
-			 "timed out after %u ms waiting for the backend (%s) "
-			 "to close the previous connection: it is %s", t,
-			 dev->be_path, sname(be));
-		return rc;
-	}
-	rc = pvio_xenbus_switch(dev->xb, PVIO_XB_INITIALISING);
-	if (rc)
-		goto fail_switch;
-	return 0;
-fail_switch:
-	snprintf(dev->msg, sizeof(dev->msg), "cannot write %s/state: %s",
-		 dev->path, strerror(-rc));
-	return rc;
-}
-
 int pvio__bf_xb_open(struct pvio_blkfront *dev)
 {
+	/* the backend states that need no reset (blkback reconnects once
+	 * it sees Initialising while Closed) */
+	static const struct fe_reset reset = {
+		.ready = FE_XB(INITIALISING) | FE_XB(INITWAIT) |
+			 FE_XB(CONNECTED),
+	};
 	char key[PVIO_XS_PATH_MAX + 32];
 	unsigned long vdev;
 	uint64_t deadline;
-	enum bf_phase ph;
+	enum fe_phase ph;
 	int rc;
 
-	pvio_xb_frontend_path(dev->path, dev->self, "vbd", dev->devid);
+	pvio_xb_frontend_path(dev->fe.path, dev->fe.self, "vbd", dev->fe.devid);
 	/* blkfront_probe: virtual-device, or virtual-device-ext */
-	snprintf(key, sizeof(key), "%s/virtual-device", dev->path);
-	rc = pvio_xs_read_uint(dev->xs, 0, key, 0, ULONG_MAX, &vdev);
+	snprintf(key, sizeof(key), "%s/virtual-device", dev->fe.path);
+	rc = pvio_xs_read_uint(dev->fe.xs, 0, key, 0, ULONG_MAX, &vdev);
 	if (rc == -ENOENT) {
-		snprintf(key, sizeof(key), "%s/virtual-device-ext", dev->path);
-		rc = pvio_xs_read_uint(dev->xs, 0, key, 0, ULONG_MAX, &vdev);
+		snprintf(key, sizeof(key), "%s/virtual-device-ext",
+			 dev->fe.path);
+		rc = pvio_xs_read_uint(dev->fe.xs, 0, key, 0, ULONG_MAX, &vdev);
 	}
 	if (rc) {
-		snprintf(dev->msg, sizeof(dev->msg),
+		snprintf(dev->fe.msg, sizeof(dev->fe.msg),
 			 "no vbd %u for domain %u: cannot read %s: %s",
-			 dev->devid, dev->self, key, strerror(-rc));
+			 dev->fe.devid, dev->fe.self, key, strerror(-rc));
 		return -ENODEV;
 	}
-	dev->phase = BF_CLOSING;	/* the dispatcher waits for reset */
-	rc = pvio_xenbus_open(&dev->xb, dev->xs, dev->path, "backend",
+	dev->fe.phase = FE_CLOSING;	/* the dispatcher waits for reset */
+	rc = pvio_xenbus_open(&dev->fe.xb, dev->fe.xs, dev->fe.path, "backend",
 			      "backend-id", backend_changed, dev);
 	if (rc) {
-		snprintf(dev->msg, sizeof(dev->msg),
+		snprintf(dev->fe.msg, sizeof(dev->fe.msg),
 			 "%s: cannot find the backend (backend, backend-id): "
-			 "%s", dev->path, strerror(-rc));
+			 "%s",
+			 dev->fe.path, strerror(-rc));
 		return rc == -ENOENT || rc == -EINVAL ? -ENODEV : rc;
 	}
-	dev->backend_id = pvio_xenbus_otherend_id(dev->xb);
-	snprintf(dev->be_path, sizeof(dev->be_path), "%s",
-		 pvio_xenbus_otherend(dev->xb));
-	snprintf(key, sizeof(key), "%s/sectors", dev->be_path);
-	rc = pvio_xs_watch(dev->xs, key, sectors_changed, dev);
+	dev->fe.backend_id = pvio_xenbus_otherend_id(dev->fe.xb);
+	snprintf(dev->fe.be_path, sizeof(dev->fe.be_path), "%s",
+		 pvio_xenbus_otherend(dev->fe.xb));
+	snprintf(key, sizeof(key), "%s/sectors", dev->fe.be_path);
+	rc = pvio_xs_watch(dev->fe.xs, key, sectors_changed, dev);
 	if (rc < 0) {
-		snprintf(dev->msg, sizeof(dev->msg), "cannot watch %s: %s", key,
-			 strerror(-rc));
+		snprintf(dev->fe.msg, sizeof(dev->fe.msg),
+			 "cannot watch %s: %s", key, strerror(-rc));
 		return rc;
 	}
 	dev->sectors_watch = rc;
 
-	rc = reset_stale(dev);
+	rc = fe_reset_stale(&dev->fe, dev->opts.timeout_ms, &reset);
 	if (rc)
 		return rc;
 
 	pthread_mutex_lock(&dev->lock);
-	dev->phase = BF_OPENING;
+	dev->fe.phase = FE_OPENING;
 	pthread_mutex_unlock(&dev->lock);
 	deadline = pvio_now_ms() + dev->opts.timeout_ms;
 	for (;;) {
-		enum pvio_xb_state be = pvio_xenbus_other_state(dev->xb), me;
+		enum pvio_xb_state be = pvio_xenbus_other_state(dev->fe.xb), me;
 		uint64_t now;
 
 		/* The dispatcher runs from our pump too; evaluating the
@@ -593,33 +508,35 @@ int pvio__bf_xb_open(struct pvio_blkfront *dev)
 		 * harmless. */
 		pthread_mutex_lock(&dev->lock);
 		backend_changed_locked(dev, be);
-		ph = dev->phase;
-		me = pvio_xenbus_state(dev->xb);
+		ph = dev->fe.phase;
+		me = pvio_xenbus_state(dev->fe.xb);
 		pthread_mutex_unlock(&dev->lock);
 		pvio__bf_deliver_events(dev);
-		if (ph == BF_CONNECTED)
+		if (ph == FE_CONNECTED)
 			return 0;
-		if (ph == BF_FAILED)
-			return dev->err;
+		if (ph == FE_FAILED)
+			return dev->fe.err;
 		now = pvio_now_ms();
 		if (now >= deadline) {
 			pthread_mutex_lock(&dev->lock);
-			set_failed(dev, -ETIMEDOUT,
-				   "timed out after %u ms waiting for the "
-				   "backend (%s) to reach %s: it is %s, we "
-				   "are %s", dev->opts.timeout_ms, dev->be_path,
-				   me == PVIO_XB_INITIALISING ? "InitWait"
-							      : "Connected",
-				   sname(be), sname(me));
+			fe_set_failed(&dev->fe, -ETIMEDOUT,
+				      "timed out after %u ms waiting for the "
+				      "backend (%s) to reach %s: it is %s, we "
+				      "are %s",
+				      dev->opts.timeout_ms, dev->fe.be_path,
+				      me == PVIO_XB_INITIALISING ? "InitWait"
+								 : "Connected",
+				      sname(be), sname(me));
 			/* Rings were published: tell the backend. */
 			if (me != PVIO_XB_INITIALISING)
-				pvio_xenbus_fatal(dev->xb, -ETIMEDOUT, "%s",
-						  dev->msg);
+				pvio_xenbus_fatal(dev->fe.xb, -ETIMEDOUT, "%s",
+						  dev->fe.msg);
 			pthread_mutex_unlock(&dev->lock);
 			return -ETIMEDOUT;
 		}
-		pvio_xs_pump(dev->xs, deadline - now < 100 ?
-					      (int)(deadline - now) : 100);
+		pvio_xs_pump(dev->fe.xs, deadline - now < 100
+					     ? (int)(deadline - now)
+					     : 100);
 	}
 }
 
@@ -627,15 +544,16 @@ int pvio__bf_xb_open(struct pvio_blkfront *dev)
  * blkback unmaps the rings when it sees our Closed, then goes Closed. */
 int pvio__bf_xb_close(struct pvio_blkfront *dev)
 {
-	return dev->xb ? pvio_xenbus_frontend_close(dev->xb,
-						    dev->opts.timeout_ms) : 0;
+	return dev->fe.xb ? pvio_xenbus_frontend_close(dev->fe.xb,
+						       dev->opts.timeout_ms)
+			  : 0;
 }
 
 void pvio__bf_xb_release(struct pvio_blkfront *dev)
 {
 	if (dev->sectors_watch > 0)
-		pvio_xs_unwatch(dev->xs, dev->sectors_watch);
+		pvio_xs_unwatch(dev->fe.xs, dev->sectors_watch);
 	dev->sectors_watch = 0;
-	pvio_xenbus_close(dev->xb);
-	dev->xb = NULL;
+	pvio_xenbus_close(dev->fe.xb);
+	dev->fe.xb = NULL;
 }

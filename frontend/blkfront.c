@@ -15,14 +15,10 @@
 
 #include "blkfront-private.h"
 
-static void copy_err(char *err, size_t errlen, const char *msg)
+static int check_opts(void *opts, char *why, size_t len)
 {
-	if (err && errlen)
-		snprintf(err, errlen, "%s", msg);
-}
+	struct pvio_blkfront_opts *o = opts;
 
-static int check_opts(struct pvio_blkfront_opts *o, char *why, size_t len)
-{
 	if (o->max_queues == 0)
 		o->max_queues = BF_DEFAULT_QUEUES;
 	if (o->queue_depth == 0)
@@ -70,61 +66,37 @@ int pvio_blkfront_open(struct pvio_blkfront **out, struct pvio_platform *p,
 		       const struct pvio_blkfront_opts *opts, char *err,
 		       size_t errlen)
 {
+	static const struct fe_kind kind = {
+		.size = sizeof(struct pvio_blkfront),
+		.fe_off = offsetof(struct pvio_blkfront, fe),
+		.opts_off = offsetof(struct pvio_blkfront, opts),
+		.opts_size = sizeof(struct pvio_blkfront_opts),
+		.check_opts = check_opts,
+	};
 	struct pvio_blkfront *dev;
-	char why[128];
 	int rc;
 
 	*out = NULL;
-	copy_err(err, errlen, "");
-	if (!p || !x) {
-		copy_err(err, errlen, "no platform or xenstore handle");
-		return -EINVAL;
-	}
-	dev = calloc(1, sizeof(*dev));
-	if (!dev) {
-		copy_err(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	if (opts)
-		dev->opts = *opts;
-	rc = check_opts(&dev->opts, why, sizeof(why));
-	if (!rc) {
-		/* the queues' threads open their own handles with it */
-		rc = pvio_platform_spec(p, dev->spec, sizeof(dev->spec));
-		if (rc)
-			snprintf(why, sizeof(why), "the platform's spec: %s",
-				 strerror(-rc));
-	}
-	if (rc) {
-		copy_err(err, errlen, why);
-		free(dev);
+	fe_copy_err(err, errlen, "");
+	dev = fe_open_alloc(&kind, p, x, devid, opts, err, errlen, &rc);
+	if (!dev)
 		return rc;
-	}
 	pthread_mutex_init(&dev->lock, NULL);
-	dev->plat = p;
-	dev->xs = x;
-	dev->self = pvio_platform_domid(p);
-	dev->devid = devid;
 	/* info->handle: the device directory's name, as Linux */
 	dev->handle = (uint16_t)devid;
 
 	rc = pvio__bf_xb_open(dev);
-	if (!rc && (dev->opts.flags & PVIO_BLKFRONT_F_THREAD)) {
-		rc = pvio_xs_thread_start(dev->xs, &dev->ctl_thread);
-		if (rc)
-			snprintf(dev->msg, sizeof(dev->msg),
-				 "cannot start the control thread: %s",
-				 strerror(-rc));
-	}
+	if (!rc && (dev->opts.flags & PVIO_BLKFRONT_F_THREAD))
+		rc = fe_thread_start(&dev->fe);
 	if (rc) {
-		copy_err(err, errlen, dev->msg[0] ? dev->msg : strerror(-rc));
+		fe_open_error(&dev->fe, rc, err, errlen);
 		free_dev(dev);
 		return rc;
 	}
 	/* Nothing that happened during the handshake is news. */
 	__atomic_store_n(&dev->pending_events, 0, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&dev->lock);
-	dev->live = true;
+	dev->fe.live = true;
 	pthread_mutex_unlock(&dev->lock);
 	*out = dev;
 	return 0;
@@ -136,11 +108,10 @@ int pvio_blkfront_close(struct pvio_blkfront *dev)
 
 	if (!dev)
 		return 0;
-	pvio_xs_thread_stop(dev->ctl_thread);
-	dev->ctl_thread = NULL;
+	fe_thread_stop(&dev->fe);
 	pthread_mutex_lock(&dev->lock);
-	dev->live = false;
-	dev->phase = BF_CLOSING;
+	dev->fe.live = false;
+	dev->fe.phase = FE_CLOSING;
 	pthread_mutex_unlock(&dev->lock);
 	rc = pvio__bf_xb_close(dev);
 	free_dev(dev);
@@ -167,9 +138,9 @@ int pvio_blkfront_info(struct pvio_blkfront *dev,
 	info->queue_depth = dev->depth;
 	info->max_segments = dev->max_segs;
 	info->max_io = dev->max_segs * PVIO_PAGE_SIZE;
-	info->devid = dev->devid;
-	info->backend_id = dev->backend_id;
-	snprintf(info->backend, sizeof(info->backend), "%s", dev->be_path);
+	info->devid = dev->fe.devid;
+	info->backend_id = dev->fe.backend_id;
+	snprintf(info->backend, sizeof(info->backend), "%s", dev->fe.be_path);
 	return 0;
 }
 
@@ -180,7 +151,7 @@ int pvio_blkfront_dead(const struct pvio_blkfront *dev)
 
 const char *pvio_blkfront_error(struct pvio_blkfront *dev)
 {
-	return bf_dead(dev) ? dev->dead_msg : "";
+	return bf_dead(dev) ? dev->fe.dead_msg : "";
 }
 
 struct pvio_blkfront_queue *pvio_blkfront_queue(struct pvio_blkfront *dev,
@@ -194,15 +165,9 @@ struct pvio_blkfront_queue *pvio_blkfront_queue(struct pvio_blkfront *dev,
 bool pvio__bf_kill(struct pvio_blkfront *dev, int err, const char *fmt, ...)
 {
 	unsigned int i;
-	va_list ap;
 
-	if (__atomic_exchange_n(&dev->dying, 1, __ATOMIC_ACQ_REL))
+	if (!FE_KILL(&dev->fe, &dev->dead, err, fmt))
 		return false;
-	va_start(ap, fmt);
-	vsnprintf(dev->dead_msg, sizeof(dev->dead_msg), fmt, ap);
-	va_end(ap);
-	/* Release: whoever sees dead sees the message. */
-	__atomic_store_n(&dev->dead, err, __ATOMIC_RELEASE);
 	for (i = 0; i < dev->nr_queues; i++)
 		pvio__bf_queue_kick(dev->queues[i]);
 	__atomic_or_fetch(&dev->pending_events, 1u << PVIO_BLKFRONT_EV_DEAD,
@@ -214,7 +179,8 @@ void pvio__bf_deliver_events(struct pvio_blkfront *dev)
 {
 	unsigned int ev;
 
-	if (!__atomic_load_n(&dev->live, __ATOMIC_ACQUIRE) || !dev->opts.event)
+	if (!__atomic_load_n(&dev->fe.live, __ATOMIC_ACQUIRE) ||
+	    !dev->opts.event)
 		return;
 	ev = __atomic_exchange_n(&dev->pending_events, 0, __ATOMIC_ACQ_REL);
 	if (ev & (1u << PVIO_BLKFRONT_EV_RESIZE))
@@ -225,7 +191,7 @@ void pvio__bf_deliver_events(struct pvio_blkfront *dev)
 
 void pvio__bf_protocol_error(struct pvio_blkfront *dev, const char *fmt, ...)
 {
-	char msg[BF_MSG_MAX];
+	char msg[FE_MSG_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -237,7 +203,7 @@ void pvio__bf_protocol_error(struct pvio_blkfront *dev, const char *fmt, ...)
 	/* Linux only marks the disk dead; we also say so in xenstore
 	 * (<path>/error, Closing) so that the backend and the toolstack
 	 * know. */
-	pvio__bf_xb_fatal(dev, -EPROTO, dev->dead_msg);
+	pvio__bf_xb_fatal(dev, -EPROTO, dev->fe.dead_msg);
 	pvio__bf_deliver_events(dev);
 }
 

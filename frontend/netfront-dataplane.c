@@ -39,7 +39,6 @@
 
 #include <pvio/ring.h>
 
-#include "fe.h"
 #include "netfront-private.h"
 
 /* netif tx and rx slots in one page */
@@ -123,10 +122,10 @@ pvio__nf_queue_create(struct pvio_netfront *dev, unsigned int idx, bool split,
 
 	/* A handle of our own: its event-channel fd carries this queue's
 	 * ports only, so that each queue's thread sleeps on its own fd. */
-	rc = pvio_platform_open(&q->plat, dev->spec, dev->self, 0);
+	rc = pvio_platform_open(&q->plat, dev->fe.spec, dev->fe.self, 0);
 	if (rc)
 		goto fail;
-	rc = pvio_gnt_share(q->plat, dev->backend_id, 2, true, q->ring_refs,
+	rc = pvio_gnt_share(q->plat, dev->fe.backend_id, 2, true, q->ring_refs,
 			    &q->rings);
 	if (rc)
 		goto fail;
@@ -138,12 +137,12 @@ pvio__nf_queue_create(struct pvio_netfront *dev, unsigned int idx, bool split,
 	if (rc)
 		goto fail;
 	/* tx pages: the backend only reads them (GNTMAP_readonly, as Linux) */
-	rc = pvio_gnt_share(q->plat, dev->backend_id, NF_RING, false,
+	rc = pvio_gnt_share(q->plat, dev->fe.backend_id, NF_RING, false,
 			    q->tx_refs, &pool);
 	if (rc)
 		goto fail;
 	q->tx_pool = pool;
-	rc = pvio_gnt_share(q->plat, dev->backend_id, NF_RING, true,
+	rc = pvio_gnt_share(q->plat, dev->fe.backend_id, NF_RING, true,
 			    q->rx_refs, &pool);
 	if (rc)
 		goto fail;
@@ -152,14 +151,14 @@ pvio__nf_queue_create(struct pvio_netfront *dev, unsigned int idx, bool split,
 	memset(q->tx_pool, 0, (size_t)NF_RING * NF_PAGE);
 	memset(q->rx_pool, 0, (size_t)NF_RING * NF_PAGE);
 
-	rc = pvio_evtchn_alloc_unbound(q->plat, dev->backend_id);
+	rc = pvio_evtchn_alloc_unbound(q->plat, dev->fe.backend_id);
 	if (rc < 0)
 		goto fail;
 	q->tx_port = q->rx_port = (pvio_port_t)rc;
 	q->tx_port_open = true;
 	if (split) {
 		/* As Linux: a failed second channel falls back to one. */
-		rc = pvio_evtchn_alloc_unbound(q->plat, dev->backend_id);
+		rc = pvio_evtchn_alloc_unbound(q->plat, dev->fe.backend_id);
 		if (rc > 0) {
 			q->rx_port = (pvio_port_t)rc;
 			q->rx_port_open = true;

@@ -15,16 +15,9 @@
 #include <pvio/netfront.h>
 #include <pvio/platform.h>
 
-#define NF_DEFAULT_TIMEOUT_MS	10000u
-#define NF_MSG_MAX		PVIO_NETFRONT_ERR_MAX
+#include "fe.h"
 
-enum nf_phase {
-	NF_OPENING,	/* handshake in progress */
-	NF_CONNECTED,
-	NF_FAILED,	/* the handshake failed: err/msg say why */
-	NF_CLOSING,	/* close() runs (or not started): the dispatcher
-			 * ignores the backend */
-};
+#define NF_DEFAULT_TIMEOUT_MS	10000u
 
 struct pvio_netfront {
 	/*
@@ -35,20 +28,8 @@ struct pvio_netfront {
 	int link;
 
 	/* ---- control path (one thread at a time) ---- */
-	struct pvio_platform *plat;
-	struct pvio_xs *xs;
-	struct pvio_xenbus *xb;
-	char spec[PVIO_PLATFORM_SPEC_MAX]; /* to open the queues' handles */
-	unsigned int self, devid, backend_id;
-	char path[PVIO_XS_PATH_MAX];
-	char be_path[PVIO_XS_PATH_MAX];
+	struct fe_dev fe;
 	struct pvio_netfront_opts opts;
-	enum nf_phase phase;
-	int err;			/* NF_FAILED: why */
-	char msg[NF_MSG_MAX];
-	int dying;			/* atomic: one killer writes msg */
-	char dead_msg[NF_MSG_MAX];
-	bool live;			/* open returned: events go out */
 
 	/* negotiated */
 	uint8_t mac[6];
@@ -56,9 +37,6 @@ struct pvio_netfront {
 	uint32_t features;
 	unsigned int nr_queues;
 	struct pvio_netfront_queue *queues[PVIO_NETFRONT_MAX_QUEUES];
-
-	/* PVIO_NETFRONT_F_THREAD */
-	struct pvio_xs_thread *ctl_thread;	/* PVIO_*_F_THREAD */
 };
 
 static inline int nf_dead(const struct pvio_netfront *dev)

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * netfront's XenBus handshake as Linux's xen-netfront runs it: Initialising, then at
- * the backend's InitWait talk_to_netback (rings, event channels and
- * features in one transaction) and straight to Connected; the backend's
- * Connected is the carrier; its Closing/Closed ends the device
- * (xenbus_frontend_closed). One dispatcher (backend_changed) for the
+ * netfront's XenBus handshake as Linux's xen-netfront runs it:
+ * Initialising, then at the backend's InitWait talk_to_netback (rings,
+ * event channels and features in one transaction) and straight to
+ * Connected; the backend's Connected is the carrier; its Closing/Closed
+ * ends the device (xenbus_frontend_closed). One dispatcher (backend_changed) for the
  * backend's state; our state has one writer (pvio_xenbus_switch).
  * Everything the backend wrote is parsed with range checks.
  */
@@ -31,31 +31,9 @@ static const char *sname(enum pvio_xb_state s)
 	return pvio_xb_state_name(s);
 }
 
-/* The handshake failed. */
-static void __attribute__((format(printf, 3, 4)))
-set_failed(struct pvio_netfront *dev, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (dev->phase == NF_FAILED)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(dev->msg, sizeof(dev->msg), fmt, ap);
-	va_end(ap);
-	dev->err = err;
-	dev->phase = NF_FAILED;
-}
-
-/* As xenbus_dev_fatal: fail the device in xenstore too (Closing). */
-#define fatal(dev, err, ...)						\
-	do {								\
-		set_failed((dev), (err), __VA_ARGS__);			\
-		pvio_xenbus_fatal((dev)->xb, (err), "%s", (dev)->msg);	\
-	} while (0)
-
 static void emit(struct pvio_netfront *dev, enum pvio_netfront_event ev)
 {
-	if (dev->live && dev->opts.event)
+	if (dev->fe.live && dev->opts.event)
 		dev->opts.event(dev, ev, dev->opts.opaque);
 }
 
@@ -67,7 +45,7 @@ static bool be_flag(struct pvio_netfront *dev, const char *key)
 {
 	unsigned long v;
 
-	return pvio_xenbus_read_other_uint(dev->xb, key, 0, ULONG_MAX, 0,
+	return pvio_xenbus_read_other_uint(dev->fe.xb, key, 0, ULONG_MAX, 0,
 					   false, &v) == 0 && v != 0;
 }
 
@@ -75,8 +53,8 @@ static bool be_has(struct pvio_netfront *dev, const char *key)
 {
 	char path[2 * PVIO_XS_PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/%s", dev->be_path, key);
-	return pvio_xs_exists(dev->xs, 0, path);
+	snprintf(path, sizeof(path), "%s/%s", dev->fe.be_path, key);
+	return pvio_xs_exists(dev->fe.xs, 0, path);
 }
 
 static int hexval(char c)
@@ -113,20 +91,22 @@ static int read_own(struct pvio_netfront *dev)
 	unsigned long mtu;
 	int rc;
 
-	snprintf(key, sizeof(key), "%s/mac", dev->path);
-	rc = pvio_xs_read(dev->xs, 0, key, &v);
+	snprintf(key, sizeof(key), "%s/mac", dev->fe.path);
+	rc = pvio_xs_read(dev->fe.xs, 0, key, &v);
 	if (rc >= 0) {
 		rc = parse_mac(v, dev->mac);
 		free(v);
 	}
 	if (rc) {
-		fatal(dev, -EINVAL, "parsing %s: %s", key,
-		      rc == -EINVAL ? "not xx:xx:xx:xx:xx:xx" : strerror(-rc));
+		fe_fatal(&dev->fe, -EINVAL, "parsing %s: %s", key,
+			 rc == -EINVAL ? "not xx:xx:xx:xx:xx:xx"
+				       : strerror(-rc));
 		return -EINVAL;
 	}
 	/* libxl writes `mtu` (read-only to us) when it is not 1500 */
-	snprintf(key, sizeof(key), "%s/mtu", dev->path);
-	if (pvio_xs_read_uint_default(dev->xs, 0, key, 68, 65535, 1500, &mtu))
+	snprintf(key, sizeof(key), "%s/mtu", dev->fe.path);
+	if (pvio_xs_read_uint_default(dev->fe.xs, 0, key, 68, 65535, 1500,
+				      &mtu))
 		mtu = 1500;
 	dev->mtu = (unsigned int)mtu;
 	return 0;
@@ -165,24 +145,6 @@ static bool stale_key(const char *k)
 	return false;
 }
 
-static int clean_keys(struct pvio_netfront *dev, pvio_xs_tx_t tx)
-{
-	char key[2 * PVIO_XS_PATH_MAX], **names = NULL;
-	int n, i, rc = 0;
-
-	n = pvio_xs_directory(dev->xs, tx, dev->path, &names);
-	if (n < 0)
-		return n;
-	for (i = 0; i < n && !rc; i++) {
-		if (!stale_key(names[i]))
-			continue;
-		snprintf(key, sizeof(key), "%s/%s", dev->path, names[i]);
-		rc = pvio_xs_rm(dev->xs, tx, key);
-	}
-	free(names);
-	return rc;
-}
-
 static int __attribute__((format(printf, 5, 6)))
 wr(struct pvio_netfront *dev, pvio_xs_tx_t tx, const char *dir,
    const char *key, const char *fmt, ...)
@@ -194,7 +156,7 @@ wr(struct pvio_netfront *dev, pvio_xs_tx_t tx, const char *dir,
 	va_start(ap, fmt);
 	vsnprintf(val, sizeof(val), fmt, ap);
 	va_end(ap);
-	return pvio_xs_write(dev->xs, tx, path, val);
+	return pvio_xs_write(dev->fe.xs, tx, path, val);
 }
 
 /* write_queue_xenstore_keys */
@@ -219,8 +181,15 @@ static int write_queue(struct pvio_netfront *dev, pvio_xs_tx_t tx,
 	return rc;
 }
 
-static int publish(struct pvio_netfront *dev, pvio_xs_tx_t tx, bool mq_key)
+struct nf_publish {
+	struct pvio_netfront *dev;
+	bool mq_key;	/* the backend has multi-queue-max-queues */
+};
+
+static int publish(void *arg, pvio_xs_tx_t tx)
 {
+	struct pvio_netfront *dev = ((struct nf_publish *)arg)->dev;
+	bool mq_key = ((struct nf_publish *)arg)->mq_key;
 	unsigned int fl = dev->opts.flags, i;
 	char dir[PVIO_XS_PATH_MAX + 32];
 	bool csum = !(fl & PVIO_NETFRONT_F_NO_CSUM);
@@ -228,36 +197,38 @@ static int publish(struct pvio_netfront *dev, pvio_xs_tx_t tx, bool mq_key)
 	bool gso = sg && csum && !(fl & PVIO_NETFRONT_F_NO_GSO);
 	int rc;
 
-	rc = clean_keys(dev, tx);
+	rc = fe_clean_keys(&dev->fe, tx, stale_key);
 	/* Linux: only if the backend has the key, even for one queue */
 	if (!rc && mq_key)
-		rc = wr(dev, tx, dev->path, "multi-queue-num-queues", "%u",
+		rc = wr(dev, tx, dev->fe.path, "multi-queue-num-queues", "%u",
 			dev->nr_queues);
 	if (dev->nr_queues == 1) {
 		if (!rc)
-			rc = write_queue(dev, tx, dev->path, dev->queues[0]);
+			rc = write_queue(dev, tx, dev->fe.path, dev->queues[0]);
 	} else {
 		for (i = 0; i < dev->nr_queues && !rc; i++) {
-			snprintf(dir, sizeof(dir), "%s/queue-%u", dev->path, i);
+			snprintf(dir, sizeof(dir), "%s/queue-%u", dev->fe.path,
+				 i);
 			rc = write_queue(dev, tx, dir, dev->queues[i]);
 		}
 	}
 	if (!rc)
-		rc = wr(dev, tx, dev->path, "request-rx-copy", "1");
+		rc = wr(dev, tx, dev->fe.path, "request-rx-copy", "1");
 	/* without it Linux netback turns rx stall detection off and drops
 	 * queued packets after 30 ms */
 	if (!rc)
-		rc = wr(dev, tx, dev->path, "feature-rx-notify", "1");
+		rc = wr(dev, tx, dev->fe.path, "feature-rx-notify", "1");
 	if (!rc && sg)
-		rc = wr(dev, tx, dev->path, "feature-sg", "1");
+		rc = wr(dev, tx, dev->fe.path, "feature-sg", "1");
 	if (!rc && gso)
-		rc = wr(dev, tx, dev->path, "feature-gso-tcpv4", "1");
+		rc = wr(dev, tx, dev->fe.path, "feature-gso-tcpv4", "1");
 	if (!rc && gso)
-		rc = wr(dev, tx, dev->path, "feature-gso-tcpv6", "1");
+		rc = wr(dev, tx, dev->fe.path, "feature-gso-tcpv6", "1");
 	if (!rc && csum)
-		rc = wr(dev, tx, dev->path, "feature-ipv6-csum-offload", "1");
+		rc = wr(dev, tx, dev->fe.path, "feature-ipv6-csum-offload",
+			"1");
 	if (!rc && !csum)
-		rc = wr(dev, tx, dev->path, "feature-no-csum-offload", "1");
+		rc = wr(dev, tx, dev->fe.path, "feature-no-csum-offload", "1");
 	return rc;
 }
 
@@ -299,18 +270,20 @@ static int talk_to_backend(struct pvio_netfront *dev)
 	bool split, all_split = true, mq_key;
 	unsigned long maxq;
 	unsigned int nq, i;
-	pvio_xs_tx_t tx;
-	int rc, tries = 0;
+	struct nf_publish pub;
+	int rc;
 
 	if (!be_flag(dev, "feature-rx-copy")) {
 		/* Linux: "backend does not support copying receive path",
 		 * and the device stays Initialising */
-		set_failed(dev, -ENODEV, "the backend (%s) does not offer "
-			   "feature-rx-copy", dev->be_path);
+		fe_set_failed(&dev->fe, -ENODEV,
+			      "the backend (%s) does not offer "
+			      "feature-rx-copy",
+			      dev->fe.be_path);
 		return -ENODEV;
 	}
 	mq_key = be_has(dev, "multi-queue-max-queues");
-	if (pvio_xenbus_read_other_uint(dev->xb, "multi-queue-max-queues", 0,
+	if (pvio_xenbus_read_other_uint(dev->fe.xb, "multi-queue-max-queues", 0,
 					ULONG_MAX, 1, false, &maxq))
 		maxq = 1;	/* garbage: one queue, as a missing key */
 	if (maxq == 0)
@@ -326,8 +299,10 @@ static int talk_to_backend(struct pvio_netfront *dev)
 		rc = pvio__nf_queue_create(dev, i, split, &dev->queues[i]);
 		if (rc) {
 			destroy_queues(dev);
-			fatal(dev, rc, "allocating the rings, pools and event "
-			      "channels of queue %u: %s", i, strerror(-rc));
+			fe_fatal(&dev->fe, rc,
+				 "allocating the rings, pools and event "
+				 "channels of queue %u: %s",
+				 i, strerror(-rc));
 			return rc;
 		}
 		pvio__nf_queue_refs(dev->queues[i], &a, &b, &txp, &rxp);
@@ -339,28 +314,19 @@ static int talk_to_backend(struct pvio_netfront *dev)
 	for (i = 0; i < nq; i++)
 		pvio__nf_queue_set_features(dev->queues[i], dev->features);
 
-	/* One transaction, as Linux: the backend sees all or nothing. */
-	do {
-		rc = pvio_xs_tx_start(dev->xs, &tx);
-		if (rc)
-			break;
-		rc = publish(dev, tx, mq_key);
-		if (rc) {
-			pvio_xs_tx_end(dev->xs, tx, true);
-			break;
-		}
-		rc = pvio_xs_tx_end(dev->xs, tx, false);
-	} while (rc == -EAGAIN && ++tries < 100);
+	pub.dev = dev;
+	pub.mq_key = mq_key;
+	rc = fe_publish(&dev->fe, publish, &pub);
 	/* Initialising -> Connected: netfront never says Initialised */
 	if (!rc)
-		rc = pvio_xenbus_switch(dev->xb, PVIO_XB_CONNECTED);
+		rc = pvio_xenbus_switch(dev->fe.xb, PVIO_XB_CONNECTED);
 	if (rc) {
 		destroy_queues(dev);
-		fatal(dev, rc, "writing the rings to %s: %s", dev->path,
-		      strerror(-rc));
+		fe_fatal(&dev->fe, rc, "writing the rings to %s: %s",
+			 dev->fe.path, strerror(-rc));
 		return rc;
 	}
-	dev->phase = NF_CONNECTED;
+	dev->fe.phase = FE_CONNECTED;
 	/* Harmless if the backend has not bound yet (dropped, as on Xen);
 	 * a backend that has sees the rx buffers. */
 	for (i = 0; i < nq; i++)
@@ -389,46 +355,47 @@ static void set_link(struct pvio_netfront *dev, bool up)
 static void backend_changed_do(struct pvio_netfront *dev,
 			       enum pvio_xb_state be)
 {
-	enum pvio_xb_state me = pvio_xenbus_state(dev->xb);
+	enum pvio_xb_state me = pvio_xenbus_state(dev->fe.xb);
 
-	if (dev->phase == NF_CLOSING || dev->phase == NF_FAILED)
+	if (dev->fe.phase == FE_CLOSING || dev->fe.phase == FE_FAILED)
 		return;
 	switch (be) {
 	case PVIO_XB_INITWAIT:
 		/* Only acted on while Initialising: a repeat is ignored. */
-		if (dev->phase == NF_OPENING && me == PVIO_XB_INITIALISING)
+		if (dev->fe.phase == FE_OPENING && me == PVIO_XB_INITIALISING)
 			talk_to_backend(dev);
-		else if (dev->phase == NF_CONNECTED)
+		else if (dev->fe.phase == FE_CONNECTED)
 			set_link(dev, false);
 		break;
 	case PVIO_XB_CONNECTED:
 		/* Linux: only netdev_notify_peers(); for us, the carrier */
-		if (dev->phase == NF_CONNECTED)
+		if (dev->fe.phase == FE_CONNECTED)
 			set_link(dev, true);
 		break;
 	case PVIO_XB_CLOSING:
 	case PVIO_XB_CLOSED:	/* so do Unknown and a vanished node */
-		if (dev->phase == NF_OPENING) {
+		if (dev->fe.phase == FE_OPENING) {
 			/* Not started yet, or done with an old session: it
 			 * answers our Initialising. */
 			if (me == PVIO_XB_INITIALISING && be == PVIO_XB_CLOSED)
 				break;
-			set_failed(dev, -ENODEV, "the backend (%s) went %s "
-				   "during the handshake", dev->be_path,
-				   sname(be));
-			pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED);
+			fe_set_failed(&dev->fe, -ENODEV,
+				      "the backend (%s) went %s "
+				      "during the handshake",
+				      dev->fe.be_path, sname(be));
+			pvio_xenbus_switch(dev->fe.xb, PVIO_XB_CLOSED);
 			break;
 		}
 		/* xenbus_frontend_closed: no recovery, the device is dead
 		 * (Closed first: whoever sees it dead sees us Closed) */
 		set_link(dev, false);
-		pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED);
+		pvio_xenbus_switch(dev->fe.xb, PVIO_XB_CLOSED);
 		if (pvio__nf_kill(dev, -ENOTCONN, "the backend (%s) went %s",
-				  dev->be_path, sname(be)))
+				  dev->fe.be_path, sname(be)))
 			emit(dev, PVIO_NETFRONT_EV_DEAD);
 		break;
 	default:
-		if (dev->phase == NF_CONNECTED)
+		if (dev->fe.phase == FE_CONNECTED)
 			set_link(dev, false);
 		break;
 	}
@@ -443,115 +410,71 @@ static void backend_changed(struct pvio_xenbus *xb, enum pvio_xb_state be,
 
 /* ---- waiting for the backend --------------------------------------------- */
 
-/*
- * An earlier process left this device mid-session (our state is not
- * Initialising, or the backend is past InitWait): close that session
- * first, waiting for the backend at each step, so that it sees
- * Initialising while Closed (Linux netback goes back to InitWait only
- * then).
- */
-static int reset_stale(struct pvio_netfront *dev)
-{
-	enum pvio_xb_state me = pvio_xenbus_state(dev->xb), be;
-	unsigned int t = dev->opts.timeout_ms;
-	int rc;
-
-	be = pvio_xenbus_other_state(dev->xb);
-	if (me == PVIO_XB_INITIALISING &&
-	    (be == PVIO_XB_INITIALISING || be == PVIO_XB_INITWAIT))
-		return 0;
-	if (me == PVIO_XB_UNKNOWN) {
-		snprintf(dev->msg, sizeof(dev->msg), "%s/state is missing",
-			 dev->path);
-		return -ENODEV;
-	}
-	if (me != PVIO_XB_INITIALISING && me != PVIO_XB_CLOSING &&
-	    me != PVIO_XB_CLOSED) {
-		rc = pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSING);
-		if (rc)
-			goto fail_switch;
-		/* a backend that does not answer: try Closed anyway */
-		pvio_xenbus_wait_other(dev->xb, M(CLOSING) | M(CLOSED) |
-				       M(INITWAIT) | M(INITIALISING), t, &be);
-	}
-	rc = pvio_xenbus_switch(dev->xb, PVIO_XB_CLOSED);
-	if (rc)
-		goto fail_switch;
-	rc = pvio_xenbus_wait_other(dev->xb, M(CLOSED) | M(INITWAIT) |
-				    M(INITIALISING), t, &be);
-	if (rc) {
-		snprintf(dev->msg, sizeof(dev->msg),
-			 "timed out after %u ms waiting for the backend (%s) "
-			 "to close the previous connection: it is %s", t,
-			 dev->be_path, sname(be));
-		return rc;
-	}
-	rc = pvio_xenbus_switch(dev->xb, PVIO_XB_INITIALISING);
-	if (rc)
-		goto fail_switch;
-	return 0;
-fail_switch:
-	snprintf(dev->msg, sizeof(dev->msg), "cannot write %s/state: %s",
-		 dev->path, strerror(-rc));
-	return rc == -ENOENT ? -ENODEV : rc;
-}
-
 int pvio__nf_xb_open(struct pvio_netfront *dev)
 {
+	/* netback goes back to InitWait only after Closed */
+	static const struct fe_reset reset = {
+		.ready = FE_XB(INITIALISING) | FE_XB(INITWAIT),
+		.strict = true,
+	};
 	uint64_t deadline;
 	int rc;
 
-	pvio_xb_frontend_path(dev->path, dev->self, "vif", dev->devid);
-	dev->phase = NF_CLOSING;	/* the dispatcher waits for reset */
-	rc = pvio_xenbus_open(&dev->xb, dev->xs, dev->path, "backend",
+	pvio_xb_frontend_path(dev->fe.path, dev->fe.self, "vif", dev->fe.devid);
+	dev->fe.phase = FE_CLOSING;	/* the dispatcher waits for reset */
+	rc = pvio_xenbus_open(&dev->fe.xb, dev->fe.xs, dev->fe.path, "backend",
 			      "backend-id", backend_changed, dev);
 	if (rc) {
-		snprintf(dev->msg, sizeof(dev->msg),
+		snprintf(dev->fe.msg, sizeof(dev->fe.msg),
 			 "no vif %u for domain %u: cannot read %s/backend and "
-			 "backend-id: %s", dev->devid, dev->self, dev->path,
+			 "backend-id: %s",
+			 dev->fe.devid, dev->fe.self, dev->fe.path,
 			 strerror(-rc));
 		return rc == -ENOENT || rc == -EINVAL ? -ENODEV : rc;
 	}
-	dev->backend_id = pvio_xenbus_otherend_id(dev->xb);
-	snprintf(dev->be_path, sizeof(dev->be_path), "%s",
-		 pvio_xenbus_otherend(dev->xb));
+	dev->fe.backend_id = pvio_xenbus_otherend_id(dev->fe.xb);
+	snprintf(dev->fe.be_path, sizeof(dev->fe.be_path), "%s",
+		 pvio_xenbus_otherend(dev->fe.xb));
 
-	rc = reset_stale(dev);
+	rc = fe_reset_stale(&dev->fe, dev->opts.timeout_ms, &reset);
 	if (rc)
 		return rc;
 	rc = read_own(dev);
 	if (rc)
 		return rc;
 
-	dev->phase = NF_OPENING;
+	dev->fe.phase = FE_OPENING;
 	deadline = pvio_now_ms() + dev->opts.timeout_ms;
 	for (;;) {
-		enum pvio_xb_state be = pvio_xenbus_other_state(dev->xb), me;
+		enum pvio_xb_state be = pvio_xenbus_other_state(dev->fe.xb), me;
 		uint64_t now;
 
 		/* The dispatcher runs from our pump too; evaluating the
 		 * current state here as well makes lost or stolen events
 		 * harmless. */
 		backend_changed_do(dev, be);
-		if (dev->phase == NF_CONNECTED)
+		if (dev->fe.phase == FE_CONNECTED)
 			break;
-		if (dev->phase == NF_FAILED)
-			return dev->err;
-		me = pvio_xenbus_state(dev->xb);
+		if (dev->fe.phase == FE_FAILED)
+			return dev->fe.err;
+		me = pvio_xenbus_state(dev->fe.xb);
 		now = pvio_now_ms();
 		if (now >= deadline) {
-			set_failed(dev, -ETIMEDOUT,
-				   "timed out after %u ms waiting for the "
-				   "backend (%s) to reach InitWait: it is %s, "
-				   "we are %s", dev->opts.timeout_ms,
-				   dev->be_path, sname(be), sname(me));
+			fe_set_failed(
+			    &dev->fe, -ETIMEDOUT,
+			    "timed out after %u ms waiting for the "
+			    "backend (%s) to reach InitWait: it is %s, "
+			    "we are %s",
+			    dev->opts.timeout_ms, dev->fe.be_path, sname(be),
+			    sname(me));
 			return -ETIMEDOUT;
 		}
-		pvio_xs_pump(dev->xs, deadline - now < 100 ?
-					      (int)(deadline - now) : 100);
+		pvio_xs_pump(dev->fe.xs, deadline - now < 100
+					     ? (int)(deadline - now)
+					     : 100);
 	}
 	/* The backend may be Connected already. */
-	if (pvio_xenbus_other_state(dev->xb) == PVIO_XB_CONNECTED)
+	if (pvio_xenbus_other_state(dev->fe.xb) == PVIO_XB_CONNECTED)
 		__atomic_store_n(&dev->link, 1, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -560,12 +483,13 @@ int pvio__nf_xb_open(struct pvio_netfront *dev)
  * netback unmaps the rings when it sees our Closed, then goes Closed. */
 int pvio__nf_xb_close(struct pvio_netfront *dev)
 {
-	return dev->xb ? pvio_xenbus_frontend_close(dev->xb,
-						    dev->opts.timeout_ms) : 0;
+	return dev->fe.xb ? pvio_xenbus_frontend_close(dev->fe.xb,
+						       dev->opts.timeout_ms)
+			  : 0;
 }
 
 void pvio__nf_xb_release(struct pvio_netfront *dev)
 {
-	pvio_xenbus_close(dev->xb);
-	dev->xb = NULL;
+	pvio_xenbus_close(dev->fe.xb);
+	dev->fe.xb = NULL;
 }

@@ -21,16 +21,25 @@
 	 PVIO_NETFRONT_F_NO_SG | PVIO_NETFRONT_F_NO_GSO |		\
 	 PVIO_NETFRONT_F_NO_CSUM)
 
-/* ---- the device ---------------------------------------------------------- */
+/* ---- death --------------------------------------------------------------- */
 
-static void copy_err(char *err, size_t errlen, const char *msg)
+bool pvio__nf_kill(struct pvio_netfront *dev, int err, const char *fmt, ...)
 {
-	if (err && errlen)
-		snprintf(err, errlen, "%s", msg);
+	unsigned int i;
+
+	if (!FE_KILL(&dev->fe, &dev->dead, err, fmt))
+		return false;
+	for (i = 0; i < PVIO_NETFRONT_MAX_QUEUES; i++)
+		pvio__nf_queue_kick(dev->queues[i]);
+	return true;
 }
 
-static int check_opts(struct pvio_netfront_opts *o, char *why, size_t len)
+/* ---- the device ---------------------------------------------------------- */
+
+static int check_opts(void *opts, char *why, size_t len)
 {
+	struct pvio_netfront_opts *o = opts;
+
 	if (o->max_queues == 0)
 		o->max_queues = 1;
 	if (o->timeout_ms == 0)
@@ -60,57 +69,33 @@ int pvio_netfront_open(struct pvio_netfront **out, struct pvio_platform *p,
 		       const struct pvio_netfront_opts *opts, char *err,
 		       size_t errlen)
 {
+	static const struct fe_kind kind = {
+		.size = sizeof(struct pvio_netfront),
+		.fe_off = offsetof(struct pvio_netfront, fe),
+		.opts_off = offsetof(struct pvio_netfront, opts),
+		.opts_size = sizeof(struct pvio_netfront_opts),
+		.check_opts = check_opts,
+	};
 	struct pvio_netfront *dev;
-	char why[128];
 	int rc;
 
 	*out = NULL;
-	if (!p || !x) {
-		copy_err(err, errlen, "no platform or xenstore handle");
-		return -EINVAL;
-	}
-	dev = calloc(1, sizeof(*dev));
-	if (!dev) {
-		copy_err(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	if (opts)
-		dev->opts = *opts;
-	rc = check_opts(&dev->opts, why, sizeof(why));
-	if (!rc) {
-		/* the queues' threads open their own handles with it */
-		rc = pvio_platform_spec(p, dev->spec, sizeof(dev->spec));
-		if (rc)
-			snprintf(why, sizeof(why), "the platform's spec: %s",
-				 strerror(-rc));
-	}
-	if (rc) {
-		copy_err(err, errlen, why);
-		free(dev);
+	dev = fe_open_alloc(&kind, p, x, devid, opts, err, errlen, &rc);
+	if (!dev)
 		return rc;
-	}
-	dev->plat = p;
-	dev->xs = x;
-	dev->self = pvio_platform_domid(p);
-	dev->devid = devid;
 	dev->mtu = 1500;
 
 	rc = pvio__nf_xb_open(dev);
 	if (!rc) {
-		dev->live = true;
-		if (dev->opts.flags & PVIO_NETFRONT_F_THREAD) {
-			rc = pvio_xs_thread_start(dev->xs, &dev->ctl_thread);
-			if (rc)
-				snprintf(dev->msg, sizeof(dev->msg),
-					 "cannot start the control thread: %s",
-					 strerror(-rc));
-		}
+		dev->fe.live = true;
+		if (dev->opts.flags & PVIO_NETFRONT_F_THREAD)
+			rc = fe_thread_start(&dev->fe);
 	}
 	if (rc) {
-		copy_err(err, errlen, dev->msg[0] ? dev->msg : strerror(-rc));
+		fe_open_error(&dev->fe, rc, err, errlen);
 		/* Rings that were published are withdrawn properly. */
-		if (dev->phase == NF_CONNECTED) {
-			dev->phase = NF_CLOSING;
+		if (dev->fe.phase == FE_CONNECTED) {
+			dev->fe.phase = FE_CLOSING;
 			pvio__nf_xb_close(dev);
 		}
 		free_dev(dev);
@@ -126,14 +111,13 @@ int pvio_netfront_close(struct pvio_netfront *dev)
 
 	if (!dev)
 		return 0;
-	pvio_xs_thread_stop(dev->ctl_thread);
-	dev->ctl_thread = NULL;
-	dev->phase = NF_CLOSING;
-	dev->live = false;
+	fe_thread_stop(&dev->fe);
+	dev->fe.phase = FE_CLOSING;
+	dev->fe.live = false;
 	/* A broken backend: say so where the toolstack looks (Linux only
 	 * marks the device dead; xenbus_dev_fatal's node is more useful). */
-	if (nf_dead(dev) == -EPROTO && dev->xb)
-		pvio_xenbus_fatal(dev->xb, -EPROTO, "%s", dev->dead_msg);
+	if (nf_dead(dev) == -EPROTO && dev->fe.xb)
+		pvio_xenbus_fatal(dev->fe.xb, -EPROTO, "%s", dev->fe.dead_msg);
 	rc = pvio__nf_xb_close(dev);
 	free_dev(dev);
 	return rc;
@@ -149,9 +133,9 @@ void pvio_netfront_info(const struct pvio_netfront *dev,
 	info->nr_queues = dev->nr_queues;
 	info->tx_ring_size = pvio_netif_tx_ring_size(1);
 	info->rx_ring_size = pvio_netif_rx_ring_size(1);
-	info->devid = dev->devid;
-	info->backend_id = dev->backend_id;
-	snprintf(info->backend, sizeof(info->backend), "%s", dev->be_path);
+	info->devid = dev->fe.devid;
+	info->backend_id = dev->fe.backend_id;
+	snprintf(info->backend, sizeof(info->backend), "%s", dev->fe.be_path);
 }
 
 bool pvio_netfront_link_up(const struct pvio_netfront *dev)
@@ -166,30 +150,11 @@ int pvio_netfront_dead(const struct pvio_netfront *dev)
 
 const char *pvio_netfront_error(const struct pvio_netfront *dev)
 {
-	return nf_dead(dev) ? dev->dead_msg : "";
+	return nf_dead(dev) ? dev->fe.dead_msg : "";
 }
 
 struct pvio_netfront_queue *pvio_netfront_queue(struct pvio_netfront *dev,
 						unsigned int idx)
 {
 	return idx < dev->nr_queues ? dev->queues[idx] : NULL;
-}
-
-/* ---- death --------------------------------------------------------------- */
-
-bool pvio__nf_kill(struct pvio_netfront *dev, int err, const char *fmt, ...)
-{
-	unsigned int i;
-	va_list ap;
-
-	if (__atomic_exchange_n(&dev->dying, 1, __ATOMIC_ACQ_REL))
-		return false;
-	va_start(ap, fmt);
-	vsnprintf(dev->dead_msg, sizeof(dev->dead_msg), fmt, ap);
-	va_end(ap);
-	/* Release: whoever sees dead sees the message. */
-	__atomic_store_n(&dev->dead, err, __ATOMIC_RELEASE);
-	for (i = 0; i < PVIO_NETFRONT_MAX_QUEUES; i++)
-		pvio__nf_queue_kick(dev->queues[i]);
-	return true;
 }
