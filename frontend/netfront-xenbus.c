@@ -57,34 +57,6 @@ static bool be_has(struct pvio_netfront *dev, const char *key)
 	return pvio_xs_exists(dev->fe.xs, 0, path);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* xen_net_read_mac: exactly "xx:xx:xx:xx:xx:xx". */
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-	unsigned int i;
-
-	if (strlen(s) != 17)
-		return -EINVAL;
-	for (i = 0; i < 6; i++) {
-		int hi = hexval(s[3 * i]), lo = hexval(s[3 * i + 1]);
-
-		if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
-			return -EINVAL;
-		mac[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 static int read_own(struct pvio_netfront *dev)
 {
 	char key[PVIO_XS_PATH_MAX + 16], *v = NULL;
@@ -94,7 +66,7 @@ static int read_own(struct pvio_netfront *dev)
 	snprintf(key, sizeof(key), "%s/mac", dev->fe.path);
 	rc = pvio_xs_read(dev->fe.xs, 0, key, &v);
 	if (rc >= 0) {
-		rc = parse_mac(v, dev->mac);
+		rc = pvio_xb_parse_mac(v, dev->mac);	/* xen_net_read_mac */
 		free(v);
 	}
 	if (rc) {

@@ -45,15 +45,8 @@ int pvio_ts_vdev_number(const char *vdev, unsigned int *devid)
 
 int pvio_ts_parse_mac(const char *s, uint8_t mac[6])
 {
-	unsigned int b[6], i;
-	char tail;
-
-	if (!s || strlen(s) != 17 ||
-	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
-		   &b[4], &b[5], &tail) != 6)
+	if (!s || pvio_xb_parse_mac(s, mac))
 		return -EINVAL;
-	for (i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
 	if (mac[0] & 1)
 		return -EINVAL;	/* multicast */
 	return 0;

@@ -254,6 +254,9 @@ PVIO_API int pvio_xb_read_protocol(struct pvio_xs *x, const char *dir);
 /* `multi-queue-num-queues` in [1, max]; absent means 1. */
 PVIO_API int pvio_xb_read_queues(struct pvio_xs *x, const char *dir,
 				 unsigned int max, unsigned int *nr);
+/* A vif's `mac` as Linux's xen_net_read_mac() takes it, but exactly
+ * "xx:xx:xx:xx:xx:xx" (hex digits, either case); -EINVAL otherwise. */
+PVIO_API int pvio_xb_parse_mac(const char *s, uint8_t mac[6]);
 
 #ifdef __cplusplus
 }
