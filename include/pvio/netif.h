@@ -18,7 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+/* linux/virtio_net.h is not C++ (a field is named "class"); only pointers
+ * to the header are used here. */
+struct virtio_net_hdr;
+#else
 #include <linux/virtio_net.h>
+#endif
 
 #include <pvio/platform.h>
 

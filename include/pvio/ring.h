@@ -358,6 +358,22 @@ PVIO_INLINE bool pvio_ring_front_final_check(struct pvio_ring_front *r,
 
 /* ---- typed wrappers ----------------------------------------------------- */
 
+/*
+ * Copy a slot out once (RING_COPY_REQUEST): through a volatile lvalue, so
+ * that the compiler cannot fetch it again later (XSA-155). C++ has no
+ * assignment from a volatile struct: a copy, then a compiler barrier,
+ * after which the copy is all the compiler may read.
+ */
+#ifdef __cplusplus
+#define PVIO__COPY_ONCE(dst, src, type)					\
+	do {								\
+		__builtin_memcpy(&(dst), (const void *)(src), sizeof(type)); \
+		__asm__ __volatile__("" ::: "memory");			\
+	} while (0)
+#else
+#define PVIO__COPY_ONCE(dst, src, type)	((dst) = *(volatile type *)(src))
+#endif
+
 #define PVIO_RING_DEFINE(name, req_t, rsp_t)				\
 union pvio_##name##_slot {						\
 	req_t req;							\
@@ -387,8 +403,7 @@ PVIO_INLINE int pvio_##name##_back_attach(struct pvio_ring_back *r,	\
 }									\
 /*								\
  * Copy up to @max requests out; return the count or -EPROTO. Each	\
- * slot is read once, through a volatile lvalue (RING_COPY_REQUEST):	\
- * the compiler cannot fetch it again later (XSA-155).			\
+ * slot is read once (PVIO__COPY_ONCE).					\
  */									\
 PVIO_INLINE int pvio_##name##_back_consume(struct pvio_ring_back *r,	\
 					    req_t *out, unsigned int max) \
@@ -397,9 +412,9 @@ PVIO_INLINE int pvio_##name##_back_consume(struct pvio_ring_back *r,	\
 	int n = pvio__ring_back_avail(r, max, &cons), i;		\
 									\
 	for (i = 0; i < n; i++)						\
-		out[i] = *(volatile req_t *)pvio__ring_slot(r->sring,	\
+		PVIO__COPY_ONCE(out[i], pvio__ring_slot(r->sring,	\
 				cons + (uint32_t)i, r->nr_ents,		\
-				sizeof(union pvio_##name##_slot));	\
+				sizeof(union pvio_##name##_slot)), req_t);	\
 	if (n > 0)							\
 		r->req_cons = cons + (uint32_t)n;			\
 	return n;							\
@@ -422,9 +437,9 @@ PVIO_INLINE int pvio_##name##_front_consume(struct pvio_ring_front *r,	\
 	int n = pvio__ring_front_avail(r, max, &cons), i;		\
 									\
 	for (i = 0; i < n; i++)						\
-		out[i] = *(volatile rsp_t *)pvio__ring_slot(r->sring,	\
+		PVIO__COPY_ONCE(out[i], pvio__ring_slot(r->sring,	\
 				cons + (uint32_t)i, r->nr_ents,		\
-				sizeof(union pvio_##name##_slot));	\
+				sizeof(union pvio_##name##_slot)), rsp_t);	\
 	if (n > 0)							\
 		r->rsp_cons = cons + (uint32_t)n;			\
 	return n;							\
