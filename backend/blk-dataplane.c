@@ -255,6 +255,11 @@ static struct blk_req *unpark_head(struct blk_queue *q)
 	return r;
 }
 
+/* Requests started together: one grant copy for the data of their writes. */
+#define BLK_BATCH_MAX	64u
+/* Persistent grants newly mapped per pass at most (pgrant.h: bounded). */
+#define BLK_PG_NEW_MAPS	64u
+
 /*
  * Requests with their segments validated and pages taken: grant-copy the
  * data of writes into the bounce pages (one batch), then submit them all.
@@ -263,7 +268,7 @@ static void start_batch(struct blk_queue *q, struct blk_req **batch,
 			unsigned int n)
 {
 	struct pvio_gcopy *gc = &q->dq.w->gcopy;
-	unsigned int i, k, first[64];
+	unsigned int i, k, first[BLK_BATCH_MAX];
 	int failed = 0;
 
 	pvio_gcopy_reset(gc);
@@ -313,13 +318,13 @@ static unsigned int batch_room(const struct blk_queue *q)
 }
 
 struct batch {
-	struct blk_req *r[64];
+	struct blk_req *r[BLK_BATCH_MAX];
 	unsigned int n, segs;
 };
 
 static void batch_add(struct blk_queue *q, struct batch *b, struct blk_req *r)
 {
-	if (b->n == 64 || b->segs + r->nseg > batch_room(q)) {
+	if (b->n == BLK_BATCH_MAX || b->segs + r->nseg > batch_room(q)) {
 		start_batch(q, b->r, b->n);
 		b->n = b->segs = 0;
 	}
@@ -470,10 +475,12 @@ static void run_taken(struct blk_queue *q, struct blk_req **ready,
 		while (k < j && bytes + ready[k]->bytes <= PROGRESS_BYTES)
 			bytes += ready[k++]->bytes;
 		start_ready(q, ready + i, k - i);
+		/* re-enters the worker loop: completions and every queue's
+		 * flush() run here (worker_progress) */
 		worker_progress(q->dq.w);
 		i = k;
 	}
-	if (!j)
+	if (!j)	/* as above: completions and flush() run here */
 		worker_progress(q->dq.w);
 }
 
@@ -540,7 +547,7 @@ static int blk_process(struct dp_queue *dq)
 		q->files_done = true;
 	}
 	if (q->persistent)
-		pg_cache_pass(&q->pg, 64);	/* new maps per pass */
+		pg_cache_pass(&q->pg, BLK_PG_NEW_MAPS);
 	if (pvio_unlikely(q->nr_replay))
 		replay(q);
 	/* bounded work per pass and by free request structs

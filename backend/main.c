@@ -425,7 +425,7 @@ static int ep_add(int ep, int fd, uint32_t what)
 int main(int argc, char **argv)
 {
 	static struct backd bd;
-	char ctl_path[4200], journal_path[4200];
+	char ctl_path[PVIO_PATH_BUF], journal_path[PVIO_PATH_BUF];
 	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
 	sigset_t mask;
 	int ep, sfd, tfd, rc;
@@ -477,7 +477,7 @@ int main(int argc, char **argv)
 		bd.o.journal_dir = journal_path;
 	}
 	if (bd.o.journal_dir) {
-		char parent[4200], *slash;
+		char parent[PVIO_PATH_BUF], *slash;
 
 		/* /run/pvio may not exist yet (no systemd) */
 		snprintf(parent, sizeof(parent), "%s", bd.o.journal_dir);

@@ -202,7 +202,6 @@ struct worker {
 	int cmd_efd;
 	pthread_mutex_t lock;		/* the command lists */
 	struct dp_queue *to_start;
-	struct dp_queue *to_stop;
 	struct dp_queue *queues;	/* running, the worker's own */
 	struct dp_queue *rr;		/* the next pass starts here */
 	unsigned int busy_queues;	/* that took work in the last pass */
@@ -240,6 +239,10 @@ struct io_uring_sqe *worker_sqe(struct worker *w);
  * In the middle of a long pass: submit what is queued, reap what has
  * completed (cached reads complete inside the submit) and publish the
  * responses, so the guest refills while we go on.
+ * Re-entrant by design: it runs the worker loop's submit-and-reap from
+ * inside a dataplane's process(), so completions (this queue's and other
+ * queues') and every queue's flush() run before process() returns. A
+ * caller keeps its own state consistent across the call.
  */
 void worker_progress(struct worker *w);
 /* Flush w->gcopy and report failures: return failed segments or -errno. */

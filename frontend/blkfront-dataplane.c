@@ -124,7 +124,7 @@ pvio__bf_queue_create(struct pvio_blkfront *dev, unsigned int idx,
 	int rc;
 
 	*out = NULL;
-	if (posix_memalign((void **)&q, 64, sizeof(*q)))
+	if (posix_memalign((void **)&q, PVIO_CACHELINE, sizeof(*q)))
 		return -ENOMEM;
 	memset(q, 0, sizeof(*q));
 	q->dev = dev;

@@ -113,7 +113,7 @@ pvio__nf_queue_create(struct pvio_netfront *dev, unsigned int idx, bool split,
 	if (pvio_netif_tx_ring_size(1) != NF_RING ||
 	    pvio_netif_rx_ring_size(1) != NF_RING)
 		return -EINVAL;	/* cannot happen with Xen's layout */
-	if (posix_memalign((void **)&q, 64, sizeof(*q)))
+	if (posix_memalign((void **)&q, PVIO_CACHELINE, sizeof(*q)))
 		return -ENOMEM;
 	memset(q, 0, sizeof(*q));
 	q->dev = dev;

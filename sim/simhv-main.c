@@ -220,7 +220,7 @@ int main(int argc, char **argv)
 	const char *dir = pvio_sim_default_dir();
 	bool daemonize = false;
 	const char *log_file = NULL;
-	char log_buf[4200];
+	char log_buf[PVIO_PATH_BUF];
 	struct hv_dom *dom0;
 	char pidfile[4096], sockpath[4096];
 	sigset_t mask;

@@ -356,7 +356,7 @@ int bench_blk(int argc, char **argv)
 	int cmd[2], res[2], cmd2[2], res2[2], fd, i, rc;
 	unsigned int li, run, domid = 1;
 	pid_t guest, guest2 = -1;
-	char img[4200];
+	char img[PVIO_PATH_BUF];
 	char *bufs;
 
 	for (i = 1; i < argc; i++)

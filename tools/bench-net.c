@@ -824,7 +824,7 @@ static int tcp_setup(struct env *e)
 	fflush(NULL);
 	e->netfront = fork();
 	if (e->netfront == 0) {
-		char dom[16], spin[16], logp[4200];
+		char dom[16], spin[16], logp[PVIO_PATH_BUF];
 		FILE *f;
 
 		snprintf(dom, sizeof(dom), "%u", DOM_TCP);

@@ -104,7 +104,7 @@ void bench_percentiles(uint32_t *lat, uint32_t n, double *p50, double *p99)
 
 const char *bench_prog_path(const char *name, const char *env)
 {
-	static char p[4200];
+	static char p[PVIO_PATH_BUF];
 	const char *e = env ? getenv(env) : NULL;
 	char *slash;
 	ssize_t n;
@@ -169,7 +169,7 @@ int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
 	fflush(NULL);
 	bw->backd = fork();
 	if (bw->backd == 0) {
-		char logp[4200];
+		char logp[PVIO_PATH_BUF];
 		FILE *f;
 
 		snprintf(logp, sizeof(logp), "%s/backd.log", bw->dir);
@@ -208,7 +208,7 @@ int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
 
 void bench_world_down(struct bench_world *bw)
 {
-	char cmd[4200];
+	char cmd[PVIO_PATH_BUF];
 
 	if (bw->backd > 0) {
 		kill(bw->backd, SIGTERM);

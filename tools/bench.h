@@ -15,7 +15,7 @@
 /* A private sim world with pvio-backd on CPU 1. */
 struct bench_world {
 	char dir[4096];
-	char spec[4200];
+	char spec[PVIO_PLATFORM_SPEC_MAX];
 	struct pvio_platform *dom0;
 	struct pvio_xs *xs;
 	pid_t backd;

@@ -50,7 +50,7 @@
 static const char *prog = "pvio-ctl";
 static const char *world;
 static const char *platform_spec;	/* "sim:DIR" or "xen" */
-static char spec_buf[4200];
+static char spec_buf[PVIO_PLATFORM_SPEC_MAX];
 static const char *backd_sock;
 
 #define die_usage(...) pvio_usage_error(prog, __VA_ARGS__)
@@ -374,7 +374,7 @@ static int cmd_list(int argc, char **argv)
 
 static int cmd_run(int argc, char **argv)
 {
-	char v[4200];
+	char v[PVIO_PATH_BUF];
 	unsigned int domid;
 
 	need_sim("run");
@@ -1454,7 +1454,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	static char sock[4200];
+	static char sock[PVIO_PATH_BUF];
 	const char *cmd;
 	bool xen = false;
 	int i;

@@ -722,7 +722,7 @@ static void sim_front_proc(const struct cfg *c, int setup_w, int go_r,
 	struct result *res = calloc(1, result_size(c));
 	struct pvio_ring_front init;
 	struct ends e = { 0 };
-	char spec[4200];
+	char spec[PVIO_PLATFORM_SPEC_MAX];
 	void *ring = NULL;
 	char go;
 
@@ -758,7 +758,7 @@ static void sim_back_proc(const struct cfg *c, int setup_r, int go_w,
 	struct setup_msg m;
 	struct result *res = calloc(1, result_size(c));
 	struct ends e = { 0 };
-	char spec[4200];
+	char spec[PVIO_PLATFORM_SPEC_MAX];
 	void *ring = NULL;
 	int rc;
 

@@ -10,6 +10,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* A path buffer of the programs: a world or state directory (up to
+ * PATH_MAX) and a file name in it. */
+#define PVIO_PATH_BUF	4200u
+
 enum pvio_log_level {
 	PVIO_LOG_ERR = 0,
 	PVIO_LOG_WARN,

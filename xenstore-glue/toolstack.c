@@ -14,6 +14,7 @@
 
 #include "private.h"
 #include "toolstack.h"
+#include "util.h"	/* PVIO_PATH_BUF */
 
 int pvio_ts_vdev_number(const char *vdev, unsigned int *devid)
 {
@@ -90,7 +91,7 @@ static int wr(struct pvio_xs *x, pvio_xs_tx_t tx, const char *dir,
 static int wr(struct pvio_xs *x, pvio_xs_tx_t tx, const char *dir,
 	      const char *key, const char *fmt, ...)
 {
-	char path[PVIO_XS_PATH_MAX + 64], val[4200];
+	char path[PVIO_XS_PATH_MAX + 64], val[PVIO_PATH_BUF];
 	va_list ap;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, key);

@@ -75,7 +75,7 @@ struct pvio_ring_back {
 	uint32_t rsp_prod_pvt;
 	uint32_t rsp_pushed;	/* our own copy of the published rsp_prod */
 	uint32_t halted;	/* enum pvio_ring_halt */
-} __attribute__((aligned(64)));
+} __attribute__((aligned(PVIO_CACHELINE)));
 
 struct pvio_ring_front {
 	struct pvio_sring *sring;
@@ -85,7 +85,7 @@ struct pvio_ring_front {
 	uint32_t rsp_snap;	/* validated rsp_prod of the current pass */
 	uint32_t req_pushed;
 	uint32_t halted;
-} __attribute__((aligned(64)));
+} __attribute__((aligned(PVIO_CACHELINE)));
 
 /* ---- sizes ----------------------------------------------------------- */
 

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pvio/platform.h>
+
 #include "../unit/t-mockblk.h"
 
 static void usage_error(const char *what)
@@ -62,7 +64,7 @@ int main(int argc, char **argv)
 	struct t_mockblk_cfg c = { .devid = 51712, .fe = 0 };
 	const char *world = NULL, *file = NULL;
 	struct t_mockblk *m;
-	char spec[4200];
+	char spec[PVIO_PLATFORM_SPEC_MAX];
 	sigset_t sigs;
 	int opt, rc, sig;
 
