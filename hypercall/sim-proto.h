@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Wire protocol between the sim provider (hypercall/sim.c) and pvio-simhv.
+ * Wire protocol between the sim provider (hypercall/sim.c) and pvio-simhv
+ * (sim/).
  *
  * One SOCK_SEQPACKET connection per attached process at WORLD/hv.sock. A
  * call is one request message and one reply message; a reply may carry

@@ -3,7 +3,7 @@
  * The sim world's xenstore: a pure engine. A tree of nodes (value bytes and
  * a permission list), transactions, watches and per-domain quotas, with
  * Xen's rules (C xenstored: tools/xenstore/xenstored_core.c and friends).
- * No sockets and no I/O: hypercall/simxs.c speaks the wire protocol around
+ * No sockets and no I/O: sim/simxs.c speaks the wire protocol around
  * it, and tests/unit/test-xs-store.c drives it directly.
  *
  * Who is asking: every operation takes a connection, made for one domain

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of the sim world's xenstore engine (hypercall/xs-store.c):
+ * Unit tests of the sim world's xenstore engine (sim/xs-store.c):
  * paths, Xen's permission rules, node operations, transactions, watches,
  * quotas, domain introduction and release, and a randomised run that
  * checks the tree's consistency after every operation.
