@@ -271,8 +271,7 @@ static void start_batch(struct blk_queue *q, struct blk_req **batch,
 	unsigned int i, k, first[BLK_BATCH_MAX];
 	int failed = 0;
 
-	pvio_gcopy_reset(gc);
-	pvio_gcopy_set_domain(gc, q->domid);
+	worker_gcopy_begin(q->dq.w, q->domid);
 	for (i = 0; i < n; i++) {
 		struct blk_req *r = batch[i];
 
@@ -308,7 +307,7 @@ static void start_batch(struct blk_queue *q, struct blk_req **batch,
 			STAT_ADD(&q->dq, bytes_in, r->bytes);
 		submit(q, r);
 	}
-	pvio_gcopy_reset(gc);
+	worker_gcopy_end(q->dq.w);
 }
 
 /* Grant copies this many segments at most per batch. */
@@ -396,8 +395,7 @@ static void load_indirect(struct blk_queue *q, struct blk_req **list,
 	unsigned int i, k, first[TAKE_CHUNK];
 	int failed = 0;
 
-	pvio_gcopy_reset(gc);
-	pvio_gcopy_set_domain(gc, q->domid);
+	worker_gcopy_begin(q->dq.w, q->domid);
 	for (i = 0; i < n; i++) {
 		struct blk_req *r = list[i];
 		size_t left = (size_t)r->nseg * sizeof(r->seg[0]);
@@ -428,7 +426,7 @@ static void load_indirect(struct blk_queue *q, struct blk_req **list,
 								   __ATOMIC_RELAXED),
 						   r);
 	}
-	pvio_gcopy_reset(gc);
+	worker_gcopy_end(q->dq.w);
 }
 
 /* Parse the private copy @c into @r, counted; r->status says what next. */
@@ -678,8 +676,7 @@ static void finish_reads(struct blk_queue *q)
 		struct blk_req *batch = NULL, **tail = &batch;
 		unsigned int k;
 
-		pvio_gcopy_reset(gc);
-		pvio_gcopy_set_domain(gc, q->domid);
+		worker_gcopy_begin(q->dq.w, q->domid);
 		while (list && gc->n + list->nseg <= gc->cap) {
 			r = list;
 			list = r->next;
@@ -711,7 +708,7 @@ static void finish_reads(struct blk_queue *q)
 		}
 	}
 	q->reads_done = NULL;
-	pvio_gcopy_reset(gc);
+	worker_gcopy_end(q->dq.w);
 }
 
 static void blk_flush(struct dp_queue *dq)

@@ -133,7 +133,7 @@ free_buf:
 		q->tx_free = b;
 		q->nr_tx_free++;
 	}
-	pvio_gcopy_reset(gc);
+	worker_gcopy_end(q->dq.w);
 	/* The data is ours now: give the guest its slots back batch by
 	 * batch, and write the batch into the TAP now, not at the end of a
 	 * long pass: a sender with a full ring sees its slots come back
@@ -151,8 +151,7 @@ static int tx_process(struct net_queue *q)
 	unsigned int nj = 0, taken = 0, k;
 	const char *why = NULL;
 
-	pvio_gcopy_reset(gc);
-	pvio_gcopy_set_domain(gc, q->domid);
+	worker_gcopy_begin(q->dq.w, q->domid);
 	while (taken < q->dq.budget && q->nr_tx_free) {
 		struct tx_job *j;
 		struct tx_pkt p;
@@ -163,7 +162,7 @@ static int tx_process(struct net_queue *q)
 		if (nj == TX_BATCH || pvio_gcopy_room(gc) < NET_FATAL_SLOTS) {
 			tx_submit(q, jobs, nj);
 			nj = 0;
-			pvio_gcopy_set_domain(gc, q->domid);
+			worker_gcopy_begin(q->dq.w, q->domid);
 		}
 		rc = net_tx_take(&q->tx, &p, &why);
 		if (rc == 0)
@@ -362,7 +361,7 @@ static void rx_finish(struct net_queue *q, struct rx_job *jobs, unsigned int n)
 		}
 		rx_recycle(q, j->b);
 	}
-	pvio_gcopy_reset(gc);
+	worker_gcopy_end(q->dq.w);
 }
 
 static int rx_deliver(struct net_queue *q)
@@ -372,8 +371,7 @@ static int rx_deliver(struct net_queue *q)
 	unsigned int nj = 0, done = 0;
 	uint64_t now = 0;
 
-	pvio_gcopy_reset(gc);
-	pvio_gcopy_set_domain(gc, q->domid);
+	worker_gcopy_begin(q->dq.w, q->domid);
 	q->rx_need = 0;
 	while (q->rx_ready) {
 		struct net_buf *b = q->rx_ready;
@@ -413,7 +411,7 @@ static int rx_deliver(struct net_queue *q)
 		if (nj == RX_BATCH || pvio_gcopy_room(gc) < ndata) {
 			rx_finish(q, jobs, nj);
 			nj = 0;
-			pvio_gcopy_set_domain(gc, q->domid);
+			worker_gcopy_begin(q->dq.w, q->domid);
 		}
 		j = &jobs[nj];
 		while (got < need) {

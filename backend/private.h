@@ -245,6 +245,23 @@ struct io_uring_sqe *worker_sqe(struct worker *w);
  * caller keeps its own state consistent across the call.
  */
 void worker_progress(struct worker *w);
+/*
+ * w->gcopy, the worker's one grant-copy batch, has one user at a time: a
+ * dataplane opens it for its guest (worker_gcopy_begin), adds segments,
+ * flushes, reads the statuses and closes it (worker_gcopy_end) within one
+ * call of its own; nobody else resets it or changes its domain.
+ */
+static inline void worker_gcopy_begin(struct worker *w, unsigned int domid)
+{
+	pvio_gcopy_reset(&w->gcopy);
+	pvio_gcopy_set_domain(&w->gcopy, domid);
+}
+
+static inline void worker_gcopy_end(struct worker *w)
+{
+	pvio_gcopy_reset(&w->gcopy);
+}
+
 /* Flush w->gcopy and report failures: return failed segments or -errno. */
 int worker_gcopy_flush(struct worker *w);
 
