@@ -288,7 +288,7 @@ void jrnl_sweep(const char *dir,
 	if (!dp)
 		return;
 	while ((de = readdir(dp))) {
-		char path[4200], kind[16];
+		char path[PVIO_PATH_BUF], kind[16];
 		unsigned int dom, dev, q;
 		size_t len = strlen(de->d_name);
 		int used = 0;

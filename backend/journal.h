@@ -30,6 +30,8 @@
 
 #include <pvio/ring.h>
 
+#include "util.h"	/* PVIO_PATH_BUF */
+
 #define JRNL_REQ_MAX	112u	/* the biggest request copied (blkif) */
 
 enum jrnl_state {
@@ -81,7 +83,7 @@ struct jrnl {
 	struct jrnl_ent *ent;	/* nr_ents of them */
 	size_t map_len;
 	struct jrnl *next;	/* the open records (main thread) */
-	char path[4200];
+	char path[PVIO_PATH_BUF];
 };
 
 /* Keep the program order of the record's stores (see the top). */

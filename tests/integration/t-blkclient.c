@@ -52,6 +52,8 @@
 #include <pvio/ring.h>
 #include <pvio/xenbus.h>
 
+#include "util.h"	/* PVIO_PATH_BUF */
+
 #define NDATA 64	/* data pages, granted once */
 
 static struct pvio_platform *plat;
@@ -785,7 +787,7 @@ static void crash_load(const char *stopfile)
 	unsigned int i, k, nwrites = 0, checked = 0;
 	bool stopping = false;
 
-	char pause[4200], paused[4200];
+	char pause[PVIO_PATH_BUF], paused[PVIO_PATH_BUF];
 	bool hold;
 
 	snprintf(pause, sizeof(pause), "%s.pause", stopfile);
