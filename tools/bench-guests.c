@@ -446,7 +446,7 @@ int bench_guests(int argc, char **argv)
 	unsigned int fds0, fds1, nd = 0, i, run;
 	uint64_t a0, a1, c1;
 	const char *img_dir = "/var/tmp";
-	char img[4200], *buf;
+	char img[PVIO_PATH_BUF], *buf;
 	struct gcmd c;
 	struct rlimit rl;
 	int fd, rc = 0;
