@@ -31,6 +31,8 @@ bad "not both" pvio-backd --kinds vbd3 --no-vif
 bad "bad --hotplug-timeout" pvio-backd --hotplug-timeout 0
 bad "bad --mtu" pvio-ctl -w /nonexistent vif-attach g --mtu 20
 bad "bad --vifname" pvio-ctl -w /nonexistent vif-attach g --vifname "a/b"
+bad "bad --journal-dir" pvio-backd --journal-dir relative/dir
+bad "choose one" pvio-backd --no-journal --journal-dir /run/j
 bad "unknown option '--bogus'" pvio-simhv --bogus
 bad "unknown option '--bogus'" pvio-ringbench --bogus
 bad "option '-b' needs a value" pvio-ringbench -b
