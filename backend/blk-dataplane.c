@@ -574,7 +574,7 @@ static int blk_process(struct dp_queue *dq)
 
 			for (i = 0; i < n; i++, r = r->next)
 				jrnl_take(q->j, slot_of(q, r), at + (uint32_t)i,
-					  &c[i], sizeof(c[i]));
+					  &c[i], sizeof(c[i]), 0);
 			jrnl_consumed(q->j, q->ring.req_cons);
 		}
 		now = pvio_now_ns();

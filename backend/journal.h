@@ -46,7 +46,7 @@ struct jrnl_ent {
 	uint32_t cons_idx;	/* the ring index it was consumed at */
 	uint32_t rsp_idx;	/* its response's ring index (ANSWERING) */
 	uint8_t state;		/* enum jrnl_state bits */
-	uint8_t pad;
+	uint8_t tag;		/* the ring's own (net tx: an extra-info slot) */
 	int16_t status;		/* COMPLETE: the status to answer */
 	uint8_t req[JRNL_REQ_MAX];	/* the private copy, as consumed */
 };
@@ -89,13 +89,17 @@ struct jrnl {
 /* Keep the program order of the record's stores (see the top). */
 #define jrnl_order()	__atomic_signal_fence(__ATOMIC_SEQ_CST)
 
-/* Consumed at ring index @cons_idx into request struct @slot. */
+/* Consumed at ring index @cons_idx into entry @slot (blk: its request
+ * struct; net: the ring index, whose responses are all published before
+ * the frontend may reuse it). */
 static inline void jrnl_take(struct jrnl *j, unsigned int slot,
-			     uint32_t cons_idx, const void *req, size_t len)
+			     uint32_t cons_idx, const void *req, size_t len,
+			     uint8_t tag)
 {
 	struct jrnl_ent *e = &j->ent[slot];
 
 	memcpy(e->req, req, len);
+	e->tag = tag;
 	e->cons_idx = cons_idx;
 	e->seq = ++j->h->seq;
 	jrnl_order();

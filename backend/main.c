@@ -304,9 +304,11 @@ static bool device_exists(void *opaque, const char *kind, unsigned int domid,
 	struct backd *bd = opaque;
 	struct device *d;
 
+	size_t n = strcspn(kind, "_");	/* "vif_tx": a vif's */
+
 	for (d = bd->devices; d; d = d->next)
 		if (d->fe == domid && d->devid == devid &&
-		    strcmp(d->ops->kind, kind) == 0)
+		    strlen(d->ops->kind) == n && !strncmp(d->ops->kind, kind, n))
 			return true;
 	return false;
 }

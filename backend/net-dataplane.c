@@ -21,6 +21,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -35,26 +36,66 @@ enum { TAG_TX = 1, TAG_RX, TAG_CANCEL };
 
 /* ---- tx: guest -> TAP ------------------------------------------------------------ */
 
-static void tx_rsp(struct net_queue *q, uint16_t id, int16_t status)
+/* The record's entry of the slot consumed at ring index @idx. */
+static unsigned int ent_of(const struct pvio_ring_back *r, uint32_t idx)
+{
+	return idx & (r->nr_ents - 1);
+}
+
+/* Answer the slot consumed at ring index @cons (the record's entry). */
+static void tx_rsp(struct net_queue *q, uint32_t cons, uint16_t id,
+		   int16_t status)
 {
 	struct netif_tx_response *r = pvio_netif_tx_back_rsp(&q->tx);
 
+	if (q->jtx)
+		jrnl_answer_begin(q->jtx, ent_of(&q->tx, cons),
+				  q->tx.rsp_prod_pvt);
 	r->id = id;
 	r->status = status;
+	pvio_fault("net-tx-respond");
 	pvio_ring_back_rsp_commit(&q->tx);
+	if (q->jtx)
+		jrnl_answered(q->jtx, ent_of(&q->tx, cons), q->tx.rsp_prod_pvt,
+			      false);
 	q->tx_dirty = true;
 }
 
+/* In ring order: the first slot, its extra-info slots, the others. */
 static void tx_answer(struct net_queue *q, const struct tx_pkt *p,
 		      int16_t status)
 {
+	uint32_t at = p->cons;
 	unsigned int i;
 
-	tx_rsp(q, p->slot[0].id, status);
+	tx_rsp(q, at++, p->slot[0].id, status);
 	for (i = 0; i < p->nextra; i++)
-		tx_rsp(q, 0, NETIF_RSP_NULL);
+		tx_rsp(q, at++, 0, NETIF_RSP_NULL);
 	for (i = 1; i < p->nslots; i++)
-		tx_rsp(q, p->slot[i].id, status);
+		tx_rsp(q, at++, p->slot[i].id, status);
+}
+
+/* A packet taken: its slots' ids go to the record (extra-info slots
+ * tagged), then the consumed index. */
+static void tx_journal(struct net_queue *q, struct tx_pkt *p)
+{
+	struct netif_tx_request none = { 0 };
+	uint32_t n = p->nslots + p->nextra, at;
+	unsigned int i;
+
+	at = q->tx.req_cons - n;
+	p->cons = at;
+	if (!q->jtx)
+		return;
+	jrnl_take(q->jtx, ent_of(&q->tx, at), at, &p->slot[0],
+		  sizeof(p->slot[0]), 0);
+	at++;
+	for (i = 0; i < p->nextra; i++, at++)
+		jrnl_take(q->jtx, ent_of(&q->tx, at), at, &none, sizeof(none), 1);
+	for (i = 1; i < p->nslots; i++, at++)
+		jrnl_take(q->jtx, ent_of(&q->tx, at), at, &p->slot[i],
+			  sizeof(p->slot[i]), 0);
+	jrnl_consumed(q->jtx, q->tx.req_cons);
 }
 
 static void tx_drop(struct net_queue *q, const struct tx_pkt *p, int why)
@@ -172,6 +213,7 @@ static int tx_process(struct net_queue *q)
 				      pvio_ring_halt_str(q->tx.halted));
 			break;
 		}
+		tx_journal(q, &p);
 		taken++;
 		rc = net_tx_check(&p, &first_len, &why);
 		if (rc < 0) {
@@ -223,33 +265,52 @@ static void rx_post(struct net_queue *q, struct net_buf *b)
 	q->rx_reading++;
 }
 
-static void rx_rsp(struct net_queue *q, uint16_t id, uint16_t flags,
-		   int16_t status)
+static void rx_rsp_begin(struct net_queue *q, uint32_t cons)
+{
+	if (q->jrx)
+		jrnl_answer_begin(q->jrx, ent_of(&q->rx, cons),
+				  q->rx.rsp_prod_pvt);
+}
+
+static void rx_rsp_done(struct net_queue *q, uint32_t cons)
+{
+	pvio_ring_back_rsp_commit(&q->rx);
+	if (q->jrx)
+		jrnl_answered(q->jrx, ent_of(&q->rx, cons), q->rx.rsp_prod_pvt,
+			      false);
+	q->rx_dirty = true;
+}
+
+/* Answer the request consumed at ring index @cons. */
+static void rx_rsp(struct net_queue *q, uint32_t cons, uint16_t id,
+		   uint16_t flags, int16_t status)
 {
 	struct netif_rx_response *r = pvio_netif_rx_back_rsp(&q->rx);
 
+	rx_rsp_begin(q, cons);
 	r->id = id;
 	r->offset = 0;
 	r->flags = flags;
 	r->status = status;
-	pvio_ring_back_rsp_commit(&q->rx);
-	q->rx_dirty = true;
+	pvio_fault("net-rx-respond");
+	rx_rsp_done(q, cons);
 }
 
-static void rx_extra(struct net_queue *q, const struct pvio_net_offload *o)
+static void rx_extra(struct net_queue *q, uint32_t cons,
+		     const struct pvio_net_offload *o)
 {
 	/* the extra-info goes in the response slot, field by field */
 	struct netif_extra_info *e =
 		(struct netif_extra_info *)pvio_netif_rx_back_rsp(&q->rx);
 
+	rx_rsp_begin(q, cons);
 	e->type = XEN_NETIF_EXTRA_TYPE_GSO;
 	e->flags = 0;
 	e->u.gso.size = o->gso_size;
 	e->u.gso.type = o->gso_type;
 	e->u.gso.pad = 0;
 	e->u.gso.features = 0;
-	pvio_ring_back_rsp_commit(&q->rx);
-	q->rx_dirty = true;
+	rx_rsp_done(q, cons);
 }
 
 /* Offloads of a packet read from the TAP, as this guest can take them.
@@ -310,6 +371,7 @@ struct rx_job {
 	struct netif_rx_request req[NET_MAX_SLOTS + 1];
 	uint16_t ndata;
 	uint16_t nreq;
+	uint32_t cons;			/* ring index of req[0] */
 };
 
 static void rx_finish(struct net_queue *q, struct rx_job *jobs, unsigned int n)
@@ -345,10 +407,11 @@ static void rx_finish(struct net_queue *q, struct rx_job *jobs, unsigned int n)
 				if (j->o.gso_type)
 					flags |= NETRXF_extra_info;
 			}
-			rx_rsp(q, j->req[r].id, flags, st);
+			rx_rsp(q, j->cons + r, j->req[r].id, flags, st);
 			r++;
 			if (k == 0 && j->o.gso_type) {
-				rx_extra(q, &j->o);	/* after the first data slot */
+				/* after the first data slot */
+				rx_extra(q, j->cons + r, &j->o);
 				r++;
 			}
 		}
@@ -414,18 +477,27 @@ static int rx_deliver(struct net_queue *q)
 			worker_gcopy_begin(q->dq.w, q->domid);
 		}
 		j = &jobs[nj];
+		j->cons = q->rx.req_cons;
 		while (got < need) {
 			int c = pvio_netif_rx_back_consume(&q->rx, j->req + got,
 							    need - got);
 
 			if (c <= 0)
 				break;
+			/* the copies to the record, then the index */
+			for (k = 0; q->jrx && k < (uint32_t)c; k++)
+				jrnl_take(q->jrx, ent_of(&q->rx, j->cons + got + k),
+					  j->cons + got + k, &j->req[got + k],
+					  sizeof(j->req[0]), 0);
+			if (q->jrx)
+				jrnl_consumed(q->jrx, q->rx.req_cons);
 			got += (uint32_t)c;
 		}
 		if (got < need) {
 			/* a hostile index: answer what we took, stop */
 			for (k = 0; k < got; k++)
-				rx_rsp(q, j->req[k].id, 0, NETIF_RSP_ERROR);
+				rx_rsp(q, j->cons + k, j->req[k].id, 0,
+				       NETIF_RSP_ERROR);
 			dp_queue_halt(&q->dq, -EPROTO, "rx: %s",
 				      q->rx.halted ? pvio_ring_halt_str(q->rx.halted)
 						   : "requests vanished");
@@ -522,11 +594,19 @@ static void net_flush(struct dp_queue *dq)
 
 	if (q->rx_ready && !q->quiesced)
 		rx_deliver(q);
+	if (pvio_unlikely(q->kick_guest))
+		q->tx_dirty = q->rx_dirty = true;
 	tx_publish(q);
 	if (q->rx_dirty) {
 		q->rx_dirty = false;
-		if (pvio_ring_back_push(&q->rx))
+		if (pvio_ring_back_push(&q->rx) || q->kick_guest)
 			dp_queue_notify(dq, q->vif->split ? 1 : 0);
+	}
+	if (pvio_unlikely(q->kick_guest)) {
+		/* re-attached after a crash: what the last process published
+		 * may be owed an event; a spurious one is harmless */
+		dp_queue_notify(dq, 0);
+		q->kick_guest = false;
 	}
 }
 
@@ -587,9 +667,100 @@ static const struct dp_queue_ops net_queue_ops = {
 
 /* ---- set-up --------------------------------------------------------------------------- */
 
+/*
+ * The in-flight record of one of the queue's rings (docs/architecture.md,
+ * "Crash recovery"). Both rings answer every slot they consumed before
+ * publishing, so an entry per ring index suffices. Kept after a crash: tx
+ * slots consumed and not answered are answered now (their frames are lost;
+ * TCP sends them again); rx answers in the order it consumes, so the
+ * unanswered requests are the ring indices from rsp_prod_pvt on: their
+ * copies go back into their slots and they are taken again as fresh
+ * buffers, nothing answered twice, nothing leaked.
+ */
+static int net_journal(struct net_queue *q, struct device *d, bool rx,
+		       pvio_gref_t ref, pvio_port_t port, bool reattach)
+{
+	struct pvio_ring_back *ring = rx ? &q->rx : &q->tx;
+	struct jrnl **jp = rx ? &q->jrx : &q->jtx, *j;
+	uint32_t req_prod = __atomic_load_n(&ring->sring->req_prod,
+					    __ATOMIC_ACQUIRE), pvt;
+	const char *why = NULL;
+	struct jrnl_ident id;
+	unsigned int *slots, nr = 0, i;
+	bool kept;
+	int rc;
+
+	memset(&id, 0, sizeof(id));
+	snprintf(id.kind, sizeof(id.kind), rx ? "vif_rx" : "vif_tx");
+	id.domid = d->fe;
+	id.devid = d->devid;
+	id.queue = q->dq.index;
+	id.nr_pages = 1;
+	id.refs[0] = ref;
+	id.port = port;
+	id.nr_ents = ring->nr_ents;
+	id.req_size = rx ? sizeof(struct netif_rx_request)
+			 : sizeof(struct netif_tx_request);
+	rc = jrnl_open(d->bd->o.journal_dir, &id, reattach, ring->rsp_pushed,
+		       jp, &kept);
+	if (rc) {
+		log_warn("%s: cannot create the in-flight record in %s: %s",
+			 d->path, d->bd->o.journal_dir, strerror(-rc));
+		return rc;
+	}
+	j = *jp;
+	if (!kept)
+		return 0;
+	slots = malloc(ring->nr_ents * sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	rc = jrnl_recover(j, req_prod, ring->rsp_pushed, slots, &nr, &why);
+	pvt = j->h->rsp_prod_pvt;
+	for (i = 0; !rc && rx && i < nr; i++)
+		if (j->ent[slots[i]].cons_idx != pvt + i) {
+			why = "its rx requests are not the last ones taken";
+			rc = -EPROTO;
+		}
+	if (rc) {
+		log_warn("%s: refusing the in-flight record %s: %s; attaching at the live ring indices",
+			 d->path, j->path, why);
+		jrnl_reset(j, ring->rsp_pushed);
+		free(slots);
+		return 0;
+	}
+	ring->req_cons = ring->req_snap = j->h->req_cons;
+	ring->rsp_prod_pvt = pvt;
+	if (rx) {
+		for (i = 0; i < nr; i++)
+			memcpy(pvio__ring_slot(ring->sring, pvt + i, ring->nr_ents,
+					       sizeof(union pvio_netif_rx_slot)),
+			       j->ent[slots[i]].req, sizeof(struct netif_rx_request));
+		jrnl_consumed(j, pvt);
+		for (i = 0; i < nr; i++)
+			j->ent[slots[i]].state = JE_FREE;
+		ring->req_cons = ring->req_snap = pvt;
+	} else {
+		for (i = 0; i < nr; i++) {
+			const struct jrnl_ent *e = &j->ent[slots[i]];
+			struct netif_tx_request t;
+
+			memcpy(&t, e->req, sizeof(t));
+			tx_rsp(q, e->cons_idx, e->tag ? 0 : t.id,
+			       e->tag ? NETIF_RSP_NULL : NETIF_RSP_OKAY);
+		}
+	}
+	q->kick_guest = true;
+	log_info("%s: queue %u %s: in-flight record kept: %u %s, %u responses to publish",
+		 d->path, q->dq.index, rx ? "rx" : "tx", nr,
+		 rx ? "buffers taken again" : "slots answered (frames lost)",
+		 ring->rsp_prod_pvt - ring->rsp_pushed);
+	free(slots);
+	return 0;
+}
+
 int net_queue_create(struct device *d, struct vif *v, struct worker *w,
 		     unsigned int index, pvio_gref_t tx_ref, pvio_gref_t rx_ref,
-		     pvio_port_t port_tx, pvio_port_t port_rx,
+		     pvio_port_t port_tx, pvio_port_t port_rx, bool reattach,
 		     struct net_queue **out)
 {
 	struct net_queue *q = calloc(1, sizeof(*q));
@@ -666,6 +837,15 @@ int net_queue_create(struct device *d, struct vif *v, struct worker *w,
 		q->dq.ports[1] = (pvio_port_t)rc;
 		q->dq.nr_ports = 2;
 	}
+	if (d->bd->o.journal_dir) {
+		rc = net_journal(q, d, false, tx_ref, port_tx, reattach);
+		if (!rc)
+			rc = net_journal(q, d, true, rx_ref, port_rx, reattach);
+		if (rc)
+			goto fail;
+	}
+	/* a restart: what the last process published may be owed an event */
+	q->kick_guest |= reattach;
 	*out = q;
 	return 0;
 fail:
@@ -679,6 +859,11 @@ void net_queue_free(struct net_queue *q)
 
 	if (!q)
 		return;
+	/* drained: the records go (one still owing answers stays) */
+	if (q->jtx)
+		jrnl_close(q->jtx, q->jtx->h->req_cons == q->jtx->h->rsp_prod_pvt);
+	if (q->jrx)
+		jrnl_close(q->jrx, q->jrx->h->req_cons == q->jrx->h->rsp_prod_pvt);
 	for (i = 0; i < q->dq.nr_ports; i++)
 		pvio_evtchn_close(q->dq.w->plat, q->dq.ports[i]);
 	if (q->tx_mem)

@@ -227,7 +227,7 @@ static int read_queue(struct device *d, struct vif *v, unsigned int i,
 					 i, strerror(-rc));
 	rc = net_queue_create(d, v, backd_pick_worker(d->bd), i,
 			      (pvio_gref_t)tx, (pvio_gref_t)rx, (pvio_port_t)ptx,
-			      (pvio_port_t)prx, &q);
+			      (pvio_port_t)prx, d->reattach, &q);
 	if (rc)
 		return pvio_xenbus_fatal(d->xb, rc, "mapping rings of queue %u: %s",
 					 i, strerror(-rc));

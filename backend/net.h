@@ -11,6 +11,7 @@
 
 #include <pvio/netif.h>
 
+#include "journal.h"
 #include "private.h"
 
 #define NET_VNET_HDR	sizeof(struct virtio_net_hdr)
@@ -61,6 +62,7 @@ struct tx_pkt {
 	uint16_t nextra;
 	bool has_gso;
 	struct netif_extra_info gso;
+	uint32_t cons;			/* ring index of its first slot */
 };
 
 struct net_queue {
@@ -89,6 +91,9 @@ struct net_queue {
 	bool tx_dirty, rx_dirty;
 	bool reads_posted;
 	bool quiesced;
+	/* in-flight records (crash recovery), or NULL */
+	struct jrnl *jtx, *jrx;
+	bool kick_guest;		/* re-attached: notify once */
 };
 
 static inline struct net_queue *NQ(struct dp_queue *q)
@@ -98,7 +103,7 @@ static inline struct net_queue *NQ(struct dp_queue *q)
 
 int net_queue_create(struct device *d, struct vif *v, struct worker *w,
 		     unsigned int index, pvio_gref_t tx_ref, pvio_gref_t rx_ref,
-		     pvio_port_t port_tx, pvio_port_t port_rx,
+		     pvio_port_t port_tx, pvio_port_t port_rx, bool reattach,
 		     struct net_queue **out);
 void net_queue_free(struct net_queue *q);
 
