@@ -82,3 +82,12 @@ t_wait_states() {	# dom devid "Fe Be" [timeout-s]
 	done
 	t_fail "device $1/$2: states '$(t_states "$1" "$2")', want '$3'"
 }
+
+# Wait until a TCP listener is up on PORT in namespace NS ("" for dom0).
+t_wait_listen() {	# ns port
+	for _ in $(seq 100); do
+		${1:+ip netns exec "$1"} ss -Hltn "sport = :$2" 2>/dev/null |
+			grep -q . && return 0
+		sleep 0.05
+	done
+}

@@ -55,11 +55,7 @@ xfer_killed() {
 		nc -4 -d -l -p $port >"$W/recv.bin" 2>/dev/null &
 	fi
 	lpid=$!
-	for _ in $(seq 100); do
-		${rns:+ip netns exec "$rns"} ss -Hltn "sport = :$port" 2>/dev/null |
-			grep -q . && break
-		sleep 0.05
-	done
+	t_wait_listen "$rns" $port
 	# slow enough that the kills land in the middle: 4 MiB/s
 	if [ -n "$sns" ]; then
 		ip netns exec "$sns" bash -c "python3 -c '

@@ -77,11 +77,7 @@ xfer() {
 	fi
 	local lpid=$!
 	# until the listener is up (ss in its namespace), however slow
-	for _ in $(seq 100); do
-		${rns:+ip netns exec "$rns"} ss -Hltn "sport = :$port" 2>/dev/null |
-			grep -q . && break
-		sleep 0.05
-	done
+	t_wait_listen "$rns" $port
 	if [ -n "$sns" ]; then
 		timeout 60 ip netns exec "$sns" nc -q 1 -w 10 "$addr" $port <"$W/send.bin"
 	else
