@@ -28,37 +28,19 @@ static inline void fz_bytes(struct fz *f, void *out, size_t n)
 	f->left -= k;
 }
 
-static inline uint8_t fz_u8(struct fz *f)
-{
-	uint8_t v;
-
-	fz_bytes(f, &v, 1);
-	return v;
-}
-
-static inline uint16_t fz_u16(struct fz *f)
-{
-	uint16_t v;
-
-	fz_bytes(f, &v, 2);
-	return v;
-}
-
-static inline uint32_t fz_u32(struct fz *f)
-{
-	uint32_t v;
-
-	fz_bytes(f, &v, 4);
-	return v;
-}
-
-static inline uint64_t fz_u64(struct fz *f)
-{
-	uint64_t v;
-
-	fz_bytes(f, &v, 8);
-	return v;
-}
+/* fz_u8(), fz_u16(), fz_u32(), fz_u64(): the next value, host order */
+#define FZ_TAKE(name, type)						\
+	static inline type name(struct fz *f)				\
+	{								\
+		type v;							\
+									\
+		fz_bytes(f, &v, sizeof(v));				\
+		return v;						\
+	}
+FZ_TAKE(fz_u8, uint8_t)
+FZ_TAKE(fz_u16, uint16_t)
+FZ_TAKE(fz_u32, uint32_t)
+FZ_TAKE(fz_u64, uint64_t)
 
 /* An invariant of the code under test: a failure is a finding. */
 #define FZ_CHECK(cond)							\
