@@ -9,7 +9,8 @@
  *   2. grant-copy the indirect pages of indirect requests into private
  *      memory (copy-once, XSA-155) and validate their segments;
  *   3. grant-copy the data of writes into bounce pages;
- *   4. submit one readv/writev/fsync/fallocate per request.
+ *   4. hand each request to the vbd's target (target.h: a file through
+ *      io_uring, or a remote image), which reports through blk_req_done().
  * Completions of reads grant-copy the bounce pages to the guest; then every
  * response of the pass is published at once, with one notification if the
  * guest asked for one. Grant operations are batched per pass (one
@@ -20,8 +21,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +39,8 @@ static unsigned int slot_of(const struct blk_queue *q, const struct blk_req *r)
 	return (unsigned int)(r - q->reqs);
 }
 
-static void respond(struct blk_queue *q, struct blk_req *r, int16_t status)
+/* The guest sees @status for @r (published with the pass). */
+static void answer(struct blk_queue *q, struct blk_req *r, int16_t status)
 {
 	struct blkif_response *p = pvio_blkif_back_rsp(&q->ring);
 
@@ -65,7 +65,11 @@ static void respond(struct blk_queue *q, struct blk_req *r, int16_t status)
 	dp_stat_latency(&q->dq.st, pvio_now_ns() - r->taken_ns);
 	if (r == q->barrier)
 		q->barrier = NULL;
-	/* the request struct and its pages go back */
+}
+
+/* The request struct and its pages go back. */
+static void release(struct blk_queue *q, struct blk_req *r)
+{
 	if (r->nseg && r->kind != BK_DISCARD) {
 		unsigned int i;
 
@@ -82,6 +86,22 @@ static void respond(struct blk_queue *q, struct blk_req *r, int16_t status)
 	q->free_reqs = r;
 	q->nr_free++;
 	q->inflight--;
+	r->answered = false;
+}
+
+static void respond(struct blk_queue *q, struct blk_req *r, int16_t status)
+{
+	answer(q, r, status);
+	release(q, r);
+}
+
+void blk_req_answer_now(struct blk_queue *q, struct blk_req *r)
+{
+	if (r->answered)
+		return;
+	STAT_ADD(&q->dq, err_io, 1);
+	answer(q, r, BLKIF_RSP_ERROR);
+	r->answered = true;
 }
 
 static void fail(struct blk_queue *q, struct blk_req *r, int16_t status,
@@ -93,23 +113,11 @@ static void fail(struct blk_queue *q, struct blk_req *r, int16_t status,
 
 /* ---- submission ------------------------------------------------------------------------ */
 
-static int target_fd(struct blk_queue *q, struct blk_req *r)
-{
-	return (q->vbd->fd_direct >= 0 && !r->retried) ? q->vbd->fd_direct
-							: q->vbd->fd_buffered;
-}
+static bool has_data(const struct blk_req *r);
 
-/* ... and its registered-file slot, or -1 */
-static int target_slot(struct blk_queue *q, struct blk_req *r)
+/* The request's data buffers as an iovec, for the target. */
+static void fill_iov(struct blk_queue *q, struct blk_req *r)
 {
-	return (q->vbd->fd_direct >= 0 && !r->retried) ? q->slot_direct
-							: q->slot_buffered;
-}
-
-static void submit_rw(struct blk_queue *q, struct blk_req *r, bool write,
-		      uint8_t flags)
-{
-	struct io_uring_sqe *sqe = worker_sqe(q->dq.w);
 	unsigned int i;
 
 	for (i = 0; i < r->nseg; i++) {
@@ -124,71 +132,13 @@ static void submit_rw(struct blk_queue *q, struct blk_req *r, bool write,
 					     (size_t)r->pages[i] * PVIO_PAGE_SIZE;
 		r->iov[i].iov_len = (s->last_sect - s->first_sect + 1u) * 512u;
 	}
-	/* one segment: a plain read/write, no iovec for the kernel to import */
-	if (r->nseg == 1 && write)
-		io_uring_prep_write(sqe, target_fd(q, r), r->iov[0].iov_base,
-				    (unsigned int)r->iov[0].iov_len,
-				    r->sector * 512u);
-	else if (r->nseg == 1)
-		io_uring_prep_read(sqe, target_fd(q, r), r->iov[0].iov_base,
-				   (unsigned int)r->iov[0].iov_len,
-				   r->sector * 512u);
-	else if (write)
-		io_uring_prep_writev(sqe, target_fd(q, r), r->iov, r->nseg,
-				     r->sector * 512u);
-	else
-		io_uring_prep_readv(sqe, target_fd(q, r), r->iov, r->nseg,
-				    r->sector * 512u);
-	dp_sqe_file(sqe, target_slot(q, r));
-	sqe->flags |= flags;
-	r->pending++;
-	dp_sqe_own(&q->dq, sqe, &r->tag);
-}
-
-static void submit_fsync(struct blk_queue *q, struct blk_req *r, uint8_t flags)
-{
-	struct io_uring_sqe *sqe = worker_sqe(q->dq.w);
-
-	io_uring_prep_fsync(sqe, q->vbd->fd_buffered, IORING_FSYNC_DATASYNC);
-	dp_sqe_file(sqe, q->slot_buffered);
-	sqe->flags |= flags;
-	r->pending++;
-	dp_sqe_own(&q->dq, sqe, &r->tag);
 }
 
 static void submit(struct blk_queue *q, struct blk_req *r)
 {
-	struct io_uring_sqe *sqe;
-
-	switch (r->kind) {
-	case BK_READ:
-		submit_rw(q, r, false, 0);
-		break;
-	case BK_WRITE:
-		submit_rw(q, r, true, 0);
-		break;
-	case BK_FLUSH:
-		submit_fsync(q, r, 0);
-		break;
-	case BK_DISCARD:
-		sqe = worker_sqe(q->dq.w);
-		io_uring_prep_fallocate(sqe, q->vbd->fd_buffered,
-					FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					r->sector * 512u, r->bytes);
-		dp_sqe_file(sqe, q->slot_buffered);
-		r->pending++;
-		dp_sqe_own(&q->dq, sqe, &r->tag);
-		break;
-	case BK_BARRIER:
-		/* everything before it has completed (the queue drained):
-		 * flush, the write, flush again, in order */
-		if (r->nseg) {
-			submit_fsync(q, r, IOSQE_IO_LINK);
-			submit_rw(q, r, true, IOSQE_IO_LINK);
-		}
-		submit_fsync(q, r, 0);
-		break;
-	}
+	if (has_data(r))
+		fill_iov(q, r);
+	q->tops->submit(q, r);
 }
 
 static bool has_data(const struct blk_req *r)
@@ -537,13 +487,14 @@ static int blk_process(struct dp_queue *dq)
 	uint64_t now;
 	int n, i;
 
-	if (q->quiesced)
-		return 0;
 	if (!q->files_done) {	/* from the worker: its ring, its thread */
-		q->slot_direct = dp_queue_file(dq, q->vbd->fd_direct);
-		q->slot_buffered = dp_queue_file(dq, q->vbd->fd_buffered);
+		q->tops->queue_start(q);
 		q->files_done = true;
 	}
+	if (q->tops->poll)
+		q->tops->poll(q);
+	if (q->quiesced)
+		return 0;
 	if (q->persistent)
 		pg_cache_pass(&q->pg, BLK_PG_NEW_MAPS);
 	if (pvio_unlikely(q->nr_replay))
@@ -608,21 +559,22 @@ static int blk_process(struct dp_queue *dq)
 
 /* ---- completions ------------------------------------------------------------------- */
 
-static void blk_complete(struct dp_queue *dq, struct dp_tag *tag, int res)
+void blk_req_done(struct blk_queue *q, struct blk_req *r, int res)
 {
-	struct blk_queue *q = BQ(dq);
-	struct blk_req *r = tag->ptr;
+	struct dp_queue *dq = &q->dq;
 
 	pvio_fault("blk-complete");
 	r->pending--;
+	if (pvio_unlikely(r->answered)) {
+		/* answered already (blk_req_answer_now): only its buffers
+		 * were still the target's */
+		if (!r->pending)
+			release(q, r);
+		return;
+	}
 	if (res < 0 && r->status == BLKIF_RSP_OKAY) {
-		/* O_DIRECT refused this alignment: once more, buffered */
-		if (res == -EINVAL && !r->retried && q->vbd->fd_direct >= 0 &&
-		    (r->kind == BK_READ || r->kind == BK_WRITE)) {
-			r->retried = true;
-			submit_rw(q, r, r->kind == BK_WRITE, 0);
+		if (q->tops->retry && q->tops->retry(q, r, res))
 			return;
-		}
 		/* (a link cut short by an earlier failure is -ECANCELED,
 		 * and that failure has set the status already) */
 		if (res == -EOPNOTSUPP) {
@@ -663,6 +615,17 @@ static void blk_complete(struct dp_queue *dq, struct dp_tag *tag, int res)
 		return;
 	}
 	respond(q, r, r->status);
+}
+
+static void blk_complete(struct dp_queue *dq, struct dp_tag *tag, int res)
+{
+	struct blk_queue *q = BQ(dq);
+
+	if (pvio_unlikely(tag->kind == BLK_TAG_TARGET)) {
+		q->tops->event(q, tag, res);
+		return;
+	}
+	blk_req_done(q, tag->ptr, res);
 }
 
 /* Reads done in this pass: one batch of copies to the guest. */
@@ -744,7 +707,7 @@ static bool blk_busy(const struct dp_queue *dq)
 {
 	const struct blk_queue *q = (const struct blk_queue *)dq;
 
-	return q->inflight != 0;
+	return q->inflight != 0 || (q->tops->busy && q->tops->busy(q));
 }
 
 static void blk_quiesce(struct dp_queue *dq)
@@ -756,6 +719,8 @@ static void blk_quiesce(struct dp_queue *dq)
 	q->quiesced = true;
 	if (q->parked)
 		unpark(q);
+	if (q->tops->quiesce)
+		q->tops->quiesce(q);
 }
 
 static void blk_free_dq(struct dp_queue *dq)
@@ -867,6 +832,7 @@ int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 	q->dq.w = w;
 	q->dq.index = index;
 	q->vbd = v;
+	q->tops = v->tops;
 	q->domid = d->fe;
 	q->sectors = v->size_bytes / 512u;
 	q->parked_tail = &q->parked;

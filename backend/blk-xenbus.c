@@ -228,6 +228,48 @@ static int target_open(struct device *d, struct vbd *v)
 	return 0;
 }
 
+/*
+ * A remote target (target.h: NBD, RBD) opens itself; its reason for
+ * failing goes to the error node. Bounded by --remote-timeout.
+ */
+static int remote_open(struct device *d, struct vbd *v)
+{
+	int rc;
+
+	if (!v->tops) {
+		rc = -EPROTONOSUPPORT;
+	} else {
+		rc = v->tops->open(d, v);
+		if (rc && !v->why[0])
+			snprintf(v->why, sizeof(v->why), "cannot open %.400s: %s",
+				 v->params, strerror(-rc));
+	}
+	if (rc) {
+		log_warn("%s: %s", d->path, v->why);
+		return pvio_xenbus_fatal(d->xb, rc, "%s", v->why);
+	}
+	/* whole logical blocks only */
+	v->size_bytes -= v->size_bytes % v->logical;
+	v->feat_discard = v->feat_discard && v->discard_enable;
+	rc = device_write(d, "feature-discard", v->feat_discard ? "1" : "0");
+	if (!rc && v->feat_discard) {
+		rc = device_write(d, "discard-granularity", "%u",
+				  v->discard_granularity);
+		if (!rc)
+			rc = device_write(d, "discard-alignment", "0");
+		if (!rc)
+			rc = device_write(d, "discard-secure", "0");
+	}
+	if (rc)
+		return rc;
+	v->opened = true;
+	log_info("%s: %s (%s), %llu bytes, %s, sector %u/%u%s", d->path,
+		 v->params, v->tops->kind, (unsigned long long)v->size_bytes,
+		 v->readonly ? "read-only" : "read-write", v->logical,
+		 v->physical, v->feat_discard ? "" : ", no discard");
+	return 0;
+}
+
 static void vbd_hotplug_check(struct device *d);
 
 /* Open the target (again: its lock was held); connect a waiting frontend. */
@@ -347,7 +389,22 @@ static void vbd_hotplug_check(struct device *d)
 static int parse_params(struct device *d, struct vbd *v, char *s)
 {
 	char *colon = s[0] != '/' ? strchr(s, ':') : NULL;
+	const char *missing;
 
+	/* "raw:" (libxl's qdisk) before a remote target */
+	if (!strncmp(s, "raw:", 4) && s[4] != '/')
+		s += 4;
+	v->tops = blk_target_find(s, &missing);
+	if (v->tops != &blk_target_file) {
+		if (strlen(s) >= sizeof(v->params))
+			return pvio_xenbus_fatal(d->xb, -EINVAL, "params: too long");
+		snprintf(v->params, sizeof(v->params), "%s", s);
+		if (!v->tops)
+			snprintf(v->why, sizeof(v->why),
+				 "%s targets are not supported by this build of pvio-backd",
+				 missing);
+		return 0;
+	}
 	if (colon) {
 		*colon = 0;
 		if (strcmp(s, "raw") && strcmp(s, "aio"))
@@ -362,6 +419,13 @@ static int parse_params(struct device *d, struct vbd *v, char *s)
 	return 0;
 }
 
+/* Queues per device: the daemon's limit, and the target's. */
+static unsigned int max_queues(const struct vbd *v, const struct backd *bd)
+{
+	return v->tops && v->tops->max_queues < bd->o.max_queues ?
+	       v->tops->max_queues : bd->o.max_queues;
+}
+
 static int vbd_probe(struct device *d)
 {
 	struct backd *bd = d->bd;
@@ -373,6 +437,7 @@ static int vbd_probe(struct device *d)
 	if (!v)
 		return -ENOMEM;
 	v->fd_direct = v->fd_buffered = -1;
+	v->tops = &blk_target_file;
 	d->priv = v;
 	if (device_read_str(d, "script", &s) >= 0) {
 		v->hotplug = s[0] != 0;
@@ -414,7 +479,13 @@ static int vbd_probe(struct device *d)
 	if (device_read_uint(d, "discard-enable", 0, 1, 1, false, &discard))
 		return pvio_xenbus_fatal(d->xb, -EINVAL, "bad discard-enable (0 or 1)");
 	v->discard_enable = discard;
-	if (!v->hotplug) {
+	if (!v->hotplug && v->tops != &blk_target_file) {
+		rc = remote_open(d, v);
+		if (rc)
+			return rc;
+	} else if (!v->hotplug) {
+		v->feat_flush = true;
+		v->feat_barrier = true;
 		rc = target_open(d, v);
 		if (rc && rc != -EAGAIN)	/* -EAGAIN: the lock, later */
 			return rc;
@@ -423,12 +494,14 @@ static int vbd_probe(struct device *d)
 		log_info("%s: hotplug script %s: waiting for physical-device", d->path,
 			 v->script);
 	}
-	v->feat_flush = true;
-	v->feat_barrier = true;
+	if (v->hotplug) {	/* a file or block device, the script's */
+		v->feat_flush = true;
+		v->feat_barrier = true;
+	}
 	v->max_indirect = bd->o.max_indirect;
 	/* features before InitWait */
-	rc = device_write(d, "feature-flush-cache", "1");
-	if (!rc)
+	rc = device_write(d, "feature-flush-cache", v->feat_flush ? "1" : "0");
+	if (!rc && v->feat_barrier)
 		rc = device_write(d, "feature-barrier", "1");
 	if (!rc)
 		rc = device_write(d, "feature-persistent", "1");
@@ -440,7 +513,7 @@ static int vbd_probe(struct device *d)
 				  bd->o.max_ring_order);
 	if (!rc)
 		rc = device_write(d, "multi-queue-max-queues", "%u",
-				  bd->o.max_queues);
+				  max_queues(v, bd));
 	if (rc)
 		return rc;
 	/* a restarted pvio-backd finds the script's answer already there */
@@ -498,11 +571,11 @@ static int vbd_connect(struct device *d)
 	rc = pvio_xb_read_protocol(d->bd->xs, fe);
 	if (rc < 0)
 		return pvio_xenbus_fatal(d->xb, rc, "unsupported protocol");
-	rc = pvio_xb_read_queues(d->bd->xs, fe, d->bd->o.max_queues, &nq);
+	rc = pvio_xb_read_queues(d->bd->xs, fe, max_queues(v, d->bd), &nq);
 	if (rc)
 		return pvio_xenbus_fatal(d->xb, rc,
 					 "bad multi-queue-num-queues (max %u)",
-					 d->bd->o.max_queues);
+					 max_queues(v, d->bd));
 	/* persistent grants mapped: when asked for, and the frontend reuses
 	 * its grants (feature-persistent) */
 	{
@@ -512,7 +585,7 @@ static int vbd_connect(struct device *d)
 		snprintf(key, sizeof(key), "%s/feature-persistent", fe);
 		if (pvio_xs_read_bool(d->bd->xs, 0, key, false, &fp))
 			fp = false;
-		v->persistent = d->bd->o.grant_map && fp;
+		v->persistent = d->bd->o.grant_map && fp && !v->tops->no_map;
 	}
 	d->queues = calloc(nq, sizeof(*d->queues));
 	if (!d->queues)
@@ -580,6 +653,8 @@ static void vbd_destroy(struct device *d)
 
 	if (!v)
 		return;
+	if (v->tops && v->tops->close)
+		v->tops->close(v);
 	if (v->fd_direct >= 0)
 		close(v->fd_direct);
 	if (v->fd_buffered >= 0)
@@ -597,7 +672,7 @@ static void vbd_tick(struct device *d)
 
 	if (v && !v->opened)
 		vbd_changed(d);
-	if (!v || v->fd_buffered < 0)
+	if (!v || !v->opened)
 		return;
 	if (__atomic_exchange_n(&v->flush_unsupported, 0, __ATOMIC_RELAXED) &&
 	    v->feat_flush) {
@@ -618,7 +693,10 @@ static void vbd_tick(struct device *d)
 		v->feat_discard = false;
 		device_write(d, "feature-discard", "0");
 	}
-	if (target_size(v->fd_buffered, v->is_blockdev, &size) || !d->connected)
+	if (!d->connected)
+		return;
+	if (v->tops->size ? v->tops->size(v, &size) :
+	    target_size(v->fd_buffered, v->is_blockdev, &size))
 		return;
 	size -= size % v->logical;
 	if (size <= v->size_bytes)
@@ -643,6 +721,7 @@ static void vbd_describe(struct device *d, struct json_object *o)
 		return;
 	}
 	json_add_name(o, "target", v->params);
+	json_add_name(o, "target_kind", v->tops ? v->tops->kind : "none");
 	json_object_object_add(o, "size_bytes",
 			       json_object_new_uint64(v->size_bytes));
 	json_object_object_add(o, "read_only",

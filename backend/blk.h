@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "pgrant.h"
 #include "private.h"
+#include "target.h"
 
 #define BLK_MAX_DIRECT	BLKIF_MAX_SEGMENTS_PER_REQUEST	/* 11 */
 #define BLK_SEGS_PER_INDIRECT_PAGE \
@@ -30,6 +31,9 @@ struct vbd {
 	uint64_t hotplug_since_ns;
 	uint64_t lock_deadline_ns;	/* waiting for the target's lock until */
 	bool lock_wait;		/* open again on the next change or tick */
+	const struct blk_target_ops *tops;
+	void *tpriv;		/* the target's own state (remote kinds) */
+	char why[512];		/* a remote target's one-line failure reason */
 	int fd_direct;		/* O_DIRECT, or -1 */
 	int fd_buffered;
 	bool readonly;
@@ -59,6 +63,8 @@ struct blk_req {
 	bool retried;			/* re-issued without O_DIRECT */
 	bool indirect;
 	bool mapped;			/* segments in pg cache entries */
+	bool answered;			/* the guest has its (error) answer; the
+					 * target still holds the buffers */
 	uint16_t nseg;
 	uint16_t nr_indirect;
 	int16_t status;
@@ -77,6 +83,8 @@ struct blk_req {
 struct blk_queue {
 	struct dp_queue dq;		/* first: dp_queue <-> blk_queue */
 	struct vbd *vbd;
+	const struct blk_target_ops *tops;	/* vbd->tops */
+	void *tq;			/* the target's per-queue state */
 	unsigned int domid;
 	struct pvio_ring_back ring;
 	void *ring_mem;

@@ -122,6 +122,16 @@ static const char *const allowed[] = {
 	"getsockopt", "getsockname", "getpeername", "socketpair",
 };
 
+#ifdef HAVE_LIBRBD
+/* librados, for RBD disks attached later (backend/target-rbd.c): its
+ * messenger's epoll set (epoll_create), the client's admin socket
+ * (chmod), and statfs on its configuration and log directories; the
+ * monitors may be IPv6 (AF_INET6 below) */
+static const char *const allowed_rbd[] = {
+	"epoll_create", "chmod", "fchmod", "statfs", "fstatfs",
+};
+#endif
+
 #ifdef CONFINE_SANITIZER
 /* LeakSanitizer at exit: a tracer (clone, not a thread) lists the threads
  * (getdents, not getdents64, on x86_64) and ptrace-stops them */
@@ -171,7 +181,11 @@ static int allow(scmp_filter_ctx ctx, const char *const *names, size_t n)
 
 int confine_filter(void)
 {
-	static const int families[] = { AF_UNIX, AF_INET, AF_NETLINK };
+	static const int families[] = { AF_UNIX, AF_INET, AF_NETLINK,
+#if defined(HAVE_LIBRBD) || defined(HAVE_LIBNBD)
+					AF_INET6,	/* remote disks' servers */
+#endif
+	};
 	struct sigaction sa = { .sa_sigaction = on_sigsys,
 				.sa_flags = SA_SIGINFO };
 	scmp_filter_ctx ctx;
@@ -187,6 +201,11 @@ int confine_filter(void)
 	rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
 	if (!rc)
 		rc = allow(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]));
+#ifdef HAVE_LIBRBD
+	if (!rc)
+		rc = allow(ctx, allowed_rbd,
+			   sizeof(allowed_rbd) / sizeof(allowed_rbd[0]));
+#endif
 #ifdef CONFINE_SANITIZER
 	if (!rc)
 		rc = allow(ctx, allowed_sanitizer,

@@ -52,6 +52,10 @@ static void usage(FILE *f)
 "      --no-vbd, --no-vif serve only one of them\n"
 "      --hotplug-timeout S  wait this long for a hotplug script's answer\n"
 "                         (physical-device, hotplug-status; default 40)\n"
+"      --remote-timeout S RBD/NBD disks: a request not answered within S\n"
+"                         seconds (1..3600, default 30) fails with an I/O error\n"
+"      --lock-dir DIR     single-writer lock files of NBD disks\n"
+"                         (default /run/pvio/locks)\n"
 "  -s, --ctl-sock PATH    control socket for pvio-ctl stats (default: WORLD/\n"
 "                         backd.sock on sim, /run/pvio/backd.sock on xen)\n"
 "      --journal-dir DIR  in-flight records, one per ring, for restarting\n"
@@ -63,7 +67,15 @@ static void usage(FILE *f)
 "                         (debugging only; see docs/security.md)\n"
 "  -l, --log-level L      err|warn|info|debug (default info)\n"
 "      --version\n"
-"  -h, --help\n");
+"  -h, --help\n"
+"targets: file"
+#ifdef HAVE_LIBRBD
+" rbd"
+#endif
+#ifdef HAVE_LIBNBD
+" nbd"
+#endif
+"\n");
 }
 
 static bool valid_kinds(const char *s)
@@ -124,7 +136,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 {
 	enum { O_SPIN = 256, O_ORDER, O_QUEUES, O_INDIRECT, O_BUFFERED,
 	       O_VBDT, O_VIFT, O_NOVBD, O_NOVIF, O_MAP, O_PGMAX, O_JDIR,
-	       O_NOJ, O_NOCONFINE, O_KINDS, O_HPTIMEOUT };
+	       O_NOJ, O_NOCONFINE, O_KINDS, O_HPTIMEOUT, O_RTMO, O_LOCKDIR };
 	static const struct option opts[] = {
 		{ "platform", required_argument, NULL, 'p' },
 		{ "workers", required_argument, NULL, 'w' },
@@ -142,6 +154,8 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		{ "no-confine", no_argument, NULL, O_NOCONFINE },
 		{ "kinds", required_argument, NULL, O_KINDS },
 		{ "hotplug-timeout", required_argument, NULL, O_HPTIMEOUT },
+		{ "remote-timeout", required_argument, NULL, O_RTMO },
+		{ "lock-dir", required_argument, NULL, O_LOCKDIR },
 		{ "ctl-sock", required_argument, NULL, 's' },
 		{ "journal-dir", required_argument, NULL, O_JDIR },
 		{ "no-journal", no_argument, NULL, O_NOJ },
@@ -166,6 +180,8 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 	o->types_vbd = "vbd";
 	o->types_vif = "vif";
 	o->hotplug_timeout_s = 40;
+	o->remote_timeout_s = 30;
+	o->lock_dir = "/run/pvio/locks";
 	opterr = 0;	/* our own one-line messages */
 	while ((c = getopt_long(argc, argv, ":p:w:s:l:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -241,6 +257,17 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 			break;
 		case O_NOCONFINE:
 			o->no_confine = true;
+			break;
+		case O_RTMO:
+			if (pvio_parse_uint(optarg, 1, 3600, &o->remote_timeout_s))
+				pvio_usage_error(prog, "bad --remote-timeout '%s' (1..3600)",
+						 optarg);
+			break;
+		case O_LOCKDIR:
+			if (optarg[0] != '/' || strlen(optarg) > 300)
+				pvio_usage_error(prog, "bad --lock-dir '%s' (an absolute path)",
+						 optarg);
+			o->lock_dir = optarg;
 			break;
 		case 's':
 			o->ctl_sock = optarg;

@@ -362,6 +362,8 @@ struct backd_opts {
 	bool no_vif, no_vbd;
 	const char *journal_dir;	/* in-flight records; NULL: none */
 	bool no_confine;		/* --no-confine: debugging only */
+	unsigned int remote_timeout_s;	/* RBD/NBD: answer an error after */
+	const char *lock_dir;		/* single-writer lock files */
 };
 
 struct backd {

@@ -3,7 +3,9 @@
  * pvio-bench blk: a sim domU's blkfront -> pvio-backd -> a file on tmpfs
  * (or in the page cache), against the same workload issued directly with
  * io_uring on the same file from one process: the cost of storage with no
- * virtualization. Runs alternate (pvio, baseline, pvio, ...) and each
+ * virtualization. With --target an NBD export or an RBD image instead,
+ * against the field's own client doing the same I/O from one process
+ * (fio --ioengine=nbd / rbd, same block size and queue depth). Runs alternate (pvio, baseline, pvio, ...) and each
  * ratio is the median of the pairs' ratios. The baseline runs on the CPU
  * pvio-backd has (CPU 1), the guest on CPU 0.
  *
@@ -244,7 +246,156 @@ struct blk_opts {
 	unsigned int only;	/* bitmask of loads, 0: all */
 	unsigned int spin_us;
 	bool jcost;		/* baseline: pvio-backd --no-journal */
+	const char *target;	/* remote: an NBD URI or rbd:POOL/IMAGE */
+	const char *base;	/* fio's target (default: the same) */
 };
+
+/* ---- the remote baseline: fio with the engine's own client ---------------------------- */
+
+/*
+ * The number after "KEY" : inside the JSON object that follows @section
+ * ("read" or "write") in fio's output; 0 if absent.
+ */
+static double fio_num(const char *json, const char *section, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\" : {", section);
+	p = strstr(json, pat);
+	if (!p)
+		return 0;
+	snprintf(pat, sizeof(pat), "\"%s\" : ", key);
+	p = strstr(p, pat);
+	return p ? strtod(p + strlen(pat), NULL) : 0;
+}
+
+/* fio's clat percentile @pct ("50.000000") of @section, in us */
+static double fio_pct(const char *json, const char *section, const char *pct)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\" : {", section);
+	p = strstr(json, pat);
+	if (p)
+		p = strstr(p, "\"clat_ns\"");
+	if (!p)
+		return 0;
+	snprintf(pat, sizeof(pat), "\"%s\" : ", pct);
+	p = strstr(p, pat);
+	return p ? strtod(p + strlen(pat), NULL) / 1e3 : 0;
+}
+
+/*
+ * One fio run of @w against o->base (or o->target), pinned to pvio-backd's
+ * CPU. IOPS into r (ios over ns), its percentiles (us) into p50 and p99.
+ */
+static void fio_run(const struct blk_opts *o, const struct workload *w,
+		    struct run_result *r, double *p50, double *p99)
+{
+	const char *t = o->base ? o->base : o->target;
+	char out[] = "/tmp/pvio-bench-fio-XXXXXX";
+	char a_out[64], a_rw[32], a_bs[32], a_qd[32], a_rt[32], a_size[48];
+	char a_eng[64], a_1[4200], a_2[600], a_3[300], conf[4200];
+	char *argv[24], json[65536];
+	const char *sec = w->write ? "write" : "read";
+	unsigned int n = 0;
+	ssize_t len;
+	pid_t pid;
+	int fd, st;
+
+	fd = mkstemp(out);
+	if (fd < 0) {
+		r->error = -errno;
+		return;
+	}
+	conf[0] = 0;
+	argv[n++] = "fio";
+	argv[n++] = "--name=baseline";
+	argv[n++] = "--output-format=json";
+	snprintf(a_out, sizeof(a_out), "--output=%s", out);
+	argv[n++] = a_out;
+	if (!strncmp(t, "rbd:", 4)) {
+		char spec[4096], *img, *opt;
+
+		snprintf(spec, sizeof(spec), "%s", t + 4);
+		opt = strchr(spec, ':');
+		if (opt) {
+			*opt++ = 0;
+			if (!strncmp(opt, "conf=", 5))
+				snprintf(conf, sizeof(conf), "%s", opt + 5);
+		}
+		img = strchr(spec, '/');
+		if (!img) {
+			r->error = -EINVAL;
+			goto out;
+		}
+		*img++ = 0;
+		snprintf(a_eng, sizeof(a_eng), "--ioengine=rbd");
+		snprintf(a_1, sizeof(a_1), "--pool=%s", spec);
+		snprintf(a_2, sizeof(a_2), "--rbdname=%s", img);
+		snprintf(a_3, sizeof(a_3), "--clientname=admin");
+	} else {
+		snprintf(a_eng, sizeof(a_eng), "--ioengine=nbd");
+		snprintf(a_1, sizeof(a_1), "--uri=%s", t);
+		a_2[0] = a_3[0] = 0;
+	}
+	argv[n++] = a_eng;
+	argv[n++] = a_1;
+	if (a_2[0])
+		argv[n++] = a_2;
+	if (a_3[0])
+		argv[n++] = a_3;
+	snprintf(a_rw, sizeof(a_rw), "--rw=%s%s", w->random ? "rand" : "",
+		 w->write ? "write" : "read");
+	snprintf(a_bs, sizeof(a_bs), "--bs=%u", w->bs);
+	snprintf(a_qd, sizeof(a_qd), "--iodepth=%u", w->qd);
+	snprintf(a_rt, sizeof(a_rt), "--runtime=%ums", o->ms);
+	snprintf(a_size, sizeof(a_size), "--size=%llu", (unsigned long long)o->size);
+	argv[n++] = a_rw;
+	argv[n++] = a_bs;
+	argv[n++] = a_qd;
+	argv[n++] = a_rt;
+	argv[n++] = a_size;
+	argv[n++] = "--time_based";
+	argv[n++] = "--norandommap";
+	argv[n++] = "--randrepeat=0";
+	argv[n++] = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		bench_pin(1);
+		/* librbd as pvio-backd runs it: no write-back cache */
+		setenv("CEPH_ARGS", "--rbd_cache=false", 1);
+		if (conf[0])
+			setenv("CEPH_CONF", conf, 1);
+		execvp("fio", argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) ||
+	    WEXITSTATUS(st)) {
+		fprintf(stderr, "pvio-bench: fio failed (installed? %s)\n", out);
+		r->error = -EIO;
+		goto out;
+	}
+	len = pread(fd, json, sizeof(json) - 1, 0);
+	if (len <= 0) {
+		r->error = -EIO;
+		goto out;
+	}
+	json[len] = 0;
+	r->ios = (uint64_t)(fio_num(json, sec, "iops") * 1000.0);
+	r->ns = 1000000000000ull;	/* iops x 1000 over 1000 s: 3 decimals */
+	*p50 = fio_pct(json, sec, "50.000000");
+	*p99 = fio_pct(json, sec, "99.000000");
+	if (!r->ios)
+		r->error = -EIO;
+out:
+	close(fd);
+	unlink(out);
+}
+
 
 static size_t res_size(void)
 {
@@ -358,6 +509,8 @@ int bench_blk(int argc, char **argv)
 	pid_t guest, guest2 = -1;
 	char img[PVIO_PATH_BUF];
 	char *bufs;
+	bool size_given = false;
+	double fp50 = 0, fp99 = 0;
 
 	for (i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--guests") || !strcmp(argv[i], "--noisy")) {
@@ -378,6 +531,7 @@ int bench_blk(int argc, char **argv)
 			    o.size % 131072)
 				pvio_usage_error("pvio-bench", "bad --size '%s' (16M.., 128K multiple)",
 						 argv[i]);
+			size_given = true;
 		} else if (!strcmp(argv[i], "--copy")) {
 			o.copy = true;
 		} else if (!strcmp(argv[i], "--pool")) {
@@ -386,6 +540,14 @@ int bench_blk(int argc, char **argv)
 			o.jcost = true;
 		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
 			o.dir = argv[++i];
+		} else if (!strcmp(argv[i], "--target") && i + 1 < argc) {
+			o.target = argv[++i];
+			if (strncmp(o.target, "rbd:", 4) && strncmp(o.target, "nbd:", 4) &&
+			    strncmp(o.target, "nbd+unix:", 9))
+				pvio_usage_error("pvio-bench", "bad --target '%s' (nbd://..., nbd+unix://..., rbd:POOL/IMAGE)",
+						 o.target);
+		} else if (!strcmp(argv[i], "--base") && i + 1 < argc) {
+			o.base = argv[++i];
 		} else if (!strcmp(argv[i], "--load") && i + 1 < argc) {
 			for (li = 0; li < NR_LOADS; li++)
 				if (!strcmp(argv[i + 1], loads[li].name))
@@ -398,6 +560,19 @@ int bench_blk(int argc, char **argv)
 			pvio_usage_error("pvio-bench", "blk: unknown option '%s'", argv[i]);
 		}
 	}
+	if (o.base && !o.target)
+		pvio_usage_error("pvio-bench", "--base goes with --target");
+	if (o.target && !size_given)
+		pvio_usage_error("pvio-bench", "--target needs --size (at most the target's)");
+	if (o.target && (o.pool || o.jcost))
+		pvio_usage_error("pvio-bench", "--pool and --journal-cost are for file targets");
+	bufs = aligned_alloc(4096, 128u * 131072u);
+	memset(bufs, 0xa5, 128u * 131072u);
+	if (o.target) {
+		fd = -1;
+		snprintf(img, sizeof(img), "%s", o.target);
+		goto attach;
+	}
 	snprintf(img, sizeof(img), "%s/pvio-bench-%d.img", o.dir, (int)getpid());
 	fd = open(img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -405,14 +580,13 @@ int bench_blk(int argc, char **argv)
 		return 1;
 	}
 	/* real data, in memory: no holes, no disk */
-	bufs = aligned_alloc(4096, 128u * 131072u);
-	memset(bufs, 0xa5, 128u * 131072u);
 	for (uint64_t off = 0; off < o.size; off += 1u << 20)
 		if (pwrite(fd, bufs, 1u << 20, (off_t)off) != 1 << 20) {
 			fprintf(stderr, "pvio-bench: cannot fill %s\n", img);
 			unlink(img);
 			return 1;
 		}
+attach:
 	rc = bench_world_up(&bw, o.spin_us, !o.copy);
 	if (!rc)
 		rc = bench_attach_vbd(&bw, domid, img);
@@ -422,7 +596,8 @@ int bench_blk(int argc, char **argv)
 			rc = bench_attach_vbd(&bw2, domid, img);
 	}
 	if (rc) {
-		unlink(img);
+		if (!o.target)
+			unlink(img);
 		bench_world_down(&bw);
 		if (o.jcost)
 			bench_world_down(&bw2);
@@ -461,6 +636,8 @@ int bench_blk(int argc, char **argv)
 				if (bench_write(cmd2[1], &li, sizeof(li)) ||
 				    recv_result(res2[0], rb) || rb->error)
 					rb->error = rb->error ? rb->error : -EIO;
+			} else if (o.target) {
+				fio_run(&o, w, rb, &fp50, &fp99);
 			} else {
 				/* on pvio-backd's CPU: the same core does the I/O */
 				bench_pin(1);
@@ -498,6 +675,10 @@ int bench_blk(int argc, char **argv)
 		pt->notif_per_req = reqs ? nsum / reqs : 0;
 		bench_percentiles(lp, nlp, &pt->p50, &pt->p99);
 		bench_percentiles(lb, nlb, &pt->bp50, &pt->bp99);
+		if (o.target) {	/* fio's own percentiles, last run */
+			pt->bp50 = fp50;
+			pt->bp99 = fp99;
+		}
 		free(lp);
 		free(lb);
 	}
@@ -518,8 +699,10 @@ int bench_blk(int argc, char **argv)
 		waitpid(guest2, NULL, 0);
 		bench_world_down(&bw2);
 	}
-	close(fd);
-	unlink(img);
+	if (fd >= 0) {
+		close(fd);
+		unlink(img);
+	}
 	if (rc)
 		return 1;
 
@@ -529,7 +712,8 @@ int bench_blk(int argc, char **argv)
 		printf("{\"benchmark\": \"pvio-bench blk\", \"target\": \"%s\", \"size\": %llu, "
 		       "\"grants\": \"%s\", \"guest_buffers\": \"%s\", \"time_ms\": %u, "
 		       "\"runs\": %u, \"results\": [",
-		       o.dir, (unsigned long long)o.size, o.copy ? "copy" : "map",
+		       o.target ? o.target : o.dir, (unsigned long long)o.size,
+		       o.copy ? "copy" : "map",
 		       o.pool ? "pool" : "granted", o.ms, o.runs);
 		for (li = 0; li < NR_LOADS; li++) {
 			struct point *pt = &pts[li];
@@ -543,22 +727,31 @@ int bench_blk(int argc, char **argv)
 			       "\"p99_us\": %.2f}, \"ratio\": %.3f}",
 			       first ? "" : ",", loads[li].name, pt->s_iops.med, pt->s_iops.min,
 			       pt->s_iops.max, pt->mbs, pt->p50, pt->p99, pt->notif_per_req,
-			       o.jcost ? "baseline_no_journal" : "baseline_io_uring",
+			       o.jcost ? "baseline_no_journal" :
+			       o.target ? "baseline_fio" : "baseline_io_uring",
 			       pt->s_base.med, pt->base_mbs, pt->bp50, pt->bp99, pt->ratio_med);
 			first = false;
 		}
 		printf("\n]}\n");
 		return 0;
 	}
-	printf("pvio-bench blk: sim domU blkfront (buffers %s) -> pvio-backd (grants %s) -> "
-	       "a file in %s,\ncached (%llu MiB); baseline: %s;\n%u ms x %u paired runs; "
-	       "ratio = median of pvio/baseline pairs\n",
-	       o.pool ? "copied through the pool" : "granted, in place",
-	       o.copy ? "copied" : "mapped", o.dir, (unsigned long long)(o.size >> 20),
-	       o.jcost ? "the same guest I/O through a pvio-backd --no-journal (in-flight "
-			 "records off)"
-		       : "io_uring on the same file, one process",
-	       o.ms, o.runs);
+	if (o.target)
+		printf("pvio-bench blk: sim domU blkfront (buffers granted, in place) -> pvio-backd -> %s;\n"
+		       "baseline: fio --ioengine=%s on %s, one process, same bs and iodepth;\n"
+		       "%u ms x %u paired runs (%llu MiB range); ratio = median of pvio/baseline pairs\n",
+		       o.target, strncmp(o.target, "rbd:", 4) ? "nbd" : "rbd",
+		       o.base ? o.base : o.target, o.ms, o.runs,
+		       (unsigned long long)(o.size >> 20));
+	else
+		printf("pvio-bench blk: sim domU blkfront (buffers %s) -> pvio-backd (grants %s) -> "
+		       "a file in %s,\ncached (%llu MiB); baseline: %s;\n%u ms x %u paired runs; "
+		       "ratio = median of pvio/baseline pairs\n",
+		       o.pool ? "copied through the pool" : "granted, in place",
+		       o.copy ? "copied" : "mapped", o.dir, (unsigned long long)(o.size >> 20),
+		       o.jcost ? "the same guest I/O through a pvio-backd --no-journal (in-flight "
+				 "records off)"
+			       : "io_uring on the same file, one process",
+		       o.ms, o.runs);
 	printf("%-20s | %10s %9s %17s %8s | %10s %9s %17s | %6s\n", "workload", "pvio IOPS",
 	       "MB/s", "p50/p99 us", "notif/rq", "base IOPS", "MB/s", "p50/p99 us", "ratio");
 	for (li = 0; li < NR_LOADS; li++) {

@@ -594,6 +594,13 @@ static bool want_wait(enum attach_wait w)
 	return w == WAIT_YES || (w == WAIT_AUTO && backd_answers());
 }
 
+static bool is_remote_target(const char *t)
+{
+	return !strncmp(t, "rbd:", 4) || !strncmp(t, "nbd://", 6) ||
+	       !strncmp(t, "nbd+unix://", 11) || !strncmp(t, "nbds://", 7) ||
+	       !strncmp(t, "nbds+unix://", 12);
+}
+
 static int cmd_vbd_attach(int argc, char **argv)
 {
 	static const struct option o[] = {
@@ -657,10 +664,12 @@ static int cmd_vbd_attach(int argc, char **argv)
 		die_usage("vbd-attach DOM TARGET [--vdev V] [--mode r|w] [--buffered]");
 	/* the target is the world's state, not the command line's: runtime;
 	 * with a hotplug script, the script's to interpret (block-iscsi, ...) */
-	if (v.script[0]) {
+	if (v.script[0] || is_remote_target(argv[optind + 1])) {
+		/* pvio-backd opens a remote one itself: rbd:POOL/IMAGE...,
+		 * nbd://..., nbd+unix://... */
 		if (strlen(argv[optind + 1]) >= sizeof(real) ||
 		    strchr(argv[optind + 1], '\n'))
-			die_usage("bad target for the script");
+			die_usage("bad target '%s'", argv[optind + 1]);
 		snprintf(real, sizeof(real), "%s", argv[optind + 1]);
 	} else if (!realpath(argv[optind + 1], real) || stat(real, &st) < 0)
 		die("cannot use target '%s': %s", argv[optind + 1],
@@ -1435,6 +1444,8 @@ static void usage(FILE *f)
 "  list                                           domains\n"
 "  run DOM -- CMD [ARGS...]                       run a program as DOM\n"
 "  vbd-attach DOM TARGET [--vdev xvda] [--mode r|w] [--buffered]\n"
+"         TARGET: a file or block device, rbd:POOL/IMAGE[@SNAP][:conf=PATH]\n"
+"         [:id=USER], nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH\n"
 "  vbd-detach DOM VDEV\n"
 "  vif-attach DOM [--mac MAC] [--bridge BR] [--devid N] [--mtu N]\n"
 "     [--vifname NAME] [--ip ADDRS]\n"

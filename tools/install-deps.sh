@@ -10,7 +10,9 @@ pkgs="build-essential autoconf automake libtool pkg-config
       libxen-dev liburing-dev zlib1g-dev check libfuse3-dev fuse3 xenstore-utils
       libseccomp-dev libcap-ng-dev
       libjson-c-dev libsystemd-dev systemd
-      e2fsprogs iproute2 iputils-ping netcat-openbsd python3 procps kmod"
+      e2fsprogs iproute2 iputils-ping netcat-openbsd python3 procps kmod
+      libnbd-dev nbdkit qemu-utils librbd-dev ceph-mon ceph-osd ceph-common
+      fio"
 for arg in "$@"; do
 	case $arg in
 	--xen)

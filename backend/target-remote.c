@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Single-writer lock files for remote targets. OFD locks (F_OFD_SETLK)
+ * belong to the open file description, not the process: two devices of
+ * one pvio-backd conflict as two daemons do, and the lock goes when the
+ * file is closed (or the daemon dies), so a crash leaves no stale lock.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "target-remote.h"
+
+/* FNV-1a, 64 bits: a file name for any URI */
+static uint64_t hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	while (*s) {
+		h ^= (unsigned char)*s++;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* mkdir -p for the lock directory (mode 0700) */
+static int make_dir(const char *dir)
+{
+	char p[400];
+	size_t i, n = strlen(dir);
+
+	if (n >= sizeof(p))
+		return -ENAMETOOLONG;
+	memcpy(p, dir, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != 0)
+			continue;
+		p[i] = 0;
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		p[i] = dir[i];
+	}
+	return 0;
+}
+
+int remote_lock_take(struct remote_lock *l, const char *dir, const char *name,
+		     char *why, size_t len)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int rc;
+
+	l->fd = -1;
+	rc = make_dir(dir);
+	if (rc) {
+		snprintf(why, len, "lock directory %.300s: %s", dir,
+			 strerror(-rc));
+		return rc;
+	}
+	snprintf(l->path, sizeof(l->path), "%.400s/%016llx.lock", dir,
+		 (unsigned long long)hash(name));
+	l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (l->fd < 0) {
+		rc = -errno;
+		snprintf(why, len, "lock file %.400s: %s", l->path,
+			 strerror(errno));
+		return rc;
+	}
+	if (fcntl(l->fd, F_OFD_SETLK, &fl) < 0) {
+		rc = errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+		snprintf(why, len,
+			 "%.300s has a writer already on this host (lock %.150s held)",
+			 name, l->path);
+		close(l->fd);
+		l->fd = -1;
+		return rc;
+	}
+	/* for operators: which target the file stands for */
+	if (ftruncate(l->fd, 0) == 0 &&
+	    pwrite(l->fd, name, strlen(name), 0) < 0)
+		rc = 0;	/* only a label */
+	return 0;
+}
+
+void remote_lock_drop(struct remote_lock *l)
+{
+	if (l->fd < 0)
+		return;
+	/* the lock goes with the descriptor; the file stays (unlinking it
+	 * would race with the next holder opening it) */
+	close(l->fd);
+	l->fd = -1;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the remote targets (target-nbd.c, target-rbd.c) share: the
+ * single-writer lock file of a target that has no lock protocol of its own.
+ */
+#ifndef PVIO_BACKEND_TARGET_REMOTE_H
+#define PVIO_BACKEND_TARGET_REMOTE_H
+
+#include <stddef.h>
+
+struct remote_lock {
+	int fd;		/* -1: not held */
+	char path[512];
+};
+
+/*
+ * An OFD write lock on DIR/<kind>-<hash of @name>.lock, held until
+ * remote_lock_drop(): a second holder (this process or another) gets
+ * -EBUSY and @why says who holds it. The file holds @name for operators.
+ */
+int remote_lock_take(struct remote_lock *l, const char *dir, const char *name,
+		     char *why, size_t len);
+void remote_lock_drop(struct remote_lock *l);
+
+#endif

@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: MIT
+# A one-mon, one-OSD Ceph cluster on loopback (memstore, no auth, no
+# manager), for the RBD tests: about what ceph/go-ceph's micro-osd.sh does.
+# Source it after lib.sh; ceph_up DIR PORT starts it (exports CEPH_CONF),
+# ceph_down stops it. Bounded: every wait has a deadline.
+CEPH_MON_PID=
+CEPH_OSD_PID=
+
+ceph_up() {
+	local dir=$1 port=$2 fsid i
+	fsid=$(cat /proc/sys/kernel/random/uuid)
+	mkdir -p "$dir/mon" "$dir/osd" "$dir/run" "$dir/log" || return 1
+	cat >"$dir/ceph.conf" <<CONF
+[global]
+fsid = $fsid
+mon host = 127.0.0.1:$port
+mon initial members = a
+auth cluster required = none
+auth service required = none
+auth client required = none
+osd pool default size = 1
+osd pool default min size = 1
+osd objectstore = memstore
+memstore device bytes = 536870912
+memstore page set = true
+osd crush chooseleaf type = 0
+run dir = $dir/run
+log file = $dir/log/\$name.log
+ms bind ipv6 = false
+mon allow pool delete = true
+mon warn on pool no redundancy = false
+osd op queue = wpq
+[mon.a]
+mon data = $dir/mon
+mon addr = 127.0.0.1:$port
+[osd.0]
+osd data = $dir/osd
+CONF
+	export CEPH_CONF=$dir/ceph.conf
+	ceph-mon --mkfs -i a --keyring /dev/null >"$dir/log/mkfs-mon.out" 2>&1 ||
+		{ cat "$dir/log/mkfs-mon.out" >&2; return 1; }
+	ceph-mon -f -i a >"$dir/log/mon.out" 2>&1 &
+	CEPH_MON_PID=$!
+	timeout 30 ceph --connect-timeout 25 osd create >/dev/null \
+		2>"$dir/log/osd-create.err" ||
+		{ echo "ceph: no monitor: $(tail -3 "$dir/log/osd-create.err" \
+			"$dir/log/mon.out" "$dir/log/mon.a.log")" >&2; return 1; }
+	timeout 30 ceph osd crush add osd.0 1 root=default >/dev/null \
+		2>"$dir/log/crush.err" ||
+		{ echo "ceph: crush add: $(cat "$dir/log/crush.err")" >&2; return 1; }
+	ceph-osd --mkfs -i 0 >"$dir/log/mkfs-osd.out" 2>&1 ||
+		{ cat "$dir/log/mkfs-osd.out" >&2; return 1; }
+	# on a loaded machine the first boot of the OSD is sometimes not
+	# seen by the monitor: one more start before giving up
+	for _ in 1 2; do
+		ceph-osd -f -i 0 >>"$dir/log/osd.out" 2>&1 &
+		CEPH_OSD_PID=$!
+		for i in $(seq 100); do
+			timeout 10 ceph osd stat 2>/dev/null | grep -q "1 up" && return 0
+			sleep 0.2
+		done
+		kill -KILL "$CEPH_OSD_PID" 2>/dev/null
+		wait "$CEPH_OSD_PID" 2>/dev/null
+	done
+	echo "ceph: the OSD did not come up" >&2
+	tail -n 8 "$dir/log/osd.out" "$dir/log/osd.0.log" "$dir/log/mon.a.log" >&2
+	return 1
+}
+
+ceph_down() {
+	local p
+	for p in $CEPH_OSD_PID $CEPH_MON_PID; do
+		kill -CONT "$p" 2>/dev/null
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in $CEPH_OSD_PID $CEPH_MON_PID; do
+		for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	CEPH_OSD_PID=
+	CEPH_MON_PID=
+}
