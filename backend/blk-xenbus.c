@@ -184,8 +184,6 @@ static int target_features(struct device *d, struct vbd *v)
 {
 	int rc;
 
-	v->feat_discard = !v->readonly && v->discard_enable;
-	v->discard_granularity = v->is_blockdev ? v->physical : 4096;
 	rc = device_write(d, "feature-discard", v->feat_discard ? "1" : "0");
 	if (!rc && v->feat_discard) {
 		rc = device_write(d, "discard-granularity", "%u",
@@ -217,6 +215,8 @@ static int target_open(struct device *d, struct vbd *v)
 		log_warn("%s: %s", d->path, pvio_xenbus_last_error(d->xb));
 		return rc;
 	}
+	v->feat_discard = !v->readonly && v->discard_enable;
+	v->discard_granularity = v->is_blockdev ? v->physical : 4096;
 	rc = target_features(d, v);
 	if (rc)
 		return rc;
@@ -251,15 +251,7 @@ static int remote_open(struct device *d, struct vbd *v)
 	/* whole logical blocks only */
 	v->size_bytes -= v->size_bytes % v->logical;
 	v->feat_discard = v->feat_discard && v->discard_enable;
-	rc = device_write(d, "feature-discard", v->feat_discard ? "1" : "0");
-	if (!rc && v->feat_discard) {
-		rc = device_write(d, "discard-granularity", "%u",
-				  v->discard_granularity);
-		if (!rc)
-			rc = device_write(d, "discard-alignment", "0");
-		if (!rc)
-			rc = device_write(d, "discard-secure", "0");
-	}
+	rc = target_features(d, v);
 	if (rc)
 		return rc;
 	v->opened = true;

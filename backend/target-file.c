@@ -1,102 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
- * The file target: a regular file or a block device, driven by the
- * worker's io_uring (readv/writev/fsync/fallocate, one SQE per request,
+ * The file target's dataplane: a regular file or a block device, driven
+ * by the worker's io_uring (readv/writev/fsync/fallocate, one SQE per request,
  * a barrier as a linked fsync-write-fsync chain). O_DIRECT where the
  * target allows it, with one buffered retry for alignments it refuses.
+ * Its control path (open, the image lock, hotplug scripts, resize) is
+ * blk-xenbus.c's.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/falloc.h>
-#include <linux/fs.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "blk.h"
-
-static int file_size(struct vbd *v, uint64_t *size)
-{
-	struct stat st;
-
-	if (v->is_blockdev)
-		return ioctl(v->fd_buffered, BLKGETSIZE64, size) < 0 ? -errno : 0;
-	if (fstat(v->fd_buffered, &st) < 0)
-		return -errno;
-	*size = (uint64_t)st.st_size;
-	return 0;
-}
-
-static int file_open(struct device *d, struct vbd *v)
-{
-	int flags = (v->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
-	struct stat st;
-	int rc;
-
-	if (v->params[0] != '/') {
-		snprintf(v->why, sizeof(v->why), "'%.400s' is not an absolute path",
-			 v->params);
-		return -EINVAL;
-	}
-	v->fd_buffered = open(v->params, flags);
-	if (v->fd_buffered < 0)
-		goto fail_errno;
-	if (fstat(v->fd_buffered, &st) < 0)
-		goto fail_errno;
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-		snprintf(v->why, sizeof(v->why),
-			 "%.400s is neither a file nor a block device", v->params);
-		return -EINVAL;
-	}
-	v->is_blockdev = S_ISBLK(st.st_mode);
-	v->logical = 512;
-	v->physical = v->is_blockdev ? 512 : 4096;
-	if (v->is_blockdev) {
-		int ss = 0;
-		unsigned int pbs = 0;
-
-		if (ioctl(v->fd_buffered, BLKSSZGET, &ss) == 0 && ss >= 512)
-			v->logical = (unsigned int)ss;
-		if (ioctl(v->fd_buffered, BLKPBSZGET, &pbs) == 0 &&
-		    pbs >= v->logical)
-			v->physical = pbs;
-	}
-	rc = file_size(v, &v->size_bytes);
-	if (rc) {
-		errno = -rc;
-		goto fail_errno;
-	}
-	v->fd_direct = -1;
-	if (v->want_direct) {
-		v->fd_direct = open(v->params, flags | O_DIRECT);
-		if (v->fd_direct < 0)
-			log_info("%s: %s refuses O_DIRECT (%s): buffered I/O",
-				 d->path, v->params, strerror(errno));
-	}
-	v->feat_flush = true;
-	v->feat_barrier = true;
-	v->feat_discard = !v->readonly;
-	v->discard_granularity = v->is_blockdev ? v->physical : 4096;
-	return 0;
-fail_errno:
-	rc = -errno;
-	snprintf(v->why, sizeof(v->why), "cannot open %.400s: %s", v->params,
-		 strerror(errno));
-	return rc;
-}
-
-static void file_close(struct vbd *v)
-{
-	if (v->fd_direct >= 0)
-		close(v->fd_direct);
-	if (v->fd_buffered >= 0)
-		close(v->fd_buffered);
-	v->fd_direct = v->fd_buffered = -1;
-}
 
 /* From the worker: its ring, its thread. */
 static void file_queue_start(struct blk_queue *q)
@@ -203,9 +120,7 @@ static bool file_retry(struct blk_queue *q, struct blk_req *r, int res)
 
 const struct blk_target_ops blk_target_file = {
 	.kind = "file",
-	.open = file_open,
-	.size = file_size,
-	.close = file_close,
+	/* open, size, close: blk-xenbus.c's own (image lock, hotplug) */
 	.queue_start = file_queue_start,
 	.submit = file_submit,
 	.retry = file_retry,

@@ -30,7 +30,9 @@ struct blk_target_ops {
 	/*
 	 * Open v->params (main thread): fill size_bytes, logical, physical,
 	 * discard_granularity and the feat_* the target can serve. Return
-	 * -errno; on failure v->why says why in one line.
+	 * -errno; on failure v->why says why in one line. NULL for the file
+	 * target, whose control path is blk-xenbus.c's (image lock, hotplug
+	 * scripts); so are size and close.
 	 */
 	int (*open)(struct device *d, struct vbd *v);
 	/* The target's current size in bytes (main thread, resize). */
