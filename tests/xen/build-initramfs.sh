@@ -74,9 +74,19 @@ for f in "$B"/pvio-* "$B"/tests/xen/t-*; do
   PROGS+=("$(real_bin "$f")")
 done
 [ ${#PROGS[@]} -gt 0 ] || { echo "build-initramfs: no programs in $B" >&2; exit 1; }
-add_pvio() {   # $1=root
-  cp "${PROGS[@]}" "$1/usr/local/bin/"
-  add_libs "$1" "${PROGS[@]}"
+add_pvio() {   # $1=root [dom0]: a guest gets no dom0 daemon
+  local p progs=()
+  for p in "${PROGS[@]}"; do
+    case ${2:-}:$(basename "$p") in
+    :pvio-backd|:lt-pvio-backd|:pvio-simhv|:lt-pvio-simhv) continue ;;
+    esac
+    progs+=("$p")
+  done
+  # pvio-backd's closure (librbd, librados, libceph-common, ICU data:
+  # ~70 MB) would otherwise ride in the domU's image, and that image again
+  # inside dom0's: dom0's 512 MB could no longer unpack its initramfs.
+  cp "${progs[@]}" "$1/usr/local/bin/"
+  add_libs "$1" "${progs[@]}"
   # dlopen()ed by glibc's pthread_cancel (libxenstore's watch thread, libxl)
   cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 "$1/usr/lib/x86_64-linux-gnu/"
 }
@@ -140,7 +150,7 @@ for b in xl xenstored xenconsoled xen-init-dom0 lsevtchn xenstore-control; do
 done
 add_libs "$R" "${BINS[@]}"
 add_xenstore_cli "$R"
-add_pvio "$R"
+add_pvio "$R" dom0
 add_e2fs "$R"
 mkdir -p "$R/etc/xen"
 cp /etc/xen/xl.conf "$R/etc/xen/"

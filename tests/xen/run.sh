@@ -147,7 +147,9 @@ echo "tests/xen: images built in $(elapsed "$T1") s"
 # ---- boots -----------------------------------------------------------------------
 TIMEOUT=${PVIO_XEN_TIMEOUT:-420}
 # No commas in the dom0 command line: they separate QEMU's multiboot modules.
-XENARGS="console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 loglvl=all guest_loglvl=all"
+# dom0_mem: dom0 unpacks its initramfs (pvio-backd with librbd's closure and the
+# domU's image, ~180 MB uncompressed) into RAM: 512 MB no longer holds it.
+XENARGS="console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=1 loglvl=all guest_loglvl=all"
 TS=cat
 command -v python3 >/dev/null && TS="python3 -u $XENLAB_KIT/tsfilter.py"
 
@@ -163,7 +165,7 @@ boot() {
 	# -cpu: not "max" (SMAP emulation breaks a PV dom0 under TCG); +rdrand, or
 	# every xl create waits ~3 s for entropy. -no-reboot: dom0's reboot ends QEMU.
 	timeout "$TIMEOUT" qemu-system-x86_64 \
-		-machine pc -accel tcg,thread=multi -cpu qemu64,+rdrand -smp 2 -m 1024 \
+		-machine pc -accel tcg,thread=multi -cpu qemu64,+rdrand -smp 2 -m 1536 \
 		-display none -monitor none -serial stdio -nic none -no-reboot \
 		-kernel "$XEN" -append "$XENARGS" \
 		-initrd "$VMLINUX console=hvc0 earlyprintk=xen rdinit=/init loglevel=4 pvio.kback=$kback pvio.deadline=$((TIMEOUT - 20)) pvio.scenarios=$name,$LAB/images/dom0.cpio" \
