@@ -507,7 +507,8 @@ int bench_blk(int argc, char **argv)
 	int cmd[2], res[2], cmd2[2], res2[2], fd, i, rc;
 	unsigned int li, run, domid = 1;
 	pid_t guest, guest2 = -1;
-	char img[PVIO_PATH_BUF];
+	char img[PVIO_PATH_BUF], img2[PVIO_PATH_BUF + 8] = "";
+	int fd2 = -1;
 	char *bufs;
 	bool size_given = false;
 	double fp50 = 0, fp99 = 0;
@@ -591,13 +592,25 @@ attach:
 	if (!rc)
 		rc = bench_attach_vbd(&bw, domid, img);
 	if (!rc && o.jcost) {
+		/* its own image: pvio-backd locks a writable target */
+		snprintf(img2, sizeof(img2), "%s.2", img);
+		fd2 = open(img2, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		for (uint64_t off = 0; fd2 >= 0 && off < o.size; off += 1u << 20)
+			if (pwrite(fd2, bufs, 1u << 20, (off_t)off) != 1 << 20)
+				rc = -EIO;
+		if (fd2 < 0)
+			rc = -errno;
+	}
+	if (!rc && o.jcost) {
 		rc = bench_world_up_opt(&bw2, o.spin_us, !o.copy, 1, "--no-journal");
 		if (!rc)
-			rc = bench_attach_vbd(&bw2, domid, img);
+			rc = bench_attach_vbd(&bw2, domid, img2);
 	}
 	if (rc) {
 		if (!o.target)
 			unlink(img);
+		if (fd2 >= 0)
+			unlink(img2);
 		bench_world_down(&bw);
 		if (o.jcost)
 			bench_world_down(&bw2);
@@ -698,6 +711,10 @@ attach:
 		bench_write(cmd2[1], &li, sizeof(li));
 		waitpid(guest2, NULL, 0);
 		bench_world_down(&bw2);
+	}
+	if (fd2 >= 0) {
+		close(fd2);
+		unlink(img2);
 	}
 	if (fd >= 0) {
 		close(fd);
