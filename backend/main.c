@@ -584,17 +584,18 @@ int main(int argc, char **argv)
 	 * re-attaches to the live rings here, so READY=1 (what
 	 * Before=xendomains.service waits for) means they are served. */
 	devices_scan(&bd);
+	if (bd.o.journal_dir) {
+		/* the devices there are now re-attached (or not): records
+		 * nobody claimed are of devices that are gone */
+		jrnl_sweep(bd.o.journal_dir, device_exists, &bd);
+	}
+	/* the startup line last: it says the daemon is up (tests wait for it) */
 	log_info("domain %u on %s, %u worker%s, control socket %s, %s%s, %s",
 		 bd.self, pvio_platform_name(bd.plat), bd.nr_workers,
 		 bd.nr_workers > 1 ? "s" : "", bd.o.ctl_sock,
 		 bd.o.journal_dir ? "in-flight records in " : "no in-flight records",
 		 bd.o.journal_dir ? bd.o.journal_dir : "",
 		 bd.o.no_confine ? "not confined (--no-confine)" : "confined");
-	if (bd.o.journal_dir) {
-		/* the devices there are now re-attached (or not): records
-		 * nobody claimed are of devices that are gone */
-		jrnl_sweep(bd.o.journal_dir, device_exists, &bd);
-	}
 	confine_test_fault();
 	notify_status(&bd, "");
 	sd_notify(0, "READY=1");

@@ -26,6 +26,9 @@ t_ours() {
 
 t_cleanup() {
 	local rc=$? live=""
+	# only the test's own shell cleans up: a subshell that exits must
+	# not take the world away from the test that goes on
+	[ "$BASHPID" = "$$" ] || exit $rc
 	for p in $T_PIDS; do t_ours "$p" && live="$live $p"; done
 	for p in $live; do kill "$p" 2>/dev/null; done
 	for p in $live; do
@@ -51,13 +54,30 @@ t_world_up() {
 	"$PVIO_CTL" -w "$W" world start >/dev/null || t_fail "world start"
 }
 
-# Start pvio-backd in the background; waits for its control socket.
+# Start pvio-backd in the background; waits until it is up: its startup
+# line logged (after the devices already in xenstore are re-attached and
+# stale in-flight records swept). The socket of a killed pvio-backd is
+# removed first: it would say "up" before the new one has even started.
+T_BACKD_READY=', control socket '
 t_backd_up() {
+	local n
+	[ -d "$W" ] || t_fail "pvio-backd: the world directory $W is gone"
+	rm -f "$W/backd.sock"
+	n=$(grep -c -- "$T_BACKD_READY" "$W/backd.log" 2>/dev/null)
 	"$BACKD" -p "sim:$W" "$@" >>"$W/backd.log" 2>&1 &
 	BACKD_PID=$!
 	T_PIDS="$T_PIDS $BACKD_PID"
-	for _ in $(seq 100); do [ -S "$W/backd.sock" ] && return 0; sleep 0.05; done
-	t_fail "pvio-backd did not start"
+	for _ in $(seq 600); do
+		[ "$(grep -c -- "$T_BACKD_READY" "$W/backd.log" 2>/dev/null)" \
+			-gt "${n:-0}" ] && return 0
+		# started, then died (a fault point): the caller looks at it
+		kill -0 "$BACKD_PID" 2>/dev/null || {
+			[ -S "$W/backd.sock" ] && return 0
+			t_fail "pvio-backd exited at start: $(tail -5 "$W/backd.log")"
+		}
+		sleep 0.05
+	done
+	t_fail "pvio-backd did not start in 30 s"
 }
 
 t_backd_down() {

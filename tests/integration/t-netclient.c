@@ -442,6 +442,15 @@ int main(int argc, char **argv)
 	free(b);
 	connect_dev();
 	if (!strcmp(cmd, "tx") && argc > 4) {
+		/* with a go file: connected, wait for it before sending (the
+		 * test waits until the vif can pass frames) */
+		int waited = 0;
+
+		if (argc > 5) {
+			printf("OK connected\n");
+			while (access(argv[5], F_OK) && waited++ < 6000)
+				usleep(10000);
+		}
 		send_frames((unsigned int)atoi(argv[3]), (unsigned int)atoi(argv[4]));
 	} else if (!strcmp(cmd, "rx") && argc > 3) {
 		recv_frames((unsigned int)atoi(argv[3]));

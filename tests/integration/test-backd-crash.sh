@@ -157,6 +157,7 @@ t_pass "corrupt, other-boot, other-ring and inconsistent records refused with a 
 printf 'PVOJ' >"$J/vbd-9-51712-q0.journal"
 printf 'junk' >"$J/not-a-record.journal"
 t_backd_up
+# swept before t_backd_up returns (it waits for the startup line)
 grep -q "vbd-9-51712-q0.journal: removing the in-flight record of a device that no longer exists" \
 	"$W/backd.log" || t_fail "record of a gone device not removed: $(cat "$W/backd.log")"
 [ ! -e "$J/vbd-9-51712-q0.journal" ] && [ ! -e "$J/not-a-record.journal" ] ||

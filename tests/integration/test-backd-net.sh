@@ -41,18 +41,31 @@ run() { "$PVIO_CTL" -w "$W" run "$1" -- "$CLIENT" "${@:2}"; }
 # swaps in the vif's qdisc later, from its link-watch work (delayed up to a
 # second after recent flaps): until then a frame sent on the vif is dropped.
 wait_oper_up() {
-	for _ in $(seq 60); do
+	for _ in $(seq 200); do
 		[ "$(cat /sys/class/net/$1/operstate 2>/dev/null)" = up ] && return 0
 		sleep 0.05
 	done
 	t_fail "$1: operstate $(cat /sys/class/net/$1/operstate 2>/dev/null), want up"
 }
 
+# tx: the guest connects, the vif comes up (as for rx below: frames written
+# before its qdisc is in place are dropped), the capture starts, then the
+# guest sends; the capture's timeout counts from then, not from connecting
 for size in 60 1400 5000 30000; do
+	rm -f "$W/tx.go"
+	run g1 0 tx 50 $size "$W/tx.go" >"$W/out" &
+	TPID=$!
+	t_wait_states g1 0 "Connected Connected"
+	wait_oper_up vif$D1.0
+	# not the last round's file: its "ready" would be seen before the
+	# new capture's shell truncates it, and the frames sent unheard
+	rm -f "$W/cap"
 	python3 "$PKT" capture vif$D1.0 50 >"$W/cap" &
 	CAP=$!
-	for _ in $(seq 50); do grep -q ready "$W/cap" && break; sleep 0.05; done
-	run g1 0 tx 50 $size >"$W/out" || t_fail "tx $size: $(cat "$W/out")"
+	for _ in $(seq 200); do grep -q ready "$W/cap" && break; sleep 0.05; done
+	grep -q ready "$W/cap" || t_fail "tx $size: the capture did not start"
+	touch "$W/tx.go"
+	wait $TPID || t_fail "tx $size: $(cat "$W/out")"
 	wait $CAP
 	grep -q "captured 50 sizes \[$size\]" "$W/cap" || t_fail "tx $size: $(cat "$W/cap")"
 done
