@@ -24,7 +24,9 @@ wait_log() {	# pattern
 run() { "$PVIO_CTL" -w "$W" run "$1" -- "${@:2}"; }
 
 t_world_up
-D1=51 D2=52	# TAP names are host-wide: domids of this test's own
+D1=71 D2=72	# TAP names are host-wide: domids of this test's own
+# a killed pvio-backd leaves its TAPs (persistent): not for the next test
+T_EXTRA_CLEANUP="ip link del vif$D1.0 2>/dev/null; ip link del vif$D2.0 2>/dev/null"
 ctl create g1 --domid $D1 >/dev/null && ctl create g2 --domid $D2 >/dev/null ||
 	t_fail "create"
 t_backd_up

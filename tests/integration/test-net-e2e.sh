@@ -118,9 +118,12 @@ for p in $T_PIDS; do [ "$p" = "$BACKD_PID" ] || kill "$p" 2>/dev/null; done
 ctl vif-detach g1 0 && ctl vif-detach g2 0 && ctl vif-detach g1 1 || t_fail "vif-detach"
 # a removed vif's TAP goes once pvio-backd has seen the removal (a TAP
 # outlives a pvio-backd that is merely stopped: a restart reuses it)
-for _ in $(seq 60); do
+# (however slow the machine: stopping pvio-backd before that keeps them)
+for _ in $(seq 400); do
 	ip link show | grep -q "vif$D1\.\|vif$D2\." || break; sleep 0.05
 done
+ip link show | grep -q "vif$D1\.\|vif$D2\." &&
+	t_fail "vif TAPs left behind 20 s after vif-detach: $(ip -br link show | grep "vif$D1\.\|vif$D2\.")"
 t_backd_down
 ip link show | grep -q "vif$D1\.\|vif$D2\." && t_fail "vif TAPs left behind"
 ip netns exec "$NS1" ip link show eth0 >/dev/null 2>&1 && t_fail "the guest's TAP was left behind"
