@@ -22,6 +22,7 @@ struct pvio_xenbus {
 	char other_state_path[PVIO_XS_PATH_MAX + 8];
 	unsigned int other_id;
 	enum pvio_xb_state state;
+	bool backend;		/* our end is a backend (other end "frontend") */
 	int watch;
 	pvio_xb_changed_fn changed;
 	pvio_xb_trace_fn trace;
@@ -108,6 +109,7 @@ int pvio_xenbus_open(struct pvio_xenbus **out, struct pvio_xs *x,
 	if (!xb)
 		return -ENOMEM;
 	xb->xs = x;
+	xb->backend = strcmp(other_key, "frontend") == 0;
 	xb->changed = changed;
 	xb->opaque = opaque;
 	snprintf(xb->path, sizeof(xb->path), "%s", path);
@@ -230,18 +232,51 @@ int pvio_xenbus_frontend_close(struct pvio_xenbus *xb, unsigned int timeout_ms)
 
 int pvio_xenbus_switch(struct pvio_xenbus *xb, enum pvio_xb_state s)
 {
-	char key[PVIO_XS_PATH_MAX + 8];
+	char key[PVIO_XS_PATH_MAX + 8], *v = NULL;
 	enum pvio_xb_state old = xb->state;
+	unsigned int tries;
+	pvio_xs_tx_t tx;
+	bool fresh;
 	int rc;
 
 	if (s == old)
 		return 0;
 	snprintf(key, sizeof(key), "%s/state", xb->path);
-	/* A device the toolstack removed must not come back to life just
-	 * because we write our state: only update an existing node. */
-	if (!pvio_xs_exists(xb->xs, 0, key))
-		return -ENOENT;
-	rc = pvio_xs_printf(xb->xs, 0, key, "%d", (int)s);
+	/*
+	 * Checked and written in one transaction (a check then a write let
+	 * the toolstack act in between):
+	 *  - a device the toolstack removed must not come back to life just
+	 *    because we write our state: only update an existing node;
+	 *  - a backend directory the toolstack removed and wrote anew holds
+	 *    Initialising, which only the toolstack writes: while we are past
+	 *    it, that node belongs to a new instance of the device; writing
+	 *    our state over it would erase the one sign of it, and the old
+	 *    instance (its old target) would serve the new one's frontend.
+	 */
+	for (tries = 0;; tries++) {
+		rc = pvio_xs_tx_start(xb->xs, &tx);
+		if (rc)
+			return rc;
+		if (pvio_xs_read(xb->xs, tx, key, &v) < 0) {
+			pvio_xs_tx_end(xb->xs, tx, true);
+			return -ENOENT;
+		}
+		fresh = xb->backend && old != PVIO_XB_INITIALISING &&
+			old != PVIO_XB_UNKNOWN && !strcmp(v, "1");
+		free(v);
+		if (fresh) {
+			pvio_xs_tx_end(xb->xs, tx, true);
+			return -ESTALE;
+		}
+		rc = pvio_xs_printf(xb->xs, tx, key, "%d", (int)s);
+		if (rc) {
+			pvio_xs_tx_end(xb->xs, tx, true);
+			return rc;
+		}
+		rc = pvio_xs_tx_end(xb->xs, tx, false);
+		if (rc != -EAGAIN || tries >= 100)
+			break;
+	}
 	if (rc)
 		return rc;
 	xb->state = s;
