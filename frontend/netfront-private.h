@@ -58,6 +58,7 @@ bool pvio__nf_kill(struct pvio_netfront *dev, int err, const char *fmt, ...)
 
 /* The handshake (open) and the teardown handshake (close). */
 int pvio__nf_xb_open(struct pvio_netfront *dev);
+void pvio__nf_xb_live(struct pvio_netfront *dev);
 int pvio__nf_xb_close(struct pvio_netfront *dev);
 /* Close our end (close, and open's failure paths). */
 void pvio__nf_xb_release(struct pvio_netfront *dev);

@@ -451,6 +451,20 @@ int pvio__nf_xb_open(struct pvio_netfront *dev)
 	return 0;
 }
 
+/*
+ * open() succeeded: events go out from now on. A backend that reached
+ * Connected while open() ran put the link up when no event could be
+ * emitted (and its watch event, if already seen, changes nothing now):
+ * its EV_LINK is emitted here, before any control thread starts, so that
+ * it cannot cross a later one.
+ */
+void pvio__nf_xb_live(struct pvio_netfront *dev)
+{
+	dev->fe.live = true;
+	if (__atomic_load_n(&dev->link, __ATOMIC_ACQUIRE))
+		emit(dev, PVIO_NETFRONT_EV_LINK);
+}
+
 /* Closing -> Closed, each step waiting for the backend to follow:
  * netback unmaps the rings when it sees our Closed, then goes Closed. */
 int pvio__nf_xb_close(struct pvio_netfront *dev)

@@ -87,7 +87,7 @@ int pvio_netfront_open(struct pvio_netfront **out, struct pvio_platform *p,
 
 	rc = pvio__nf_xb_open(dev);
 	if (!rc) {
-		dev->fe.live = true;
+		pvio__nf_xb_live(dev);
 		if (dev->opts.flags & PVIO_NETFRONT_F_THREAD)
 			rc = fe_thread_start(&dev->fe);
 	}

@@ -80,8 +80,9 @@ enum pvio_netfront_event {
 
 /*
  * Called from the thread running the control path (pvio_xs_dispatch() or
- * the library thread), never from a queue call. Must not call
- * pvio_netfront_close().
+ * the library thread), never from a queue call; and once (EV_LINK) from
+ * the end of pvio_netfront_open() itself when the backend reached Connected
+ * while it ran. Must not call pvio_netfront_close().
  */
 typedef void (*pvio_netfront_event_fn)(struct pvio_netfront *dev,
 				       enum pvio_netfront_event ev,
