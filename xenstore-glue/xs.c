@@ -27,14 +27,26 @@ struct xs_watch_ent {
 	char *path;
 	pvio_xs_watch_fn fn;
 	void *opaque;
+	/* events drained, the callback not run yet: on the pending list */
+	bool pending;
+	struct xs_watch_ent *pending_next;
+	char *last;			/* the last event's path */
 };
 
 struct pvio_xs {
 	struct xs_handle *h;
-	pthread_mutex_t lock;		/* the watch table */
+	pthread_mutex_t lock;		/* the watch table, the pending list */
 	struct xs_watch_ent *watches;
+	struct xs_watch_ent *pending, **pending_tail;
 	int next_id;
 };
+
+/*
+ * Events one pvio_xs_dispatch() drains at most: the rest wait for the
+ * next call (the fd stays readable), so that a flood cannot hold the
+ * caller's loop.
+ */
+#define XS_DISPATCH_BUDGET	4096
 
 static int neg_errno(void)
 {
@@ -60,6 +72,7 @@ static int xs_connect(struct pvio_xs **out, const char *sock)
 	if (!x)
 		return -ENOMEM;
 	pthread_mutex_init(&x->lock, NULL);
+	x->pending_tail = &x->pending;
 	pthread_mutex_lock(&env_lock);
 	if (sock) {
 		old = getenv("XENSTORED_PATH");
@@ -116,6 +129,7 @@ void pvio_xs_close(struct pvio_xs *x)
 	while ((w = x->watches)) {
 		x->watches = w->next;
 		free(w->path);
+		free(w->last);
 		free(w);
 	}
 	xs_close(x->h);
@@ -368,6 +382,22 @@ int pvio_xs_watch(struct pvio_xs *x, const char *path, pvio_xs_watch_fn fn,
 	return id;
 }
 
+/* Under x->lock. */
+static void pending_del(struct pvio_xs *x, struct xs_watch_ent *w)
+{
+	struct xs_watch_ent **pp;
+
+	for (pp = &x->pending; *pp; pp = &(*pp)->pending_next)
+		if (*pp == w) {
+			*pp = w->pending_next;
+			if (x->pending_tail == &w->pending_next)
+				x->pending_tail = pp;
+			break;
+		}
+	w->pending = false;
+	w->pending_next = NULL;
+}
+
 int pvio_xs_unwatch(struct pvio_xs *x, int id)
 {
 	struct xs_watch_ent **pp, *w;
@@ -376,14 +406,18 @@ int pvio_xs_unwatch(struct pvio_xs *x, int id)
 	for (pp = &x->watches; (w = *pp); pp = &w->next)
 		if (w->id == id)
 			break;
-	if (w)
+	if (w) {
 		*pp = w->next;
+		if (w->pending)
+			pending_del(x, w);
+	}
 	pthread_mutex_unlock(&x->lock);
 	if (!w)
 		return -ENOENT;
 	/* events still queued for the token find no entry and are dropped */
 	xs_unwatch(x->h, w->path, w->token);
 	free(w->path);
+	free(w->last);
 	free(w);
 	return 0;
 }
@@ -393,30 +427,72 @@ int pvio_xs_fd(struct pvio_xs *x)
 	return xs_fileno(x->h);
 }
 
+/*
+ * Coalesced per watch: every event queued (up to the budget) is taken off
+ * libxenstore's queue at once and marks its watch pending; then each
+ * pending watch's callback runs once, however many of its events were
+ * queued. A callback reads the current value itself (the events may
+ * repeat anyway), so a guest writing its node a thousand times costs one
+ * read, and its events do not pile up in our memory meanwhile (XSA-349's
+ * lesson on the client side).
+ */
 int pvio_xs_dispatch(struct pvio_xs *x)
 {
+	unsigned int drained = 0;
 	int ran = 0;
 	char **ev;
 
-	while ((ev = xs_check_watch(x->h))) {
+	while (drained < XS_DISPATCH_BUDGET && (ev = xs_check_watch(x->h))) {
 		struct xs_watch_ent *w;
-		pvio_xs_watch_fn fn = NULL;
-		void *opaque = NULL;
 
+		drained++;
 		pthread_mutex_lock(&x->lock);
 		for (w = x->watches; w; w = w->next)
-			if (strcmp(w->token, ev[XS_WATCH_TOKEN]) == 0) {
-				fn = w->fn;
-				opaque = w->opaque;
+			if (strcmp(w->token, ev[XS_WATCH_TOKEN]) == 0)
 				break;
+		if (w) {
+			char *last = strdup(ev[XS_WATCH_PATH]);
+
+			if (last) {
+				free(w->last);
+				w->last = last;
 			}
+			if (!w->pending) {
+				w->pending = true;
+				w->pending_next = NULL;
+				*x->pending_tail = w;
+				x->pending_tail = &w->pending_next;
+			}
+		}
+		pthread_mutex_unlock(&x->lock);
+		free(ev);
+	}
+	for (;;) {
+		struct xs_watch_ent *w;
+		pvio_xs_watch_fn fn;
+		void *opaque;
+		char *path;
+
+		pthread_mutex_lock(&x->lock);
+		w = x->pending;
+		if (!w) {
+			pthread_mutex_unlock(&x->lock);
+			break;
+		}
+		x->pending = w->pending_next;
+		if (!x->pending)
+			x->pending_tail = &x->pending;
+		w->pending = false;
+		w->pending_next = NULL;
+		fn = w->fn;
+		opaque = w->opaque;
+		path = w->last;
+		w->last = NULL;
 		pthread_mutex_unlock(&x->lock);
 		/* outside the lock: a callback may add or remove watches */
-		if (fn) {
-			fn(x, ev[XS_WATCH_PATH], opaque);
-			ran++;
-		}
-		free(ev);
+		fn(x, path ? path : "", opaque);
+		free(path);
+		ran++;
 	}
 	return ran;
 }

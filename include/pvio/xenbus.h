@@ -122,14 +122,21 @@ typedef void (*pvio_xs_watch_fn)(struct pvio_xs *x, const char *path,
 /*
  * Watch @path and everything below it. The callback runs from
  * pvio_xs_dispatch(), once at once (xenstore's initial fire) and after
- * each change; events may repeat. Return a watch id (> 0).
+ * each change; events may repeat, and the events of one watch waiting at
+ * once are coalesced: the callback runs once for them (with the last
+ * event's path), so it must read the values it cares about itself.
+ * Return a watch id (> 0).
  */
 PVIO_API int pvio_xs_watch(struct pvio_xs *x, const char *path,
 			   pvio_xs_watch_fn fn, void *opaque);
 PVIO_API int pvio_xs_unwatch(struct pvio_xs *x, int id);
 /* Readable when watch events are waiting. */
 PVIO_API int pvio_xs_fd(struct pvio_xs *x);
-/* Run the callbacks of all waiting events. Return how many ran. */
+/*
+ * Take the waiting events (at most a few thousand: a flood does not hold
+ * the caller; the fd stays readable for the rest) and run each watch's
+ * callback once for its events. Return how many callbacks ran.
+ */
 PVIO_API int pvio_xs_dispatch(struct pvio_xs *x);
 /* Wait up to @ms for watch events, then run what came (pvio_xs_dispatch).
  * For loops that wait on xenstore without an event loop of their own. */
