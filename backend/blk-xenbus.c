@@ -627,7 +627,8 @@ static int vbd_connect(struct device *d)
 	}
 	for (i = 0; i < d->nr_queues; i++)
 		worker_start_queue(d->queues[i]->w, d->queues[i]);
-	log_info("%s: connected, %u queue%s, %u-page ring%s, grants %s", d->path,
+	dev_info(d, "%s: connected, %u queue%s, %u-page ring%s, grants %s",
+		 d->path,
 		 d->nr_queues, d->nr_queues > 1 ? "s" : "",
 		 BQ(d->queues[0])->ring_pages, d->nr_queues > 1 ? "s" : "",
 		 v->persistent ? "mapped (persistent)" : "copied");

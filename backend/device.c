@@ -118,8 +118,10 @@ void device_stop_queues(struct device *d)
 static void trace(struct pvio_xenbus *xb, enum pvio_xb_state from,
 		  enum pvio_xb_state to, void *opaque)
 {
-	log_info("%s: %s -> %s", pvio_xenbus_path(xb), pvio_xb_state_name(from),
-		 pvio_xb_state_name(to));
+	struct device *d = opaque;
+
+	dev_info(d, "%s: %s -> %s", pvio_xenbus_path(xb),
+		 pvio_xb_state_name(from), pvio_xb_state_name(to));
 }
 
 static void disconnect(struct device *d)
@@ -145,7 +147,7 @@ static void do_connect(struct device *d)
 	}
 	if (rc) {
 		/* the ops wrote the reason with pvio_xenbus_fatal() */
-		log_warn("%s: cannot connect domain %u: %s", d->path, d->fe,
+		dev_warn(d, "%s: cannot connect domain %u: %s", d->path, d->fe,
 			 pvio_xenbus_last_error(d->xb));
 		d->failed = true;
 		return;
@@ -693,7 +695,7 @@ int devices_init(struct backd *bd)
 static void device_fail(struct device *d, int err, unsigned int queue,
 			const char *why)
 {
-	log_warn("%s: domain %u, queue %u: %s: disconnecting it", d->path,
+	dev_warn(d, "%s: domain %u, queue %u: %s: disconnecting it", d->path,
 		 d->fe, queue, why);
 	pvio_xenbus_fatal(d->xb, err ? err : -EPROTO, "queue %u: %s", queue, why);
 	disconnect(d);
@@ -728,6 +730,7 @@ void devices_tick(struct backd *bd)
 		check_peers(d);
 		if (d->ops->tick)
 			d->ops->tick(d);
+		pvio_ratelimit_flush(&d->log_rl, d->path);
 	}
 }
 

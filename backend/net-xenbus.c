@@ -298,7 +298,7 @@ static int vif_connect(struct device *d)
 	for (i = 0; i < nq; i++)
 		worker_start_queue(d->queues[i]->w, d->queues[i]);
 	tap_set_carrier(v->tap0, true);
-	log_info("%s: connected, %u queue%s, %s event channel%s, sg %d gso %d/%d csum %d",
+	dev_info(d, "%s: connected, %u queue%s, %s event channel%s, sg %d gso %d/%d csum %d",
 		 d->path, nq, nq > 1 ? "s" : "", v->split ? "split" : "one",
 		 v->split ? "s" : "", v->fe_sg, v->fe_gso4, v->fe_gso6, v->fe_csum);
 	return 0;

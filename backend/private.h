@@ -309,7 +309,16 @@ struct device {
 					 * (the vif's TAP) */
 	uint64_t connects;
 	struct dp_stats retired;	/* counters of queues already freed */
+	struct pvio_ratelimit log_rl;	/* its messages (main thread) */
 };
+
+/* Messages about a device a guest can trigger again and again: within
+ * the device's rate limit. */
+#define dev_log(d, level, ...)						\
+	pvio_log_rl(&(d)->log_rl, (d)->path, (level), __VA_ARGS__)
+#define dev_warn(d, ...)	dev_log((d), PVIO_LOG_WARN, __VA_ARGS__)
+#define dev_info(d, ...)	dev_log((d), PVIO_LOG_INFO, __VA_ARGS__)
+#define dev_debug(d, ...)	dev_log((d), PVIO_LOG_DEBUG, __VA_ARGS__)
 
 int device_write(struct device *d, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -80,6 +80,47 @@ void pvio__log(int level, const char *fmt, ...)
 		return;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The interval is over: say what it suppressed, open a new one. */
+static void rl_roll(struct pvio_ratelimit *rl, const char *who, uint64_t now)
+{
+	if (rl->missed)
+		pvio__log(PVIO_LOG_WARN, "%s: %u messages suppressed", who,
+			  rl->missed);
+	rl->begin_ns = now;
+	rl->printed = 0;
+	rl->missed = 0;
+}
+
+bool pvio_ratelimit(struct pvio_ratelimit *rl, const char *who)
+{
+	uint64_t now = mono_ns();
+
+	if (!rl->begin_ns || now - rl->begin_ns >= PVIO_RATELIMIT_INTERVAL_NS)
+		rl_roll(rl, who, now);
+	if (rl->printed < PVIO_RATELIMIT_BURST) {
+		rl->printed++;
+		return true;
+	}
+	rl->missed++;
+	return false;
+}
+
+void pvio_ratelimit_flush(struct pvio_ratelimit *rl, const char *who)
+{
+	uint64_t now = mono_ns();
+
+	if (rl->missed && now - rl->begin_ns >= PVIO_RATELIMIT_INTERVAL_NS)
+		rl_roll(rl, who, now);
+}
+
 int pvio_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;

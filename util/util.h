@@ -35,6 +35,38 @@ void pvio__log(int level, const char *fmt, ...)
 		if ((level) <= pvio_log_level)				\
 			pvio__log((level), __VA_ARGS__);		\
 	} while (0)
+/*
+ * A rate limit for one source of messages (a device: one guest flapping
+ * its state must not fill dom0's journal), as the kernel's
+ * printk_ratelimit: at most PVIO_RATELIMIT_BURST messages in each
+ * PVIO_RATELIMIT_INTERVAL; the others are counted, and one "N messages
+ * suppressed" line says so when the next interval begins. One thread per
+ * limit.
+ */
+#define PVIO_RATELIMIT_INTERVAL_NS	5000000000ull	/* 5 s */
+#define PVIO_RATELIMIT_BURST		10u
+
+struct pvio_ratelimit {
+	uint64_t begin_ns;	/* this interval's start (0: none yet) */
+	unsigned int printed;	/* in this interval */
+	unsigned int missed;	/* suppressed in this interval */
+};
+
+/* May a message about @who go now? Reports the last interval's
+ * suppressed count first, if any. */
+bool pvio_ratelimit(struct pvio_ratelimit *rl, const char *who);
+/* The interval is over: report what it suppressed now rather than at the
+ * next message (call it from a periodic tick). */
+void pvio_ratelimit_flush(struct pvio_ratelimit *rl, const char *who);
+
+/* pvio_log() of a message about @who, within @rl. */
+#define pvio_log_rl(rl, who, level, ...)				\
+	do {								\
+		if ((level) <= pvio_log_level &&			\
+		    pvio_ratelimit((rl), (who)))			\
+			pvio__log((level), __VA_ARGS__);		\
+	} while (0)
+
 #define log_err(...)	pvio_log(PVIO_LOG_ERR, __VA_ARGS__)
 #define log_warn(...)	pvio_log(PVIO_LOG_WARN, __VA_ARGS__)
 #define log_info(...)	pvio_log(PVIO_LOG_INFO, __VA_ARGS__)

@@ -8,7 +8,8 @@
 #    closes; 3 rounds;
 #  - a guest flapping its vif's state as fast as pvio-backd answers (a
 #    frame, Closing, Closed, Initialising, Connected), PVIO_FLAP_ROUNDS
-#    rounds (30 by default);
+#    rounds (30 by default), whose messages stay within the device's log
+#    rate limit;
 # and the vif still works.
 . "$(dirname "$0")/lib.sh"
 CLIENT="$B/tests/integration/t-netclient"
@@ -56,10 +57,28 @@ for r in 1 2 3; do
 done
 t_pass "3 closes of a vif whose TAP reads had all completed: pvio-backd up, no sanitizer report"
 
+L0=$(grep -c "/vif/$D1/0" "$W/backd.log")
+T0=$(date +%s)
 run g1 0 flap "$ROUNDS" >"$W/out" 2>&1 || t_fail "flapping guest: $(tail -3 "$W/out")"
 sleep 0.2
 sanitizer_clean
 t_pass "$ROUNDS rounds of vif state flapping: pvio-backd up, no sanitizer report"
+
+# a flapping guest's messages: at most 10 per 5 s and a "N messages
+# suppressed" line per interval (each round is ~5 lines without the limit)
+L=$(($(grep -c "/vif/$D1/0" "$W/backd.log") - L0))
+WINDOWS=$((($(date +%s) - T0) / 5 + 2))
+t_log "pvio-backd wrote $L lines about the flapping vif in $(($(date +%s) - T0)) s"
+[ "$L" -le $((WINDOWS * 11)) ] ||
+	t_fail "$L log lines about the flapping vif (at most $((WINDOWS * 11))): $(grep "/vif/$D1/0" "$W/backd.log" | tail -5)"
+# the summary: when the interval ends (at most 5 s, then a tick)
+for _ in $(seq 70); do
+	grep -q "/vif/$D1/0: [0-9]* messages suppressed" "$W/backd.log" && break
+	sleep 0.1
+done
+grep -q "/vif/$D1/0: [0-9]* messages suppressed" "$W/backd.log" ||
+	t_fail "no 'messages suppressed' summary for the flapping vif"
+t_pass "the flapping vif: $L log lines, the rest counted as suppressed"
 
 run g1 0 tx 20 1400 >"$W/out" 2>&1 || t_fail "tx after flapping: $(cat "$W/out")"
 t_pass "the vif works after the flapping"
