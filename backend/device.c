@@ -730,7 +730,8 @@ void devices_tick(struct backd *bd)
 		check_peers(d);
 		if (d->ops->tick)
 			d->ops->tick(d);
-		pvio_ratelimit_flush(&d->log_rl, d->path);
+		pvio_ratelimit_flush(&d->log_rl[0], d->path);
+		pvio_ratelimit_flush(&d->log_rl[1], d->path);
 	}
 }
 

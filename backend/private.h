@@ -309,13 +309,16 @@ struct device {
 					 * (the vif's TAP) */
 	uint64_t connects;
 	struct dp_stats retired;	/* counters of queues already freed */
-	struct pvio_ratelimit log_rl;	/* its messages (main thread) */
+	/* its messages (main thread): warnings, and the rest (so that a
+	 * flapping guest's transitions do not hide its protocol errors) */
+	struct pvio_ratelimit log_rl[2];
 };
 
 /* Messages about a device a guest can trigger again and again: within
- * the device's rate limit. */
+ * the device's rate limits. */
 #define dev_log(d, level, ...)						\
-	pvio_log_rl(&(d)->log_rl, (d)->path, (level), __VA_ARGS__)
+	pvio_log_rl(&(d)->log_rl[(level) > PVIO_LOG_WARN], (d)->path,	\
+		    (level), __VA_ARGS__)
 #define dev_warn(d, ...)	dev_log((d), PVIO_LOG_WARN, __VA_ARGS__)
 #define dev_info(d, ...)	dev_log((d), PVIO_LOG_INFO, __VA_ARGS__)
 #define dev_debug(d, ...)	dev_log((d), PVIO_LOG_DEBUG, __VA_ARGS__)
