@@ -52,6 +52,7 @@
 #include <pvio/ring.h>
 #include <pvio/xenbus.h>
 
+#include "t-xb.h"
 #include "util.h"	/* PVIO_PATH_BUF */
 
 #define NDATA 64	/* data pages, granted once */
@@ -80,23 +81,19 @@ static void wr(const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void wr(const char *key, const char *fmt, ...)
 {
-	char p[PVIO_XS_PATH_MAX + 64], v[256];
 	va_list ap;
+	int rc;
 
-	snprintf(p, sizeof(p), "%s/%s", fe, key);
 	va_start(ap, fmt);
-	vsnprintf(v, sizeof(v), fmt, ap);
+	rc = t_xb_vwrite(xs, fe, key, fmt, ap);
 	va_end(ap);
-	if (pvio_xs_write(xs, 0, p, v))
-		FAIL("write %s", p);
+	if (rc)
+		FAIL("write %s/%s", fe, key);
 }
 
 static unsigned long be_state(void)
 {
-	unsigned long s = 0;
-
-	rd_uint(be, "state", &s);
-	return s;
+	return t_xb_state(xs, be);
 }
 
 static bool wait_be(unsigned long want, int ms)

@@ -40,6 +40,8 @@
 #include <pvio/ring.h>
 #include <pvio/xenbus.h>
 
+#include "t-xb.h"
+
 #define NDATA		16	/* data pages per session */
 #define EPISODE_MS	4000	/* a child running longer is killed */
 
@@ -101,34 +103,16 @@ static void wr(const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void wr(const char *key, const char *fmt, ...)
 {
-	char p[PVIO_XS_PATH_MAX + 64], v[4096];
 	va_list ap;
 
-	snprintf(p, sizeof(p), "%s/%s", fe, key);
 	va_start(ap, fmt);
-	vsnprintf(v, sizeof(v), fmt, ap);
+	t_xb_vwrite(xs, fe, key, fmt, ap);	/* a quota may refuse: fine */
 	va_end(ap);
-	pvio_xs_write(xs, 0, p, v);	/* a quota may refuse: fine */
-}
-
-static unsigned long be_state(void)
-{
-	char p[PVIO_XS_PATH_MAX + 16];
-	unsigned long s = 0;
-
-	snprintf(p, sizeof(p), "%s/state", be);
-	pvio_xs_read_uint(xs, 0, p, 0, 8, &s);
-	return s;
 }
 
 static bool wait_be(unsigned int mask, int ms)
 {
-	for (; ms > 0; ms -= 5) {
-		if (mask & (1u << be_state()))
-			return true;
-		poll(NULL, 0, 5);
-	}
-	return false;
+	return t_xb_wait_state(xs, be, mask, 5, ms);
 }
 
 #define M(s)	(1u << (s))

@@ -33,6 +33,8 @@
 #include <pvio/ring.h>
 #include <pvio/xenbus.h>
 
+#include "t-xb.h"
+
 #define NPAGES 64
 
 static struct pvio_platform *plat;
@@ -50,35 +52,24 @@ static void wr(const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void wr(const char *key, const char *fmt, ...)
 {
-	char p[PVIO_XS_PATH_MAX + 64], v[256];
 	va_list ap;
+	int rc;
 
-	snprintf(p, sizeof(p), "%s/%s", fe, key);
 	va_start(ap, fmt);
-	vsnprintf(v, sizeof(v), fmt, ap);
+	rc = t_xb_vwrite(xs, fe, key, fmt, ap);
 	va_end(ap);
-	if (pvio_xs_write(xs, 0, p, v))
-		FAIL("write %s", p);
+	if (rc)
+		FAIL("write %s/%s", fe, key);
 }
 
 static unsigned long be_state(void)
 {
-	char p[PVIO_XS_PATH_MAX + 16];
-	unsigned long s = 0;
-
-	snprintf(p, sizeof(p), "%s/state", be);
-	pvio_xs_read_uint(xs, 0, p, 0, 8, &s);
-	return s;
+	return t_xb_state(xs, be);
 }
 
 static bool wait_be(unsigned long want, int ms)
 {
-	for (; ms > 0; ms -= 10) {
-		if (be_state() == want)
-			return true;
-		poll(NULL, 0, 10);
-	}
-	return false;
+	return t_xb_wait_state(xs, be, 1u << want, 10, ms);
 }
 
 static char *page(unsigned int i)
@@ -376,12 +367,7 @@ wait:
 /* The backend's state is one of @mask's (bits), polled each ms. */
 static bool wait_be_fast(unsigned int mask, int ms)
 {
-	for (; ms > 0; ms--) {
-		if (mask & (1u << be_state()))
-			return true;
-		poll(NULL, 0, 1);
-	}
-	return false;
+	return t_xb_wait_state(xs, be, mask, 1, ms);
 }
 
 /* The vif's queue stops and starts again and again (each stop quiesces it
