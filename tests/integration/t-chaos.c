@@ -117,6 +117,23 @@ static bool wait_be(unsigned int mask, int ms)
 
 #define M(s)	(1u << (s))
 
+/* What earlier episodes left (hostile values too): a real frontend
+ * removes it before it connects; mostly, so do we. */
+static void clear_keys(const char *const *keys, unsigned int n)
+{
+	char p[PVIO_XS_PATH_MAX + 64];
+	unsigned int i;
+
+	if (chance(10))
+		return;
+	for (i = 0; i < n; i++) {
+		if (!strcmp(keys[i], "state"))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", fe, keys[i]);
+		pvio_xs_rm(xs, 0, p);
+	}
+}
+
 /* From whatever state: Closed, then Initialising; the backend offers
  * again (InitWait) unless it gave up on us. */
 static bool restart(void)
@@ -210,6 +227,7 @@ static bool blk_connect(void)
 
 	if (!restart())
 		return false;
+	clear_keys(blk_keys, sizeof(blk_keys) / sizeof(blk_keys[0]));
 	order = chance(80) ? below(5) : 0;
 	pages = 1u << order;
 	if (pvio_gnt_share(plat, 0, pages, true, ring_refs, &ring_mem) ||
@@ -399,6 +417,7 @@ static bool net_connect(void)
 {
 	if (!restart())
 		return false;
+	clear_keys(net_keys, sizeof(net_keys) / sizeof(net_keys[0]));
 	if (pvio_gnt_share(plat, 0, 1, true, &tx_ref, &tx_mem) ||
 	    pvio_gnt_share(plat, 0, 1, true, &rx_ref, &rx_mem) ||
 	    pvio_gnt_share(plat, 0, NDATA, true, data_refs, &data))

@@ -4,18 +4,21 @@
 # mutated blkif and netif requests, index games, bad grant refs, hostile
 # values for every frontend key, state flapping, watch storms, dying
 # mid-I/O and coming back) against pvio-backd for PVIO_CHAOS_SECONDS (20 by
-# default), seeded by PVIO_CHAOS_SEED (random by default; printed: a
-# failing seed reproduces). Meanwhile a well-behaved neighbour writes and
-# reads back checksummed blocks and sends frames, and must see no error;
-# pvio-backd must stay up (no sanitizer report), and its fd count and RSS
-# must not grow beyond a small bound. PVIO_CHAOS_VERBOSE=1 logs every
-# episode.
+# default), seeded by PVIO_CHAOS_SEED (a fixed one by default, "random"
+# for a new draw; printed: a failing seed reproduces). Meanwhile a
+# well-behaved neighbour writes and reads back checksummed blocks and sends
+# frames, and must see no error; pvio-backd must stay up (no sanitizer
+# report), and its fd count and RSS must not grow beyond a small bound.
+# PVIO_CHAOS_VERBOSE=1 logs every episode.
 . "$(dirname "$0")/lib.sh"
 CHAOS="$B/tests/integration/t-chaos"
 BLK="$B/tests/integration/t-blkclient"
 NET="$B/tests/integration/t-netclient"
 SECS=${PVIO_CHAOS_SECONDS:-20}
-SEED=${PVIO_CHAOS_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+# a fixed seed by default (make check replays the same episodes: a red
+# run is the code's doing, not the draw's); PVIO_CHAOS_SEED=random explores
+SEED=${PVIO_CHAOS_SEED:-20261205}
+[ "$SEED" = random ] && SEED=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 [ "$(id -u)" = 0 ] || t_skip "needs root (TAP devices)"
 [ -c /dev/net/tun ] || t_skip "no /dev/net/tun"
 t_log "chaos seed $SEED ($SECS s): PVIO_CHAOS_SEED=$SEED reproduces it"
