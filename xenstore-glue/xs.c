@@ -27,17 +27,12 @@ struct xs_watch_ent {
 	char *path;
 	pvio_xs_watch_fn fn;
 	void *opaque;
-	/* events drained, the callback not run yet: on the pending list */
-	bool pending;
-	struct xs_watch_ent *pending_next;
-	char *last;			/* the last event's path */
 };
 
 struct pvio_xs {
 	struct xs_handle *h;
-	pthread_mutex_t lock;		/* the watch table, the pending list */
+	pthread_mutex_t lock;		/* the watch table */
 	struct xs_watch_ent *watches;
-	struct xs_watch_ent *pending, **pending_tail;
 	int next_id;
 };
 
@@ -72,7 +67,6 @@ static int xs_connect(struct pvio_xs **out, const char *sock)
 	if (!x)
 		return -ENOMEM;
 	pthread_mutex_init(&x->lock, NULL);
-	x->pending_tail = &x->pending;
 	pthread_mutex_lock(&env_lock);
 	if (sock) {
 		old = getenv("XENSTORED_PATH");
@@ -129,7 +123,6 @@ void pvio_xs_close(struct pvio_xs *x)
 	while ((w = x->watches)) {
 		x->watches = w->next;
 		free(w->path);
-		free(w->last);
 		free(w);
 	}
 	xs_close(x->h);
@@ -382,22 +375,6 @@ int pvio_xs_watch(struct pvio_xs *x, const char *path, pvio_xs_watch_fn fn,
 	return id;
 }
 
-/* Under x->lock. */
-static void pending_del(struct pvio_xs *x, struct xs_watch_ent *w)
-{
-	struct xs_watch_ent **pp;
-
-	for (pp = &x->pending; *pp; pp = &(*pp)->pending_next)
-		if (*pp == w) {
-			*pp = w->pending_next;
-			if (x->pending_tail == &w->pending_next)
-				x->pending_tail = pp;
-			break;
-		}
-	w->pending = false;
-	w->pending_next = NULL;
-}
-
 int pvio_xs_unwatch(struct pvio_xs *x, int id)
 {
 	struct xs_watch_ent **pp, *w;
@@ -406,18 +383,14 @@ int pvio_xs_unwatch(struct pvio_xs *x, int id)
 	for (pp = &x->watches; (w = *pp); pp = &w->next)
 		if (w->id == id)
 			break;
-	if (w) {
+	if (w)
 		*pp = w->next;
-		if (w->pending)
-			pending_del(x, w);
-	}
 	pthread_mutex_unlock(&x->lock);
 	if (!w)
 		return -ENOENT;
 	/* events still queued for the token find no entry and are dropped */
 	xs_unwatch(x->h, w->path, w->token);
 	free(w->path);
-	free(w->last);
 	free(w);
 	return 0;
 }
@@ -427,73 +400,101 @@ int pvio_xs_fd(struct pvio_xs *x)
 	return xs_fileno(x->h);
 }
 
+/* The callback of @ev's watch, if it is still there: 1 if it ran. */
+static int run_event(struct pvio_xs *x, char **ev)
+{
+	struct xs_watch_ent *w;
+	pvio_xs_watch_fn fn = NULL;
+	void *opaque = NULL;
+
+	pthread_mutex_lock(&x->lock);
+	for (w = x->watches; w; w = w->next)
+		if (strcmp(w->token, ev[XS_WATCH_TOKEN]) == 0) {
+			fn = w->fn;
+			opaque = w->opaque;
+			break;
+		}
+	pthread_mutex_unlock(&x->lock);
+	/* outside the lock: a callback may add or remove watches */
+	if (!fn)
+		return 0;
+	fn(x, ev[XS_WATCH_PATH], opaque);
+	return 1;
+}
+
+static uint32_t ev_hash(char **ev)
+{
+	const char *k;
+	uint32_t h = 2166136261u;	/* FNV-1a over path, NUL, token */
+
+	for (k = ev[XS_WATCH_PATH]; *k; k++)
+		h = (h ^ (uint8_t)*k) * 16777619u;
+	h *= 16777619u;
+	for (k = ev[XS_WATCH_TOKEN]; *k; k++)
+		h = (h ^ (uint8_t)*k) * 16777619u;
+	return h;
+}
+
+static bool ev_same(char **a, char **b)
+{
+	return !strcmp(a[XS_WATCH_PATH], b[XS_WATCH_PATH]) &&
+	       !strcmp(a[XS_WATCH_TOKEN], b[XS_WATCH_TOKEN]);
+}
+
 /*
- * Coalesced per watch: every event queued (up to the budget) is taken off
- * libxenstore's queue at once and marks its watch pending; then each
- * pending watch's callback runs once, however many of its events were
- * queued. A callback reads the current value itself (the events may
+ * Coalesced: every event queued (up to the budget) is taken off
+ * libxenstore's queue at once, duplicates (the same watch, the same path)
+ * dropped; then the callbacks run once per distinct event, in the order
+ * they first came. A callback reads the current value itself (events may
  * repeat anyway), so a guest writing its node a thousand times costs one
  * read, and its events do not pile up in our memory meanwhile (XSA-349's
  * lesson on the client side).
  */
 int pvio_xs_dispatch(struct pvio_xs *x)
 {
-	unsigned int drained = 0;
+	enum { SLOTS = 2 * XS_DISPATCH_BUDGET };	/* a power of two */
+	char ***evs = NULL, **ev;
+	unsigned int n = 0, i;
+	int32_t *table = NULL;
 	int ran = 0;
-	char **ev;
 
-	while (drained < XS_DISPATCH_BUDGET && (ev = xs_check_watch(x->h))) {
-		struct xs_watch_ent *w;
+	while (n < XS_DISPATCH_BUDGET && (ev = xs_check_watch(x->h))) {
+		uint32_t h = ev_hash(ev), k;
+		bool dup = false;
 
-		drained++;
-		pthread_mutex_lock(&x->lock);
-		for (w = x->watches; w; w = w->next)
-			if (strcmp(w->token, ev[XS_WATCH_TOKEN]) == 0)
+		if (!evs) {
+			evs = malloc(XS_DISPATCH_BUDGET * sizeof(*evs));
+			table = malloc(SLOTS * sizeof(*table));
+			if (!evs || !table) {
+				/* no room to coalesce: this one alone */
+				free(evs);
+				free(table);
+				evs = NULL;
+				table = NULL;
+				run_event(x, ev);
+				free(ev);
+				return 1;
+			}
+			memset(table, 0xff, SLOTS * sizeof(*table));
+		}
+		for (k = h & (SLOTS - 1); table[k] >= 0; k = (k + 1) & (SLOTS - 1))
+			if (ev_same(evs[table[k]], ev)) {
+				dup = true;
 				break;
-		if (w) {
-			char *last = strdup(ev[XS_WATCH_PATH]);
-
-			if (last) {
-				free(w->last);
-				w->last = last;
 			}
-			if (!w->pending) {
-				w->pending = true;
-				w->pending_next = NULL;
-				*x->pending_tail = w;
-				x->pending_tail = &w->pending_next;
-			}
+		if (dup) {
+			free(ev);
+			continue;
 		}
-		pthread_mutex_unlock(&x->lock);
-		free(ev);
+		table[k] = (int32_t)n;
+		evs[n++] = ev;
 	}
-	for (;;) {
-		struct xs_watch_ent *w;
-		pvio_xs_watch_fn fn;
-		void *opaque;
-		char *path;
-
-		pthread_mutex_lock(&x->lock);
-		w = x->pending;
-		if (!w) {
-			pthread_mutex_unlock(&x->lock);
-			break;
-		}
-		x->pending = w->pending_next;
-		if (!x->pending)
-			x->pending_tail = &x->pending;
-		w->pending = false;
-		w->pending_next = NULL;
-		fn = w->fn;
-		opaque = w->opaque;
-		path = w->last;
-		w->last = NULL;
-		pthread_mutex_unlock(&x->lock);
-		/* outside the lock: a callback may add or remove watches */
-		fn(x, path ? path : "", opaque);
-		free(path);
-		ran++;
+	for (i = 0; i < n; i++) {
+		ran += run_event(x, evs[i]);
+		free(evs[i]);
 	}
+	free(evs);
+	free(table);
 	return ran;
 }
 

@@ -122,9 +122,9 @@ typedef void (*pvio_xs_watch_fn)(struct pvio_xs *x, const char *path,
 /*
  * Watch @path and everything below it. The callback runs from
  * pvio_xs_dispatch(), once at once (xenstore's initial fire) and after
- * each change; events may repeat, and the events of one watch waiting at
- * once are coalesced: the callback runs once for them (with the last
- * event's path), so it must read the values it cares about itself.
+ * each change; events may repeat, and events waiting at once for the
+ * same watch and the same path are coalesced: the callback runs once for
+ * them, so it must read the values it cares about itself.
  * Return a watch id (> 0).
  */
 PVIO_API int pvio_xs_watch(struct pvio_xs *x, const char *path,
@@ -134,8 +134,8 @@ PVIO_API int pvio_xs_unwatch(struct pvio_xs *x, int id);
 PVIO_API int pvio_xs_fd(struct pvio_xs *x);
 /*
  * Take the waiting events (at most a few thousand: a flood does not hold
- * the caller; the fd stays readable for the rest) and run each watch's
- * callback once for its events. Return how many callbacks ran.
+ * the caller; the fd stays readable for the rest) and run the callbacks
+ * once per distinct (watch, path). Return how many callbacks ran.
  */
 PVIO_API int pvio_xs_dispatch(struct pvio_xs *x);
 /* Wait up to @ms for watch events, then run what came (pvio_xs_dispatch).
