@@ -46,10 +46,7 @@ void pvio__simxs_stop(struct hv *hv);
 
 #define SX_DIR		"xs"
 #define SX_OUT_HIGH	(64u * 1024)	/* unsent: stop reading above */
-/* requests per client per wakeup: one, as xenstored takes one per
- * connection per turn; a client pipelining many delays the others by one
- * request each, not by a batch each */
-#define SX_BATCH	1
+#define SX_BATCH	64		/* requests per client per wakeup */
 #define SX_MAX_CONNS	32		/* per unprivileged domain */
 #define SX_LOG_BURST	20		/* guest-caused warnings / 10 s */
 
