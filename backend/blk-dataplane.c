@@ -478,6 +478,88 @@ static void replay(struct blk_queue *q)
 	q->nr_replay = 0;
 }
 
+/* ---- limits --------------------------------------------------------------------- */
+
+/* A bucket holds at most 50 ms of its rate (at least one request or 4
+ * KiB): an idle guest does not save up a burst. */
+static void bucket_refill(struct blk_bucket *b, uint64_t rate, uint64_t dt_ns,
+			  uint64_t min)
+{
+	int64_t cap, add;
+
+	if (b->rate != rate) {	/* set, changed or lifted */
+		b->rate = rate;
+		b->tokens = 0;
+	}
+	if (!rate)
+		return;
+	cap = (int64_t)(rate * 50 > min * 1000 ? rate * 50 : min * 1000);
+	if (dt_ns > 1000000000u)
+		dt_ns = 1000000000u;
+	add = (int64_t)(rate * dt_ns / 1000000u);	/* rate * dt * 1000 */
+	b->tokens = b->tokens + add > cap ? cap : b->tokens + add;
+}
+
+/* When will @b have a positive balance? */
+static uint64_t bucket_wait_ns(const struct blk_bucket *b)
+{
+	if (!b->rate || b->tokens > 0)
+		return 0;
+	return (uint64_t)(-b->tokens) * 1000000u / b->rate + 1000u;
+}
+
+/*
+ * Refill the queue's buckets; false (and the worker's wake-up set) if it
+ * must wait. Requests are not taken meanwhile: they wait in the ring, and
+ * the guest sees its queue fill up, as with a slow disk (nothing dropped).
+ */
+static bool limits_allow(struct blk_queue *q, unsigned int *budget)
+{
+	struct vbd *v = q->vbd;
+	unsigned int nq = __atomic_load_n(&v->nr_queues, __ATOMIC_RELAXED);
+	uint64_t iops = __atomic_load_n(&v->iops_limit, __ATOMIC_RELAXED);
+	uint64_t bytes = __atomic_load_n(&v->bytes_limit, __ATOMIC_RELAXED);
+	uint64_t now, wait, w2;
+
+	if (nq > 1) {	/* each queue its share */
+		iops = iops ? (iops + nq - 1) / nq : 0;
+		bytes = bytes ? (bytes + nq - 1) / nq : 0;
+	}
+	if (!iops && !bytes && !q->lim_iops.rate && !q->lim_bytes.rate) {
+		q->dq.limit_until_ns = 0;
+		return true;
+	}
+	now = pvio_now_ns();
+	bucket_refill(&q->lim_iops, iops, q->lim_ns ? now - q->lim_ns : 0, 1);
+	bucket_refill(&q->lim_bytes, bytes, q->lim_ns ? now - q->lim_ns : 0, 4096);
+	q->lim_ns = now;
+	wait = bucket_wait_ns(&q->lim_iops);
+	w2 = bucket_wait_ns(&q->lim_bytes);
+	if (w2 > wait)
+		wait = w2;
+	if (wait) {
+		q->dq.limit_until_ns = now + wait;
+		return false;
+	}
+	q->dq.limit_until_ns = 0;
+	if (q->lim_iops.rate) {
+		/* whole requests the balance covers, at least one */
+		uint64_t n = (uint64_t)(q->lim_iops.tokens + 999) / 1000;
+
+		if (n < *budget)
+			*budget = (unsigned int)n;
+	}
+	return true;
+}
+
+static void limits_charge(struct blk_queue *q, uint64_t bytes)
+{
+	if (q->lim_iops.rate)
+		q->lim_iops.tokens -= 1000;
+	if (q->lim_bytes.rate)
+		q->lim_bytes.tokens -= (int64_t)bytes * 1000;
+}
+
 static int blk_process(struct dp_queue *dq)
 {
 	struct blk_queue *q = BQ(dq);
@@ -503,6 +585,8 @@ static int blk_process(struct dp_queue *dq)
 	 * (docs/protocol.md rule 3); a
 	 * full parking lot stops taking until pages come back */
 	budget = q->nr_reqs < dq->budget ? q->nr_reqs : dq->budget;
+	if (!limits_allow(q, &budget))
+		return 0;
 	while (total < budget && q->nr_free && !q->parked) {
 		unsigned int want = q->nr_free < TAKE_CHUNK ? q->nr_free : TAKE_CHUNK;
 		unsigned int nr = 0, ni = 0;
@@ -537,12 +621,15 @@ static int blk_process(struct dp_queue *dq)
 			q->inflight++;
 			r->taken_ns = now;
 			take_one(q, &c[i], r);
+			limits_charge(q, r->status == BLKIF_RSP_OKAY ? r->bytes : 0);
 			if (r->status == BLKIF_RSP_OKAY && r->indirect)
 				ind[ni++] = r;
 			ready[nr++] = r;
 		}
 		run_taken(q, ready, nr, ind, ni);
 		total += (unsigned int)n;
+		if (q->lim_bytes.rate && q->lim_bytes.tokens <= 0)
+			break;	/* the next pass looks at the balance */
 	}
 	if (total) {
 		dp_stat_batch(&dq->st, total);
@@ -700,6 +787,8 @@ static bool blk_final_check(struct dp_queue *dq)
 
 	if (q->quiesced || !q->nr_free || q->parked)
 		return false;	/* a completion will wake us */
+	if (dq->limit_until_ns)
+		return false;	/* the worker wakes at the limit's time */
 	return pvio_ring_back_final_check(&q->ring, 1);
 }
 

@@ -418,6 +418,43 @@ static unsigned int max_queues(const struct vbd *v, const struct backd *bd)
 	       v->tops->max_queues : bd->o.max_queues;
 }
 
+/*
+ * pvio-iops-limit and pvio-bytes-limit (per second, absent or 0: none),
+ * written by the toolstack into our directory, at any time. A bad value
+ * is reported and leaves the limit as it was.
+ */
+static void vbd_limits(struct device *d, const char *key)
+{
+	static const char *const keys[2] = { "pvio-iops-limit", "pvio-bytes-limit" };
+	struct vbd *v = VBD(d);
+	unsigned int i;
+
+	if (!v)
+		return;
+	for (i = 0; i < 2; i++) {
+		uint64_t *lim = i ? &v->bytes_limit : &v->iops_limit;
+		unsigned long val;
+		int rc;
+
+		if (key && strcmp(key, keys[i]))
+			continue;
+		rc = device_read_uint(d, keys[i], 0, UINT64_MAX >> 1, 0, false, &val);
+		if (rc) {
+			log_warn("%s: bad %s: %s (limit unchanged)", d->path, keys[i],
+				 strerror(-rc));
+			continue;
+		}
+		if (val == __atomic_load_n(lim, __ATOMIC_RELAXED))
+			continue;
+		__atomic_store_n(lim, (uint64_t)val, __ATOMIC_RELAXED);
+		if (val)
+			log_info("%s: %s %lu/s", d->path, i ? "bytes limited to" :
+				 "requests limited to", val);
+		else
+			log_info("%s: no %s limit", d->path, i ? "bytes" : "requests");
+	}
+}
+
 static int vbd_probe(struct device *d)
 {
 	struct backd *bd = d->bd;
@@ -508,6 +545,7 @@ static int vbd_probe(struct device *d)
 				  max_queues(v, bd));
 	if (rc)
 		return rc;
+	vbd_limits(d, NULL);
 	/* a restarted pvio-backd finds the script's answer already there */
 	if (v->hotplug)
 		vbd_hotplug_check(d);
@@ -568,6 +606,7 @@ static int vbd_connect(struct device *d)
 		return pvio_xenbus_fatal(d->xb, rc,
 					 "bad multi-queue-num-queues (max %u)",
 					 max_queues(v, d->bd));
+	__atomic_store_n(&v->nr_queues, nq, __ATOMIC_RELAXED);
 	/* persistent grants mapped: when asked for, and the frontend reuses
 	 * its grants (feature-persistent) */
 	{
@@ -723,6 +762,10 @@ static void vbd_describe(struct device *d, struct json_object *o)
 			       json_object_new_boolean(v->fd_direct >= 0));
 	json_object_object_add(o, "sector_size",
 			       json_object_new_uint64(v->logical));
+	json_object_object_add(o, "iops_limit",
+			       json_object_new_uint64(v->iops_limit));
+	json_object_object_add(o, "bytes_limit",
+			       json_object_new_uint64(v->bytes_limit));
 }
 
 const struct device_ops vbd_ops = {
@@ -733,5 +776,6 @@ const struct device_ops vbd_ops = {
 	.destroy = vbd_destroy,
 	.tick = vbd_tick,
 	.changed = vbd_changed,
+	.limits = vbd_limits,
 	.describe = vbd_describe,
 };

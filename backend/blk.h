@@ -47,6 +47,12 @@ struct vbd {
 	unsigned int discard_granularity;
 	unsigned int max_indirect;	/* advertised; 0: none */
 	bool persistent;	/* this connection maps persistent grants */
+	/* per-device limits, per second (0: none): the toolstack's
+	 * pvio-iops-limit and pvio-bytes-limit, set by the main thread,
+	 * read by the workers; each of nr_queues queues gets its share */
+	uint64_t iops_limit;
+	uint64_t bytes_limit;
+	unsigned int nr_queues;
 	uint32_t flush_unsupported;	/* set by a worker: withdraw the key */
 	uint32_t discard_unsupported;
 };
@@ -112,6 +118,14 @@ struct blk_queue {
 	bool persistent;		/* map grants (feature-persistent) */
 	struct pg_cache pg;
 	uint64_t sectors;		/* device size in 512-byte units */
+	/* token buckets of the limits: requests and bytes this queue may
+	 * still start; they go below zero (a debt the next refills pay)
+	 * rather than split a request */
+	struct blk_bucket {
+		uint64_t rate;		/* per second, this queue's share */
+		int64_t tokens;		/* in 1/1000 of a request or byte */
+	} lim_iops, lim_bytes;
+	uint64_t lim_ns;		/* last refill */
 	/* the fds as registered files of the worker's ring, or -1 */
 	int slot_direct, slot_buffered;
 	bool files_done;

@@ -598,11 +598,21 @@ static void scan_dev(struct backd *bd, const struct device_ops *ops,
 			dev_create(bd, ops, type, fe, devid);
 		return;
 	}
+	/* rate limits, changed at any time */
+	if (d->ops->limits && (!strcmp(rest, "pvio-iops-limit") ||
+			       !strcmp(rest, "pvio-bytes-limit") ||
+			       !strcmp(rest, "rate"))) {
+		d->ops->limits(d, rest);
+		return;
+	}
 	/* the nodes that change what the device is: its directory (created
 	 * or removed), `online` and `state` (libxl's remove, re-creation);
 	 * the rest (our own features, the toolstack's params) do not */
-	if (*rest && strcmp(rest, "online") && strcmp(rest, "state"))
+	if (*rest && strcmp(rest, "online") && strcmp(rest, "state")) {
+		if (d->ops->changed)	/* hotplug nodes, a lock to try again */
+			d->ops->changed(d);
 		return;
+	}
 	dev_review(bd, pp, pvio_xs_exists(bd->xs, 0, d->path));
 }
 

@@ -185,14 +185,85 @@ free_buf:
 		io_uring_submit(&q->dq.w->ring);
 }
 
+/* ---- tx credit: xen-netback's scheduler --------------------------------------- */
+
+/* netback's tx_add_credit: a burst big enough for a 128 KiB packet */
+static void tx_add_credit(struct net_queue *q)
+{
+	uint64_t max_burst = q->credit_bytes > 131072 ? q->credit_bytes : 131072;
+	uint64_t max_credit = q->remaining_credit + q->credit_bytes;
+
+	if (max_credit < q->remaining_credit)
+		max_credit = UINT64_MAX;
+	q->remaining_credit = max_credit < max_burst ? max_credit : max_burst;
+}
+
+/* The rate the toolstack set, as this queue's: at connect and on change
+ * (as xen_net_rate_changed: the credit left is capped at the new size). */
+static void tx_credit_update(struct net_queue *q, uint64_t now)
+{
+	uint64_t bytes = __atomic_load_n(&q->vif->credit_bytes, __ATOMIC_RELAXED);
+	uint64_t usec = __atomic_load_n(&q->vif->credit_usec, __ATOMIC_RELAXED);
+
+	if (bytes == q->credit_bytes && usec == q->credit_usec)
+		return;
+	if (!q->credit_bytes) {		/* from unlimited: a fresh window */
+		q->remaining_credit = bytes;
+		q->credit_window_ns = now;
+	} else if (q->remaining_credit > bytes) {
+		q->remaining_credit = bytes;
+	}
+	q->credit_bytes = bytes;
+	q->credit_usec = usec;
+	if (!bytes) {
+		q->credit_timer_ns = 0;
+		q->dq.limit_until_ns = 0;
+	}
+}
+
+/*
+ * netback's tx_credit_exceeded: a new window's credit once the last one
+ * is over; a packet bigger than what is left waits for the next window
+ * (the worker wakes then: the timer). The packet is held, not dropped.
+ */
+static bool tx_credit_exceeded(struct net_queue *q, uint64_t size, uint64_t now)
+{
+	uint64_t next;
+
+	if (q->credit_timer_ns) {
+		if (now < q->credit_timer_ns)
+			return true;	/* the timer is pending */
+		q->credit_timer_ns = 0;	/* it fired: tx_credit_callback */
+		q->dq.limit_until_ns = 0;
+		tx_add_credit(q);
+	}
+	next = q->credit_window_ns + q->credit_usec * 1000u;
+	if (now >= next) {
+		q->credit_window_ns = now;
+		tx_add_credit(q);
+	}
+	if (size > q->remaining_credit) {
+		q->credit_timer_ns = next;
+		q->credit_window_ns = next;
+		q->dq.limit_until_ns = next;
+		return true;
+	}
+	return false;
+}
+
 static int tx_process(struct net_queue *q)
 {
 	struct pvio_gcopy *gc = &q->dq.w->gcopy;
 	struct tx_job jobs[TX_BATCH];
 	unsigned int nj = 0, taken = 0, k;
 	const char *why = NULL;
+	uint64_t now = 0;
 
 	worker_gcopy_begin(q->dq.w, q->domid);
+	if (q->credit_bytes || q->vif->credit_bytes) {
+		now = pvio_now_ns();
+		tx_credit_update(q, now);
+	}
 	while (taken < q->dq.budget && q->nr_tx_free) {
 		struct tx_job *j;
 		struct tx_pkt p;
@@ -205,7 +276,12 @@ static int tx_process(struct net_queue *q)
 			nj = 0;
 			worker_gcopy_begin(q->dq.w, q->domid);
 		}
-		rc = net_tx_take(&q->tx, &p, &why);
+		if (q->has_held) {
+			p = q->held;
+			rc = 1;
+		} else {
+			rc = net_tx_take(&q->tx, &p, &why);
+		}
 		if (rc == 0)
 			break;
 		if (rc < 0) {
@@ -213,7 +289,21 @@ static int tx_process(struct net_queue *q)
 				      pvio_ring_halt_str(q->tx.halted));
 			break;
 		}
-		tx_journal(q, &p);
+		if (!q->has_held)	/* a held packet was recorded when taken */
+			tx_journal(q, &p);
+		/* the guest's rate: as netback, before the packet goes on */
+		if (q->credit_bytes) {
+			if (q->remaining_credit < p.slot[0].size &&
+			    tx_credit_exceeded(q, p.slot[0].size, now)) {
+				if (!q->has_held) {
+					q->held = p;
+					q->has_held = true;
+				}
+				break;
+			}
+			q->remaining_credit -= p.slot[0].size;
+		}
+		q->has_held = false;
 		taken++;
 		rc = net_tx_check(&p, &first_len, &why);
 		if (rc < 0) {
@@ -617,7 +707,7 @@ static bool net_final_check(struct dp_queue *dq)
 
 	if (q->quiesced)
 		return false;
-	if (q->nr_tx_free)
+	if (q->nr_tx_free && !q->has_held)	/* held: the credit timer wakes us */
 		work = pvio_ring_back_final_check(&q->tx, 1);
 	if (q->rx_ready && q->rx_need)
 		work |= pvio_ring_back_wait_for(&q->rx, q->rx_need);
@@ -639,6 +729,13 @@ static void net_quiesce(struct dp_queue *dq)
 	if (q->quiesced)
 		return;
 	q->quiesced = true;
+	/* a packet waiting for credit: the device goes, answer it (every
+	 * request gets its response) */
+	if (q->has_held) {
+		tx_answer(q, &q->held, NETIF_RSP_DROPPED);
+		q->has_held = false;
+		tx_publish(q);
+	}
 	/* posted reads would wait for traffic forever: cancel them; the
 	 * cancel is the queue's own SQE (its tag, counted until reaped) */
 	sqe = worker_sqe(dq->w);

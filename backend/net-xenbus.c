@@ -72,6 +72,48 @@ static void vif_hotplug_check(struct device *d)
 				  d->bd->o.hotplug_timeout_s);
 }
 
+/*
+ * `rate` = "BYTES,USECS", parsed as xen_net_read_rate: absent means no
+ * limit; a malformed value is reported and means no limit, as netback
+ * ("Traffic unlimited"). Read at probe and whenever the node changes.
+ */
+static void vif_limits(struct device *d, const char *key)
+{
+	struct vif *v = VIF(d);
+	unsigned long long b = 0, u = 0;
+	char *s = NULL, *e;
+	int rc;
+
+	if (!v || (key && strcmp(key, "rate")))
+		return;
+	rc = device_read_str(d, "rate", &s);
+	if (rc >= 0) {
+		b = strtoull(s, &e, 10);
+		if (e == s || *e != ',' || s[0] == '-') {
+			b = 0;
+		} else {
+			char *u0 = e + 1;
+
+			u = strtoull(u0, &e, 10);
+			if (e == u0 || *e || *u0 == '-')
+				b = u = 0;
+		}
+		if (!b && strcmp(s, "0,0"))
+			log_warn("%s: cannot parse rate '%s': traffic unlimited",
+				 d->path, s);
+		free(s);
+	}
+	if (b == __atomic_load_n(&v->credit_bytes, __ATOMIC_RELAXED) &&
+	    u == __atomic_load_n(&v->credit_usec, __ATOMIC_RELAXED))
+		return;
+	__atomic_store_n(&v->credit_usec, (uint64_t)u, __ATOMIC_RELAXED);
+	__atomic_store_n(&v->credit_bytes, (uint64_t)b, __ATOMIC_RELAXED);
+	if (b)
+		log_info("%s: rate %llu bytes per %llu us", d->path, b, u);
+	else
+		log_info("%s: rate unlimited", d->path);
+}
+
 static int vif_probe(struct device *d)
 {
 	struct backd *bd = d->bd;
@@ -158,6 +200,7 @@ static int vif_probe(struct device *d)
 		rc = device_write(d, "hotplug-status", "connected");
 	if (rc)
 		return rc;
+	vif_limits(d, NULL);
 	if (v->hotplug) {
 		v->hotplug_since_ns = pvio_now_ns();
 		log_info("%s: %s; waiting for hotplug script %s", d->path,
@@ -362,4 +405,5 @@ const struct device_ops vif_ops = {
 	.describe = vif_describe,
 	.tick = vif_tick,
 	.changed = vif_hotplug_check,
+	.limits = vif_limits,
 };

@@ -41,6 +41,11 @@ struct vif {
 	bool fe_sg, fe_gso4, fe_gso6, fe_csum, fe_ipv6_csum, fe_rx_notify;
 	bool split;
 	unsigned int offloads;		/* TUNSETOFFLOAD */
+	/* `rate` = "BYTES,USECS" (netback's credit scheduler): each queue
+	 * may send BYTES per USECS from the guest; 0 bytes: no limit. Set
+	 * by the main thread, read by the workers. */
+	uint64_t credit_bytes;
+	uint64_t credit_usec;
 };
 
 struct net_buf {
@@ -94,6 +99,13 @@ struct net_queue {
 	/* in-flight records (crash recovery), or NULL */
 	struct jrnl *jtx, *jrx;
 	bool kick_guest;		/* re-attached: notify once */
+	/* tx credit, as xen-netback's (tx_credit_exceeded) */
+	uint64_t credit_bytes, credit_usec;	/* this queue's copy */
+	uint64_t remaining_credit;
+	uint64_t credit_window_ns;		/* the window's start */
+	uint64_t credit_timer_ns;		/* netback's credit_timeout */
+	bool has_held;			/* a packet taken, waiting for credit */
+	struct tx_pkt held;
 };
 
 static inline struct net_queue *NQ(struct dp_queue *q)

@@ -138,6 +138,9 @@ struct dp_queue {
 	/* requests (net: packets) the queue may take in this pass: the
 	 * worker's fair share (worker.c) */
 	unsigned int budget;
+	/* a per-device limit holds the queue back until then (0: it does
+	 * not): its requests wait in the ring, kicks meanwhile are no storm */
+	uint64_t limit_until_ns;
 	struct dp_stats st;
 	struct dp_queue *next;		/* the worker's list */
 	/* the worker's registered-file slots this queue holds */
@@ -282,6 +285,8 @@ struct device_ops {
 	void (*tick)(struct device *d);
 	/* Something changed under the backend directory (hotplug nodes). */
 	void (*changed)(struct device *d);
+	/* The toolstack changed a rate-limit node (@key): read it again. */
+	void (*limits)(struct device *d, const char *key);
 	/* Extra JSON fields for the stats dump, added to @o. */
 	void (*describe)(struct device *d, struct json_object *o);
 };

@@ -493,7 +493,7 @@ static int serve(struct worker *w, struct dp_queue *q, unsigned int budget,
 		return 0;
 	q->budget = budget;
 	n = q->ops->process(q);
-	if (n <= 0 && was_kicked) {
+	if (n <= 0 && was_kicked && !q->limit_until_ns) {
 		if (!*now)
 			*now = pvio_now_ns();
 		spurious(q, *now);
@@ -620,6 +620,8 @@ static void *worker_main(void *arg)
 				t = q->throttle_until_ns;
 				if (q->timer_ns && (!t || q->timer_ns < t))
 					t = q->timer_ns;
+				if (q->limit_until_ns && (!t || q->limit_until_ns < t))
+					t = q->limit_until_ns;
 				if (t && (!wake || t < wake))
 					wake = t;
 			}
@@ -634,7 +636,9 @@ static void *worker_main(void *arg)
 				io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1,
 								 &ts, NULL);
 				for (q = w->queues; q; q = q->next)
-					if (q->timer_ns && pvio_now_ns() >= q->timer_ns)
+					if ((q->timer_ns && pvio_now_ns() >= q->timer_ns) ||
+					    (q->limit_until_ns &&
+					     pvio_now_ns() >= q->limit_until_ns))
 						q->kicked = true;
 			} else {
 				io_uring_submit_and_wait(&w->ring, 1);

@@ -11,6 +11,7 @@
  *   pvio-ctl vbd-attach DOM TARGET [--vdev xvda] [--mode r|w] [--buffered]
  *   pvio-ctl vif-attach DOM [--mac MAC] [--bridge BR] [--devid N]
  *   pvio-ctl vbd-detach DOM VDEV | vif-detach DOM DEVID
+ *   pvio-ctl vbd-limit DOM VDEV [--iops N] [--bytes N] | vif-rate DOM DEVID R
  *   pvio-ctl devices [DOM]
  *   pvio-ctl stats [DOM [DEVID]] [--json | --prometheus]
  *   pvio-ctl top [DOM] [-b] [-n N] [-d SECS]
@@ -860,6 +861,92 @@ static void print_device(const char *kind, unsigned int devid,
 	       pvio_xb_state_name((enum pvio_xb_state)bs), be_dir);
 }
 
+/* Write (or with @val NULL remove) node @key of a device's backend. */
+static void backend_node(const char *kind, const char *dom, const char *dev,
+			 const char *key, const char *val)
+{
+	char fe_dir[PVIO_XS_PATH_MAX], be_dir[PVIO_XS_PATH_MAX + 64], type[64];
+	unsigned int domid, devid, be;
+	int rc;
+
+	domid = lookup_dom(dom);
+	if (strcmp(kind, "vbd") == 0 ? pvio_ts_vdev_number(dev, &devid)
+				     : pvio_parse_uint(dev, 0, 255, &devid))
+		die_usage("bad device '%s'", dev);
+	pvio_xb_frontend_path(fe_dir, domid, kind, devid);
+	if (backend_of(fe_dir, &be, type, sizeof(type)))
+		die_usage("domain %u has no %s %s", domid, kind, dev);
+	pvio_xb_backend_path(be_dir, be, type, domid, devid);
+	strcat(be_dir, "/");
+	strcat(be_dir, key);
+	rc = val ? pvio_xs_write(xs(), 0, be_dir, val) : pvio_xs_rm(xs(), 0, be_dir);
+	if (rc && !(rc == -ENOENT && !val))
+		die("cannot write %s: %s", be_dir, strerror(-rc));
+}
+
+/* vbd-limit DOM VDEV [--iops N] [--bytes N]: 0 lifts a limit */
+static int cmd_vbd_limit(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "iops", required_argument, NULL, 'i' },
+		{ "bytes", required_argument, NULL, 'b' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *iops = NULL, *bytes = NULL;
+	uint64_t v;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		const char **dst = c == 'i' ? &iops : &bytes;
+
+		if (c != 'i' && c != 'b')
+			die_usage("vbd-limit DOM VDEV [--iops N] [--bytes N]");
+		if (pvio_parse_size(optarg, &v))
+			die_usage("bad --%s '%s'", c == 'i' ? "iops" : "bytes", optarg);
+		*dst = optarg;
+	}
+	if (argc - optind != 2 || (!iops && !bytes))
+		die_usage("vbd-limit DOM VDEV [--iops N] [--bytes N]");
+	if (iops) {
+		char buf[32];
+
+		pvio_parse_size(iops, &v);
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+		backend_node("vbd", argv[optind], argv[optind + 1],
+			     "pvio-iops-limit", v ? buf : NULL);
+	}
+	if (bytes) {
+		char buf[32];
+
+		pvio_parse_size(bytes, &v);
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+		backend_node("vbd", argv[optind], argv[optind + 1],
+			     "pvio-bytes-limit", v ? buf : NULL);
+	}
+	return 0;
+}
+
+/* vif-rate DOM DEVID RATE|off */
+static int cmd_vif_rate(int argc, char **argv)
+{
+	uint64_t bytes, usec;
+	char buf[64];
+
+	if (argc != 4)
+		die_usage("vif-rate DOM DEVID RATE|off");
+	if (strcmp(argv[3], "off") == 0) {
+		backend_node("vif", argv[1], argv[2], "rate", NULL);
+		return 0;
+	}
+	if (pvio_ts_parse_rate(argv[3], &bytes, &usec))
+		die_usage("bad rate '%s' (BYTES,USECS or e.g. 10Mb/s[@20ms])", argv[3]);
+	snprintf(buf, sizeof(buf), "%llu,%llu", (unsigned long long)bytes,
+		 (unsigned long long)usec);
+	backend_node("vif", argv[1], argv[2], "rate", buf);
+	return 0;
+}
+
 static int cmd_devices(int argc, char **argv)
 {
 	char **doms = NULL;
@@ -1454,6 +1541,8 @@ static void usage(FILE *f)
 "     attaches wait for the backend (ready or failed; exit 1 if failed)\n"
 "     when pvio-backd answers: --wait, --no-wait, --timeout SECS (10)\n"
 "  vif-detach DOM DEVID\n"
+"  vbd-limit DOM VDEV [--iops N] [--bytes N]      per-device limits (0: none)\n"
+"  vif-rate DOM DEVID RATE|off                    BYTES,USECS or 10Mb/s[@20ms]\n"
 "  devices [DOM]                                  devices and XenBus states\n"
 "  stats [DOM [DEV]] [--json | --prometheus]     pvio-backd's counters\n"
 "  top [DOM] [-b] [-n N] [-d SECS]                live per-device view\n\n"
@@ -1525,6 +1614,10 @@ int main(int argc, char **argv)
 		return cmd_vbd_attach(argc, argv);
 	if (strcmp(cmd, "vif-attach") == 0)
 		return cmd_vif_attach(argc, argv);
+	if (strcmp(cmd, "vbd-limit") == 0)
+		return cmd_vbd_limit(argc, argv);
+	if (strcmp(cmd, "vif-rate") == 0)
+		return cmd_vif_rate(argc, argv);
 	if (strcmp(cmd, "vbd-detach") == 0)
 		return cmd_detach(argc, argv, "vbd");
 	if (strcmp(cmd, "vif-detach") == 0)

@@ -348,3 +348,62 @@ int pvio_ts_dev_remove(struct pvio_xs *x, const char *type, unsigned int be,
 	}
 	return rc;
 }
+
+int pvio_ts_parse_rate(const char *s, uint64_t *bytes, uint64_t *usec)
+{
+	unsigned long long n, slice = 50000;
+	char *e;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(s, &e, 10);
+	if (e == s || errno)
+		return -EINVAL;
+	if (*e == ',') {	/* BYTES,USECS */
+		const char *u = e + 1;
+
+		if (*u == '-' || *u == '+')
+			return -EINVAL;
+		slice = strtoull(u, &e, 10);
+		if (e == u || *e || errno || !n || !slice)
+			return -EINVAL;
+		*bytes = n;
+		*usec = slice;
+		return 0;
+	}
+	switch (*e) {	/* xl: 10Mb/s@20ms */
+	case 'G': n *= 1000; /* fall through */
+	case 'M': n *= 1000; /* fall through */
+	case 'K': n *= 1000; e++; break;
+	default: break;
+	}
+	if (*e == 'b')
+		n /= 8;
+	else if (*e != 'B')
+		return -EINVAL;
+	if (strncmp(e + 1, "/s", 2))
+		return -EINVAL;
+	e += 3;
+	if (*e == '@') {
+		const char *t = e + 1;
+
+		if (*t == '-' || *t == '+')
+			return -EINVAL;
+		slice = strtoull(t, &e, 10);
+		if (e == t || errno)
+			return -EINVAL;
+		if (!strcmp(e, "s"))
+			slice *= 1000000;
+		else if (!strcmp(e, "ms"))
+			slice *= 1000;
+		else if (strcmp(e, "us"))
+			return -EINVAL;
+		e += strlen(e);
+	}
+	if (*e || !slice || n * slice / 1000000 == 0)
+		return -EINVAL;
+	*bytes = n * slice / 1000000;
+	*usec = slice;
+	return 0;
+}

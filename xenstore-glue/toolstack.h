@@ -43,6 +43,12 @@ struct pvio_ts_vif {
 int pvio_ts_vdev_number(const char *vdev, unsigned int *devid);
 /* "00:16:3e:12:34:56"; -EINVAL for anything else (multicast refused). */
 int pvio_ts_parse_mac(const char *s, uint8_t mac[6]);
+/*
+ * A vif's `rate` as xl takes it: "BYTES,USECS" (the node's own form), or
+ * "N{,K,M,G}{B,b}/s[@N{s,ms,us}]" (bytes or bits per second, credited
+ * every 50 ms unless said). Return 0 or -EINVAL.
+ */
+int pvio_ts_parse_rate(const char *s, uint64_t *bytes, uint64_t *usec);
 
 /* /local/domain/<domid> with name, domid and the guest-writable dirs. */
 int pvio_ts_domain_add(struct pvio_xs *x, unsigned int domid, const char *name);
