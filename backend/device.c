@@ -732,17 +732,45 @@ static void check_peers(struct device *d)
 	}
 }
 
+/*
+ * Event-channel lookups per tick for vanished peers: a frontend that dies
+ * normally kicks us through the hypervisor (the worker looks then); this
+ * is the fallback. Each lookup is a hypervisor call: with hundreds of
+ * devices, all of them every second would cost pvio-backd ~1% of a core
+ * while every guest is idle. So a slice per tick, round robin: every
+ * device within (ports / PEER_CHECKS) seconds.
+ */
+#define PEER_CHECKS	64u
+
 void devices_tick(struct backd *bd)
 {
 	struct device *d;
+	unsigned int n = 0, ports = 0, i = 0;
 
 	for (d = bd->devices; d; d = d->next) {
-		check_peers(d);
+		n++;
 		if (d->ops->tick)
 			d->ops->tick(d);
 		pvio_ratelimit_flush(&d->log_rl[0], d->path);
 		pvio_ratelimit_flush(&d->log_rl[1], d->path);
 	}
+	if (!n)
+		return;
+	if (bd->peer_cursor >= n)
+		bd->peer_cursor = 0;
+	for (d = bd->devices; d && i < bd->peer_cursor; d = d->next)
+		i++;
+	for (i = 0; i < n && ports < PEER_CHECKS; i++) {
+		unsigned int k;
+
+		if (!d)
+			d = bd->devices;
+		for (k = 0; d->connected && k < d->nr_queues; k++)
+			ports += d->queues[k]->nr_ports;
+		check_peers(d);
+		d = d->next;
+	}
+	bd->peer_cursor += i;
 }
 
 void devices_reap_halted(struct backd *bd)

@@ -391,6 +391,7 @@ struct backd {
 	struct worker *workers;
 	unsigned int nr_workers;
 	unsigned int next_worker;
+	unsigned int peer_cursor;	/* devices_tick's round robin */
 	struct device *devices;
 	int ctl_fd;
 	int done_efd;			/* workers: a queue stopped */
