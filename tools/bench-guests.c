@@ -428,6 +428,36 @@ static void phase_add(struct phase *ph, unsigned int run, const struct gres *res
 	}
 }
 
+/* @size bytes of real data (no holes), in the page cache */
+static int make_image(const char *path, uint64_t size)
+{
+	char *buf = malloc(1u << 20);
+	uint64_t off;
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || !buf) {
+		fprintf(stderr, "pvio-bench: cannot create %s: %s\n", path,
+			strerror(fd < 0 ? errno : ENOMEM));
+		if (fd >= 0)
+			close(fd);
+		free(buf);
+		return -1;
+	}
+	memset(buf, 0xa5, 1u << 20);
+	for (off = 0; off < size; off += 1u << 20)
+		if (pwrite(fd, buf, 1u << 20, (off_t)off) != 1 << 20) {
+			fprintf(stderr, "pvio-bench: cannot fill %s\n", path);
+			close(fd);
+			free(buf);
+			unlink(path);
+			return -1;
+		}
+	close(fd);
+	free(buf);
+	return 0;
+}
+
 #define usage_exit(...) pvio_usage_error("pvio-bench", __VA_ARGS__)
 
 int bench_guests(int argc, char **argv)
@@ -446,10 +476,10 @@ int bench_guests(int argc, char **argv)
 	unsigned int fds0, fds1, nd = 0, i, run;
 	uint64_t a0, a1, c1;
 	const char *img_dir = "/var/tmp";
-	char img[PVIO_PATH_BUF], *buf;
+	char img[PVIO_PATH_BUF], img_w[PVIO_PATH_BUF];
 	struct gcmd c;
 	struct rlimit rl;
-	int fd, rc = 0;
+	int rc = 0;
 
 	for (i = 1; i < (unsigned int)argc; i++) {
 		int ii = (int)i;
@@ -498,25 +528,20 @@ int bench_guests(int argc, char **argv)
 	rl.rlim_cur = rl.rlim_max = 65536;
 	setrlimit(RLIMIT_NOFILE, &rl);
 
+	/* one image the readers share (read-only: pvio-backd locks a
+	 * read-write image for one device); the flooder writes its own */
 	snprintf(img, sizeof(img), "%s/pvio-bench-%d.img", img_dir, (int)getpid());
-	fd = open(img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		fprintf(stderr, "pvio-bench: cannot create %s: %s\n", img, strerror(errno));
+	snprintf(img_w, sizeof(img_w), "%s/pvio-bench-%d-w.img", img_dir,
+		 (int)getpid());
+	if (make_image(img, o.size) || (o.noisy && make_image(img_w, o.size))) {
+		unlink(img);
 		return 1;
 	}
-	buf = malloc(1u << 20);
-	memset(buf, 0xa5, 1u << 20);
-	for (uint64_t off = 0; off < o.size; off += 1u << 20)
-		if (pwrite(fd, buf, 1u << 20, (off_t)off) != 1 << 20) {
-			fprintf(stderr, "pvio-bench: cannot fill %s\n", img);
-			unlink(img);
-			return 1;
-		}
-	free(buf);
-	close(fd);
 	rc = bench_world_up_workers(&bw, o.spin_us, !o.copy, o.workers);
 	if (rc) {
 		unlink(img);
+		if (o.noisy)
+			unlink(img_w);
 		bench_world_down(&bw);
 		return 1;
 	}
@@ -551,7 +576,10 @@ int bench_guests(int argc, char **argv)
 	/* attach everything, then every guest connects at once */
 	a0 = pvio_now_ns();
 	for (i = 0; i < o.guests && !rc; i++) {
-		rc = bench_attach_vbd(&bw, i + 1, img);
+		if (o.noisy && i == 0)
+			rc = bench_attach_vbd(&bw, i + 1, img_w);
+		else
+			rc = bench_attach_vbd_mode(&bw, i + 1, img, true);
 		if (!rc && o.vif)
 			rc = bench_attach_vif(&bw, i + 1);
 	}
@@ -659,6 +687,8 @@ out:
 		waitpid(d[i].pid, NULL, 0);
 	bench_world_down(&bw);
 	unlink(img);
+	if (o.noisy)
+		unlink(img_w);
 	if (rc)
 		return 1;
 

@@ -241,6 +241,12 @@ static int make_domain(struct bench_world *bw, unsigned int domid)
 int bench_attach_vbd(struct bench_world *bw, unsigned int domid,
 		     const char *path)
 {
+	return bench_attach_vbd_mode(bw, domid, path, false);
+}
+
+int bench_attach_vbd_mode(struct bench_world *bw, unsigned int domid,
+			  const char *path, bool readonly)
+{
 	struct pvio_ts_vbd v = { .fe = domid, .be = 0 };
 	int rc = make_domain(bw, domid);
 
@@ -249,6 +255,7 @@ int bench_attach_vbd(struct bench_world *bw, unsigned int domid,
 	snprintf(v.vdev, sizeof(v.vdev), "xvda");
 	snprintf(v.target, sizeof(v.target), "%s", path);
 	v.buffered = true;	/* the page cache, as the baseline */
+	v.readonly = readonly;
 	return pvio_ts_vbd_add(bw->xs, &v);
 }
 

@@ -33,6 +33,9 @@ void bench_world_down(struct bench_world *bw);
 /* Create domain @domid and give it xvda backed by @path. */
 int bench_attach_vbd(struct bench_world *bw, unsigned int domid,
 		     const char *path);
+/* ... read-only if @readonly (many guests may share an image then) */
+int bench_attach_vbd_mode(struct bench_world *bw, unsigned int domid,
+			  const char *path, bool readonly);
 /* Create domain @domid (if needed) and give it vif 0. */
 int bench_attach_vif(struct bench_world *bw, unsigned int domid);
 /* pvio-backd's notifications sent so far, over all devices. */
