@@ -14,7 +14,7 @@ command -v python3 >/dev/null || t_skip "no python3"
 W=$(mktemp -d "${TMPDIR:-/tmp}/pvio-it.XXXXXX")
 export PVIO_BACKD="$BACKD"
 N=64
-TMPDIR="$W" "$BENCH" blk --guests $N --vif --size 16M --dir "$W" --time 300 --runs 1 \
+TMPDIR="$W" "$BENCH" blk --guests $N --vif --size 16M --dir "$W" --time 500 --runs 1 \
 	--json >"$W/out.json" 2>"$W/err" || t_fail "pvio-bench: $(tail -5 "$W/err")"
 python3 - "$W/out.json" "$N" <<'PY' || t_fail "$(cat "$W/out.json")"
 import json, sys
