@@ -892,37 +892,31 @@ static int cmd_vbd_limit(int argc, char **argv)
 		{ "bytes", required_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *iops = NULL, *bytes = NULL;
+	static const char *const keys[2] = { "pvio-iops-limit", "pvio-bytes-limit" };
+	const char *val[2] = { NULL, NULL };	/* --iops, --bytes */
 	uint64_t v;
-	int c;
+	int c, k;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		const char **dst = c == 'i' ? &iops : &bytes;
-
 		if (c != 'i' && c != 'b')
 			die_usage("vbd-limit DOM VDEV [--iops N] [--bytes N]");
 		if (pvio_parse_size(optarg, &v))
 			die_usage("bad --%s '%s'", c == 'i' ? "iops" : "bytes", optarg);
-		*dst = optarg;
+		val[c == 'b'] = optarg;
 	}
-	if (argc - optind != 2 || (!iops && !bytes))
+	if (argc - optind != 2 || (!val[0] && !val[1]))
 		die_usage("vbd-limit DOM VDEV [--iops N] [--bytes N]");
-	if (iops) {
+	for (k = 0; k < 2; k++) {
 		char buf[32];
 
-		pvio_parse_size(iops, &v);
+		if (!val[k])
+			continue;
+		pvio_parse_size(val[k], &v);
 		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-		backend_node("vbd", argv[optind], argv[optind + 1],
-			     "pvio-iops-limit", v ? buf : NULL);
-	}
-	if (bytes) {
-		char buf[32];
-
-		pvio_parse_size(bytes, &v);
-		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-		backend_node("vbd", argv[optind], argv[optind + 1],
-			     "pvio-bytes-limit", v ? buf : NULL);
+		/* 0: the node goes, and with it the limit */
+		backend_node("vbd", argv[optind], argv[optind + 1], keys[k],
+			     v ? buf : NULL);
 	}
 	return 0;
 }
