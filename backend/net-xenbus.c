@@ -27,16 +27,8 @@ static struct vif *VIF(struct device *d)
 
 static bool valid_ifname(const char *s)
 {
-	size_t i, n = strlen(s);
-
-	if (n == 0 || n >= IFNAMSIZ_PVIO)
-		return false;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' ||
-		      s[i] == '.'))
-			return false;
-	return strcmp(s, ".") && strcmp(s, "..");
+	return pvio_name_chars_ok(s) && strlen(s) < IFNAMSIZ_PVIO &&
+	       strcmp(s, ".") && strcmp(s, "..");
 }
 
 /*

@@ -185,16 +185,8 @@ static int cmd_world(int argc, char **argv)
 
 static bool valid_name(const char *s)
 {
-	size_t i, n = strlen(s);
-
-	if (n == 0 || n > 63 || (s[0] >= '0' && s[0] <= '9'))
-		return false;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' ||
-		      s[i] == '.'))
-			return false;
-	return true;
+	return pvio_name_chars_ok(s) && strlen(s) <= 63 &&
+	       !(s[0] >= '0' && s[0] <= '9');
 }
 
 /* --backend-type T and --backend DOM, shared by vbd-attach and vif-attach */

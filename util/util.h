@@ -80,6 +80,12 @@ void pvio_ratelimit_flush(struct pvio_ratelimit *rl, const char *who);
 int pvio_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int pvio_parse_uint(const char *s, unsigned int min, unsigned int max,
 		    unsigned int *out);
+/*
+ * Is every byte of @s in [A-Za-z0-9._-] (and @s not empty)? The portable
+ * file-name characters: what interface, domain and backend-type names may
+ * hold; the callers add their own length and position rules.
+ */
+bool pvio_name_chars_ok(const char *s);
 /* "4096", "64k", "16M", "2G" (binary units). */
 int pvio_parse_size(const char *s, uint64_t *out);
 
