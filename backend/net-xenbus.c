@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <linux/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,22 @@ static void vif_limits(struct device *d, const char *key)
 		log_info("%s: rate unlimited", d->path);
 }
 
+/* "pvio-backd SPEC PATH" on the TAP: whose it is (tap_set_alias()). */
+static void vif_set_alias(struct device *d)
+{
+	struct vif *v = VIF(d);
+	char spec[PVIO_PLATFORM_SPEC_MAX], alias[IFALIASZ];
+	int rc;
+
+	if (pvio_platform_spec(d->bd->plat, spec, sizeof(spec)))
+		snprintf(spec, sizeof(spec), "?");
+	/* a path is ~40 characters: the spec takes the rest, cut if need be */
+	snprintf(alias, sizeof(alias), "pvio-backd %.180s %.63s", spec, d->path);
+	rc = tap_set_alias(v->ifname, alias);
+	if (rc)
+		log_warn("%s: cannot label %s (alias): %s", d->path, v->ifname,
+			 strerror(-rc));
+}
 static int vif_probe(struct device *d)
 {
 	struct backd *bd = d->bd;
@@ -169,6 +186,7 @@ static int vif_probe(struct device *d)
 					 v->bridge[0] ? " in bridge " : "",
 					 v->bridge, strerror(-rc));
 	tap_set_carrier(v->tap0, false);
+	vif_set_alias(d);
 	/* netback's keys, before InitWait */
 	rc = device_write(d, "feature-sg", "1");
 	if (!rc)

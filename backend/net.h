@@ -137,5 +137,6 @@ int tap_set_offloads(int fd, unsigned int offloads);
 int tap_set_carrier(int fd, bool on);
 void tap_unbridge(const char *name, const char *bridge);
 int tap_set_mtu(const char *name, unsigned int mtu);
+int tap_set_alias(const char *name, const char *alias);
 
 #endif

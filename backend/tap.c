@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/rtnetlink.h>
 #include <linux/sockios.h>
 #include <net/if_arp.h>
 #include <stdio.h>
@@ -139,4 +140,69 @@ int tap_set_mtu(const char *name, unsigned int mtu)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	ifr.ifr_mtu = (int)mtu;
 	return sock_ioctl(SIOCSIFMTU, &ifr);
+}
+
+/*
+ * The TAP's alias (ip link's "alias", /sys/class/net/NAME/ifalias) says
+ * whose it is: "pvio-backd SPEC BACKEND-PATH". An operator sees which
+ * guest's vif a persistent TAP belongs to, and a TAP that outlived its
+ * device (pvio-backd down while the domain went away) can be found and
+ * removed. Through rtnetlink: sysfs is read-only under the unit's
+ * ProtectKernelTunables.
+ */
+int tap_set_alias(const char *name, const char *alias)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct ifinfomsg ifi;
+		char attrs[RTA_SPACE(IFALIASZ)];
+	} req;
+	struct {
+		struct nlmsghdr nh;
+		struct nlmsgerr err;
+	} ack;
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct rtattr *rta;
+	size_t len = strlen(alias);
+	struct ifreq ifr;
+	ssize_t n;
+	int s, rc;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	rc = sock_ioctl(SIOCGIFINDEX, &ifr);
+	if (rc)
+		return rc;
+	if (len >= IFALIASZ)
+		len = IFALIASZ - 1;
+	memset(&req, 0, sizeof(req));
+	req.nh.nlmsg_type = RTM_SETLINK;
+	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	req.nh.nlmsg_seq = 1;
+	req.ifi.ifi_family = AF_UNSPEC;
+	req.ifi.ifi_index = ifr.ifr_ifindex;
+	rta = (struct rtattr *)req.attrs;
+	rta->rta_type = IFLA_IFALIAS;
+	rta->rta_len = (unsigned short)RTA_LENGTH(len);
+	memcpy(RTA_DATA(rta), alias, len);
+	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(req.ifi)) + RTA_ALIGN(rta->rta_len);
+
+	s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (s < 0)
+		return -errno;
+	if (sendto(s, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sa,
+		   sizeof(sa)) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	n = recv(s, &ack, sizeof(ack), 0);
+	if (n < 0)
+		rc = -errno;
+	else if ((size_t)n < sizeof(ack) || ack.nh.nlmsg_type != NLMSG_ERROR)
+		rc = -EPROTO;
+	else
+		rc = ack.err.error;	/* 0 or -errno */
+out:
+	close(s);
+	return rc;
 }

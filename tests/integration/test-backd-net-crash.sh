@@ -20,6 +20,7 @@ NS=pvio-nc-$$
 D1=61		# TAP names are host-wide: a domid of our own
 T_EXTRA_CLEANUP="ip netns del $NS 2>/dev/null"
 
+ip link del vif$D1.0 2>/dev/null	# a run killed before its cleanup
 t_world_up
 ctl create g1 --domid $D1 >/dev/null || t_fail "create"
 ctl vif-attach g1 >/dev/null || t_fail "vif-attach"
