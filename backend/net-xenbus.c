@@ -174,8 +174,10 @@ static int vif_probe(struct device *d)
 		return pvio_xenbus_fatal(d->xb, -EINVAL, "bad mtu (68..65521)");
 	v->mtu = (unsigned int)mtu;
 	rc = tap_open(v->ifname, true, true, &v->tap0);
-	if (!rc)
+	if (!rc) {
+		vif_set_alias(d);	/* first: a TAP failed below is still ours */
 		rc = tap_setup(v->tap0, v->ifname, NULL);
+	}
 	if (!rc && v->mtu)
 		rc = tap_set_mtu(v->ifname, v->mtu);
 	if (!rc && v->bridge[0])
@@ -186,7 +188,6 @@ static int vif_probe(struct device *d)
 					 v->bridge[0] ? " in bridge " : "",
 					 v->bridge, strerror(-rc));
 	tap_set_carrier(v->tap0, false);
-	vif_set_alias(d);
 	/* netback's keys, before InitWait */
 	rc = device_write(d, "feature-sg", "1");
 	if (!rc)
