@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: MIT
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -108,6 +114,62 @@ static int pid_alive(pid_t pid)
 	return !(p && p[1] == ' ' && p[2] == 'Z');
 }
 
+/* Is @name's alias "pvio-backd sim:@dir ..."? */
+static bool tap_of_world(const char *name, const char *dir)
+{
+	char path[64 + IFNAMSIZ], alias[IFALIASZ + 1], want[PATH_MAX + 32];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/ifalias", name);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	n = fread(alias, 1, sizeof(alias) - 1, f);
+	fclose(f);
+	alias[n] = 0;
+	snprintf(want, sizeof(want), "pvio-backd sim:%s ", dir);
+	return strncmp(alias, want, strlen(want)) == 0;
+}
+
+/*
+ * The world's domains are gone: so are their vifs. A vif's TAP is
+ * persistent (it outlives pvio-backd, for the next one), so a pvio-backd
+ * stopped before the world leaves them; pvio-backd names its TAPs
+ * "pvio-backd SPEC PATH" (their alias). Each is made non-persistent
+ * through its own name: it goes when its last fd closes.
+ */
+static void world_taps_remove(const char *dir)
+{
+	char real[PATH_MAX];
+	struct dirent *e;
+	DIR *d = opendir("/sys/class/net");
+
+	if (!d)
+		return;
+	if (!realpath(dir, real))
+		real[0] = 0;
+	while ((e = readdir(d))) {
+		struct ifreq ifr;
+		int fd;
+
+		if (e->d_name[0] == '.' || strlen(e->d_name) >= IFNAMSIZ ||
+		    !(tap_of_world(e->d_name, dir) ||
+		      (real[0] && tap_of_world(e->d_name, real))))
+			continue;
+		fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			break;
+		memset(&ifr, 0, sizeof(ifr));
+		ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", e->d_name);
+		if (ioctl(fd, TUNSETIFF, &ifr) == 0)
+			ioctl(fd, TUNSETPERSIST, 0);
+		close(fd);
+	}
+	closedir(d);
+}
+
 int pvio_world_stop(const char *dir, int timeout_ms)
 {
 	pid_t pid = pvio_world_pid(dir);
@@ -115,17 +177,23 @@ int pvio_world_stop(const char *dir, int timeout_ms)
 
 	if (pid < 0)
 		return pid;
-	if (kill(pid, SIGTERM) < 0)
-		return errno == ESRCH ? 0 : -errno;
+	if (kill(pid, SIGTERM) < 0) {
+		if (errno != ESRCH)
+			return -errno;
+		world_taps_remove(dir);
+		return 0;
+	}
 	while (pid_alive(pid)) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 
 		if (waited >= timeout_ms) {
 			kill(pid, SIGKILL);
+			world_taps_remove(dir);
 			return -ETIMEDOUT;
 		}
 		nanosleep(&ts, NULL);
 		waited += 10;
 	}
+	world_taps_remove(dir);
 	return 0;
 }

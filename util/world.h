@@ -17,7 +17,10 @@ const char *pvio_world_simhv_path(void);
 int pvio_world_start(const char *dir, const char *const *extra_args);
 /* The world's pid from its pid file, or -errno. */
 pid_t pvio_world_pid(const char *dir);
-/* SIGTERM the world and wait (up to @timeout_ms) for it to go. */
+/*
+ * SIGTERM the world and wait (up to @timeout_ms) for it to go; then remove
+ * the persistent TAPs its pvio-backd left (alias "pvio-backd sim:@dir ...").
+ */
 int pvio_world_stop(const char *dir, int timeout_ms);
 
 #endif

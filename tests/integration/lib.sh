@@ -24,20 +24,6 @@ t_ours() {
 	[ "${1:-}" = "$$" ] && [ "${2#Z}" = "${2:-}" ]
 }
 
-# Remove the TAPs whose alias starts with $1: a vif's TAP is persistent
-# (it outlives a pvio-backd that stops, for the next one) and names are
-# host-wide: one left behind would be found, addresses and all, by the next
-# test (or the next run of the suite) that uses the same domid.
-t_taps_remove() {
-	local f a
-	for f in /sys/class/net/*/ifalias; do
-		a=$(cat "$f" 2>/dev/null) || continue
-		[ "${a#"$1"}" != "$a" ] || continue
-		f=${f%/ifalias}
-		ip link del "${f##*/}" 2>/dev/null
-	done
-}
-
 t_cleanup() {
 	local rc=$? live=""
 	# only the test's own shell cleans up: a subshell that exits must
@@ -55,8 +41,7 @@ t_cleanup() {
 			t_log "---- simhv log ----"; tail -15 "$W/simhv.log" >&2 2>/dev/null
 		fi
 		"$PVIO_CTL" -w "$W" world stop >/dev/null 2>&1
-		t_taps_remove "pvio-backd sim:$W "
-		rm -rf "$W"
+		[ -n "${T_KEEP:-}" ] || rm -rf "$W"
 	fi
 	[ -n "${T_EXTRA_CLEANUP:-}" ] && eval "$T_EXTRA_CLEANUP"
 	exit $rc

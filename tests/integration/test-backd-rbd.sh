@@ -76,7 +76,9 @@ IMG="rbd:rbd/disk1:conf=$CEPH_CONF"
 ctl vbd-attach g1 "$IMG" --vdev xvda >/dev/null || t_fail "attach rbd"
 truncate -s 32M "$W/file.img" || t_fail "truncate"
 ctl vbd-attach g2 "$W/file.img" --vdev xvda >/dev/null || t_fail "attach file"
-t_backd_up --workers 1 --remote-timeout 3
+# 10 s: a loaded machine (CI, two cores) never trips it during the
+# filesystem phases (as 3 s did once in the NBD test)
+t_backd_up --workers 1 --remote-timeout 10
 t_wait_states g1 51712 "Initialising InitWait" 30
 
 # ---- a filesystem on RBD; the image's bytes through librbd -------------------------
@@ -126,10 +128,10 @@ DPID=$!
 sleep 0.5
 kill -STOP "$CEPH_OSD_PID" "$CEPH_MON_PID"
 t0=$(date +%s%N)
-timeout 40 tail --pid=$DPID -f /dev/null || t_fail "the guest's writes hang (cluster stopped)"
+timeout 60 tail --pid=$DPID -f /dev/null || t_fail "the guest's writes hang (cluster stopped)"
 t1=$(date +%s%N)
 el=$(( (t1 - t0) / 1000000 ))
-[ $el -ge 2000 ] && [ $el -le 20000 ] || t_fail "error after $el ms (timeout 3 s)"
+[ $el -ge 9000 ] && [ $el -le 35000 ] || t_fail "error after $el ms (timeout 10 s)"
 grep -q "Input/output error" "$W/dd.err" || t_fail "dd: $(cat "$W/dd.err")"
 wait $HPID || t_fail "the file disk's verified I/O failed meanwhile: $(cat "$W/healthy")"
 grep -q "OK 4000 write+read" "$W/healthy" || t_fail "healthy: $(cat "$W/healthy")"
