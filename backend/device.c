@@ -361,6 +361,11 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 		d->setup_failed = true;
 		return;
 	}
+	/* a hotplug script's answer already there: the probe opened the
+	 * target and device_recheck() re-attached (a second attach of the
+	 * same rings fails, and its Closing would kill the guest's disk) */
+	if (d->connected || d->failed)
+		return;
 	be = pvio_xenbus_state(d->xb);
 	other = pvio_xenbus_other_state(d->xb);
 	if (be == PVIO_XB_CONNECTED &&
