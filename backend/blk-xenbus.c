@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -132,6 +134,62 @@ static int lock_target(struct device *d, struct vbd *v)
 		v->readonly ? "read-only" : "read-write");
 }
 
+/*
+ * May a submission to this target block the worker that submits it? A
+ * worker serves many guests: one that sleeps in a submission (FUSE with a
+ * full background queue, NFS, a network block device) stalls them all.
+ * The rule: a file on ext2/3/4, xfs, btrfs or tmpfs, or a block device
+ * that is a disk or a partition (SCSI/SATA/NVMe, virtio, xen, device
+ * mapper, md, mmc) is submitted inline: io_uring's non-blocking attempt
+ * either completes it or punts it to io-wq itself. Anything else (FUSE,
+ * NFS, CIFS, 9p, overlay, the kernel's /dev/nbdN and /dev/rbdN, loop
+ * devices whose backing file may be anywhere, unknown majors) goes to
+ * io-wq at once with IOSQE_ASYNC: the worker never waits on it. @why gets
+ * the reason for the log. Only file targets (target-file.c) are
+ * submitted through io_uring: the remote ones (nbd:, rbd:) have their
+ * own asynchronous clients and never block a worker.
+ */
+static bool target_may_block(int fd, const struct stat *st, char *why,
+			     size_t len)
+{
+	static const struct { unsigned long magic; const char *name; } local_fs[] = {
+		{ 0xEF53, "ext4" }, { 0x58465342, "xfs" },
+		{ 0x9123683E, "btrfs" }, { 0x01021994, "tmpfs" },
+	};
+	/* disks: sd, ide, md, mmc, dm (dynamic: 252-254), nvme and
+	 * virtio-blk (dynamic: 259 blkext, 250-253), xvd */
+	static const unsigned int local_major[] = {
+		3, 8, 9, 22, 65, 66, 67, 68, 69, 70, 71, 128, 129, 130, 131, 132,
+		133, 134, 135, 179, 202, 250, 251, 252, 253, 254, 259,
+	};
+	struct statfs sf;
+	unsigned int i, maj;
+
+	if (S_ISBLK(st->st_mode)) {
+		maj = major(st->st_rdev);
+		for (i = 0; i < sizeof(local_major) / sizeof(local_major[0]); i++)
+			if (maj == local_major[i]) {
+				snprintf(why, len, "local block device (major %u)", maj);
+				return false;
+			}
+		snprintf(why, len, "block device of major %u (not known to be local)",
+			 maj);
+		return true;
+	}
+	if (fstatfs(fd, &sf) < 0) {
+		snprintf(why, len, "statfs failed");
+		return true;
+	}
+	for (i = 0; i < sizeof(local_fs) / sizeof(local_fs[0]); i++)
+		if ((unsigned long)sf.f_type == local_fs[i].magic) {
+			snprintf(why, len, "file on %s", local_fs[i].name);
+			return false;
+		}
+	snprintf(why, len, "file system 0x%lx (not known to be local)",
+		 (unsigned long)sf.f_type);
+	return true;
+}
+
 static int open_target(struct device *d, struct vbd *v)
 {
 	int flags = (v->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
@@ -152,6 +210,8 @@ static int open_target(struct device *d, struct vbd *v)
 		return rc;
 	}
 	v->is_blockdev = S_ISBLK(st.st_mode);
+	v->sqe_flags = target_may_block(v->fd_buffered, &st, v->io_why,
+					sizeof(v->io_why)) ? IOSQE_ASYNC : 0;
 	v->logical = 512;
 	v->physical = v->is_blockdev ? 512 : 4096;
 	if (v->is_blockdev) {
@@ -221,10 +281,12 @@ static int target_open(struct device *d, struct vbd *v)
 	if (rc)
 		return rc;
 	v->opened = true;
-	log_info("%s: %s, %llu bytes, %s%s, sector %u/%u%s", d->path, v->params,
-		 (unsigned long long)v->size_bytes, v->readonly ? "read-only" : "read-write",
+	log_info("%s: %s, %llu bytes, %s%s, sector %u/%u%s, %s: %s", d->path,
+		 v->params, (unsigned long long)v->size_bytes,
+		 v->readonly ? "read-only" : "read-write",
 		 v->fd_direct >= 0 ? ", O_DIRECT" : ", buffered", v->logical,
-		 v->physical, v->feat_discard ? "" : ", no discard");
+		 v->physical, v->feat_discard ? "" : ", no discard", v->io_why,
+		 v->sqe_flags ? "submitted through io-wq" : "submitted inline");
 	return 0;
 }
 

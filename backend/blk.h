@@ -38,6 +38,10 @@ struct vbd {
 	int fd_buffered;
 	bool readonly;
 	bool is_blockdev;
+	/* IOSQE_ASYNC for a target that may block its submitter (see
+	 * target_may_block() in blk-xenbus.c), else 0 */
+	uint8_t sqe_flags;
+	char io_why[64];
 	uint64_t size_bytes;	/* as announced to the frontend */
 	unsigned int logical;	/* sector-size, bytes */
 	unsigned int physical;	/* physical-sector-size */

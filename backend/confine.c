@@ -95,6 +95,7 @@ static const char *const allowed[] = {
 	"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv",
 	"pwritev", "preadv2", "pwritev2", "close", "close_range", "open",
 	"openat", "fstat", "newfstatat", "stat", "lstat", "statx", "lseek",
+	"fstatfs", "statfs",	/* may a target block? (blk-xenbus.c) */
 	"fsync", "fdatasync", "fallocate", "ftruncate", "fcntl", "dup", "dup3", "pipe2",
 	"ioctl", "access", "faccessat", "faccessat2", "readlink",
 	"readlinkat", "getdents64", "unlink", "unlinkat", "mkdir", "mkdirat",

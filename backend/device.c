@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -83,34 +84,40 @@ void worker_unplace(struct worker *w)
 
 static void add_stats(struct dp_stats *s, const struct dp_stats *q);
 
-void device_stop_queues(struct device *d)
+bool device_stop_queues(struct device *d)
 {
+	bool left = false;
 	unsigned int i;
 
 	for (i = 0; i < d->nr_queues; i++) {
 		struct dp_queue *q = d->queues[i];
-		int waited = 0;
+		uint32_t st;
 
 		if (!q)
 			continue;
 		if (q->started) {
-			worker_stop_queue(q->w, q);
-			/* the worker drains what is in flight */
-			while (__atomic_load_n(&q->state, __ATOMIC_ACQUIRE) !=
-			       DPQ_STOPPED) {
-				poll(NULL, 0, 1);
-				if (++waited == 30000)
-					log_warn("%s: queue %u still draining after 30 s",
-						 d->path, i);
+			st = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
+			if (st != DPQ_STOPPED) {
+				/* the worker drains what is in flight and
+				 * says so on done_efd: never waited for here
+				 * (one hung target must not stop the main
+				 * loop) */
+				if (st != DPQ_STOPPING)
+					worker_stop_queue(q->w, q);
+				left = true;
+				continue;
 			}
 		}
 		add_stats(&d->retired, &q->st);
 		q->ops->free(q);
 		d->queues[i] = NULL;
 	}
+	if (left)
+		return false;
 	free(d->queues);
 	d->queues = NULL;
 	d->nr_queues = 0;
+	return true;
 }
 
 /* ---- the state machine ------------------------------------------------------------- */
@@ -124,19 +131,32 @@ static void trace(struct pvio_xenbus *xb, enum pvio_xb_state from,
 		 pvio_xb_state_name(from), pvio_xb_state_name(to));
 }
 
-static void disconnect(struct device *d)
+/*
+ * Stop the dataplanes: begin it, or look again how far it got. True when
+ * every queue has been freed; false while some still drain, and then the
+ * device's XenBus steps wait: devices_reap_stopped() resumes them when a
+ * worker reports a queue stopped.
+ */
+static bool disconnect(struct device *d)
 {
-	if (!d->connected)
-		return;
-	d->ops->disconnect(d);
-	d->connected = false;
+	if (d->connected) {
+		d->connected = false;
+		d->drain_ns = pvio_now_ns();
+		d->ops->disconnect(d);
+	}
+	if (d->nr_queues && !device_stop_queues(d)) {
+		d->draining = true;
+		return false;
+	}
+	d->draining = false;
+	return true;
 }
 
 static void do_connect(struct device *d)
 {
 	int rc;
 
-	if (d->connected || d->failed)
+	if (d->connected || d->failed || d->draining)
 		return;
 	rc = d->ops->connect(d);
 	if (rc == -EAGAIN) {
@@ -183,6 +203,11 @@ static bool device_recreated(struct device *d)
 	return true;
 }
 
+static bool disconnect_if_draining(struct device *d)
+{
+	return !d->draining || disconnect(d);
+}
+
 /* The one dispatcher of the frontend's state. */
 static void frontend_changed(struct pvio_xenbus *xb, enum pvio_xb_state fe,
 			     void *opaque)
@@ -196,6 +221,9 @@ static void frontend_changed(struct pvio_xenbus *xb, enum pvio_xb_state fe,
 		disconnect(d);
 		return;
 	}
+	/* the old connection still drains: decided again when it is over */
+	if (!disconnect_if_draining(d))
+		return;
 	switch (fe) {
 	case PVIO_XB_INITIALISING:
 		/* a frontend (re)starting after we closed: offer again; not
@@ -204,7 +232,8 @@ static void frontend_changed(struct pvio_xenbus *xb, enum pvio_xb_state fe,
 		if (d->setup_failed)
 			break;
 		if (be == PVIO_XB_CLOSED || be == PVIO_XB_CLOSING) {
-			disconnect(d);
+			if (!disconnect(d))
+				break;
 			d->failed = false;
 			pvio_xenbus_switch(xb, PVIO_XB_INITWAIT);
 		}
@@ -219,12 +248,13 @@ static void frontend_changed(struct pvio_xenbus *xb, enum pvio_xb_state fe,
 		do_connect(d);
 		break;
 	case PVIO_XB_CLOSING:
-		disconnect(d);
-		pvio_xenbus_switch(xb, PVIO_XB_CLOSING);
+		if (disconnect(d))
+			pvio_xenbus_switch(xb, PVIO_XB_CLOSING);
 		break;
 	case PVIO_XB_CLOSED:	/* also Unknown and absent */
-		disconnect(d);
-		pvio_xenbus_switch(xb, PVIO_XB_CLOSED);
+		/* Closed only once nothing of the guest's is mapped */
+		if (disconnect(d))
+			pvio_xenbus_switch(xb, PVIO_XB_CLOSED);
 		break;
 	default:
 		break;	/* InitWait, Reconfiguring: not ours to act on */
@@ -313,10 +343,29 @@ static struct device *dev_find(struct backd *bd, const char *type,
 	return NULL;
 }
 
+static bool dev_dying(struct backd *bd, const char *type, unsigned int fe,
+		      unsigned int devid)
+{
+	struct device *d;
+
+	for (d = bd->dying; d; d = d->next)
+		if (d->fe == fe && d->devid == devid && !strcmp(d->type, type))
+			return true;
+	return false;
+}
+
+/* Unlinked from bd->devices: free it now, or once its queues drained. */
 static void dev_free(struct device *d)
 {
-	disconnect(d);
+	struct backd *bd = d->bd;
+
 	pvio_xenbus_close(d->xb);
+	d->xb = NULL;
+	if (!disconnect(d)) {
+		d->next = bd->dying;
+		bd->dying = d;
+		return;
+	}
 	d->ops->destroy(d);
 	free(d);
 }
@@ -324,10 +373,15 @@ static void dev_free(struct device *d)
 static void dev_create(struct backd *bd, const struct device_ops *ops,
 		       const char *type, unsigned int fe, unsigned int devid)
 {
-	struct device *d = calloc(1, sizeof(*d));
 	enum pvio_xb_state be, other;
+	struct device *d;
 	int rc;
 
+	/* its old instance still drains (its TAP, its target): created when
+	 * that one is freed (devices_reap_stopped scans again) */
+	if (dev_dying(bd, type, fe, devid))
+		return;
+	d = calloc(1, sizeof(*d));
 	if (!d)
 		return;
 	d->bd = bd;
@@ -428,6 +482,23 @@ static void scan_types(struct backd *bd, const struct device_ops *ops,
 		scan_kind(bd, ops, tok);
 }
 
+/* libxl's remove: online=0 and Closing written into our state node; it
+ * waits for us to write Closed there (once drained) */
+static void check_online(struct device *d)
+{
+	unsigned long online = 1, node = PVIO_XB_CLOSED;
+
+	if (device_read_uint(d, "online", 0, 1, 1, false, &online) || online)
+		return;
+	device_read_uint(d, "state", 0, 8, PVIO_XB_CLOSED, false, &node);
+	if (pvio_xenbus_state(d->xb) != PVIO_XB_CLOSED) {
+		if (disconnect(d))
+			pvio_xenbus_switch(d->xb, PVIO_XB_CLOSED);
+	} else if (node != PVIO_XB_CLOSED) {
+		pvio_xenbus_touch(d->xb);	/* Closed again */
+	}
+}
+
 /*
  * Look at known device *@pp after a change: gone (@present false), removed
  * and re-created, or libxl's remove protocol. Unlinks and frees it when it
@@ -436,7 +507,6 @@ static void scan_types(struct backd *bd, const struct device_ops *ops,
 static bool dev_review(struct backd *bd, struct device **pp, bool present)
 {
 	struct device *d = *pp;
-	unsigned long online = 1;
 
 	if (!present) {
 		/* the toolstack removed it */
@@ -461,19 +531,7 @@ static bool dev_review(struct backd *bd, struct device **pp, bool present)
 	}
 	if (d->ops->changed)	/* hotplug nodes, a lock to try again */
 		d->ops->changed(d);
-	/* libxl's remove: online=0 and Closing written into our state node;
-	 * it waits for us to write Closed there */
-	if (!device_read_uint(d, "online", 0, 1, 1, false, &online) && !online) {
-		unsigned long node = PVIO_XB_CLOSED;
-
-		device_read_uint(d, "state", 0, 8, PVIO_XB_CLOSED, false, &node);
-		if (pvio_xenbus_state(d->xb) != PVIO_XB_CLOSED) {
-			disconnect(d);
-			pvio_xenbus_switch(d->xb, PVIO_XB_CLOSED);
-		} else if (node != PVIO_XB_CLOSED) {
-			pvio_xenbus_touch(d->xb);	/* Closed again */
-		}
-	}
+	check_online(d);
 	return false;
 }
 
@@ -737,6 +795,36 @@ static void check_peers(struct device *d)
 	}
 }
 
+/* The stalled-I/O report, once a second: a queue with I/O in flight and
+ * nothing completed for the stall timeout names its device. */
+static void check_stalls(struct device *d, uint64_t now)
+{
+	uint64_t limit = (uint64_t)d->bd->o.stall_s * 1000000000u;
+	unsigned int i;
+
+	for (i = 0; limit && i < d->nr_queues; i++) {
+		struct dp_queue *q = d->queues[i];
+		uint32_t n;
+		uint64_t since;
+
+		if (!q || !q->started)
+			continue;
+		n = __atomic_load_n(&q->io_busy, __ATOMIC_RELAXED);
+		since = __atomic_load_n(&q->progress_ns, __ATOMIC_RELAXED);
+		if (n && since && now - since >= limit) {
+			if (!q->stall_logged)
+				log_warn("%s: domain %u, queue %u (worker %u): no I/O completed for %llu s, %u in flight: its target is stuck",
+					 d->path, d->fe, i, q->w->idx,
+					 (unsigned long long)((now - since) / 1000000000u),
+					 n);
+			q->stall_logged = true;
+		} else if (q->stall_logged) {
+			log_info("%s: queue %u: I/O completes again", d->path, i);
+			q->stall_logged = false;
+		}
+	}
+}
+
 /*
  * Event-channel lookups per tick for vanished peers: a frontend that dies
  * normally kicks us through the hypervisor (the worker looks then); this
@@ -751,9 +839,11 @@ void devices_tick(struct backd *bd)
 {
 	struct device *d;
 	unsigned int n = 0, ports = 0, i = 0;
+	uint64_t now = pvio_now_ns();
 
 	for (d = bd->devices; d; d = d->next) {
 		n++;
+		check_stalls(d, now);
 		if (d->ops->tick)
 			d->ops->tick(d);
 		pvio_ratelimit_flush(&d->log_rl[0], d->path);
@@ -795,20 +885,75 @@ void devices_reap_halted(struct backd *bd)
 	}
 }
 
-void devices_shutdown(struct backd *bd)
+/* A worker stopped a queue: devices whose XenBus steps waited for their
+ * drain go on; removed devices that drained are freed. */
+void devices_reap_stopped(struct backd *bd)
 {
-	struct device *d;
+	struct device **pp, *d;
+	bool freed = false;
 
-	/* Drain and detach, leaving xenstore as it is: a restarted
-	 * pvio-backd re-attaches at the live rings (Linux frontends do not
-	 * recover from a backend that closes). */
+	for (d = bd->devices; d; d = d->next) {
+		if (!d->draining || !disconnect(d))
+			continue;
+		log_debug("%s: drained", d->path);
+		frontend_changed(d->xb, pvio_xenbus_other_state(d->xb), d);
+		if (!d->recreated)
+			check_online(d);
+	}
+	pp = &bd->dying;
+	while ((d = *pp)) {
+		if (!disconnect(d)) {
+			pp = &d->next;
+			continue;
+		}
+		*pp = d->next;
+		log_info("%s: drained after its removal, freed", d->path);
+		d->ops->destroy(d);
+		free(d);
+		freed = true;
+	}
+	/* a re-created instance waited for the old one */
+	if (freed && !bd->stopping)
+		devices_scan(bd);
+}
+
+/*
+ * SIGTERM: drain every queue and detach, leaving xenstore as it is (a
+ * restarted pvio-backd re-attaches at the live rings: Linux frontends do
+ * not recover from a backend that closes), for up to @bound_ms. A device
+ * whose target does not answer by then is abandoned: logged, its memory
+ * left to the exit. Return the number abandoned.
+ */
+unsigned int devices_shutdown(struct backd *bd, unsigned int bound_ms)
+{
+	uint64_t deadline = pvio_now_ms() + bound_ms;
+	struct device *d;
+	unsigned int n = 0;
+
 	while ((d = bd->devices)) {
 		bd->devices = d->next;
 		if (d->connected)
-			log_info("%s: drained, detached (state kept)", d->path);
+			log_info("%s: draining, detaching (state kept)", d->path);
 		d->detaching = true;
 		dev_free(d);
 	}
+	while (bd->dying) {
+		struct pollfd p = { .fd = bd->done_efd, .events = POLLIN };
+		uint64_t now = pvio_now_ms(), v;
+
+		if (now >= deadline)
+			break;
+		if (poll(&p, 1, (int)(deadline - now)) > 0 &&
+		    read(bd->done_efd, &v, sizeof(v)) < 0)
+			log_debug("done_efd: %s", strerror(errno));
+		devices_reap_stopped(bd);
+	}
+	for (d = bd->dying; d; d = d->next) {
+		log_warn("%s: domain %u: in-flight I/O did not drain within %u ms: abandoned",
+			 d->path, d->fe, bound_ms);
+		n++;
+	}
+	return n;
 }
 
 /* ---- counters ------------------------------------------------------------------------ */

@@ -56,6 +56,10 @@ static void usage(FILE *f)
 "                         seconds (1..3600, default 30) fails with an I/O error\n"
 "      --lock-dir DIR     single-writer lock files of NBD disks\n"
 "                         (default /run/pvio/locks)\n"
+"      --stall-timeout S  log a worker or a device whose I/O made no progress\n"
+"                         for S seconds (default 10; 0: never)\n"
+"      --drain-timeout MS at SIGTERM, wait this long for in-flight I/O, then\n"
+"                         abandon the devices whose targets hang (default 1500)\n"
 "  -s, --ctl-sock PATH    control socket for pvio-ctl stats (default: WORLD/\n"
 "                         backd.sock on sim, /run/pvio/backd.sock on xen)\n"
 "      --journal-dir DIR  in-flight records, one per ring, for restarting\n"
@@ -136,7 +140,8 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 {
 	enum { O_SPIN = 256, O_ORDER, O_QUEUES, O_INDIRECT, O_BUFFERED,
 	       O_VBDT, O_VIFT, O_NOVBD, O_NOVIF, O_MAP, O_PGMAX, O_JDIR,
-	       O_NOJ, O_NOCONFINE, O_KINDS, O_HPTIMEOUT, O_RTMO, O_LOCKDIR };
+	       O_NOJ, O_NOCONFINE, O_KINDS, O_HPTIMEOUT, O_RTMO, O_LOCKDIR,
+	       O_STALL, O_DRAIN };
 	static const struct option opts[] = {
 		{ "platform", required_argument, NULL, 'p' },
 		{ "workers", required_argument, NULL, 'w' },
@@ -156,6 +161,8 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		{ "hotplug-timeout", required_argument, NULL, O_HPTIMEOUT },
 		{ "remote-timeout", required_argument, NULL, O_RTMO },
 		{ "lock-dir", required_argument, NULL, O_LOCKDIR },
+		{ "stall-timeout", required_argument, NULL, O_STALL },
+		{ "drain-timeout", required_argument, NULL, O_DRAIN },
 		{ "ctl-sock", required_argument, NULL, 's' },
 		{ "journal-dir", required_argument, NULL, O_JDIR },
 		{ "no-journal", no_argument, NULL, O_NOJ },
@@ -182,6 +189,8 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 	o->hotplug_timeout_s = 40;
 	o->remote_timeout_s = 30;
 	o->lock_dir = "/run/pvio/locks";
+	o->stall_s = 10;
+	o->drain_ms = 1500;
 	opterr = 0;	/* our own one-line messages */
 	while ((c = getopt_long(argc, argv, ":p:w:s:l:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -268,6 +277,16 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 				pvio_usage_error(prog, "bad --lock-dir '%s' (an absolute path)",
 						 optarg);
 			o->lock_dir = optarg;
+			break;
+		case O_STALL:
+			if (pvio_parse_uint(optarg, 0, 3600, &o->stall_s))
+				pvio_usage_error(prog, "bad --stall-timeout '%s' (0..3600)",
+						 optarg);
+			break;
+		case O_DRAIN:
+			if (pvio_parse_uint(optarg, 0, 600000, &o->drain_ms))
+				pvio_usage_error(prog, "bad --drain-timeout '%s' (0..600000)",
+						 optarg);
 			break;
 		case 's':
 			o->ctl_sock = optarg;
@@ -458,7 +477,7 @@ int main(int argc, char **argv)
 	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
 	sigset_t mask;
 	int ep, sfd, tfd, rc;
-	unsigned int i;
+	unsigned int i, abandoned;
 
 	pvio_log_init(prog, PVIO_LOG_INFO);
 	parse_args(&bd.o, argc, argv);
@@ -624,11 +643,17 @@ int main(int argc, char **argv)
 					break;
 				devices_tick(&bd);
 				notify_status(&bd, "");
+				for (i = 0; i < bd.nr_workers; i++)
+					worker_check_stall(&bd.workers[i],
+							   pvio_now_ns(),
+							   (uint64_t)bd.o.stall_s *
+							   1000000000u);
 				break;
 			case EV_DONE:
 				if (read(bd.done_efd, &v, sizeof(v)) < 0)
 					break;
 				devices_reap_halted(&bd);
+				devices_reap_stopped(&bd);
 				break;
 			case EV_SIG: {
 				struct signalfd_siginfo si;
@@ -648,9 +673,9 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	devices_shutdown(&bd);
+	abandoned = devices_shutdown(&bd, bd.o.drain_ms);
 	for (i = 0; i < bd.nr_workers; i++)
-		worker_shutdown(&bd.workers[i]);
+		worker_shutdown(&bd.workers[i], abandoned > 0);
 	for (i = 0; i < bd.nr_workers; i++)
 		worker_join(&bd.workers[i]);
 	free(bd.workers);
@@ -659,6 +684,10 @@ int main(int argc, char **argv)
 	unlink(bd.o.ctl_sock);
 	close(bd.ctl_fd);
 	close(ep);
-	log_info("stopped");
+	if (abandoned)
+		log_warn("stopped; %u device%s abandoned with I/O still in flight on a hung target",
+			 abandoned, abandoned > 1 ? "s" : "");
+	else
+		log_info("stopped");
 	return 0;
 }

@@ -142,6 +142,12 @@ struct dp_queue {
 	 * not): its requests wait in the ring, kicks meanwhile are no storm */
 	uint64_t limit_until_ns;
 	struct dp_stats st;
+	/* stall watch: target I/O in flight and the last completion (or the
+	 * start of a busy spell), written by the worker, read by the main
+	 * thread */
+	uint32_t io_busy;
+	uint64_t progress_ns;
+	bool stall_logged;		/* main thread */
 	struct dp_queue *next;		/* the worker's list */
 	/* the worker's registered-file slots this queue holds */
 	int files[DP_QUEUE_FILES];
@@ -173,6 +179,24 @@ int dp_queue_file(struct dp_queue *q, int fd);
  */
 void dp_sqe_own(struct dp_queue *q, struct io_uring_sqe *sqe,
 		struct dp_tag *tag);
+/*
+ * The stall watch (blk I/O on targets): an I/O of @q submitted, one
+ * completed. Not for waits that may last (a TAP read waits for packets).
+ */
+static inline void dp_io_start(struct dp_queue *q)
+{
+	if (!q->io_busy)	/* a busy spell begins */
+		__atomic_store_n(&q->progress_ns, pvio_now_ns(),
+				 __ATOMIC_RELAXED);
+	__atomic_store_n(&q->io_busy, q->io_busy + 1, __ATOMIC_RELAXED);
+}
+
+static inline void dp_io_done(struct dp_queue *q, uint64_t now)
+{
+	__atomic_store_n(&q->progress_ns, now, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->io_busy, q->io_busy - 1, __ATOMIC_RELAXED);
+}
+
 /* Point @sqe at @slot if >= 0 (registered), else leave its fd. */
 static inline void dp_sqe_file(struct io_uring_sqe *sqe, int slot)
 {
@@ -222,6 +246,13 @@ struct worker {
 	struct pvio_gcopy gcopy;	/* one batch of grant copies */
 	uint64_t loops, sleeps;
 	useconds_t test_retire_delay_us;	/* tests only (worker_init) */
+	/* stall watch, read by the main thread: the last loop, asleep in
+	 * io_uring (not stuck), the queue being served */
+	uint64_t beat_ns;
+	bool asleep;
+	struct dp_queue *cur_q;
+	bool stall_logged;		/* main thread */
+	bool abandon;			/* exit even with queues left */
 	/* the ring's registered-file table: free slots */
 	unsigned int nr_file_free;
 	uint16_t file_free[WORKER_FILES];
@@ -234,8 +265,12 @@ void worker_join(struct worker *w);
 void worker_start_queue(struct worker *w, struct dp_queue *q);
 /* Ask the worker to drain and drop a queue; it becomes DPQ_STOPPED. */
 void worker_stop_queue(struct worker *w, struct dp_queue *q);
-/* Ask the worker to drain everything and exit. */
-void worker_shutdown(struct worker *w);
+/* Ask the worker to drain everything and exit; with @abandon, exit
+ * even with queues whose I/O never completes (SIGTERM's bound passed). */
+void worker_shutdown(struct worker *w, bool abandon);
+/* Main thread, once a second: log a worker that made no progress for
+ * @limit_ns and the device it is stuck on. */
+void worker_check_stall(struct worker *w, uint64_t now, uint64_t limit_ns);
 /* An SQE from the worker's ring, submitting what is queued if full. */
 struct io_uring_sqe *worker_sqe(struct worker *w);
 /*
@@ -312,6 +347,8 @@ struct device {
 	bool reattach;			/* connecting under a connected guest */
 	bool detaching;			/* SIGTERM: keep what a restart reuses
 					 * (the vif's TAP) */
+	bool draining;			/* queues stopping; XenBus steps wait */
+	uint64_t drain_ns;		/* when the stop began */
 	uint64_t connects;
 	struct dp_stats retired;	/* counters of queues already freed */
 	/* its messages (main thread): warnings, and the rest (so that a
@@ -354,8 +391,12 @@ void device_recheck(struct device *d);
  */
 struct worker *backd_pick_worker(struct backd *bd);
 void worker_unplace(struct worker *w);
-/* Stop and free a device's queues (main thread, blocking). */
-void device_stop_queues(struct device *d);
+/*
+ * Stop and free a device's queues (main thread, never blocking): ask the
+ * workers to drain the started ones, free those stopped. True when none is
+ * left; call again (on done_efd) until then.
+ */
+bool device_stop_queues(struct device *d);
 
 extern const struct device_ops vbd_ops;
 extern const struct device_ops vif_ops;
@@ -381,6 +422,8 @@ struct backd_opts {
 	bool no_confine;		/* --no-confine: debugging only */
 	unsigned int remote_timeout_s;	/* RBD/NBD: answer an error after */
 	const char *lock_dir;		/* single-writer lock files */
+	unsigned int stall_s;		/* report stuck I/O after (0: never) */
+	unsigned int drain_ms;		/* at SIGTERM, then abandon */
 };
 
 struct backd {
@@ -393,6 +436,7 @@ struct backd {
 	unsigned int next_worker;
 	unsigned int peer_cursor;	/* devices_tick's round robin */
 	struct device *devices;
+	struct device *dying;		/* removed, their queues still drain */
 	int ctl_fd;
 	int done_efd;			/* workers: a queue stopped */
 	bool stopping;
@@ -417,8 +461,11 @@ void devices_scan(struct backd *bd);
 void devices_tick(struct backd *bd);
 /* Dataplanes that halted: fail their devices (main thread). */
 void devices_reap_halted(struct backd *bd);
-/* SIGTERM: drain every queue and detach without closing the devices. */
-void devices_shutdown(struct backd *bd);
+/* A worker stopped a queue: resume what waited for the drain. */
+void devices_reap_stopped(struct backd *bd);
+/* SIGTERM: drain every queue and detach without closing the devices, for
+ * up to @bound_ms; return the number of devices abandoned. */
+unsigned int devices_shutdown(struct backd *bd, unsigned int bound_ms);
 /* The stats dump for the control socket. */
 size_t devices_stats(struct backd *bd, char *buf, size_t len, bool json,
 		     int dom, int devid);

@@ -56,9 +56,10 @@ static void submit_rw(struct blk_queue *q, struct blk_req *r, bool write,
 		io_uring_prep_readv(sqe, target_fd(q, r), r->iov, r->nseg,
 				    r->sector * 512u);
 	dp_sqe_file(sqe, target_slot(q, r));
-	sqe->flags |= flags;
+	sqe->flags |= flags | q->vbd->sqe_flags;
 	r->pending++;
 	dp_sqe_own(&q->dq, sqe, &r->tag);
+	dp_io_start(&q->dq);
 }
 
 static void submit_fsync(struct blk_queue *q, struct blk_req *r, uint8_t flags)
@@ -67,9 +68,10 @@ static void submit_fsync(struct blk_queue *q, struct blk_req *r, uint8_t flags)
 
 	io_uring_prep_fsync(sqe, q->vbd->fd_buffered, IORING_FSYNC_DATASYNC);
 	dp_sqe_file(sqe, q->slot_buffered);
-	sqe->flags |= flags;
+	sqe->flags |= flags | q->vbd->sqe_flags;
 	r->pending++;
 	dp_sqe_own(&q->dq, sqe, &r->tag);
+	dp_io_start(&q->dq);
 }
 
 static void file_submit(struct blk_queue *q, struct blk_req *r)
@@ -92,8 +94,10 @@ static void file_submit(struct blk_queue *q, struct blk_req *r)
 					FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 					r->sector * 512u, r->bytes);
 		dp_sqe_file(sqe, q->slot_buffered);
+		sqe->flags |= q->vbd->sqe_flags;
 		r->pending++;
 		dp_sqe_own(&q->dq, sqe, &r->tag);
+		dp_io_start(&q->dq);
 		break;
 	case BK_BARRIER:
 		/* everything before it has completed (the queue drained):

@@ -257,10 +257,41 @@ void worker_stop_queue(struct worker *w, struct dp_queue *q)
 	cmd_kick(w);
 }
 
-void worker_shutdown(struct worker *w)
+void worker_shutdown(struct worker *w, bool abandon)
 {
+	if (abandon)
+		__atomic_store_n(&w->abandon, true, __ATOMIC_RELEASE);
 	__atomic_store_n(&w->exit, true, __ATOMIC_RELEASE);
 	cmd_kick(w);
+}
+
+void worker_check_stall(struct worker *w, uint64_t now, uint64_t limit_ns)
+{
+	uint64_t beat = __atomic_load_n(&w->beat_ns, __ATOMIC_RELAXED);
+	struct dp_queue *q;
+
+	if (!limit_ns)
+		return;
+	if (__atomic_load_n(&w->asleep, __ATOMIC_RELAXED) || !beat ||
+	    now - beat < limit_ns) {
+		if (w->stall_logged)
+			log_info("worker %u: making progress again", w->idx);
+		w->stall_logged = false;
+		return;
+	}
+	if (w->stall_logged)
+		return;
+	w->stall_logged = true;
+	/* the queue stays while the worker is inside it: freeing it needs
+	 * the worker to let go (DPQ_STOPPED) */
+	q = __atomic_load_n(&w->cur_q, __ATOMIC_ACQUIRE);
+	if (q)
+		log_warn("worker %u: no progress for %llu s, stuck in %s (domain %u, queue %u): every device on this worker waits",
+			 w->idx, (unsigned long long)((now - beat) / 1000000000u),
+			 q->dev->path, q->dev->fe, q->index);
+	else
+		log_warn("worker %u: no progress for %llu s (between queues)",
+			 w->idx, (unsigned long long)((now - beat) / 1000000000u));
 }
 
 static struct dp_queue *queue_by_port(struct worker *w, int port)
@@ -361,6 +392,7 @@ static int reap(struct worker *w)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
+	uint64_t now = 0;
 
 	/* completions waiting as task work: run it (one cheap enter) */
 	if (w->inflight && (IO_URING_READ_ONCE(*w->ring.sq.kflags) &
@@ -374,9 +406,16 @@ static int reap(struct worker *w)
 		if (!tag)
 			continue;
 		if (tag->q) {
+			struct dp_queue *q = tag->q;
+
 			w->inflight--;
 			tag->q->sqes--;
-			tag->q->ops->complete(tag->q, tag, cqe->res);
+			if (q->io_busy) {
+				if (!now)
+					now = pvio_now_ns();
+				dp_io_done(q, now);
+			}
+			q->ops->complete(q, tag, cqe->res);
 			continue;
 		}
 		if (tag->kind == WK_EVTCHN) {
@@ -492,7 +531,9 @@ static int serve(struct worker *w, struct dp_queue *q, unsigned int budget,
 	if (q->halted || q->throttle_until_ns)
 		return 0;
 	q->budget = budget;
+	__atomic_store_n(&w->cur_q, q, __ATOMIC_RELEASE);
 	n = q->ops->process(q);
+	__atomic_store_n(&w->cur_q, NULL, __ATOMIC_RELEASE);
 	if (n <= 0 && was_kicked && !q->limit_until_ns) {
 		if (!*now)
 			*now = pvio_now_ns();
@@ -567,6 +608,7 @@ static void *worker_main(void *arg)
 		int work = 0;
 		bool exiting;
 
+		__atomic_store_n(&w->beat_ns, pvio_now_ns(), __ATOMIC_RELAXED);
 		work += reap(w);
 		w->in_pass = true;
 		work += serve_queues(w);
@@ -582,6 +624,10 @@ static void *worker_main(void *arg)
 				__atomic_store_n(&q->state, DPQ_STOPPING,
 						 __ATOMIC_RELEASE);
 			if (!w->queues && !w->to_start)
+				break;
+			/* SIGTERM's bound passed: what never completes stays
+			 * with the kernel, the process exits */
+			if (__atomic_load_n(&w->abandon, __ATOMIC_ACQUIRE))
 				break;
 		}
 		w->loops++;
@@ -633,15 +679,19 @@ static void *worker_main(void *arg)
 					.tv_nsec = (long long)(d % 1000000000u),
 				};
 
+				__atomic_store_n(&w->asleep, true, __ATOMIC_RELAXED);
 				io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1,
 								 &ts, NULL);
+				__atomic_store_n(&w->asleep, false, __ATOMIC_RELAXED);
 				for (q = w->queues; q; q = q->next)
 					if ((q->timer_ns && pvio_now_ns() >= q->timer_ns) ||
 					    (q->limit_until_ns &&
 					     pvio_now_ns() >= q->limit_until_ns))
 						q->kicked = true;
 			} else {
+				__atomic_store_n(&w->asleep, true, __ATOMIC_RELAXED);
 				io_uring_submit_and_wait(&w->ring, 1);
+				__atomic_store_n(&w->asleep, false, __ATOMIC_RELAXED);
 			}
 		}
 	}

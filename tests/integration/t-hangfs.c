@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+/*
+ * t-hangfs: a FUSE file system with one file, "disk", backed by IMAGE,
+ * whose reads and writes block while the file HANGFLAG exists: a target
+ * that never answers, for the head-of-line blocking test. A blocked
+ * request ends with EINTR only when the kernel interrupts it (the process
+ * that waits for it is killed: libfuse marks the request interrupted when
+ * the kernel's INTERRUPT arrives, and the blocked call polls for it), as
+ * an unreachable network file system mounted "intr" does.
+ *
+ *   t-hangfs IMAGE HANGFLAG MOUNTPOINT [FUSE options]
+ *
+ * Runs in the foreground, multi-threaded (a hung request holds one thread,
+ * the others answer getattr and the like).
+ */
+#define FUSE_USE_VERSION 31
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *image, *hangflag;
+static int img_fd = -1;
+
+/* Wait while the flag exists; -EINTR if the kernel gave up on us. */
+static int hang(void)
+{
+	while (access(hangflag, F_OK) == 0) {
+		if (fuse_interrupted())
+			return -EINTR;
+		poll(NULL, 0, 20);
+	}
+	return 0;
+}
+
+static int hf_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
+{
+	struct stat ist;
+
+	(void)fi;
+	memset(st, 0, sizeof(*st));
+	if (strcmp(path, "/") == 0) {
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		return 0;
+	}
+	if (strcmp(path, "/disk") != 0)
+		return -ENOENT;
+	if (fstat(img_fd, &ist) < 0)
+		return -errno;
+	st->st_mode = S_IFREG | 0600;
+	st->st_nlink = 1;
+	st->st_size = ist.st_size;
+	return 0;
+}
+
+static int hf_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
+		      off_t off, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
+{
+	(void)off;
+	(void)fi;
+	(void)flags;
+	if (strcmp(path, "/") != 0)
+		return -ENOENT;
+	fill(buf, ".", NULL, 0, 0);
+	fill(buf, "..", NULL, 0, 0);
+	fill(buf, "disk", NULL, 0, 0);
+	return 0;
+}
+
+static int hf_open(const char *path, struct fuse_file_info *fi)
+{
+	if (strcmp(path, "/disk") != 0)
+		return -ENOENT;
+	fi->direct_io = 1;	/* every read and write reaches us */
+	return 0;
+}
+
+static int hf_read(const char *path, char *buf, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	ssize_t n;
+	int rc;
+
+	(void)path;
+	(void)fi;
+	rc = hang();
+	if (rc)
+		return rc;
+	n = pread(img_fd, buf, size, off);
+	return n < 0 ? -errno : (int)n;
+}
+
+static int hf_write(const char *path, const char *buf, size_t size,
+		    off_t off, struct fuse_file_info *fi)
+{
+	ssize_t n;
+	int rc;
+
+	(void)path;
+	(void)fi;
+	rc = hang();
+	if (rc)
+		return rc;
+	n = pwrite(img_fd, buf, size, off);
+	return n < 0 ? -errno : (int)n;
+}
+
+static int hf_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)datasync;
+	(void)fi;
+	return hang();
+}
+
+static const struct fuse_operations ops = {
+	.getattr = hf_getattr,
+	.readdir = hf_readdir,
+	.open = hf_open,
+	.read = hf_read,
+	.write = hf_write,
+	.fsync = hf_fsync,
+};
+
+int main(int argc, char **argv)
+{
+	char *fargv[32];
+	int fargc = 0, i;
+
+	if (argc < 4 || argc > 24) {
+		fprintf(stderr, "usage: t-hangfs IMAGE HANGFLAG MOUNTPOINT [FUSE options]\n");
+		return 2;
+	}
+	image = argv[1];
+	hangflag = argv[2];
+	img_fd = open(image, O_RDWR | O_CLOEXEC);
+	if (img_fd < 0) {
+		perror(image);
+		return 1;
+	}
+	fargv[fargc++] = argv[0];
+	fargv[fargc++] = "-f";
+	fargv[fargc++] = argv[3];
+	for (i = 4; i < argc; i++)
+		fargv[fargc++] = argv[i];
+	fargv[fargc] = NULL;
+	return fuse_main(fargc, fargv, &ops, NULL);
+}

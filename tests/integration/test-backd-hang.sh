@@ -1,0 +1,95 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# One hung target hurts nobody else (no head-of-line blocking). Four
+# guests on ONE worker; the fourth's disk is a file on a FUSE file system
+# (t-hangfs) whose reads and writes block until told:
+#  - the hung target is submitted through io-wq, the others inline;
+#  - while its guest's I/O hangs, the three others' verified I/O runs to
+#    the end, pvio-ctl stats answers, the stuck device is logged;
+#  - the hung guest's frontend dies (kill -9): the backend fails that
+#    device without waiting for its drain; stats still answer and a new
+#    guest connects and does verified I/O;
+#  - SIGTERM: pvio-backd exits (status 0) within 2 s, the hung device
+#    abandoned and logged.
+. "$(dirname "$0")/lib.sh"
+BLK="$B/tests/integration/t-blkclient"
+HANGFS="$B/tests/integration/t-hangfs"
+[ "$(id -u)" = 0 ] || t_skip "needs root (FUSE mount)"
+[ -x "$HANGFS" ] || t_skip "t-hangfs not built (libfuse3-dev missing)"
+[ -c /dev/fuse ] || t_skip "no /dev/fuse"
+command -v fusermount3 >/dev/null || t_skip "no fusermount3"
+command -v mountpoint >/dev/null || t_skip "no mountpoint"
+
+t_world_up
+MNT="$W/mnt"
+mkdir "$MNT"
+T_EXTRA_CLEANUP="rm -f '$W/hang'; fusermount3 -u '$MNT' 2>/dev/null"
+truncate -s 64M "$W/hang.img"
+"$HANGFS" "$W/hang.img" "$W/hang" "$MNT" 2>"$W/hangfs.log" &
+T_PIDS="$T_PIDS $!"
+for _ in $(seq 100); do mountpoint -q "$MNT" && break; sleep 0.05; done
+mountpoint -q "$MNT" || t_skip "cannot mount FUSE: $(cat "$W/hangfs.log")"
+
+for g in g1 g2 g3 gh; do ctl create $g >/dev/null || t_fail "create $g"; done
+for k in 1 2 3; do
+	truncate -s 64M "$W/d$k.img"
+	ctl vbd-attach g$k "$W/d$k.img" >/dev/null || t_fail "attach g$k"
+done
+ctl vbd-attach gh "$MNT/disk" >/dev/null || t_fail "attach gh"
+t_backd_up -w 1 --stall-timeout 2
+t_wait_states gh 51712 "Initialising InitWait"
+grep -q "$MNT/disk.*submitted through io-wq" "$W/backd.log" ||
+	t_fail "the FUSE target is not submitted through io-wq"
+grep -q "$W/d1.img.*submitted inline" "$W/backd.log" ||
+	t_fail "a local file is not submitted inline"
+t_pass "FUSE target through io-wq, local files inline"
+
+run() { "$PVIO_CTL" -w "$W" run "$1" -- "$BLK" "${@:2}"; }
+touch "$W/hang"
+run gh 51712 io 50 >"$W/hung.out" 2>&1 &
+HUNG=$!
+t_wait_states gh 51712 "Connected Connected"
+for k in 1 2 3; do
+	run g$k 51712 io 1500 >"$W/g$k.out" 2>&1 &
+	eval "P$k=\$!"
+done
+for k in 1 2 3; do
+	eval "wait \$P$k" || t_fail "g$k's I/O failed beside the hung target: $(cat "$W/g$k.out")"
+	grep -q "OK 1500 write+read" "$W/g$k.out" || t_fail "g$k: $(cat "$W/g$k.out")"
+done
+kill -0 $HUNG 2>/dev/null || t_fail "the hung guest's I/O completed: $(cat "$W/hung.out")"
+timeout 2 "$PVIO_CTL" -w "$W" stats >/dev/null || t_fail "stats unanswered while a target hangs"
+for _ in $(seq 100); do
+	grep -q "backend/vbd/4/51712.*no I/O completed for" "$W/backd.log" && break
+	sleep 0.05
+done
+grep -q "backend/vbd/4/51712.*no I/O completed for" "$W/backd.log" ||
+	t_fail "the stuck device was not logged"
+t_pass "3 guests' verified I/O (1500 each) ran beside a hung target on the same worker; stats answered; the stuck device was logged"
+
+kill -9 $HUNG; wait $HUNG 2>/dev/null
+for _ in $(seq 100); do
+	[ "$(t_states gh 51712 | cut -d' ' -f2)" = Closing ] && break; sleep 0.05
+done
+[ "$(t_states gh 51712 | cut -d' ' -f2)" = Closing ] ||
+	t_fail "the dead frontend of the hung device was not noticed: $(t_states gh 51712)"
+timeout 2 "$PVIO_CTL" -w "$W" stats >/dev/null || t_fail "stats unanswered after the hung guest died"
+ctl create g5 >/dev/null && truncate -s 16M "$W/d5.img" &&
+	ctl vbd-attach g5 "$W/d5.img" >/dev/null || t_fail "attach g5"
+timeout 20 "$PVIO_CTL" -w "$W" run g5 -- "$BLK" 51712 io 200 >"$W/g5.out" 2>&1 ||
+	t_fail "a new guest could not connect after the hung guest died: $(cat "$W/g5.out")"
+run g1 51712 io 200 >"$W/g1.out" 2>&1 || t_fail "g1 after: $(cat "$W/g1.out")"
+t_pass "the hung guest's frontend died: its device failed, stats answer, a new guest connects and does I/O"
+
+t0=$(date +%s%N)
+kill -TERM "$BACKD_PID"
+for _ in $(seq 100); do kill -0 "$BACKD_PID" 2>/dev/null || break; sleep 0.02; done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill -0 "$BACKD_PID" 2>/dev/null && t_fail "pvio-backd still running ${ms} ms after SIGTERM"
+wait "$BACKD_PID"; rc=$?
+[ $rc = 0 ] || t_fail "pvio-backd exited with $rc"
+[ $ms -le 2000 ] || t_fail "SIGTERM took $ms ms (more than 2 s)"
+grep -q "backend/vbd/4/51712.*abandoned" "$W/backd.log" || t_fail "the hung device's abandonment was not logged"
+t_pass "SIGTERM: exited in $ms ms, the hung device abandoned"
+rm -f "$W/hang"
+exit 0
