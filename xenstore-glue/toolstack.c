@@ -305,6 +305,39 @@ int pvio_ts_vif_add(struct pvio_xs *x, const struct pvio_ts_vif *v)
 	return rc;
 }
 
+/*
+ * Remove @path and then each parent left empty, up to the domain's own
+ * directory, as libxl's libxl__xs_path_cleanup: a detach leaves no empty
+ * .../backend/vbd/<domid> behind. One transaction: a parent that gains a
+ * child meanwhile (an attach) is kept.
+ */
+static void rm_cleanup(struct pvio_xs *x, const char *path)
+{
+	char p[PVIO_XS_PATH_MAX], **ents = NULL, *slash;
+	pvio_xs_tx_t tx;
+	int rc, n;
+
+	TX_RETRY(x, tx, rc, {
+		snprintf(p, sizeof(p), "%s", path);
+		rc = pvio_xs_rm(x, tx, p);
+		if (rc == -ENOENT)
+			rc = 0;
+		while (!rc && (slash = strrchr(p, '/')) && slash != p) {
+			*slash = 0;
+			/* stop at /local/domain/<id> */
+			if (strncmp(p, "/local/domain/", 14) == 0 &&
+			    !strchr(p + 14, '/'))
+				break;
+			n = pvio_xs_directory(x, tx, p, &ents);
+			free(ents);
+			ents = NULL;
+			if (n != 0)
+				break;
+			rc = pvio_xs_rm(x, tx, p);
+		}
+	});
+}
+
 int pvio_ts_dev_remove(struct pvio_xs *x, const char *type, unsigned int be,
 		       unsigned int fe, unsigned int devid, int timeout_ms)
 {
@@ -338,13 +371,13 @@ int pvio_ts_dev_remove(struct pvio_xs *x, const char *type, unsigned int be,
 		}
 		poll(NULL, 0, 20);
 	}
-	pvio_xs_rm(x, 0, be_dir);
+	rm_cleanup(x, be_dir);
 	if (fe_path) {
-		pvio_xs_rm(x, 0, fe_path);
+		rm_cleanup(x, fe_path);
 		free(fe_path);
 	} else {
 		pvio_xb_frontend_path(fe_dir, fe, kind, devid);
-		pvio_xs_rm(x, 0, fe_dir);
+		rm_cleanup(x, fe_dir);
 	}
 	return rc;
 }

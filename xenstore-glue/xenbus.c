@@ -230,53 +230,76 @@ int pvio_xenbus_frontend_close(struct pvio_xenbus *xb, unsigned int timeout_ms)
 	return rc;
 }
 
-int pvio_xenbus_switch(struct pvio_xenbus *xb, enum pvio_xb_state s)
+/*
+ * Is the directory, read in @tx, another instance than the one we opened?
+ * The toolstack writes state Initialising when it creates a device and
+ * never again; a backend past it finds Initialising there only if the
+ * directory was removed and written anew (detach; attach NEW.img between
+ * two scans). Our writes must not land in that one: they would erase the
+ * one sign of it, and the old instance (its old target) would serve the
+ * new one's frontend.
+ */
+static bool other_instance(struct pvio_xenbus *xb, pvio_xs_tx_t tx)
 {
-	char key[PVIO_XS_PATH_MAX + 8], *v = NULL;
-	enum pvio_xb_state old = xb->state;
-	unsigned int tries;
-	pvio_xs_tx_t tx;
-	bool fresh;
-	int rc;
+	char path[PVIO_XS_PATH_MAX + 16];
+	unsigned long v;
 
-	if (s == old)
-		return 0;
-	snprintf(key, sizeof(key), "%s/state", xb->path);
-	/*
-	 * Checked and written in one transaction (a check then a write let
-	 * the toolstack act in between):
-	 *  - a device the toolstack removed must not come back to life just
-	 *    because we write our state: only update an existing node;
-	 *  - a backend directory the toolstack removed and wrote anew holds
-	 *    Initialising, which only the toolstack writes: while we are past
-	 *    it, that node belongs to a new instance of the device; writing
-	 *    our state over it would erase the one sign of it, and the old
-	 *    instance (its old target) would serve the new one's frontend.
-	 */
-	for (tries = 0;; tries++) {
+	if (!xb->backend || xb->state == PVIO_XB_INITIALISING ||
+	    xb->state == PVIO_XB_UNKNOWN)
+		return false;
+	snprintf(path, sizeof(path), "%s/state", xb->path);
+	return pvio_xs_read_uint(xb->xs, tx, path, 0, PVIO_XB_RECONFIGURED,
+				 &v) == 0 && v == PVIO_XB_INITIALISING;
+}
+
+/*
+ * Write @key of our directory only while the directory exists and is
+ * still the instance we opened, checked and written in one transaction (a
+ * check then a write let the toolstack act in between): a device the
+ * toolstack removed must not come back to life (an empty directory
+ * holding our state or error node) because we wrote to it just after the
+ * removal, nor may we write into its re-created successor.
+ */
+static int write_existing(struct pvio_xenbus *xb, const char *key,
+			  const char *val)
+{
+	char path[PVIO_XS_PATH_MAX + 16];
+	pvio_xs_tx_t tx;
+	int rc, tries = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", xb->path, key);
+	do {
 		rc = pvio_xs_tx_start(xb->xs, &tx);
 		if (rc)
 			return rc;
-		if (pvio_xs_read(xb->xs, tx, key, &v) < 0) {
+		if (!pvio_xs_exists(xb->xs, tx, xb->path)) {
 			pvio_xs_tx_end(xb->xs, tx, true);
 			return -ENOENT;
 		}
-		fresh = xb->backend && old != PVIO_XB_INITIALISING &&
-			old != PVIO_XB_UNKNOWN && !strcmp(v, "1");
-		free(v);
-		if (fresh) {
+		if (other_instance(xb, tx)) {
 			pvio_xs_tx_end(xb->xs, tx, true);
 			return -ESTALE;
 		}
-		rc = pvio_xs_printf(xb->xs, tx, key, "%d", (int)s);
+		rc = pvio_xs_write(xb->xs, tx, path, val);
 		if (rc) {
 			pvio_xs_tx_end(xb->xs, tx, true);
 			return rc;
 		}
 		rc = pvio_xs_tx_end(xb->xs, tx, false);
-		if (rc != -EAGAIN || tries >= 100)
-			break;
-	}
+	} while (rc == -EAGAIN && ++tries < 100);
+	return rc;
+}
+
+int pvio_xenbus_switch(struct pvio_xenbus *xb, enum pvio_xb_state s)
+{
+	enum pvio_xb_state old = xb->state;
+	char val[16];
+	int rc;
+
+	if (s == old)
+		return 0;
+	snprintf(val, sizeof(val), "%d", (int)s);
+	rc = write_existing(xb, "state", val);
 	if (rc)
 		return rc;
 	xb->state = s;
@@ -287,17 +310,14 @@ int pvio_xenbus_switch(struct pvio_xenbus *xb, enum pvio_xb_state s)
 
 int pvio_xenbus_touch(struct pvio_xenbus *xb)
 {
-	char key[PVIO_XS_PATH_MAX + 8];
+	char val[16];
 
-	snprintf(key, sizeof(key), "%s/state", xb->path);
-	if (!pvio_xs_exists(xb->xs, 0, key))
-		return -ENOENT;
-	return pvio_xs_printf(xb->xs, 0, key, "%d", (int)xb->state);
+	snprintf(val, sizeof(val), "%d", (int)xb->state);
+	return write_existing(xb, "state", val);
 }
 
 int pvio_xenbus_fatal(struct pvio_xenbus *xb, int err, const char *fmt, ...)
 {
-	char key[PVIO_XS_PATH_MAX + 8];
 	va_list ap;
 	int n;
 
@@ -307,8 +327,7 @@ int pvio_xenbus_fatal(struct pvio_xenbus *xb, int err, const char *fmt, ...)
 	vsnprintf(xb->last_error + n, sizeof(xb->last_error) - (size_t)n, fmt,
 		  ap);
 	va_end(ap);
-	snprintf(key, sizeof(key), "%s/error", xb->path);
-	pvio_xs_write(xb->xs, 0, key, xb->last_error);
+	write_existing(xb, "error", xb->last_error);
 	pvio_xenbus_switch(xb, PVIO_XB_CLOSING);
 	return err;
 }
