@@ -757,7 +757,28 @@ static void vbd_destroy(struct device *d)
 	d->priv = NULL;
 }
 
-/* Once a second: a bigger target is announced; failed features go. */
+/* A target deleted under a running device: the guest's writes go to an
+ * inode that vanishes when we close it. Logged once, an error node. */
+static void check_target(struct device *d, struct vbd *v)
+{
+	struct stat st;
+
+	if (v->is_blockdev || fstat(v->fd_buffered, &st) < 0)
+		return;
+	if (st.st_nlink == 0 && !v->deleted) {
+		v->deleted = true;
+		log_warn("%s: %s was deleted under domain %u: its writes go to an unlinked file, lost when the device goes",
+			 d->path, v->params, d->fe);
+		device_write(d, "error", "%d target %s deleted", ENOENT,
+			     v->params);
+	} else if (st.st_nlink > 0 && v->deleted) {
+		v->deleted = false;	/* linked again (ln from /proc) */
+		log_info("%s: %s is linked again", d->path, v->params);
+	}
+}
+
+/* Once a second: a bigger target is announced, a smaller or deleted one
+ * reported; failed features go. */
 static void vbd_tick(struct device *d)
 {
 	struct vbd *v = VBD(d);
@@ -787,14 +808,31 @@ static void vbd_tick(struct device *d)
 		v->feat_discard = false;
 		device_write(d, "feature-discard", "0");
 	}
+	check_target(d, v);
 	if (!d->connected)
 		return;
 	if (v->tops->size ? v->tops->size(v, &size) :
 	    target_size(v->fd_buffered, v->is_blockdev, &size))
 		return;
 	size -= size % v->logical;
-	if (size <= v->size_bytes)
-		return;	/* shrinking under a guest is not followed */
+	if (size < v->size_bytes) {
+		/* truncated or shrunk under the guest: what it had beyond the
+		 * new end is gone. Say so, and answer requests there with
+		 * I/O errors (a write would otherwise grow the file back with
+		 * holes where the guest's data was). */
+		log_warn("%s: %s shrank from %llu to %llu bytes under domain %u: requests beyond the new end now fail",
+			 d->path, v->params, (unsigned long long)v->size_bytes,
+			 (unsigned long long)size, d->fe);
+		device_write(d, "error", "%d target %s shrank from %llu to %llu bytes",
+			     EIO, v->params, (unsigned long long)v->size_bytes,
+			     (unsigned long long)size);
+		v->size_bytes = size;
+		for (i = 0; i < d->nr_queues; i++)
+			blk_queue_resize(BQ(d->queues[i]), size / 512u);
+		return;
+	}
+	if (size == v->size_bytes)
+		return;
 	log_info("%s: %s grew to %llu bytes: telling the frontend", d->path,
 		 v->params, (unsigned long long)size);
 	v->size_bytes = size;

@@ -42,6 +42,7 @@ struct vbd {
 	 * target_may_block() in blk-xenbus.c), else 0 */
 	uint8_t sqe_flags;
 	char io_why[64];
+	bool deleted;		/* st_nlink 0 seen (reported) */
 	uint64_t size_bytes;	/* as announced to the frontend */
 	unsigned int logical;	/* sector-size, bytes */
 	unsigned int physical;	/* physical-sector-size */

@@ -459,6 +459,37 @@ static void notify_status(struct backd *bd, const char *prefix)
 	sd_notifyf(0, "STATUS=%s", st);
 }
 
+/* ---- the connections below us -------------------------------------------------- */
+
+/*
+ * Once a second (and when the xenstore fd hangs up): are xenstore and the
+ * hypervisor still there? A xenstored or a sim world (pvio-simhv) that
+ * died must not leave us serving nothing in silence: logged, exit 1.
+ * A refused or missing node is an answer; only transport errors count.
+ */
+static bool connections_alive(struct backd *bd)
+{
+	struct pvio_dominfo info;
+	char path[64], *v = NULL;
+	int rc;
+
+	snprintf(path, sizeof(path), "/local/domain/%u/domid", bd->self);
+	rc = pvio_xs_read(bd->xs, 0, path, &v);
+	free(v);
+	if (rc < 0 && rc != -ENOENT && rc != -EACCES) {
+		log_err("lost the connection to xenstore: %s", strerror(-rc));
+		return false;
+	}
+	rc = pvio_domain_info(bd->plat, bd->self, &info);
+	if (rc == -EPIPE || rc == -ECONNRESET || rc == -ENOTCONN ||
+	    rc == -EIO || rc == -EBADF || rc == -ESHUTDOWN) {
+		log_err("lost the connection to the hypervisor: %s",
+			strerror(-rc));
+		return false;
+	}
+	return true;
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 enum { EV_XS = 1, EV_CTL, EV_SIG, EV_TICK, EV_DONE };
@@ -478,6 +509,7 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	int ep, sfd, tfd, rc;
 	unsigned int i, abandoned;
+	bool lost = false;
 
 	pvio_log_init(prog, PVIO_LOG_INFO);
 	parse_args(&bd.o, argc, argv);
@@ -619,7 +651,7 @@ int main(int argc, char **argv)
 	notify_status(&bd, "");
 	sd_notify(0, "READY=1");
 
-	while (!bd.stopping) {
+	while (!bd.stopping && !lost) {
 		struct epoll_event evs[16];
 		int n, k;
 
@@ -633,6 +665,11 @@ int main(int argc, char **argv)
 
 			switch (evs[k].data.u32) {
 			case EV_XS:
+				if ((evs[k].events & (EPOLLHUP | EPOLLERR)) &&
+				    !connections_alive(&bd)) {
+					lost = true;
+					break;
+				}
 				pvio_xs_dispatch(bd.xs);
 				break;
 			case EV_CTL:
@@ -641,6 +678,10 @@ int main(int argc, char **argv)
 			case EV_TICK:
 				if (read(tfd, &v, sizeof(v)) < 0)
 					break;
+				if (!connections_alive(&bd)) {
+					lost = true;
+					break;
+				}
 				devices_tick(&bd);
 				notify_status(&bd, "");
 				for (i = 0; i < bd.nr_workers; i++)
@@ -673,6 +714,12 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	if (lost) {
+		/* exit 1: a supervisor restarts us once the world is back, and
+		 * the restart re-attaches at the live rings */
+		log_err("exiting: without xenstore and the hypervisor no device can be served or changed");
+		bd.stopping = true;
+	}
 	abandoned = devices_shutdown(&bd, bd.o.drain_ms);
 	for (i = 0; i < bd.nr_workers; i++)
 		worker_shutdown(&bd.workers[i], abandoned > 0);
@@ -689,5 +736,5 @@ int main(int argc, char **argv)
 			 abandoned, abandoned > 1 ? "s" : "");
 	else
 		log_info("stopped");
-	return 0;
+	return lost ? 1 : 0;
 }

@@ -21,6 +21,7 @@
  *   t-blkclient DEVID resize                wait for the disk to grow
  *   t-blkclient DEVID mark I                write block I filled with
  *                                           (I & 0xff) | 1, read it back
+ *   t-blkclient DEVID beyond SECTOR         a read and a write there fail
  *   t-blkclient DEVID stress N LOG          N writes, 32 in flight; the id
  *                                           of each acknowledged one goes
  *                                           to LOG; all read back at the end
@@ -953,6 +954,18 @@ int main(int argc, char **argv)
 		if (argc < 4)
 			FAIL("crash STOPFILE");
 		crash_load(argv[3]);
+		teardown();
+	} else if (!strcmp(cmd, "beyond")) {
+		/* a read and a write at SECTOR must fail (past the end) */
+		uint64_t sec = argc > 3 ? strtoull(argv[3], NULL, 10) : 0;
+
+		if (one(BLKIF_OP_READ, 1, sec, 1, NULL) != BLKIF_RSP_ERROR)
+			FAIL("read at sector %llu did not fail",
+			     (unsigned long long)sec);
+		if (one(BLKIF_OP_WRITE, 2, sec, 1, NULL) != BLKIF_RSP_ERROR)
+			FAIL("write at sector %llu did not fail",
+			     (unsigned long long)sec);
+		printf("OK I/O at sector %llu refused\n", (unsigned long long)sec);
 		teardown();
 	} else if (!strcmp(cmd, "stress")) {
 		if (argc < 5)
