@@ -890,6 +890,15 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	/*
+	 * No carrier until connected and configured: the interface exists
+	 * from now on and may be set up and used at once (scripts wait for
+	 * it to appear), but a frame sent before tap_configure() would
+	 * leave with the TAP's random MAC address, and the peer would learn
+	 * and answer that one: the first pings after connect were lost.
+	 */
+	if (ioctl(taps[0], TUNSETCARRIER, &(int){ 0 }) < 0)
+		log_warn("%s: TUNSETCARRIER: %s", opt.ifname, strerror(errno));
 
 	rc = pvio_platform_open(&p, opt.spec, opt.domid, 0);
 	if (rc) {
