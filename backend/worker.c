@@ -31,6 +31,7 @@ enum { WK_EVTCHN = 1, WK_CMD = 2 };
 static struct dp_tag evtchn_tag = { .kind = WK_EVTCHN };
 static struct dp_tag cmd_tag = { .kind = WK_CMD };
 
+#define IOWQ_BOUND_MAX	256u		/* io-wq bounded workers per ring */
 #define STORM_SPURIOUS	20000u		/* per second, then throttle */
 #define STORM_PAUSE_NS	10000000u	/* 10 ms */
 
@@ -188,6 +189,21 @@ static int ring_init(struct worker *w)
 		p.flags = IORING_SETUP_CQSIZE;
 		p.cq_entries = 4 * w->sq_entries;
 		rc = io_uring_queue_init_params(w->sq_entries, &w->ring, &p);
+	}
+	/*
+	 * io-wq's bounded workers (regular files, block devices) default to
+	 * 4 per CPU for the whole ring: requests of one hung target that was
+	 * sent there (IOSQE_ASYNC) would hold them all, and every other
+	 * device's punted I/O (each fsync, each O_DIRECT write that must
+	 * wait) would queue behind it. Raised to IOWQ_BOUND_MAX (idle ones
+	 * exit); the unbounded limit stays.
+	 */
+	if (!rc) {
+		unsigned int lim[2] = { IOWQ_BOUND_MAX, 0 };
+
+		if (io_uring_register_iowq_max_workers(&w->ring, lim) < 0)
+			log_info("worker %u: io-wq limits not settable (kernel < 5.15): a hung target may hold io-wq's default bounded workers",
+				 w->idx);
 	}
 	/* registered files (dp_queue_file): optional, 5.19+ */
 	if (!rc && io_uring_register_files_sparse(&w->ring, WORKER_FILES) == 0) {
