@@ -70,6 +70,9 @@ struct nbd_tgt {
 	struct nbd_cmd *head, *tail;	/* in flight: oldest first */
 	struct nbd_cmd *whead, *wtail;	/* waiting for a connection */
 	uint64_t reconnects;
+	bool test_stale;	/* PVIO_TEST_NBD_STALE_READ: see tn_poll */
+	uint64_t test_stale_hits;
+	bool test_stale_done;
 };
 
 static struct nbd_tgt *T(const struct vbd *v)
@@ -161,6 +164,7 @@ static int tn_open(struct device *d, struct vbd *v)
 	v->tpriv = t;
 	t->lock.fd = -1;
 	t->armed_fd = -1;
+	t->test_stale = getenv("PVIO_TEST_NBD_STALE_READ") != NULL;
 	t->timeout_ns = (uint64_t)d->bd->o.remote_timeout_s * 1000000000u;
 	if (!v->readonly) {
 		rc = remote_lock_take(&t->lock, d->bd->o.lock_dir, v->params,
@@ -394,6 +398,7 @@ static int start_cmd(struct nbd_tgt *t, struct nbd_cmd *c)
 		}
 	}
 	c->live = true;
+	t->test_stale_done = false;
 	list_add(&t->head, &t->tail, c);
 	switch (r->kind) {
 	case BK_READ:
@@ -550,6 +555,12 @@ static void tn_submit(struct blk_queue *q, struct blk_req *r)
 	start_cmd(t, c);
 }
 
+/* The poll says the socket was readable. */
+static void readable(struct nbd_tgt *t)
+{
+	nbd_aio_notify_read(t->h);
+}
+
 static void tn_event(struct blk_queue *q, struct dp_tag *tag, int res)
 {
 	struct nbd_tgt *t = q->tq;
@@ -561,7 +572,7 @@ static void tn_event(struct blk_queue *q, struct dp_tag *tag, int res)
 		return;
 	}
 	if (which == NT_READ)
-		nbd_aio_notify_read(t->h);
+		readable(t);
 	else
 		nbd_aio_notify_write(t->h);
 	check_state(t);
@@ -579,6 +590,15 @@ static void tn_poll(struct blk_queue *q)
 		return;
 	if (!t->head && !t->whead && !t->connecting) {
 		q->dq.timer_ns = 0;
+		/* tests: an idle connection gets a readiness whose data is
+		 * gone, as a poll's result can be by the time it is read */
+		if (t->test_stale && !t->test_stale_done && up(t->h)) {
+			t->test_stale_done = true;	/* once per idle spell */
+			if (!t->test_stale_hits++)
+				log_info("%s: test: a stale read readiness on the idle connection",
+					 q->dq.dev->path);
+			readable(t);
+		}
 		rearm(t);
 		return;
 	}
