@@ -379,6 +379,8 @@ static void drop_connection(struct nbd_tgt *t, int err, const char *why)
 	t->next_try_ns = pvio_now_ns() + 1000000000u;
 }
 
+static void check_state(struct nbd_tgt *t);
+
 static int start_cmd(struct nbd_tgt *t, struct nbd_cmd *c)
 {
 	struct blk_req *r = c->r;
@@ -428,6 +430,20 @@ static int start_cmd(struct nbd_tgt *t, struct nbd_cmd *c)
 		cmd_finish(t, c, r->kind == BK_BARRIER ? -EOPNOTSUPP :
 				 -(err ? err : EIO));
 		return -1;
+	}
+	/*
+	 * libnbd sends a command from READY only. Told of data that was
+	 * not there (or not a whole TLS record), 1.14 stays in its reply
+	 * states until the next read notification, holding back what was
+	 * issued meanwhile; with nothing else in flight no reply comes to
+	 * notify it: the command would wait for the timeout. Ours is the
+	 * only one and it is not being sent (no write wanted): tell libnbd
+	 * to look again, which takes it back to READY and sends it.
+	 */
+	if (nbd_aio_in_flight(t->h) == 1 && nbd_aio_is_processing(t->h) == 1 &&
+	    !(nbd_aio_get_direction(t->h) & LIBNBD_AIO_DIRECTION_WRITE)) {
+		nbd_aio_notify_read(t->h);
+		check_state(t);
 	}
 	rearm(t);	/* the request may wait to be sent */
 	return 0;
@@ -555,9 +571,18 @@ static void tn_submit(struct blk_queue *q, struct blk_req *r)
 	start_cmd(t, c);
 }
 
-/* The poll says the socket was readable. */
+/*
+ * The poll said the socket was readable. A poll's result is a hint: it
+ * may be stale by the time it is acted on. libnbd (1.14) told to read
+ * when there is nothing waits in its reply states and holds back what is
+ * issued next (see start_cmd): it is told only of bytes that are there.
+ */
 static void readable(struct nbd_tgt *t)
 {
+	struct pollfd pfd = { .fd = nbd_aio_get_fd(t->h), .events = POLLIN };
+
+	if (pfd.fd >= 0 && poll(&pfd, 1, 0) == 0)
+		return;	/* nothing: the poll is armed again */
 	nbd_aio_notify_read(t->h);
 }
 
