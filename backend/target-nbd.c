@@ -442,6 +442,8 @@ static int start_cmd(struct nbd_tgt *t, struct nbd_cmd *c)
 	 */
 	if (nbd_aio_in_flight(t->h) == 1 && nbd_aio_is_processing(t->h) == 1 &&
 	    !(nbd_aio_get_direction(t->h) & LIBNBD_AIO_DIRECTION_WRITE)) {
+		log_debug("%s: libnbd holds the command back (%s): looking again",
+			  t->q->dq.dev->path, nbd_connection_state(t->h));
 		nbd_aio_notify_read(t->h);
 		check_state(t);
 	}
@@ -581,8 +583,11 @@ static void readable(struct nbd_tgt *t)
 {
 	struct pollfd pfd = { .fd = nbd_aio_get_fd(t->h), .events = POLLIN };
 
-	if (pfd.fd >= 0 && poll(&pfd, 1, 0) == 0)
+	if (pfd.fd >= 0 && poll(&pfd, 1, 0) == 0) {
+		log_debug("%s: read readiness with nothing to read: ignored",
+			  t->q->dq.dev->path);
 		return;	/* nothing: the poll is armed again */
+	}
 	nbd_aio_notify_read(t->h);
 }
 

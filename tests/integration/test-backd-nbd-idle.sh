@@ -25,7 +25,7 @@ for _ in $(seq 100); do [ -S "$W/mem.sock" ] && break; sleep 0.05; done
 ctl create g1 >/dev/null || t_fail "create"
 ctl vbd-attach g1 "nbd+unix:///?socket=$W/mem.sock" --vdev xvda >/dev/null ||
 	t_fail "attach"
-PVIO_TEST_NBD_STALE_READ=1 t_backd_up --workers 1 --remote-timeout 2 \
+PVIO_TEST_NBD_STALE_READ=1 t_backd_up --workers 1 --remote-timeout 5 \
 	--lock-dir "$W/locks"
 t_wait_states g1 51712 "Initialising InitWait"
 
