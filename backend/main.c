@@ -60,6 +60,9 @@ static void usage(FILE *f)
 "                         for S seconds (default 10; 0: never)\n"
 "      --drain-timeout MS at SIGTERM, wait this long for in-flight I/O, then\n"
 "                         abandon the devices whose targets hang (default 1500)\n"
+"      --ovsdb unix:PATH  Open vSwitch's database, for vifs whose bridge is\n"
+"                         an OVS bridge (default unix:$OVS_RUNDIR/db.sock,\n"
+"                         else unix:/var/run/openvswitch/db.sock)\n"
 "  -s, --ctl-sock PATH    control socket for pvio-ctl stats (default: WORLD/\n"
 "                         backd.sock on sim, /run/pvio/backd.sock on xen)\n"
 "      --journal-dir DIR  in-flight records, one per ring, for restarting\n"
@@ -141,7 +144,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 	enum { O_SPIN = 256, O_ORDER, O_QUEUES, O_INDIRECT, O_BUFFERED,
 	       O_VBDT, O_VIFT, O_NOVBD, O_NOVIF, O_MAP, O_PGMAX, O_JDIR,
 	       O_NOJ, O_NOCONFINE, O_KINDS, O_HPTIMEOUT, O_RTMO, O_LOCKDIR,
-	       O_STALL, O_DRAIN };
+	       O_STALL, O_DRAIN, O_OVSDB };
 	static const struct option opts[] = {
 		{ "platform", required_argument, NULL, 'p' },
 		{ "workers", required_argument, NULL, 'w' },
@@ -163,6 +166,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		{ "lock-dir", required_argument, NULL, O_LOCKDIR },
 		{ "stall-timeout", required_argument, NULL, O_STALL },
 		{ "drain-timeout", required_argument, NULL, O_DRAIN },
+		{ "ovsdb", required_argument, NULL, O_OVSDB },
 		{ "ctl-sock", required_argument, NULL, 's' },
 		{ "journal-dir", required_argument, NULL, O_JDIR },
 		{ "no-journal", no_argument, NULL, O_NOJ },
@@ -191,6 +195,11 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 	o->lock_dir = "/run/pvio/locks";
 	o->stall_s = 10;
 	o->drain_ms = 1500;
+	/* ovs-vsctl's default: $OVS_RUNDIR/db.sock */
+	snprintf(o->ovsdb, sizeof(o->ovsdb), "unix:%s/db.sock",
+		 getenv("OVS_RUNDIR") && getenv("OVS_RUNDIR")[0] == '/' &&
+		 strlen(getenv("OVS_RUNDIR")) < 100 ?
+		 getenv("OVS_RUNDIR") : "/var/run/openvswitch");
 	opterr = 0;	/* our own one-line messages */
 	while ((c = getopt_long(argc, argv, ":p:w:s:l:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -287,6 +296,14 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 			if (pvio_parse_uint(optarg, 0, 600000, &o->drain_ms))
 				pvio_usage_error(prog, "bad --drain-timeout '%s' (0..600000)",
 						 optarg);
+			break;
+		case O_OVSDB:
+			/* ovsdb-server's local socket: tcp: and ssl: would
+			 * need sockets the confinement does not grant */
+			if (strncmp(optarg, "unix:/", 6) || strlen(optarg) >= 108)
+				pvio_usage_error(prog, "bad --ovsdb '%s' (unix:PATH, an absolute path)",
+						 optarg);
+			snprintf(o->ovsdb, sizeof(o->ovsdb), "%s", optarg);
 			break;
 		case 's':
 			o->ctl_sock = optarg;

@@ -119,6 +119,22 @@ static void tx_publish(struct net_queue *q)
 		dp_queue_notify(&q->dq, 0);
 }
 
+/*
+ * The TAP's reader takes no offloads (vif->tap_no_offload): finish the
+ * checksum here; GSO was not offered, a guest that sends it anyway loses
+ * the packet. Return 0 or -1 to drop it.
+ */
+static int tx_no_offload(char *frame, size_t len, struct virtio_net_hdr *vh)
+{
+	if (vh->gso_type != VIRTIO_NET_HDR_GSO_NONE)
+		return -1;
+	if ((vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+	    pvio_net_csum_fill(frame, len))
+		return -1;
+	vh->flags = 0;
+	return 0;
+}
+
 static void tx_submit(struct net_queue *q, struct tx_job *jobs, unsigned int n)
 {
 	struct pvio_gcopy *gc = &q->dq.w->gcopy;
@@ -152,6 +168,13 @@ static void tx_submit(struct net_queue *q, struct tx_job *jobs, unsigned int n)
 				     (struct virtio_net_hdr *)b->data)) {
 			/* offloads that do not fit the packet: dropped, the
 			 * slots answered OKAY as netback does */
+			STAT_ADD(&q->dq, drops[DROP_MALFORMED], 1);
+			tx_answer(q, &j->p, NETIF_RSP_OKAY);
+			goto free_buf;
+		}
+		if (q->vif->tap_no_offload &&
+		    tx_no_offload(frame, b->len - NET_VNET_HDR,
+				  (struct virtio_net_hdr *)b->data)) {
 			STAT_ADD(&q->dq, drops[DROP_MALFORMED], 1);
 			tx_answer(q, &j->p, NETIF_RSP_OKAY);
 			goto free_buf;

@@ -123,6 +123,56 @@ static void vif_set_alias(struct device *d)
 		log_warn("%s: cannot label %s (alias): %s", d->path, v->ifname,
 			 strerror(-rc));
 }
+
+/*
+ * Without a script, pvio-backd puts the TAP in its bridge itself: a Linux
+ * bridge of that name (as vif-bridge), else a port on an Open vSwitch
+ * bridge, BR[.VLAN][:TRUNK...] as vif-openvswitch reads the node
+ * (backend/ovs.c). A bridge that is neither fails the device.
+ */
+static int vif_bridge(struct device *d, struct vif *v)
+{
+	struct ovs_port p = { .name = v->ifname };
+	char err[256], mac[18], path[64], *name = NULL;
+	int rc;
+
+	if (valid_ifname(v->bridge)) {
+		rc = tap_bridge_add(v->ifname, v->bridge);
+		if (rc != -ENODEV && rc != -EOPNOTSUPP) {
+			if (rc)
+				return pvio_xenbus_fatal(d->xb, rc, "cannot put %s in bridge %s: %s",
+							 v->ifname, v->bridge,
+							 strerror(-rc));
+			v->br.tag = -1;
+			/* valid_ifname(): it fits */
+			memcpy(v->br.name, v->bridge, strlen(v->bridge) + 1);
+			return 0;
+		}
+	}
+	rc = ovs_parse_bridge(v->bridge, &p.br, err, sizeof(err));
+	if (rc)
+		return pvio_xenbus_fatal(d->xb, rc, "%s", err);
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", v->mac[0],
+		 v->mac[1], v->mac[2], v->mac[3], v->mac[4], v->mac[5]);
+	p.mac = mac;
+	snprintf(path, sizeof(path), "/local/domain/%u/name", d->fe);
+	if (pvio_xs_read(d->bd->xs, 0, path, &name) >= 0)
+		p.vm_name = name;
+	rc = ovs_add_port(d->bd->o.ovsdb, &p, err, sizeof(err));
+	free(name);
+	/* no such OVS bridge, or no OVS at all */
+	if (rc == -ENODEV || rc == -ENOENT || rc == -ECONNREFUSED)
+		return pvio_xenbus_fatal(d->xb, rc, "no bridge %s: not a Linux bridge; %s",
+					 v->bridge, err);
+	if (rc)
+		return pvio_xenbus_fatal(d->xb, rc, "cannot put %s on Open vSwitch bridge %s: %s",
+					 v->ifname, p.br.name, err);
+	v->br = p.br;
+	v->ovs = true;
+	v->tap_no_offload = p.userspace;
+	return 0;
+}
+
 static int vif_probe(struct device *d)
 {
 	struct backd *bd = d->bd;
@@ -161,9 +211,9 @@ static int vif_probe(struct device *d)
 	}
 	/* the bridge is the script's business when there is one */
 	if (!v->hotplug && device_read_str(d, "bridge", &s) >= 0) {
-		rc = valid_ifname(s) ? 0 : -EINVAL;
+		rc = strlen(s) < sizeof(v->bridge) ? 0 : -EINVAL;
 		if (rc)
-			pvio_xenbus_fatal(d->xb, rc, "bad bridge name");
+			pvio_xenbus_fatal(d->xb, rc, "bad bridge name (too long)");
 		else
 			snprintf(v->bridge, sizeof(v->bridge), "%s", s);
 		free(s);
@@ -180,20 +230,22 @@ static int vif_probe(struct device *d)
 	}
 	if (!rc && v->mtu)
 		rc = tap_set_mtu(v->ifname, v->mtu);
-	if (!rc && v->bridge[0])
-		rc = tap_setup(v->tap0, v->ifname, v->bridge);
 	if (rc)
-		return pvio_xenbus_fatal(d->xb, rc, "cannot set up %s%s%s%s: %s",
+		return pvio_xenbus_fatal(d->xb, rc, "cannot set up %s%s: %s",
 					 v->ifname, v->mtu ? " (mtu)" : "",
-					 v->bridge[0] ? " in bridge " : "",
-					 v->bridge, strerror(-rc));
+					 strerror(-rc));
+	if (v->bridge[0]) {
+		rc = vif_bridge(d, v);
+		if (rc)
+			return rc;
+	}
 	tap_set_carrier(v->tap0, false);
 	/* netback's keys, before InitWait */
 	rc = device_write(d, "feature-sg", "1");
 	if (!rc)
-		rc = device_write(d, "feature-gso-tcpv4", "1");
+		rc = device_write(d, "feature-gso-tcpv4", v->tap_no_offload ? "0" : "1");
 	if (!rc)
-		rc = device_write(d, "feature-gso-tcpv6", "1");
+		rc = device_write(d, "feature-gso-tcpv6", v->tap_no_offload ? "0" : "1");
 	if (!rc)
 		rc = device_write(d, "feature-ipv6-csum-offload", "1");
 	if (!rc)
@@ -219,8 +271,11 @@ static int vif_probe(struct device *d)
 		vif_hotplug_check(d);	/* a restarted pvio-backd: answered */
 		return d->failed ? -EIO : 0;
 	}
-	log_info("%s: %s%s%s", d->path, v->ifname,
-		 v->bridge[0] ? " in bridge " : "", v->bridge);
+	log_info("%s: %s%s%s%s%s", d->path, v->ifname,
+		 !v->bridge[0] ? "" : v->ovs ? " on Open vSwitch bridge " :
+		 " in bridge ", v->bridge[0] ? v->br.name : "",
+		 v->ovs && v->br.tag >= 0 ? " (VLAN tag)" : "",
+		 v->tap_no_offload ? ", userspace datapath: no offloads" : "");
 	return 0;
 }
 
@@ -378,7 +433,14 @@ static void vif_destroy(struct device *d)
 		 * membership, for the next pvio-backd (as after a crash) */
 		close(v->tap0);
 	} else if (v->tap0 >= 0) {
-		tap_unbridge(v->ifname, v->bridge);
+		char err[256];
+
+		if (v->ovs && ovs_del_port(d->bd->o.ovsdb, v->ifname, err,
+					   sizeof(err)))
+			log_warn("%s: %s stays a port of Open vSwitch bridge %s: %s",
+				 d->path, v->ifname, v->br.name, err);
+		else if (!v->ovs)
+			tap_unbridge(v->ifname, v->br.name);
 		tap_remove(v->tap0);
 		close(v->tap0);	/* the TAP goes with its last fd */
 	}
@@ -399,6 +461,12 @@ static void vif_describe(struct device *d, struct json_object *o)
 		 v->mac[1], v->mac[2], v->mac[3], v->mac[4], v->mac[5]);
 	json_add_name(o, "ifname", v->ifname);
 	json_add_name(o, "bridge", v->bridge);
+	if (v->ovs) {
+		json_object_object_add(o, "ovs_bridge",
+				       json_object_new_string(v->br.name));
+		json_object_object_add(o, "vlan", v->br.tag < 0 ? NULL :
+				       json_object_new_int(v->br.tag));
+	}
 	if (v->hotplug)
 		json_add_name(o, "script", v->script);
 	json_object_object_add(o, "mtu", json_object_new_uint64(v->mtu));

@@ -26,11 +26,29 @@
 enum { DROP_MALFORMED, DROP_GRANT, DROP_RX_NOBUF, DROP_RX_STALL, DROP_TAP,
        DROP_TOO_BIG };
 
+#define OVS_MAX_TRUNKS	16
+
+/* A bridge node: BR[.VLAN][:TRUNK...] (Xen's vif-openvswitch syntax). */
+struct ovs_bridge_spec {
+	char name[16];
+	int tag;			/* -1: none */
+	uint16_t trunks[OVS_MAX_TRUNKS];
+	unsigned int nr_trunks;
+};
+
 struct vif {
 	char ifname[16];		/* vif<dom>.<dev>, or the vifname node */
 	int tap0;			/* queue 0's fd, held for the device's life */
 	uint8_t mac[6];			/* the guest's */
-	char bridge[16];		/* the bridge we put the TAP in ourselves */
+	char bridge[64];		/* the bridge node, as written */
+	bool ovs;			/* bridge: an Open vSwitch port */
+	/* What we write into the TAP carries no offloads: OVS's userspace
+	 * datapath reads it through a packet socket without virtio-net
+	 * headers, so a checksum left to it would go out unfinished and a
+	 * GSO packet would not fit its buffers (no GSO offered, checksums
+	 * finished here, as the OVS FAQ's "tx off" for such ports) */
+	bool tap_no_offload;
+	struct ovs_bridge_spec br;	/* the bridge node, parsed */
 	char script[256];		/* the toolstack's hotplug script, if any */
 	bool hotplug;			/* the script bridges/routes the TAP */
 	bool hotplug_ok;		/* it wrote hotplug-status=connected */
@@ -138,5 +156,20 @@ int tap_set_carrier(int fd, bool on);
 void tap_unbridge(const char *name, const char *bridge);
 int tap_set_mtu(const char *name, unsigned int mtu);
 int tap_set_alias(const char *name, const char *alias);
+int tap_bridge_add(const char *name, const char *bridge);
+
+/* backend/ovs.c: a vif's port on an Open vSwitch bridge, through OVSDB */
+struct ovs_port {
+	const char *name;		/* the TAP: port and interface */
+	struct ovs_bridge_spec br;
+	const char *mac;		/* external_ids:attached-mac, or NULL */
+	const char *vm_name;		/* external_ids:xen-vm-name, or NULL */
+	bool userspace;			/* out: the bridge's datapath_type=netdev */
+};
+int ovs_parse_bridge(const char *spec, struct ovs_bridge_spec *o,
+		     char *err, size_t len);
+int ovs_add_port(const char *db, struct ovs_port *p, char *err,
+		 size_t len);
+int ovs_del_port(const char *db, const char *name, char *err, size_t len);
 
 #endif

@@ -424,6 +424,7 @@ struct backd_opts {
 	const char *lock_dir;		/* single-writer lock files */
 	unsigned int stall_s;		/* report stuck I/O after (0: never) */
 	unsigned int drain_ms;		/* at SIGTERM, then abandon */
+	char ovsdb[128];		/* unix:PATH, Open vSwitch's database */
 };
 
 struct backd {

@@ -62,7 +62,7 @@ int tap_setup(int fd, const char *name, const char *bridge)
 {
 	static const unsigned char mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
 	struct ifreq ifr;
-	int rc, idx;
+	int rc;
 
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
@@ -82,6 +82,19 @@ int tap_setup(int fd, const char *name, const char *bridge)
 		return rc;
 	if (!bridge || !bridge[0])
 		return 0;
+	return tap_bridge_add(name, bridge);
+}
+
+/*
+ * TAP @name into Linux bridge @bridge: -ENODEV when there is no such
+ * device, -EOPNOTSUPP when it is not a Linux bridge (an Open vSwitch
+ * bridge's own port, a TAP on its userspace datapath: backend/ovs.c).
+ */
+int tap_bridge_add(const char *name, const char *bridge)
+{
+	struct ifreq ifr;
+	int rc, idx;
+
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	rc = sock_ioctl(SIOCGIFINDEX, &ifr);
