@@ -13,7 +13,9 @@
 #  - a restarted pvio-backd finds its port in place (no second one), the
 #    guest's traffic goes on; vif-detach removes the port;
 #  - bad configuration fails the device with an error node: no such
-#    bridge, VLAN out of range, a malformed BR.VLAN;
+#    bridge, VLAN out of range, a malformed BR.VLAN; so does an
+#    ovsdb-server that does not answer (after 3 s), the other vifs'
+#    traffic going on meanwhile;
 #  - nothing left behind: namespaces, OVS daemons, TAPs.
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || t_skip "needs root (namespaces, TAP devices)"
@@ -54,7 +56,7 @@ ovs_up() {
 		ovsdb-server "$d/conf.db" --remote=punix:"$d/db.sock" \
 		--unixctl="$d/ovsdb-server.ctl" --log-file="$d/ovsdb-server.log" \
 		-vconsole:off &
-	T_PIDS="$T_PIDS $!"
+	T_PIDS="$T_PIDS $!" OVSDB_PID=$!
 	for _ in $(seq 100); do [ -S "$d/db.sock" ] && break; sleep 0.05; done
 	ovs-vsctl --db=unix:"$d/db.sock" --no-wait init || t_fail "ovsdb-server of $ns"
 	ip netns exec "$ns" env OVS_RUNDIR="$d" OVS_LOGDIR="$d" OVS_DBDIR="$d" \
@@ -66,6 +68,7 @@ OA=$WA/ovs OB=$WB/ovs
 vsa() { ovs-vsctl --timeout=10 --db=unix:"$OA/db.sock" "$@"; }
 vsb() { ovs-vsctl --timeout=10 --db=unix:"$OB/db.sock" "$@"; }
 ovs_up "$HA" "$OA"
+OVSDB_A=$OVSDB_PID
 ovs_up "$HB" "$OB"
 
 ip link add pvu$$a type veth peer name pvu$$b || t_fail "veth"
@@ -85,7 +88,7 @@ host_net() {
 }
 host_net "$HA" vsa pvu$$a 192.168.93.1 192.168.93.2
 host_net "$HB" vsb pvu$$b 192.168.93.2 192.168.93.1
-ip netns exec "$HA" ping -c 1 -W 5 192.168.93.2 >/dev/null || t_fail "underlay ping"
+ip netns exec "$HA" ping -c 3 -i 0.2 -W 5 192.168.93.2 >/dev/null || t_fail "underlay ping"
 
 # each host's pvio-backd runs in the host's namespace (its TAPs are there)
 cat >"$WA/backd-ns" <<EOF
@@ -147,7 +150,17 @@ vsa get interface vif61.0 external_ids | grep -q 'attached-mac="00:16:3e:00:3d:0
 	t_fail "vif61.0 external_ids: $(vsa get interface vif61.0 external_ids)"
 t_pass "pvio-backd put each vif on its host's OVS bridge, BR.VLAN as the port's tag"
 
-png() { ip netns exec "$(g_ns "$1")" ping -c 3 -i 0.2 -W 2 "$2" >/dev/null 2>&1; }
+# the first packets may wait for OVS to learn the tunnel's neighbour
+png() {
+	local i
+	for i in 1 2 3; do
+		ip netns exec "$(g_ns "$1")" ping -c 3 -i 0.2 -W 2 "$2" >/dev/null 2>&1 &&
+			return 0
+	done
+	return 1
+}
+# no answer to any of 3 pings
+no_png() { ! ip netns exec "$(g_ns "$1")" ping -c 3 -i 0.2 -W 2 "$2" >/dev/null 2>&1; }
 png 1 10.93.1.2 || t_fail "g1 (A) -> g2 (B) ping across the tunnel"
 png 2 10.93.1.1 || t_fail "g2 (B) -> g1 (A) ping across the tunnel"
 t_pass "ping between guests on two hosts, across the VXLAN tunnel"
@@ -172,9 +185,9 @@ t_pass "TCP across the tunnel both ways, 8 MiB each, checksums match"
 png 3 10.93.2.4 || t_fail "g3 (A, VLAN 10) -> g4 (B, VLAN 10)"
 png 4 10.93.2.3 || t_fail "g4 (B, VLAN 10) -> g3 (A, VLAN 10)"
 xfer 4 3 10.93.2.4 2M || t_fail "TCP g3 -> g4 on VLAN 10"
-png 5 10.93.2.3 && t_fail "g5 (VLAN 20) reached g3 (VLAN 10) on its host"
-png 5 10.93.2.4 && t_fail "g5 (VLAN 20) reached g4 (VLAN 10) across the tunnel"
-png 3 10.93.2.5 && t_fail "g3 (VLAN 10) reached g5 (VLAN 20)"
+no_png 5 10.93.2.3 || t_fail "g5 (VLAN 20) reached g3 (VLAN 10) on its host"
+no_png 5 10.93.2.4 || t_fail "g5 (VLAN 20) reached g4 (VLAN 10) across the tunnel"
+no_png 3 10.93.2.5 || t_fail "g3 (VLAN 10) reached g5 (VLAN 20)"
 t_pass "VLANs: same tag across the tunnel reach each other, different tags do not"
 
 # ---- a restarted pvio-backd: the port is there, once --------------------------------
@@ -209,6 +222,21 @@ vsa list-ports br-int | grep -q "vif61\.[1-4]" && t_fail "a failed vif is a port
 png 1 10.93.1.2 || t_fail "g1's working vif after its neighbours' failures"
 t_pass "bad bridges (none, VLAN out of range, malformed) fail their device with an error node"
 for d in 1 2 3 4; do ca vif-detach g1 $d >/dev/null 2>&1; done
+
+# an ovsdb-server that does not answer: that vif fails after 3 s, the
+# others' traffic goes on meanwhile
+kill -STOP "$OVSDB_A"
+ca vif-attach g1 --devid 5 --bridge br-int --no-wait >/dev/null || t_fail "vif-attach 5"
+png 1 10.93.1.2 || { kill -CONT "$OVSDB_A"; t_fail "g1's vif while ovsdb-server hangs"; }
+for _ in $(seq 200); do
+	xenstore-read "$BE/vif/61/5/error" >/dev/null 2>&1 && break
+	sleep 0.05
+done
+kill -CONT "$OVSDB_A"
+xenstore-read "$BE/vif/61/5/error" 2>/dev/null | grep -q "no answer in 3 s" ||
+	t_fail "hung ovsdb-server: error node '$(xenstore-read "$BE/vif/61/5/error" 2>&1)'"
+ca vif-detach g1 5 >/dev/null 2>&1
+t_pass "a hung ovsdb-server fails the vif being attached after 3 s; the others go on"
 
 # ---- detach: the port goes with the vif ---------------------------------------------
 for p in $NF_PIDS; do kill "$p" 2>/dev/null; done
