@@ -371,20 +371,40 @@ static struct json_object *jselect(const char *table, const char *name,
 	return o;
 }
 
-/* ovs-vswitchd's cue, as ovs-vsctl gives it */
-static struct json_object *jnext_cfg(void)
+/* mutate @table's rows matching @where (consumed): [[col, mutator, val]] */
+static struct json_object *jmutate(const char *table, struct json_object *where,
+				   const char *col, const char *mutator,
+				   struct json_object *val)
 {
-	struct json_object *o = jop("mutate", "Open_vSwitch"), *m, *mm;
+	struct json_object *o = jop("mutate", table), *m, *mm;
 
-	json_object_object_add(o, "where", json_object_new_array());
+	json_object_object_add(o, "where", where);
 	m = json_object_new_array();
 	mm = json_object_new_array();
-	json_object_array_add(mm, json_object_new_string("next_cfg"));
-	json_object_array_add(mm, json_object_new_string("+="));
-	json_object_array_add(mm, json_object_new_int(1));
+	json_object_array_add(mm, json_object_new_string(col));
+	json_object_array_add(mm, json_object_new_string(mutator));
+	json_object_array_add(mm, val);
 	json_object_array_add(m, mm);
 	json_object_object_add(o, "mutations", m);
 	return o;
+}
+
+/* a Bridge's ports, @mutator (insert, delete) the one port @port */
+static struct json_object *jmutate_ports(struct json_object *where,
+					 const char *mutator,
+					 struct json_object *port)
+{
+	struct json_object *set = json_object_new_array();
+
+	json_object_array_add(set, port);
+	return jmutate("Bridge", where, "ports", mutator, jpair("set", set));
+}
+
+/* ovs-vswitchd's cue, as ovs-vsctl gives it */
+static struct json_object *jnext_cfg(void)
+{
+	return jmutate("Open_vSwitch", json_object_new_array(), "next_cfg",
+		       "+=", json_object_new_int(1));
 }
 
 /* the rows of result @i, or NULL */
@@ -477,7 +497,7 @@ static struct json_object *external_ids(const struct ovs_port *p)
 int ovs_add_port(const char *db, struct ovs_port *p, char *err, size_t len)
 {
 	struct json_object *ops = json_object_new_array(), *res = NULL, *br, *pr;
-	struct json_object *o, *row, *m, *mm, *ins, *dt;
+	struct json_object *o, *row, *dt;
 	char bru[64];
 	const char *u;
 	int rc;
@@ -551,18 +571,10 @@ int ovs_add_port(const char *db, struct ovs_port *p, char *err, size_t len)
 
 		/* Port and Interface are not root tables: a Bridge must
 		 * refer to them in the same transaction */
-		o = jop("mutate", "Bridge");
-		json_object_object_add(o, "where", jwhere("_uuid", "==", juuid(bru)));
-		m = json_object_new_array();
-		mm = json_object_new_array();
-		ins = json_object_new_array();
-		json_object_array_add(ins, jpair("named-uuid", json_object_new_string("port")));
-		json_object_array_add(mm, json_object_new_string("ports"));
-		json_object_array_add(mm, json_object_new_string("insert"));
-		json_object_array_add(mm, jpair("set", ins));
-		json_object_array_add(m, mm);
-		json_object_object_add(o, "mutations", m);
-		json_object_array_add(ops, o);
+		json_object_array_add(ops, jmutate_ports(jwhere("_uuid", "==", juuid(bru)),
+							 "insert",
+							 jpair("named-uuid",
+							       json_object_new_string("port"))));
 	}
 	json_object_array_add(ops, jnext_cfg());
 	json_object_put(res);
@@ -576,7 +588,6 @@ out:
 int ovs_del_port(const char *db, const char *name, char *err, size_t len)
 {
 	struct json_object *ops = json_object_new_array(), *res = NULL, *pr;
-	struct json_object *o, *m, *mm, *del;
 	const char *u;
 	int rc;
 
@@ -594,18 +605,8 @@ int ovs_del_port(const char *db, const char *name, char *err, size_t len)
 	/* out of its bridge; OVSDB collects the unreferenced Port and
 	 * Interface rows */
 	ops = json_object_new_array();
-	o = jop("mutate", "Bridge");
-	json_object_object_add(o, "where", jwhere("ports", "includes", juuid(u)));
-	m = json_object_new_array();
-	mm = json_object_new_array();
-	del = json_object_new_array();
-	json_object_array_add(del, juuid(u));
-	json_object_array_add(mm, json_object_new_string("ports"));
-	json_object_array_add(mm, json_object_new_string("delete"));
-	json_object_array_add(mm, jpair("set", del));
-	json_object_array_add(m, mm);
-	json_object_object_add(o, "mutations", m);
-	json_object_array_add(ops, o);
+	json_object_array_add(ops, jmutate_ports(jwhere("ports", "includes", juuid(u)),
+						 "delete", juuid(u)));
 	json_object_array_add(ops, jnext_cfg());
 	json_object_put(res);
 	res = NULL;
