@@ -189,6 +189,21 @@ static bool valid_name(const char *s)
 	       !(s[0] >= '0' && s[0] <= '9');
 }
 
+/* a bridge's name, with vif-openvswitch's .VLAN and :TRUNK suffixes */
+static bool bridge_chars_ok(const char *s)
+{
+	char t[64];
+	size_t i;
+
+	if (strlen(s) >= sizeof(t))
+		return false;
+	memcpy(t, s, strlen(s) + 1);
+	for (i = 0; t[i]; i++)
+		if (t[i] == ':')
+			t[i] = '.';
+	return pvio_name_chars_ok(t);
+}
+
 /* --backend-type T and --backend DOM, shared by vbd-attach and vif-attach */
 static void backend_opt(int c, const char *arg, char *type, size_t typelen,
 			unsigned int *be)
@@ -728,9 +743,13 @@ static int cmd_vif_attach(int argc, char **argv)
 			have_mac = true;
 			break;
 		case 'b':
-			if (strlen(optarg) == 0 || strlen(optarg) >= 16 ||
-			    !valid_name(optarg))
-				die_usage("bad --bridge '%s'", optarg);
+			/* a bridge, or Open vSwitch's BR[.VLAN][:TRUNK...]
+			 * as vif-openvswitch reads it (pvio-backd checks the
+			 * numbers) */
+			if (strlen(optarg) == 0 || strlen(optarg) >= sizeof(v.bridge) ||
+			    strcspn(optarg, ".:") >= 16 || !bridge_chars_ok(optarg))
+				die_usage("bad --bridge '%s' (BR[.VLAN][:TRUNK...], BR 1..15 of a-z A-Z 0-9 - _)",
+					  optarg);
 			snprintf(v.bridge, sizeof(v.bridge), "%s", optarg);
 			break;
 		case 'd':

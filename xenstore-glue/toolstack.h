@@ -30,7 +30,7 @@ struct pvio_ts_vif {
 	unsigned int fe, be;
 	unsigned int devid;
 	uint8_t mac[6];
-	char bridge[16];		/* "" for none */
+	char bridge[64];		/* "" for none; BR[.VLAN][:TRUNK...] */
 	char type[16];			/* backend kind, default "vif" */
 	char script[256];		/* hotplug script ("": none) */
 	char vifname[16];		/* the TAP's name ("": vif<dom>.<dev>) */

@@ -9,11 +9,12 @@
 # br-int itself, through OVSDB (no hotplug script), BR.VLAN as a tag.
 #  - ping and a checksummed TCP transfer between guests on the two hosts;
 #  - VLANs (bridge=br-int.10 / .20): same tag across the tunnel reach each
-#    other, different tags on one host do not;
+#    other, different tags on one host do not; br-int:10:20 a trunk port;
 #  - a restarted pvio-backd finds its port in place (no second one), the
 #    guest's traffic goes on; vif-detach removes the port;
 #  - bad configuration fails the device with an error node: no such
-#    bridge, VLAN out of range, a malformed BR.VLAN; so does an
+#    bridge, VLAN out of range, a malformed BR.VLAN, a port of that name
+#    on another bridge (left alone); so does an
 #    ovsdb-server that does not answer (after 3 s), the other vifs'
 #    traffic going on meanwhile;
 #  - nothing left behind: namespaces, OVS daemons, TAPs.
@@ -115,6 +116,8 @@ cb vif-attach g2 --bridge br-int >/dev/null || t_fail "vif-attach g2"
 ca vif-attach g3 --bridge br-int.10 >/dev/null || t_fail "vif-attach g3"
 cb vif-attach g4 --bridge br-int.10 >/dev/null || t_fail "vif-attach g4"
 ca vif-attach g5 --bridge br-int.20 >/dev/null || t_fail "vif-attach g5"
+# a trunk (no guest: this kernel may lack 802.1Q interfaces)
+ca vif-attach g5 --devid 1 --bridge br-int:10:20 >/dev/null || t_fail "vif-attach g5 trunk"
 
 # guest N of world WORLD as eth0 with ADDR, MTU 1400: the VXLAN's 50 bytes
 guest() {
@@ -146,9 +149,11 @@ W=$WA t_wait_states g5 0 "Connected Connected"
 [ "$(vsa get port vif63.0 tag)" = 10 ] || t_fail "vif63.0: tag $(vsa get port vif63.0 tag)"
 [ "$(vsa get port vif65.0 tag)" = 20 ] || t_fail "vif65.0: tag $(vsa get port vif65.0 tag)"
 [ "$(vsb get port vif64.0 tag)" = 10 ] || t_fail "vif64.0: tag $(vsb get port vif64.0 tag)"
+[ "$(vsa get port vif65.1 trunks)" = "[10, 20]" ] && [ "$(vsa get port vif65.1 tag)" = "[]" ] ||
+	t_fail "vif65.1: trunks $(vsa get port vif65.1 trunks) tag $(vsa get port vif65.1 tag)"
 vsa get interface vif61.0 external_ids | grep -q 'attached-mac="00:16:3e:00:3d:00"' ||
 	t_fail "vif61.0 external_ids: $(vsa get interface vif61.0 external_ids)"
-t_pass "pvio-backd put each vif on its host's OVS bridge, BR.VLAN as the port's tag"
+t_pass "pvio-backd put each vif on its host's OVS bridge, BR.VLAN as the port's tag, BR:T1:T2 as trunks"
 
 # the first packets may wait for OVS to learn the tunnel's neighbour
 png() {
@@ -218,10 +223,15 @@ bad 1 br-nope "no bridge br-nope: not a Linux bridge; no Open vSwitch bridge br-
 bad 2 br-int.4096 "VLAN 4096 out of range (0..4095)"
 bad 3 br-int.x "bad bridge 'br-int.x'"
 bad 4 br-nope.10 "no Open vSwitch bridge br-nope"
-vsa list-ports br-int | grep -q "vif61\.[1-4]" && t_fail "a failed vif is a port: $(vsa list-ports br-int)"
+# a port of that name on another bridge (an operator's) is not taken over
+vsa add-port br-phy vif61.6 || t_fail "add-port br-phy vif61.6"
+bad 6 br-int "vif61.6 is a port of another Open vSwitch bridge"
+vsa list-ports br-phy | grep -qx vif61.6 || t_fail "the operator's port vif61.6 went"
+vsa list-ports br-int | grep -q "vif61\.[1-6]" && t_fail "a failed vif is a port: $(vsa list-ports br-int)"
 png 1 10.93.1.2 || t_fail "g1's working vif after its neighbours' failures"
 t_pass "bad bridges (none, VLAN out of range, malformed) fail their device with an error node"
-for d in 1 2 3 4; do ca vif-detach g1 $d >/dev/null 2>&1; done
+for d in 1 2 3 4 6; do ca vif-detach g1 $d >/dev/null 2>&1; done
+vsa del-port br-phy vif61.6
 
 # an ovsdb-server that does not answer: that vif fails after 3 s, the
 # others' traffic goes on meanwhile
@@ -240,7 +250,7 @@ t_pass "a hung ovsdb-server fails the vif being attached after 3 s; the others g
 
 # ---- detach: the port goes with the vif ---------------------------------------------
 for p in $NF_PIDS; do kill "$p" 2>/dev/null; done
-ca vif-detach g1 0 && ca vif-detach g3 0 && ca vif-detach g5 0 &&
+ca vif-detach g1 0 && ca vif-detach g3 0 && ca vif-detach g5 0 && ca vif-detach g5 1 &&
 	cb vif-detach g2 0 && cb vif-detach g4 0 || t_fail "vif-detach"
 for _ in $(seq 200); do
 	vsa list-ports br-int | grep -q '^vif' || vsb list-ports br-int | grep -q '^vif' ||
