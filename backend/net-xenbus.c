@@ -173,6 +173,29 @@ static int vif_bridge(struct device *d, struct vif *v)
 	return 0;
 }
 
+/*
+ * A script (vif-openvswitch) puts the TAP on the bridge, but whether the
+ * guest may send offloads is decided before InitWait, when the frontend
+ * reads our features: on an OVS bridge of the userspace datapath it may
+ * not (vif->tap_no_offload). Anything else (a Linux bridge, no OVS, a
+ * name the script will refuse) changes nothing.
+ */
+static void vif_script_bridge(struct device *d, struct vif *v)
+{
+	struct ovs_bridge_spec br;
+	char err[256], *s = NULL;
+
+	if (device_read_str(d, "bridge", &s) < 0)
+		return;
+	if (strlen(s) < sizeof(v->bridge) &&
+	    !ovs_parse_bridge(s, &br, err, sizeof(err)) &&
+	    !ovs_bridge_userspace(d->bd->o.ovsdb, br.name, &v->tap_no_offload,
+				  err, sizeof(err)) && v->tap_no_offload)
+		log_info("%s: bridge %s: Open vSwitch's userspace datapath: no offloads",
+			 d->path, s);
+	free(s);
+}
+
 static int vif_probe(struct device *d)
 {
 	struct backd *bd = d->bd;
@@ -209,8 +232,11 @@ static int vif_probe(struct device *d)
 		if (rc)
 			return rc;
 	}
-	/* the bridge is the script's business when there is one */
-	if (!v->hotplug && device_read_str(d, "bridge", &s) >= 0) {
+	/* the bridge is the script's business when there is one; only
+	 * whether it is of OVS's userspace datapath is ours */
+	if (v->hotplug)
+		vif_script_bridge(d, v);
+	else if (device_read_str(d, "bridge", &s) >= 0) {
 		rc = strlen(s) < sizeof(v->bridge) ? 0 : -EINVAL;
 		if (rc)
 			pvio_xenbus_fatal(d->xb, rc, "bad bridge name (too long)");

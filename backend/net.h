@@ -171,5 +171,8 @@ int ovs_parse_bridge(const char *spec, struct ovs_bridge_spec *o,
 int ovs_add_port(const char *db, struct ovs_port *p, char *err,
 		 size_t len);
 int ovs_del_port(const char *db, const char *name, char *err, size_t len);
+/* Is OVS bridge @bridge on the userspace datapath? -ENODEV: no such one */
+int ovs_bridge_userspace(const char *db, const char *bridge, bool *userspace,
+			 char *err, size_t len);
 
 #endif

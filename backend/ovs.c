@@ -494,10 +494,42 @@ static struct json_object *external_ids(const struct ovs_port *p)
 	return jpair("map", m);
 }
 
+/* a Bridge row of the userspace datapath? */
+static bool userspace_row(struct json_object *row)
+{
+	struct json_object *dt;
+
+	return json_object_object_get_ex(row, "datapath_type", &dt) &&
+	       !strcmp(json_object_get_string(dt), "netdev");
+}
+
+int ovs_bridge_userspace(const char *db, const char *bridge, bool *userspace,
+			 char *err, size_t len)
+{
+	struct json_object *ops = json_object_new_array(), *res = NULL, *br;
+	int rc;
+
+	json_object_array_add(ops, jselect("Bridge", bridge, "datapath_type",
+					   NULL, NULL));
+	rc = transact(db, ops, &res, err, len);
+	if (rc)
+		return rc;
+	br = rows(res, 0);
+	if (!br || !json_object_array_length(br)) {
+		seterr(err, len, "no Open vSwitch bridge %s (database %s)",
+		       bridge, db);
+		rc = -ENODEV;
+	} else {
+		*userspace = userspace_row(json_object_array_get_idx(br, 0));
+	}
+	json_object_put(res);
+	return rc;
+}
+
 int ovs_add_port(const char *db, struct ovs_port *p, char *err, size_t len)
 {
 	struct json_object *ops = json_object_new_array(), *res = NULL, *br, *pr;
-	struct json_object *o, *row, *dt;
+	struct json_object *o, *row;
 	char bru[64];
 	const char *u;
 	int rc;
@@ -530,9 +562,7 @@ int ovs_add_port(const char *db, struct ovs_port *p, char *err, size_t len)
 		goto out;
 	}
 	snprintf(bru, sizeof(bru), "%s", u);
-	p->userspace = json_object_object_get_ex(json_object_array_get_idx(br, 0),
-						 "datapath_type", &dt) &&
-		       !strcmp(json_object_get_string(dt), "netdev");
+	p->userspace = userspace_row(json_object_array_get_idx(br, 0));
 	ops = json_object_new_array();
 	if (json_object_array_length(pr)) {
 		/* --may-exist: ours if in this bridge; its VLAN as configured */

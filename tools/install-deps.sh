@@ -12,7 +12,7 @@ pkgs="build-essential autoconf automake libtool pkg-config
       libjson-c-dev libsystemd-dev systemd
       e2fsprogs iproute2 iputils-ping netcat-openbsd python3 procps kmod
       libnbd-dev nbdkit qemu-utils librbd-dev ceph-mon ceph-osd ceph-common
-      fio openvswitch-switch openvswitch-common"
+      fio openvswitch-switch openvswitch-common xen-utils-common"
 for arg in "$@"; do
 	case $arg in
 	--xen)
