@@ -46,6 +46,14 @@ static void seterr(char *err, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* a JSON value's string, "" for null (whatever ovsdb-server sends) */
+static const char *jstr(struct json_object *o)
+{
+	const char *s = json_object_get_string(o);
+
+	return s ? s : "";
+}
+
 /*
  * BR[.VLAN][:TRUNK[:TRUNK...]], as Xen's vif-openvswitch reads the bridge
  * node: BR has neither '.' nor ':'; VLAN and trunks are OVS's 0..4095.
@@ -104,7 +112,7 @@ int ovs_parse_bridge(const char *spec, struct ovs_bridge_spec *o,
 	return 0;
 }
 
-/* ---- one JSON-RPC exchange ---------------------------------------------------- */
+/* ---- one JSON-RPC exchange ------------------------------------------ */
 
 static int wait_fd(int fd, short ev, uint64_t deadline_ms)
 {
@@ -142,7 +150,9 @@ static int send_all(int fd, const char *s, size_t n, uint64_t deadline_ms)
 
 static int send_json(int fd, struct json_object *o, uint64_t deadline_ms)
 {
-	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	const char *s;
+
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 
 	return s ? send_all(fd, s, strlen(s), deadline_ms) : -ENOMEM;
 }
@@ -186,7 +196,8 @@ static int read_reply(int fd, int64_t id, uint64_t deadline_ms,
 			struct json_object *m, *v;
 			enum json_tokener_error je;
 
-			m = json_tokener_parse_ex(tok, buf + off, (int)((size_t)r - off));
+			m = json_tokener_parse_ex(tok, buf + off,
+						  (int)((size_t)r - off));
 			je = json_tokener_get_error(tok);
 			if (!m && je == json_tokener_continue)
 				break;
@@ -197,9 +208,11 @@ static int read_reply(int fd, int64_t id, uint64_t deadline_ms,
 			off += json_tokener_get_parse_end(tok);
 			json_tokener_reset(tok);
 			if (json_object_object_get_ex(m, "method", &v) &&
-			    !strcmp(json_object_get_string(v), "echo") &&
+			    !strcmp(jstr(v), "echo") &&
 			    json_object_object_get_ex(m, "id", &v)) {
-				struct json_object *a = json_object_new_object(), *p = NULL;
+				struct json_object *a, *p = NULL;
+
+				a = json_object_new_object();
 
 				json_object_object_get_ex(m, "params", &p);
 				json_object_object_add(a, "id", json_object_get(v));
@@ -249,7 +262,8 @@ static int transact(const char *db, struct json_object *ops,
 		    struct json_object **res, char *err, size_t len)
 {
 	static int64_t next_id;
-	struct json_object *req = json_object_new_object(), *params, *reply = NULL, *v;
+	struct json_object *req = json_object_new_object(), *params, *v;
+	struct json_object *reply = NULL;
 	int64_t id = ++next_id;
 	uint64_t deadline = pvio_now_ms() + OVS_TIMEOUT_MS;
 	size_t i, n;
@@ -258,9 +272,10 @@ static int transact(const char *db, struct json_object *ops,
 	params = json_object_new_array();
 	json_object_array_add(params, json_object_new_string("Open_vSwitch"));
 	n = json_object_array_length(ops);
-	for (i = 0; i < n; i++)
-		json_object_array_add(params,
-				      json_object_get(json_object_array_get_idx(ops, i)));
+	for (i = 0; i < n; i++) {
+		v = json_object_array_get_idx(ops, i);
+		json_object_array_add(params, json_object_get(v));
+	}
 	json_object_put(ops);
 	json_object_object_add(req, "method", json_object_new_string("transact"));
 	json_object_object_add(req, "params", params);
@@ -281,7 +296,8 @@ static int transact(const char *db, struct json_object *ops,
 	}
 	if (json_object_object_get_ex(reply, "error", &v) && v) {
 		seterr(err, len, "Open vSwitch database: %s",
-		       json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		       json_object_to_json_string_ext(v,
+						      JSON_C_TO_STRING_PLAIN));
 		rc = -EIO;
 		goto out_reply;
 	}
@@ -295,13 +311,14 @@ static int transact(const char *db, struct json_object *ops,
 	 * transaction was not committed) */
 	n = json_object_array_length(v);
 	for (i = 0; i < n; i++) {
-		struct json_object *r = json_object_array_get_idx(v, i), *e, *d;
+		struct json_object *r, *e, *d = NULL;
+
+		r = json_object_array_get_idx(v, i);
 
 		if (r && json_object_object_get_ex(r, "error", &e) && e) {
 			json_object_object_get_ex(r, "details", &d);
 			seterr(err, len, "Open vSwitch database: %s%s%s",
-			       json_object_get_string(e), d ? ": " : "",
-			       d ? json_object_get_string(d) : "");
+			       jstr(e), d ? ": " : "", jstr(d));
 			rc = -EIO;
 			goto out_reply;
 		}
@@ -316,7 +333,7 @@ out_req:
 	return rc;
 }
 
-/* ---- OVSDB's values ------------------------------------------------------------- */
+/* ---- OVSDB's values ------------------------------------------------- */
 
 static struct json_object *jpair(const char *a, struct json_object *b)
 {
@@ -336,7 +353,8 @@ static struct json_object *juuid(const char *u)
 static struct json_object *jwhere(const char *col, const char *fn,
 				  struct json_object *val)
 {
-	struct json_object *w = json_object_new_array(), *c = json_object_new_array();
+	struct json_object *w = json_object_new_array();
+	struct json_object *c = json_object_new_array();
 
 	json_object_array_add(c, json_object_new_string(col));
 	json_object_array_add(c, json_object_new_string(fn));
@@ -432,8 +450,15 @@ static const char *row_uuid(struct json_object *row, const char *col)
 	       json_object_get_string(s) : NULL;
 }
 
+/* the string of a pair [type, "..."] */
+static const char *atom_str(struct json_object *pair)
+{
+	return jstr(json_object_array_get_idx(pair, 1));
+}
+
 /* Does a set column (["set", [...]] or one atom) hold ["uuid", @u]? */
-static bool set_has_uuid(struct json_object *row, const char *col, const char *u)
+static bool set_has_uuid(struct json_object *row, const char *col,
+			 const char *u)
 {
 	struct json_object *v, *tag, *elems;
 	size_t i, n;
@@ -443,10 +468,10 @@ static bool set_has_uuid(struct json_object *row, const char *col, const char *u
 	    json_object_array_length(v) != 2)
 		return false;
 	tag = json_object_array_get_idx(v, 0);
-	if (!strcmp(json_object_get_string(tag), "uuid"))
-		return !strcmp(json_object_get_string(json_object_array_get_idx(v, 1)), u);
+	if (!strcmp(jstr(tag), "uuid"))
+		return !strcmp(atom_str(v), u);
 	elems = json_object_array_get_idx(v, 1);
-	if (strcmp(json_object_get_string(tag), "set") ||
+	if (strcmp(jstr(tag), "set") ||
 	    !json_object_is_type(elems, json_type_array))
 		return false;
 	n = json_object_array_length(elems);
@@ -455,7 +480,7 @@ static bool set_has_uuid(struct json_object *row, const char *col, const char *u
 
 		if (json_object_is_type(e, json_type_array) &&
 		    json_object_array_length(e) == 2 &&
-		    !strcmp(json_object_get_string(json_object_array_get_idx(e, 1)), u))
+		    !strcmp(atom_str(e), u))
 			return true;
 	}
 	return false;
@@ -469,7 +494,8 @@ static void port_vlan_cols(struct json_object *row, const struct ovs_port *p)
 
 	trunks = json_object_new_array();
 	for (i = 0; i < p->br.nr_trunks; i++)
-		json_object_array_add(trunks, json_object_new_int(p->br.trunks[i]));
+		json_object_array_add(trunks,
+				      json_object_new_int(p->br.trunks[i]));
 	json_object_object_add(row, "trunks", jpair("set", trunks));
 	if (p->br.tag >= 0) {
 		json_object_put(set);
@@ -490,7 +516,7 @@ static struct json_object *external_ids(const struct ovs_port *p)
 					       json_object_new_string(p->mac)));
 	if (p->vm_name)
 		json_object_array_add(m, jpair("xen-vm-name",
-					       json_object_new_string(p->vm_name)));
+				json_object_new_string(p->vm_name)));
 	return jpair("map", m);
 }
 
@@ -500,7 +526,7 @@ static bool userspace_row(struct json_object *row)
 	struct json_object *dt;
 
 	return json_object_object_get_ex(row, "datapath_type", &dt) &&
-	       !strcmp(json_object_get_string(dt), "netdev");
+	       !strcmp(jstr(dt), "netdev");
 }
 
 int ovs_bridge_userspace(const char *db, const char *bridge, bool *userspace,
@@ -528,8 +554,8 @@ int ovs_bridge_userspace(const char *db, const char *bridge, bool *userspace,
 
 int ovs_add_port(const char *db, struct ovs_port *p, char *err, size_t len)
 {
-	struct json_object *ops = json_object_new_array(), *res = NULL, *br, *pr;
-	struct json_object *o, *row;
+	struct json_object *ops = json_object_new_array(), *res = NULL;
+	struct json_object *br, *pr, *o, *row;
 	char bru[64];
 	const char *u;
 	int rc;
@@ -565,7 +591,7 @@ int ovs_add_port(const char *db, struct ovs_port *p, char *err, size_t len)
 	p->userspace = userspace_row(json_object_array_get_idx(br, 0));
 	ops = json_object_new_array();
 	if (json_object_array_length(pr)) {
-		/* --may-exist: ours if in this bridge; its VLAN as configured */
+		/* --may-exist: ours if in this bridge; its VLAN as set */
 		u = row_uuid(json_object_array_get_idx(pr, 0), "_uuid");
 		if (!u || !set_has_uuid(json_object_array_get_idx(br, 0), "ports", u)) {
 			json_object_put(ops);
