@@ -314,7 +314,6 @@ static int transact(const char *db, struct json_object *ops,
 		struct json_object *r, *e, *d = NULL;
 
 		r = json_object_array_get_idx(v, i);
-
 		if (r && json_object_object_get_ex(r, "error", &e) && e) {
 			json_object_object_get_ex(r, "details", &d);
 			seterr(err, len, "Open vSwitch database: %s%s%s",
