@@ -256,14 +256,16 @@ static int vif_probe(struct device *d)
 	}
 	if (!rc && v->mtu)
 		rc = tap_set_mtu(v->ifname, v->mtu);
-	if (rc)
-		return pvio_xenbus_fatal(d->xb, rc, "cannot set up %s%s: %s",
-					 v->ifname, v->mtu ? " (mtu)" : "",
-					 strerror(-rc));
+	if (rc) {
+		pvio_xenbus_fatal(d->xb, rc, "cannot set up %s%s: %s",
+				  v->ifname, v->mtu ? " (mtu)" : "",
+				  strerror(-rc));
+		goto fail_tap;
+	}
 	if (v->bridge[0]) {
 		rc = vif_bridge(d, v);
 		if (rc)
-			return rc;
+			goto fail_tap;
 	}
 	tap_set_carrier(v->tap0, false);
 	/* netback's keys, before InitWait */
@@ -303,6 +305,16 @@ static int vif_probe(struct device *d)
 		 v->ovs && v->br.tag >= 0 ? " (VLAN tag)" : "",
 		 v->tap_no_offload ? ", userspace datapath: no offloads" : "");
 	return 0;
+
+fail_tap:
+	/* a vif that cannot be set up leaves no TAP behind: a persistent
+	 * one would outlive the failed device (and pvio-backd) for nothing */
+	if (v->tap0 >= 0) {
+		tap_remove(v->tap0);
+		close(v->tap0);
+		v->tap0 = -1;
+	}
+	return rc;
 }
 
 static void vif_tick(struct device *d)
