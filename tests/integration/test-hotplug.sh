@@ -44,6 +44,9 @@ ctl vbd-attach g1 "$W/o5.img" --vdev xvdf >/dev/null || t_fail "attach o5"
 xenstore-write $BE/vbd/1/51792/params "qcow2:$W/o5.img" || t_fail "write params"
 if [ $root = 1 ]; then
 	VN=pvt$$
+	# the vifs' TAPs outlive a stopped pvio-backd (persistent): ours to
+	# remove
+	T_EXTRA_CLEANUP='for t in "$VN" vif2.4 vif2.5; do ip link del "$t" 2>/dev/null; done'
 	ctl vif-attach g1 --devid 1 --mtu 1400 --vifname "$VN" --ip 10.1.2.3 \
 		>/dev/null || t_fail "vif-attach mtu/vifname"
 	ctl vif-attach g1 --devid 2 >/dev/null || t_fail "vif-attach 2"
