@@ -337,67 +337,47 @@ START_TEST(test_add_exists)
 }
 END_TEST
 
-START_TEST(test_add_other_bridge)
+/* ovs_add_port() against replies that fail it: the error and message */
+static const struct step other_bridge[] = {
+	{ NULL, "{\"id\":%lld,\"result\":[{\"rows\":[" BRIDGE_ROW("[\"set\",[[\"uuid\",\"q\"]]]")
+		"]},{\"rows\":[{\"_uuid\":[\"uuid\",\"" PORT_UUID "\"]}]}],\"error\":null}", false },
+};
+static const struct step no_bridge[] = {
+	{ NULL, "{\"id\":%lld,\"result\":[{\"rows\":[]},{\"rows\":[]}],\"error\":null}", false },
+};
+static const struct step op_fails[] = {
+	{ NULL, "{\"id\":%lld,\"result\":[{\"rows\":[" BRIDGE_ROW("[\"set\",[]]")
+		"]},{\"rows\":[]}],\"error\":null}", false },
+	{ NULL, "{\"id\":%lld,\"result\":[{\"uuid\":[\"uuid\",\"x\"]},"
+		"{\"error\":\"constraint violation\",\"details\":\"tag out of range\"}],"
+		"\"error\":null}", false },
+};
+static const struct step garbage[] = {
+	{ NULL, "{\"id\":%lld,\"result\":[}}}", false },
+};
+static const struct {
+	const struct step *steps;
+	unsigned int n;
+	int rc;
+	const char *err;
+} failing[] = {
+	{ other_bridge, ARRAY_SIZE(other_bridge), -EEXIST,
+	  "vif1.0 is a port of another Open vSwitch bridge" },
+	{ no_bridge, ARRAY_SIZE(no_bridge), -ENODEV, "no Open vSwitch bridge br-int" },
+	{ op_fails, ARRAY_SIZE(op_fails), -EIO,
+	  "Open vSwitch database: constraint violation: tag out of range" },
+	{ garbage, ARRAY_SIZE(garbage), -EBADMSG, "" },
+};
+
+START_TEST(test_add_fails)
 {
-	static const struct step steps[] = {
-		{ NULL, "{\"id\":%lld,\"result\":[{\"rows\":[" BRIDGE_ROW("[\"set\",[[\"uuid\",\"q\"]]]")
-			"]},{\"rows\":[{\"_uuid\":[\"uuid\",\"" PORT_UUID "\"]}]}],\"error\":null}", false },
-	};
 	struct ovs_port p = port(3);
 	char err[256] = "";
 
-	srv_start(steps, ARRAY_SIZE(steps));
-	ck_assert_int_eq(ovs_add_port(srv.path, &p, err, sizeof(err)), -EEXIST);
-	ck_assert_str_eq(err, "vif1.0 is a port of another Open vSwitch bridge");
-	srv_stop(1);
-}
-END_TEST
-
-START_TEST(test_add_no_bridge)
-{
-	static const struct step steps[] = {
-		{ NULL, "{\"id\":%lld,\"result\":[{\"rows\":[]},{\"rows\":[]}],\"error\":null}", false },
-	};
-	struct ovs_port p = port(3);
-	char err[256] = "";
-
-	srv_start(steps, ARRAY_SIZE(steps));
-	ck_assert_int_eq(ovs_add_port(srv.path, &p, err, sizeof(err)), -ENODEV);
-	ck_assert_msg(strstr(err, "no Open vSwitch bridge br-int") != NULL, "%s", err);
-	srv_stop(1);
-}
-END_TEST
-
-START_TEST(test_add_op_fails)
-{
-	static const struct step steps[] = {
-		{ NULL, "{\"id\":%lld,\"result\":[{\"rows\":[" BRIDGE_ROW("[\"set\",[]]")
-			"]},{\"rows\":[]}],\"error\":null}", false },
-		{ NULL, "{\"id\":%lld,\"result\":[{\"uuid\":[\"uuid\",\"x\"]},"
-			"{\"error\":\"constraint violation\",\"details\":\"tag out of range\"}],"
-			"\"error\":null}", false },
-	};
-	struct ovs_port p = port(3);
-	char err[256] = "";
-
-	srv_start(steps, ARRAY_SIZE(steps));
-	ck_assert_int_eq(ovs_add_port(srv.path, &p, err, sizeof(err)), -EIO);
-	ck_assert_str_eq(err, "Open vSwitch database: constraint violation: tag out of range");
-	srv_stop(2);
-}
-END_TEST
-
-START_TEST(test_garbage)
-{
-	static const struct step steps[] = {
-		{ NULL, "{\"id\":%lld,\"result\":[}}}", false },
-	};
-	struct ovs_port p = port(3);
-	char err[256] = "";
-
-	srv_start(steps, ARRAY_SIZE(steps));
-	ck_assert_int_eq(ovs_add_port(srv.path, &p, err, sizeof(err)), -EBADMSG);
-	srv_stop(1);
+	srv_start(failing[_i].steps, failing[_i].n);
+	ck_assert_int_eq(ovs_add_port(srv.path, &p, err, sizeof(err)), failing[_i].rc);
+	ck_assert_msg(strstr(err, failing[_i].err) != NULL, "%s", err);
+	srv_stop(failing[_i].n);
 }
 END_TEST
 
@@ -470,10 +450,7 @@ int main(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_add_new);
 	tcase_add_test(tc, test_add_exists);
-	tcase_add_test(tc, test_add_other_bridge);
-	tcase_add_test(tc, test_add_no_bridge);
-	tcase_add_test(tc, test_add_op_fails);
-	tcase_add_test(tc, test_garbage);
+	tcase_add_loop_test(tc, test_add_fails, 0, ARRAY_SIZE(failing));
 	tcase_add_test(tc, test_del);
 	tcase_add_test(tc, test_no_server);
 	tcase_add_test(tc, test_no_answer);
