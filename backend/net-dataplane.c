@@ -680,8 +680,13 @@ static int net_process(struct dp_queue *dq)
 	if (!q->reads_posted) {
 		unsigned int i;
 
-		/* from the worker: its ring, its thread */
-		q->tap_slot = dp_queue_file(dq, q->tap_fd);
+		/* The TAP is not a registered file (q->tap_slot stays -1):
+		 * the reads wait on it for as long as the guest is idle,
+		 * and before Linux 6.7 io_uring drops the files unregistered
+		 * later only once every request older than them is done, so
+		 * an idle vif kept every removed vif's TAP (and loop
+		 * device) alive: xl network-detach left vif<D>.<N> behind
+		 * (the lab's xl-lifecycle, dom0 on Linux 6.1). */
 		for (i = 0; i < NET_RX_BUFS; i++)
 			rx_post(q, &q->rxb[i]);
 		q->reads_posted = true;

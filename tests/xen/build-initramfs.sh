@@ -145,7 +145,7 @@ add_mods "$R" drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs drivers/xen/xen-ev
 XB=/usr/lib/xen-4.17/bin
 mkdir -p "$R$XB"
 BINS=()
-for b in xl xenstored xenconsoled xen-init-dom0 lsevtchn xenstore-control; do
+for b in xl xenstored xenconsoled xen-init-dom0 lsevtchn xenstore-control libxl-save-helper; do
   cp "$XB/$b" "$R$XB/"; BINS+=("$XB/$b")
 done
 add_libs "$R" "${BINS[@]}"
