@@ -46,6 +46,7 @@ struct sim_foreign {
 	void *mem_base;
 	size_t mem_len;
 	struct sim_gt gt;
+	struct sim_foreign *open_next;		/* c->open: published views */
 	struct sim_foreign *retired_next;
 };
 
@@ -84,7 +85,15 @@ struct sim_ctx {
 	struct sim_share *shares;
 	struct sim_mapping *maps;
 	struct sim_foreign **foreign;	/* [SIM_MAX_DOMID + 1] */
+	struct sim_foreign *open;	/* every view in foreign[] */
+	/*
+	 * Views no longer published (their domain died, or came back) that
+	 * a copy running on another thread may still read: freed once no
+	 * copy is running (copiers == 0 after they were unpublished).
+	 */
 	struct sim_foreign *retired;
+	uint32_t nr_retired;
+	uint32_t copiers;		/* sim_gnt_copy calls running */
 
 	union {
 		struct sim_msg_hdr hdr;
@@ -96,6 +105,8 @@ static inline struct sim_ctx *CTX(struct pvio_platform *p)
 {
 	return p->ctx;
 }
+
+static void foreign_reap_locked(struct sim_ctx *c);
 
 static void close_fds(int *fds, unsigned int n)
 {
@@ -247,6 +258,8 @@ static int sim_evtchn_close(struct pvio_platform *p, pvio_port_t port)
 	for (i = c->pend_pos; i < c->npend; i++)
 		if (c->pend[i] == (int)port)
 			c->pend[i] = -1;
+	/* a backend letting go of a guest: the guest may be dead */
+	foreign_reap_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	return rc < 0 ? rc : 0;
 }
@@ -429,6 +442,40 @@ static void foreign_free(struct sim_foreign *f)
 	free(f);
 }
 
+/*
+ * Let go of the views of dead domains (hold c->lock): unpublish them,
+ * then free every retired view once no copy can be reading one. A copy
+ * counts itself in copiers before it looks a view up, and we look at
+ * copiers after unpublishing (both sequentially consistent): a copy we do
+ * not see running can only find the new pointer. Without this a backend
+ * kept every dead guest's memory mapped (and its fd open) until it closed
+ * its handle.
+ */
+static void foreign_reap_locked(struct sim_ctx *c)
+{
+	struct sim_foreign **pp = &c->open, *f;
+
+	while ((f = *pp)) {
+		if (!sim_gt_dead(&f->gt)) {
+			pp = &f->open_next;
+			continue;
+		}
+		*pp = f->open_next;
+		__atomic_store_n(&c->foreign[f->domid], NULL, __ATOMIC_SEQ_CST);
+		f->retired_next = c->retired;
+		c->retired = f;
+		__atomic_store_n(&c->nr_retired, c->nr_retired + 1,
+				 __ATOMIC_RELAXED);
+	}
+	if (!c->retired || __atomic_load_n(&c->copiers, __ATOMIC_SEQ_CST))
+		return;
+	while ((f = c->retired)) {
+		c->retired = f->retired_next;
+		foreign_free(f);
+	}
+	__atomic_store_n(&c->nr_retired, 0, __ATOMIC_RELAXED);
+}
+
 /* Open (or re-open) domain @dom's grant table and memory; hold c->lock. */
 static int foreign_open_locked(struct sim_ctx *c, uint32_t dom,
 			       struct sim_foreign **out)
@@ -485,13 +532,13 @@ static int foreign_open_locked(struct sim_ctx *c, uint32_t dom,
 		rc = -EPROTO;
 		goto fail;
 	}
-	/* Copies on other threads may still use the old view: retire it,
-	 * free it at close. */
-	if (old) {
-		old->retired_next = c->retired;
-		c->retired = old;
-	}
-	__atomic_store_n(&c->foreign[dom], f, __ATOMIC_RELEASE);
+	/* Copies on other threads may still use the old view: retire it
+	 * (foreign_reap_locked frees it when no copy runs). */
+	if (old)
+		foreign_reap_locked(c);
+	__atomic_store_n(&c->foreign[dom], f, __ATOMIC_SEQ_CST);
+	f->open_next = c->open;
+	c->open = f;
 	*out = f;
 	return 0;
 fail:
@@ -508,7 +555,9 @@ static struct sim_foreign *foreign_get(struct sim_ctx *c, uint32_t dom,
 		*err = -EINVAL;
 		return NULL;
 	}
-	f = __atomic_load_n(&c->foreign[dom], __ATOMIC_ACQUIRE);
+	/* sequentially consistent: ordered after the copiers increment a
+	 * copy made, as foreign_reap_locked() relies on */
+	f = __atomic_load_n(&c->foreign[dom], __ATOMIC_SEQ_CST);
 	if (pvio_likely(f && !sim_gt_dead(&f->gt)))
 		return f;
 	pthread_mutex_lock(&c->lock);
@@ -640,6 +689,7 @@ static int sim_gnt_unmap(struct pvio_platform *p, void *addr,
 	munmap(m->addr, (size_t)m->count * PVIO_PAGE_SIZE);
 	rc = sim_unmap_call(c, m->dom, m->generation, m->count, m->refs,
 			    m->writable);
+	foreign_reap_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	free(m);
 	return rc < 0 ? rc : 0;
@@ -700,8 +750,10 @@ static int sim_gnt_copy(struct pvio_platform *p,
 {
 	struct sim_ctx *c = CTX(p);
 	const uint32_t owner = c->conn_id;
+	bool saw_dead = false;
 	unsigned int i;
 
+	__atomic_add_fetch(&c->copiers, 1, __ATOMIC_SEQ_CST);
 	for (i = 0; i < count; i++) {
 		struct pvio_gnt_copy_seg *sg = &segs[i];
 		struct copy_side src = { 0 }, dst = { 0 };
@@ -758,6 +810,16 @@ static int sim_gnt_copy(struct pvio_platform *p,
 		if (la)
 			sim_gt_unlock(la);
 		sg->status = (int16_t)rc;
+		if (rc == -ESRCH)
+			saw_dead = true;
+	}
+	__atomic_sub_fetch(&c->copiers, 1, __ATOMIC_SEQ_CST);
+	/* a dead domain's view, or retired ones waiting for a quiet moment */
+	if (pvio_unlikely(saw_dead ||
+			  __atomic_load_n(&c->nr_retired, __ATOMIC_RELAXED)) &&
+	    pthread_mutex_trylock(&c->lock) == 0) {
+		foreign_reap_locked(c);
+		pthread_mutex_unlock(&c->lock);
 	}
 	return 0;
 }
