@@ -50,7 +50,7 @@ round() {	# round number
 	# wait until every guest has writes acknowledged (I/O in flight)
 	for k in $(seq 1 $G); do
 		for _ in $(seq 200); do
-			[ "$(wc -l <"$W/acked.$k" 2>/dev/null || echo 0)" -gt 50 ] && break
+			[ "$(wc -l 2>/dev/null <"$W/acked.$k" || echo 0)" -gt 50 ] && break
 			sleep 0.02
 		done
 	done
