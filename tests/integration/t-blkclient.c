@@ -552,15 +552,19 @@ static void stress(unsigned int n, const char *logpath)
 
 #define CR_BLOCKS	2048u	/* 4 KiB records: the first 8 MiB */
 #define CR_INFLIGHT	48u
+#define CR_MAXSEG	16u	/* an indirect request: up to 16 records */
 #define CR_MAGIC	0x7076696f52454331ull
 
 struct cr_req {
 	bool used;
+	bool ind;		/* sent as BLKIF_OP_INDIRECT */
 	uint64_t id;
-	uint8_t op;
+	uint8_t op;		/* READ, WRITE, DISCARD or FLUSH_DISKCACHE */
+	uint8_t rsp_op;		/* what the response says: WRITE_BARRIER for a
+				 * barrier, the indirect_op for an indirect */
 	uint32_t block, nblk;
-	uint32_t ver[2];
-	uint8_t pages[2];
+	uint32_t ver[CR_MAXSEG];
+	uint8_t pages[CR_MAXSEG];
 };
 
 static struct cr_req cr_tab[CR_INFLIGHT];
@@ -569,6 +573,12 @@ static bool cr_busy[CR_BLOCKS], cr_undef[CR_BLOCKS];
 static uint8_t cr_free_pg[NDATA];
 static unsigned int cr_nfree, cr_inflight;
 static uint64_t cr_next_id = 1000;
+/* one indirect page per request slot, when the backend takes indirect
+ * requests of CR_MAXSEG segments; NULL otherwise */
+static struct blkif_request_segment *cr_ind;
+static pvio_gref_t cr_ind_refs[CR_INFLIGHT];
+/* indirect requests and barriers acknowledged */
+static uint64_t cr_nind, cr_nbar;
 
 static uint64_t cr_word(uint32_t b, uint32_t v, unsigned int i)
 {
@@ -626,6 +636,8 @@ static struct cr_req *cr_new(uint8_t op)
 			cr_tab[i].used = true;
 			cr_tab[i].id = cr_next_id++;
 			cr_tab[i].op = op;
+			cr_tab[i].rsp_op = op;
+			cr_tab[i].ind = false;
 			cr_inflight++;
 			return &cr_tab[i];
 		}
@@ -646,12 +658,16 @@ static unsigned int cr_random(void)
 static bool cr_issue(unsigned int nwrites)
 {
 	unsigned int dice = cr_random() % 100, k;
-	uint32_t b = cr_random() % CR_BLOCKS, n = 1 + cr_random() % 2;
+	/* reads and writes: one in six indirect, 3-16 records long */
+	bool ind = cr_ind && dice >= 5 && cr_random() % 6 == 0;
+	uint32_t b = cr_random() % CR_BLOCKS;
+	uint32_t n = ind ? 3 + cr_random() % (CR_MAXSEG - 2) : 1 + cr_random() % 2;
+	struct blkif_request_segment *seg;
 	struct blkif_request *r;
 	struct cr_req *c;
 
 	if (b + n > CR_BLOCKS)
-		n = 1;
+		b = CR_BLOCKS - n;
 	for (k = 0; k < n; k++)
 		if (cr_busy[b + k])
 			return false;
@@ -694,10 +710,28 @@ static bool cr_issue(unsigned int nwrites)
 	if (c->op != BLKIF_OP_DISCARD) {
 		r = pvio_blkif_front_req(&ring);
 		memset(r, 0, sizeof(*r));
-		r->operation = c->op;
-		r->id = c->id;
-		r->sector_number = (uint64_t)b * 8;
-		r->nr_segments = (uint8_t)n;
+		if (ind) {
+			struct blkif_request_indirect *in =
+				(struct blkif_request_indirect *)r;
+
+			c->ind = true;
+			in->operation = BLKIF_OP_INDIRECT;
+			in->indirect_op = c->op;
+			in->nr_segments = (uint16_t)n;
+			in->id = c->id;
+			in->sector_number = (uint64_t)b * 8;
+			in->indirect_grefs[0] = cr_ind_refs[c - cr_tab];
+			seg = cr_ind + (size_t)(c - cr_tab) * (4096 / sizeof(*seg));
+		} else {
+			/* a write now and then is a barrier */
+			if (c->op == BLKIF_OP_WRITE && cr_random() % 32 == 0)
+				c->rsp_op = BLKIF_OP_WRITE_BARRIER;
+			r->operation = c->rsp_op;
+			r->id = c->id;
+			r->sector_number = (uint64_t)b * 8;
+			r->nr_segments = (uint8_t)n;
+			seg = r->seg;
+		}
 		for (k = 0; k < n; k++) {
 			unsigned int pg = cr_free_pg[--cr_nfree];
 
@@ -707,9 +741,9 @@ static bool cr_issue(unsigned int nwrites)
 				cr_fill(cr_page(pg), b + k, c->ver[k]);
 			else
 				memset(cr_page(pg), 0xee, 4096);
-			r->seg[k].gref = data_refs[pg];
-			r->seg[k].first_sect = 0;
-			r->seg[k].last_sect = 7;
+			seg[k].gref = data_refs[pg];
+			seg[k].first_sect = 0;
+			seg[k].last_sect = 7;
 		}
 		pvio_ring_front_req_commit(&ring);
 	}
@@ -729,14 +763,16 @@ static unsigned int cr_answer(const struct blkif_response *p, uint64_t *counts)
 	if (!c)
 		FAIL("a response for id %llu (op %u), which is not in flight: answered twice, or stale",
 		     (unsigned long long)p->id, p->operation);
-	if (p->operation != c->op)
-		FAIL("the response to id %llu says op %u, the request was op %u",
-		     (unsigned long long)p->id, p->operation, c->op);
+	if (p->operation != c->rsp_op)
+		FAIL("the response to id %llu says op %u, want op %u",
+		     (unsigned long long)p->id, p->operation, c->rsp_op);
 	if (p->status != BLKIF_RSP_OKAY)
 		FAIL("I/O error: op %u on block %u: status %d", c->op, c->block,
 		     p->status);
 	counts[c->op == BLKIF_OP_FLUSH_DISKCACHE ? 3 : c->op == BLKIF_OP_DISCARD ? 2 :
 	       c->op == BLKIF_OP_READ ? 1 : 0]++;
+	cr_nbar += c->rsp_op == BLKIF_OP_WRITE_BARRIER;
+	cr_nind += c->ind;
 	for (k = 0; c->op != BLKIF_OP_FLUSH_DISKCACHE && k < c->nblk; k++) {
 		uint32_t b = c->block + k;
 
@@ -790,8 +826,15 @@ static void crash_load(const char *stopfile)
 
 	snprintf(pause, sizeof(pause), "%s.pause", stopfile);
 	snprintf(paused, sizeof(paused), "%s.paused", stopfile);
+	unsigned long max_ind = 0;
+
 	for (i = 0; i < NDATA; i++)
 		cr_free_pg[cr_nfree++] = (uint8_t)i;
+	if (rd_uint(be, "feature-max-indirect-segments", &max_ind) == 0 &&
+	    max_ind >= CR_MAXSEG &&
+	    pvio_gnt_share(plat, 0, CR_INFLIGHT, false, cr_ind_refs,
+			   (void **)&cr_ind))
+		FAIL("share the indirect pages");
 	for (;;) {
 		int c;
 
@@ -829,9 +872,10 @@ static void crash_load(const char *stopfile)
 	poll(NULL, 0, 300);
 	if (pvio_blkif_front_consume(&ring, rsp, 32) != 0)
 		FAIL("a response after every request was answered");
-	printf("OK crash load: %llu writes, %llu reads, %llu discards, %llu flushes acknowledged\n",
+	printf("OK crash load: %llu writes, %llu reads, %llu discards, %llu flushes acknowledged (%llu indirect, %llu barriers)\n",
 	       (unsigned long long)counts[0], (unsigned long long)counts[1],
-	       (unsigned long long)counts[2], (unsigned long long)counts[3]);
+	       (unsigned long long)counts[2], (unsigned long long)counts[3],
+	       (unsigned long long)cr_nind, (unsigned long long)cr_nbar);
 	/* every acknowledged record is there */
 	for (i = 0; i < CR_BLOCKS; i++) {
 		const char *why;

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # pvio-backd killed at any instant (docs/architecture.md, "Crash recovery"):
 #  - a guest writes numbered, checksummed records, reads them back, discards
-#    and flushes, 48 requests in flight, on an O_DIRECT image; pvio-backd is
+#    and flushes, in direct and indirect requests (up to 16 records) and
+#    barriers, 48 requests in flight, on an O_DIRECT image; pvio-backd is
 #    killed with SIGKILL at random moments 20 times and restarted with the
 #    same arguments, and once aborts itself inside a worker's completion
 #    path (PVIO_FAULT): every response answers a request in flight, once,
@@ -73,13 +74,16 @@ crash_run() {	# name kills backd-args...
 	wait $CPID || t_fail "$name: $(cat "$W/crash.out")"
 	grep -q "acknowledged records read back intact" "$W/crash.out" ||
 		t_fail "$name: $(cat "$W/crash.out")"
+	# indirect requests (up to 16 records) and barriers were in the mix
+	grep -q "([1-9][0-9]* indirect, [1-9][0-9]* barriers)" "$W/crash.out" ||
+		t_fail "$name: no indirect request or no barrier: $(grep 'crash load' "$W/crash.out")"
 	t_wait_states g1 51712 "Closed Closed"
 	grep -q "in-flight record kept" "$W/backd.log" ||
 		t_fail "$name: no in-flight record was ever used"
 	t_backd_down
 	reaped
 	[ -z "$(ls "$J")" ] || t_fail "$name: records left after a clean close: $(ls "$J")"
-	t_log "$name: $(head -1 "$W/crash.out" | sed 's/^OK //')"
+	t_log "$name: $(grep 'crash load' "$W/crash.out" | sed 's/^OK //')"
 	t_log "$name: $(grep -c 'in-flight record kept' "$W/backd.log") restarts with a record, $(grep -o '[0-9]* run again' "$W/backd.log" | awk '{s += $1} END {print s + 0}') requests run again"
 	: >"$W/backd.log"
 }
