@@ -57,6 +57,33 @@ static int sock_ioctl(unsigned long req, struct ifreq *ifr)
 	return rc;
 }
 
+/* The interface index of @name, or -errno. */
+static int if_index(const char *name)
+{
+	struct ifreq ifr;
+	int rc;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	rc = sock_ioctl(SIOCGIFINDEX, &ifr);
+	return rc ? rc : ifr.ifr_ifindex;
+}
+
+/* SIOCBRADDIF or SIOCBRDELIF: @name into or out of Linux bridge @bridge. */
+static int bridge_ioctl(unsigned long req, const char *name,
+			const char *bridge)
+{
+	struct ifreq ifr;
+	int idx = if_index(name);
+
+	if (idx < 0)
+		return idx;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", bridge);
+	ifr.ifr_ifindex = idx;
+	return sock_ioctl(req, &ifr);
+}
+
 /* MAC fe:ff:ff:ff:ff:ff as Linux netback's vif, up, into the bridge. */
 int tap_setup(int fd, const char *name, const char *bridge)
 {
@@ -92,19 +119,8 @@ int tap_setup(int fd, const char *name, const char *bridge)
  */
 int tap_bridge_add(const char *name, const char *bridge)
 {
-	struct ifreq ifr;
-	int rc, idx;
+	int rc = bridge_ioctl(SIOCBRADDIF, name, bridge);
 
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	rc = sock_ioctl(SIOCGIFINDEX, &ifr);
-	if (rc)
-		return rc;
-	idx = ifr.ifr_ifindex;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", bridge);
-	ifr.ifr_ifindex = idx;
-	rc = sock_ioctl(SIOCBRADDIF, &ifr);
 	/* a persistent TAP found after a restart is a member already */
 	return rc == -EBUSY ? 0 : rc;
 }
@@ -117,20 +133,8 @@ void tap_remove(int fd)
 
 void tap_unbridge(const char *name, const char *bridge)
 {
-	struct ifreq ifr;
-	int idx;
-
-	if (!bridge || !bridge[0])
-		return;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	if (sock_ioctl(SIOCGIFINDEX, &ifr))
-		return;
-	idx = ifr.ifr_ifindex;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", bridge);
-	ifr.ifr_ifindex = idx;
-	sock_ioctl(SIOCBRDELIF, &ifr);
+	if (bridge && bridge[0])
+		bridge_ioctl(SIOCBRDELIF, name, bridge);
 }
 
 int tap_set_offloads(int fd, unsigned int offloads)
@@ -177,15 +181,12 @@ int tap_set_alias(const char *name, const char *alias)
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	struct rtattr *rta;
 	size_t len = strlen(alias);
-	struct ifreq ifr;
+	int idx = if_index(name);
 	ssize_t n;
 	int s, rc;
 
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	rc = sock_ioctl(SIOCGIFINDEX, &ifr);
-	if (rc)
-		return rc;
+	if (idx < 0)
+		return idx;
 	if (len >= IFALIASZ)
 		len = IFALIASZ - 1;
 	memset(&req, 0, sizeof(req));
@@ -193,7 +194,7 @@ int tap_set_alias(const char *name, const char *alias)
 	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	req.nh.nlmsg_seq = 1;
 	req.ifi.ifi_family = AF_UNSPEC;
-	req.ifi.ifi_index = ifr.ifr_ifindex;
+	req.ifi.ifi_index = idx;
 	rta = (struct rtattr *)req.attrs;
 	rta->rta_type = IFLA_IFALIAS;
 	rta->rta_len = (unsigned short)RTA_LENGTH(len);
