@@ -320,6 +320,9 @@ struct detach_ctx {
 	int failed;
 };
 
+static int detach_dev(const char *kind, const char *type, unsigned int be,
+		      unsigned int domid, unsigned int devid, int timeout_ms);
+
 static void detach_one(const char *kind, unsigned int devid, const char *fe_dir,
 		       void *arg)
 {
@@ -331,12 +334,8 @@ static void detach_one(const char *kind, unsigned int devid, const char *fe_dir,
 		pvio_xs_rm(xs(), 0, fe_dir);
 		return;
 	}
-	if (pvio_ts_dev_remove(xs(), type, be, d->domid, devid, 3000) ==
-	    -ETIMEDOUT) {
-		fprintf(stderr, "%s: %s %u: the backend did not close in time; removed\n",
-			prog, kind, devid);
+	if (detach_dev(kind, type, be, d->domid, devid, 3000) > 0)
 		d->failed++;
-	}
 }
 
 static int cmd_destroy(int argc, char **argv)
@@ -495,8 +494,9 @@ static int attach_wait(const char *be_dir, const char *what, unsigned int secs,
 /*
  * Run a hotplug script as libxl does with run_hotplug_scripts=1 (there is
  * no udev in the sim world): XENBUS_PATH and friends in the environment,
- * ACTION ("add" for disks, "online" for vifs) as its argument, killed
- * after @secs. Return its exit status, or -errno.
+ * ACTION as its argument ("add" or "remove" for disks; "online" or
+ * "offline", then "type_if=vif", for vifs: libxl_linux.c), killed after
+ * @secs. Return its exit status, or -errno.
  */
 static int run_hotplug(const char *script, const char *action,
 		       const char *be_dir, const char *kind, const char *vif,
@@ -521,7 +521,10 @@ static int run_hotplug(const char *script, const char *action,
 			snprintf(sock, sizeof(sock), "%s/xs/dom0.sock", world);
 			setenv("XENSTORED_PATH", sock, 1);
 		}
-		execl(script, script, action, (char *)NULL);
+		if (vif)
+			execl(script, script, action, "type_if=vif", (char *)NULL);
+		else
+			execl(script, script, action, (char *)NULL);
 		fprintf(stderr, "%s: cannot run %s: %s\n", prog, script,
 			strerror(errno));
 		_exit(127);
@@ -566,6 +569,72 @@ static void attach_finish(const char *be_dir, const char *what,
 		}
 	}
 	attach_wait(be_dir, what, secs, script[0] != 0, false);
+}
+
+/* libxl's LIBXL_HOTPLUG_TIMEOUT: seconds a script may take */
+#define HOTPLUG_SECS	40
+
+/*
+ * Detach one device as libxl does (libxl_device.c): online=0 and Closing,
+ * wait up to @timeout_ms for Closed; then the hotplug script's last step
+ * ("remove" for a disk: the stock block script frees its loop device;
+ * "offline" for a vif: out of its bridge, routes and firewall rules)
+ * while the backend directory, which the script reads, is still there;
+ * then both directories go. As libxl, the script runs and the directories
+ * go also when the backend did not close in time or the script fails.
+ * 0; -ENOENT if there is no such device; 1 after saying on stderr what
+ * failed.
+ */
+static int detach_dev(const char *kind, const char *type, unsigned int be,
+		      unsigned int domid, unsigned int devid, int timeout_ms)
+{
+	char be_dir[PVIO_XS_PATH_MAX], key[PVIO_XS_PATH_MAX + 16];
+	char ifname[32], *script = NULL, *vn = NULL;
+	bool vif = strcmp(kind, "vif") == 0;
+	int rc, bad = 0;
+
+	pvio_xb_backend_path(be_dir, be, type, domid, devid);
+	snprintf(key, sizeof(key), "%s/script", be_dir);
+	if (pvio_xs_read(xs(), 0, key, &script) < 0)
+		script = NULL;
+	/* the TAP's name, as vif-attach gave it to the script */
+	snprintf(key, sizeof(key), "%s/vifname", be_dir);
+	if (vif && pvio_xs_read(xs(), 0, key, &vn) >= 0 && vn[0])
+		snprintf(ifname, sizeof(ifname), "%s", vn);
+	else
+		snprintf(ifname, sizeof(ifname), "vif%u.%u", domid, devid);
+	free(vn);
+	rc = pvio_ts_dev_close(xs(), type, be, domid, devid, timeout_ms);
+	if (rc == -ENOENT) {
+		free(script);
+		return rc;
+	}
+	if (rc == -ETIMEDOUT) {
+		fprintf(stderr, "%s: %s %u of domain %u: the backend did not close in %d s; removed anyway\n",
+			prog, kind, devid, domid, timeout_ms / 1000);
+		bad = 1;
+	}
+	if (script && script[0]) {
+		rc = run_hotplug(script, vif ? "offline" : "remove", be_dir,
+				 vif ? "vif" : type, vif ? ifname : NULL,
+				 HOTPLUG_SECS);
+		if (rc) {
+			fprintf(stderr, "%s: %s %u of domain %u: hotplug script %s %s: %s",
+				prog, kind, devid, domid, script,
+				vif ? "offline" : "remove",
+				rc == -ETIMEDOUT ? "did not finish" :
+				rc < 0 ? strerror(-rc) : "exit status");
+			if (rc == -ETIMEDOUT)
+				fprintf(stderr, " in %u s", HOTPLUG_SECS);
+			else if (rc > 0)
+				fprintf(stderr, " %d", rc);
+			fprintf(stderr, "; removed anyway\n");
+			bad = 1;
+		}
+	}
+	pvio_ts_dev_rm(xs(), type, be, domid, devid);
+	free(script);
+	return bad;
 }
 
 static void wait_opt(int c, const char *arg, enum attach_wait *w,
@@ -837,13 +906,10 @@ static int cmd_detach(int argc, char **argv, const char *kind)
 	pvio_xb_frontend_path(fe_dir, domid, kind, devid);
 	if (backend_of(fe_dir, &be, type, sizeof(type)))
 		die_usage("domain %u has no %s %s", domid, kind, argv[2]);
-	rc = pvio_ts_dev_remove(xs(), type, be, domid, devid, 10000);
-	if (rc == -ETIMEDOUT)
-		die("the backend did not close %s %s in time; removed anyway",
-		    kind, argv[2]);
-	if (rc)
-		die("cannot detach: %s", strerror(-rc));
-	return 0;
+	rc = detach_dev(kind, type, be, domid, devid, 10000);
+	if (rc == -ENOENT)
+		die_usage("domain %u has no %s %s", domid, kind, argv[2]);
+	return rc ? 1 : 0;
 }
 
 static void print_device(const char *kind, unsigned int devid,

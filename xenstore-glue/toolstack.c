@@ -338,13 +338,10 @@ static void rm_cleanup(struct pvio_xs *x, const char *path)
 	});
 }
 
-int pvio_ts_dev_remove(struct pvio_xs *x, const char *type, unsigned int be,
-		       unsigned int fe, unsigned int devid, int timeout_ms)
+int pvio_ts_dev_close(struct pvio_xs *x, const char *type, unsigned int be,
+		      unsigned int fe, unsigned int devid, int timeout_ms)
 {
-	char be_dir[PVIO_XS_PATH_MAX], fe_dir[PVIO_XS_PATH_MAX];
-	char key[PVIO_XS_PATH_MAX + 16], *fe_path = NULL;
-	const char *kind = strcmp(type, "vif") == 0 || strncmp(type, "vif", 3) == 0
-				   ? "vif" : "vbd";
+	char be_dir[PVIO_XS_PATH_MAX], key[PVIO_XS_PATH_MAX + 16];
 	uint64_t deadline = pvio_now_ms() + (uint64_t)timeout_ms;
 	pvio_xs_tx_t tx;
 	int rc;
@@ -352,25 +349,33 @@ int pvio_ts_dev_remove(struct pvio_xs *x, const char *type, unsigned int be,
 	pvio_xb_backend_path(be_dir, be, type, fe, devid);
 	if (!pvio_xs_exists(x, 0, be_dir))
 		return -ENOENT;
-	snprintf(key, sizeof(key), "%s/frontend", be_dir);
-	if (pvio_xs_read(x, 0, key, &fe_path) < 0)
-		fe_path = NULL;
 	TX_RETRY(x, tx, rc, {
 		rc = wr(x, tx, be_dir, "online", "0");
 		if (!rc)
 			rc = wr(x, tx, be_dir, "state", "5");
 	});
-	rc = -ETIMEDOUT;
 	snprintf(key, sizeof(key), "%s/state", be_dir);
 	while (pvio_now_ms() < deadline) {
 		unsigned long st;
 
-		if (pvio_xs_read_uint(x, 0, key, 0, 8, &st) || st == 6) {
-			rc = 0;
-			break;
-		}
+		if (pvio_xs_read_uint(x, 0, key, 0, 8, &st) || st == 6)
+			return 0;
 		poll(NULL, 0, 20);
 	}
+	return -ETIMEDOUT;
+}
+
+void pvio_ts_dev_rm(struct pvio_xs *x, const char *type, unsigned int be,
+		    unsigned int fe, unsigned int devid)
+{
+	char be_dir[PVIO_XS_PATH_MAX], fe_dir[PVIO_XS_PATH_MAX];
+	char key[PVIO_XS_PATH_MAX + 16], *fe_path = NULL;
+	const char *kind = strncmp(type, "vif", 3) == 0 ? "vif" : "vbd";
+
+	pvio_xb_backend_path(be_dir, be, type, fe, devid);
+	snprintf(key, sizeof(key), "%s/frontend", be_dir);
+	if (pvio_xs_read(x, 0, key, &fe_path) < 0)
+		fe_path = NULL;
 	rm_cleanup(x, be_dir);
 	if (fe_path) {
 		rm_cleanup(x, fe_path);
@@ -379,6 +384,15 @@ int pvio_ts_dev_remove(struct pvio_xs *x, const char *type, unsigned int be,
 		pvio_xb_frontend_path(fe_dir, fe, kind, devid);
 		rm_cleanup(x, fe_dir);
 	}
+}
+
+int pvio_ts_dev_remove(struct pvio_xs *x, const char *type, unsigned int be,
+		       unsigned int fe, unsigned int devid, int timeout_ms)
+{
+	int rc = pvio_ts_dev_close(x, type, be, fe, devid, timeout_ms);
+
+	if (rc != -ENOENT)
+		pvio_ts_dev_rm(x, type, be, fe, devid);
 	return rc;
 }
 

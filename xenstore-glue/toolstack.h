@@ -68,5 +68,16 @@ int pvio_ts_vif_add(struct pvio_xs *x, const struct pvio_ts_vif *v);
  */
 int pvio_ts_dev_remove(struct pvio_xs *x, const char *type, unsigned int be,
 		       unsigned int fe, unsigned int devid, int timeout_ms);
+/*
+ * Its two halves, for a toolstack that runs the hotplug script's remove
+ * (offline) step in between, as libxl does, while the backend directory
+ * (the script's XENBUS_PATH) is still there: close (0, -ENOENT if there is
+ * no such device, -ETIMEDOUT if the backend did not reach Closed), and
+ * remove both directories.
+ */
+int pvio_ts_dev_close(struct pvio_xs *x, const char *type, unsigned int be,
+		      unsigned int fe, unsigned int devid, int timeout_ms);
+void pvio_ts_dev_rm(struct pvio_xs *x, const char *type, unsigned int be,
+		    unsigned int fe, unsigned int devid);
 
 #endif

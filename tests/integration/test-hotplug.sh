@@ -46,7 +46,7 @@ if [ $root = 1 ]; then
 	VN=pvt$$
 	# the vifs' TAPs outlive a stopped pvio-backd (persistent): ours to
 	# remove
-	T_EXTRA_CLEANUP='for t in "$VN" vif2.4 vif2.5; do ip link del "$t" 2>/dev/null; done'
+	T_EXTRA_CLEANUP='for t in "$VN" vif2.4 vif2.5 vif2.6 vif2.7; do ip link del "$t" 2>/dev/null; done'
 	ctl vif-attach g1 --devid 1 --mtu 1400 --vifname "$VN" --ip 10.1.2.3 \
 		>/dev/null || t_fail "vif-attach mtu/vifname"
 	ctl vif-attach g1 --devid 2 >/dev/null || t_fail "vif-attach 2"
@@ -156,6 +156,28 @@ xenstore-read "$XENBUS_PATH/ip" >"$XSDIR/vif-ip" 2>/dev/null
 	>/dev/null 2>&1 &
 exit 0
 SH
+cat >"$W/scripts/record" <<'SH'
+#!/bin/sh
+# as the stock block and vif-bridge scripts, and each call recorded with
+# the backend's state when it ran; "offline" fails while $XSDIR/fail exists
+echo "$* state=$(xenstore-read "$XENBUS_PATH/state" 2>/dev/null || echo gone) vif=${vif:-}" \
+	>>"$XSDIR/record.log"
+case $1 in
+add)
+	p=$(xenstore-read "$XENBUS_PATH/params") || exit 1
+	l=$(losetup -f --show "$p") || exit 1
+	xenstore-write "$XENBUS_PATH/node" "$l" \
+		"$XENBUS_PATH/physical-device" "$(stat -L -c '%t:%T' "$l")" \
+		"$XENBUS_PATH/hotplug-status" connected ;;
+remove)
+	l=$(xenstore-read "$XENBUS_PATH/node") && losetup -d "$l" ;;
+online)
+	ip link set "$vif" up && xenstore-write "$XENBUS_PATH/hotplug-status" connected ;;
+offline)
+	[ ! -e "$XSDIR/fail" ] || exit 3
+	ip link set "$vif" down ;;
+esac
+SH
 chmod 755 "$W"/scripts/*
 export XSDIR="$W"
 truncate -s 8M "$W/h.img"
@@ -190,7 +212,21 @@ if losetup -f >/dev/null 2>&1; then
 		t_fail "target $(jget 2 51808 target), want $(cat "$W/l.img.loop")"
 	ctl vbd-detach g2 xvdg
 	losetup -d "$(cat "$W/l.img.loop")"
-	t_pass "hotplug (vbd): never answers -> fails after the timeout; hotplug-error -> fails; late answer -> a waiting frontend connects to the loop device"
+	# vbd-detach runs the script's remove step as libxl does: once the
+	# backend is Closed, before its directory goes (the script reads node)
+	truncate -s 8M "$W/r.img"
+	ctl vbd-attach g2 "$W/r.img" --vdev xvdk --script "$W/scripts/record" \
+		>/dev/null 2>"$W/err" || t_fail "record attach: $(cat "$W/err")"
+	run g2 51872 io 20 >"$W/out" || t_fail "io on the record script's disk: $(cat "$W/out")"
+	ctl vbd-detach g2 xvdk 2>"$W/err" || t_fail "record detach: $(cat "$W/err")"
+	grep -q '^remove state=6 vif=$' "$W/record.log" ||
+		t_fail "vbd-detach: the script's remove step did not run with the backend Closed: $(cat "$W/record.log")"
+	for _ in $(seq 100); do
+		[ -z "$(losetup -j "$W/r.img")" ] && break; sleep 0.05
+	done
+	[ -z "$(losetup -j "$W/r.img")" ] || t_fail "vbd-detach left the script's loop device: $(losetup -j "$W/r.img")"
+	xenstore-exists $BE/vbd/2/51872 && t_fail "vbd-detach left the backend directory"
+	t_pass "hotplug (vbd): never answers -> fails after the timeout; hotplug-error -> fails; late answer -> a waiting frontend connects to the loop device; vbd-detach runs the script's remove step (Closed, before the directory goes)"
 else
 	t_log "SKIP: no loop devices here: the late vbd script is not tried"
 	t_pass "hotplug (vbd): never answers -> fails after the timeout; hotplug-error -> fails"
@@ -206,7 +242,25 @@ if [ $root = 1 ]; then
 	ctl vif-attach g2 --devid 5 --script "$W/scripts/error" >/dev/null 2>"$W/err"
 	[ $? -eq 1 ] || t_fail "vif hotplug-error: not a failure"
 	t_wait_states g2 5 "Initialising Closing"
-	t_pass "hotplug (vif): TAP before the script, connected only after hotplug-status; hotplug-error fails it"
+	# vif-detach: the script's offline step, as libxl runs it
+	rm -f "$W/record.log"
+	ctl vif-attach g2 --devid 6 --script "$W/scripts/record" >/dev/null 2>"$W/err" ||
+		t_fail "record vif: $(cat "$W/err")"
+	ctl vif-detach g2 6 2>"$W/err" || t_fail "record vif detach: $(cat "$W/err")"
+	[ "$(cat "$W/record.log")" = "online type_if=vif state=2 vif=vif2.6
+offline type_if=vif state=6 vif=vif2.6" ] ||
+		t_fail "vif-detach: the script's calls: $(cat "$W/record.log")"
+	# a failing offline step: exit 1, said, and the device gone anyway
+	ctl vif-attach g2 --devid 7 --script "$W/scripts/record" >/dev/null 2>"$W/err" ||
+		t_fail "record vif 7: $(cat "$W/err")"
+	touch "$W/fail"
+	ctl vif-detach g2 7 2>"$W/err"
+	[ $? -eq 1 ] || t_fail "a failed offline step: not a failure"
+	rm -f "$W/fail"
+	grep -q "record offline: exit status 3; removed anyway" "$W/err" ||
+		t_fail "failed offline: '$(cat "$W/err")'"
+	xenstore-exists $BE/vif/2/7 && t_fail "a failed offline step left the backend directory"
+	t_pass "hotplug (vif): TAP before the script, connected only after hotplug-status; hotplug-error fails it; vif-detach runs the script's offline step (Closed, type_if=vif), a failing one exits 1 and the device goes"
 fi
 kill -0 "$BACKD_PID" || t_fail "pvio-backd died"
 
