@@ -291,37 +291,123 @@ static int target_open(struct device *d, struct vbd *v)
 }
 
 /*
- * A remote target (target.h: NBD, RBD) opens itself; its reason for
- * failing goes to the error node. Bounded by --remote-timeout.
+ * A remote target (target.h: NBD, RBD) opens itself, on a thread of its
+ * own (ctlwork.c): a connect, a handshake, a cluster's monitors or an
+ * exclusive lock wait on one peer, up to --remote-timeout, and the main
+ * thread serves every other device meanwhile. The device is "opening"
+ * (device_probe_done() goes on); the open works on a copy of the vbd,
+ * handed over on the main thread when it is done. A device removed
+ * while it opens cancels the job: what the open took is released by the
+ * thread that took it.
  */
-static int remote_open(struct device *d, struct vbd *v)
-{
+struct open_job {
+	struct ctl_job j;
+	struct device *d;		/* main thread only (done) */
+	struct blk_open_env env;
+	char path[PVIO_XS_PATH_MAX];
 	int rc;
+	struct vbd v;			/* the open's own */
+};
 
-	if (!v->tops) {
-		rc = -EPROTONOSUPPORT;
-	} else {
-		rc = v->tops->open(d, v);
-		if (rc && !v->why[0])
-			snprintf(v->why, sizeof(v->why), "cannot open %.400s: %s",
-				 v->params, strerror(-rc));
-	}
+static void open_run(struct ctl_job *j)
+{
+	struct open_job *o = (struct open_job *)j;
+
+	o->rc = o->v.tops->open(&o->env, &o->v);
+	if (o->rc && !o->v.why[0])
+		snprintf(o->v.why, sizeof(o->v.why), "cannot open %.400s: %s",
+			 o->v.params, strerror(-o->rc));
+}
+
+static void open_drop(struct ctl_job *j)
+{
+	struct open_job *o = (struct open_job *)j;
+
+	if (o->v.tops->close)
+		o->v.tops->close(&o->v);
+	free(o);
+}
+
+static int vbd_offer(struct device *d, struct vbd *v);
+
+/* Main thread: the open's result is the device's now. */
+static void open_done(struct ctl_job *j)
+{
+	struct open_job *o = (struct open_job *)j;
+	struct device *d = o->d;
+	struct vbd *v = VBD(d);
+	int rc = o->rc;
+
+	v->open_job = NULL;
+	/* what open() fills (target.h) */
+	v->tpriv = o->v.tpriv;
+	v->readonly = o->v.readonly;
+	v->size_bytes = o->v.size_bytes;
+	v->logical = o->v.logical;
+	v->physical = o->v.physical;
+	v->feat_flush = o->v.feat_flush;
+	v->feat_barrier = o->v.feat_barrier;
+	v->feat_discard = o->v.feat_discard;
+	v->discard_granularity = o->v.discard_granularity;
+	memcpy(v->why, o->v.why, sizeof(v->why));
+	free(o);
 	if (rc) {
 		log_warn("%s: %s", d->path, v->why);
-		return pvio_xenbus_fatal(d->xb, rc, "%s", v->why);
+		device_probe_done(d, pvio_xenbus_fatal(d->xb, rc, "%s", v->why));
+		return;
 	}
 	/* whole logical blocks only */
 	v->size_bytes -= v->size_bytes % v->logical;
 	v->feat_discard = v->feat_discard && v->discard_enable;
 	rc = target_features(d, v);
-	if (rc)
-		return rc;
-	v->opened = true;
-	log_info("%s: %s (%s), %llu bytes, %s, sector %u/%u%s", d->path,
-		 v->params, v->tops->kind, (unsigned long long)v->size_bytes,
-		 v->readonly ? "read-only" : "read-write", v->logical,
-		 v->physical, v->feat_discard ? "" : ", no discard");
-	return 0;
+	if (!rc) {
+		v->opened = true;
+		log_info("%s: %s (%s), %llu bytes, %s, sector %u/%u%s", d->path,
+			 v->params, v->tops->kind,
+			 (unsigned long long)v->size_bytes,
+			 v->readonly ? "read-only" : "read-write", v->logical,
+			 v->physical, v->feat_discard ? "" : ", no discard");
+		rc = vbd_offer(d, v);
+	}
+	device_probe_done(d, rc);
+}
+
+/* -EINPROGRESS: open_done() finishes the probe. */
+static int remote_open(struct device *d, struct vbd *v)
+{
+	struct open_job *o;
+	int rc;
+
+	if (!v->tops) {
+		snprintf(v->why, sizeof(v->why), "cannot open %.400s: %s",
+			 v->params, strerror(EPROTONOSUPPORT));
+		log_warn("%s: %s", d->path, v->why);
+		return pvio_xenbus_fatal(d->xb, -EPROTONOSUPPORT, "%s", v->why);
+	}
+	o = malloc(sizeof(*o));
+	if (!o)
+		return pvio_xenbus_fatal(d->xb, -ENOMEM, "no memory");
+	memset(&o->j, 0, sizeof(o->j));
+	o->j.run = open_run;
+	o->j.done = open_done;
+	o->j.drop = open_drop;
+	o->d = d;
+	o->rc = 0;
+	snprintf(o->path, sizeof(o->path), "%s", d->path);
+	o->env.path = o->path;
+	o->env.remote_timeout_s = d->bd->o.remote_timeout_s;
+	o->env.lock_dir = d->bd->o.lock_dir;
+	o->v = *v;
+	rc = ctl_job_start(d->bd, &o->j, false);
+	if (rc) {
+		free(o);
+		return pvio_xenbus_fatal(d->xb, rc, "cannot start opening %s: %s",
+					 v->params, strerror(-rc));
+	}
+	v->open_job = o;
+	log_info("%s: opening %s (%s), up to %u s", d->path, v->params,
+		 v->tops->kind, d->bd->o.remote_timeout_s);
+	return -EINPROGRESS;
 }
 
 static void vbd_hotplug_check(struct device *d);
@@ -571,9 +657,8 @@ static int vbd_probe(struct device *d)
 		return pvio_xenbus_fatal(d->xb, -EINVAL, "bad discard-enable (0 or 1)");
 	v->discard_enable = discard;
 	if (!v->hotplug && v->tops != &blk_target_file) {
-		rc = remote_open(d, v);
-		if (rc)
-			return rc;
+		/* -EINPROGRESS: off the main thread, then vbd_offer() */
+		return remote_open(d, v);
 	} else if (!v->hotplug) {
 		v->feat_flush = true;
 		v->feat_barrier = true;
@@ -585,6 +670,15 @@ static int vbd_probe(struct device *d)
 		log_info("%s: hotplug script %s: waiting for physical-device", d->path,
 			 v->script);
 	}
+	return vbd_offer(d, v);
+}
+
+/* The features the frontend reads, before InitWait. */
+static int vbd_offer(struct device *d, struct vbd *v)
+{
+	struct backd *bd = d->bd;
+	int rc;
+
 	if (v->hotplug) {	/* a file or block device, the script's */
 		v->feat_flush = true;
 		v->feat_barrier = true;
@@ -741,12 +835,25 @@ static void vbd_disconnect(struct device *d)
 	device_stop_queues(d);
 }
 
+/* Removed while it opened: the open's thread releases what it took (or
+ * this thread, if it finished and was not reaped yet). */
+static void vbd_abort(struct device *d)
+{
+	struct vbd *v = VBD(d);
+
+	if (v && v->open_job) {
+		ctl_job_cancel(d->bd, &((struct open_job *)v->open_job)->j);
+		v->open_job = NULL;
+	}
+}
+
 static void vbd_destroy(struct device *d)
 {
 	struct vbd *v = VBD(d);
 
 	if (!v)
 		return;
+	vbd_abort(d);
 	if (v->tops && v->tops->close)
 		v->tops->close(v);
 	if (v->fd_direct >= 0)
@@ -874,6 +981,7 @@ const struct device_ops vbd_ops = {
 	.connect = vbd_connect,
 	.disconnect = vbd_disconnect,
 	.destroy = vbd_destroy,
+	.abort = vbd_abort,
 	.tick = vbd_tick,
 	.changed = vbd_changed,
 	.limits = vbd_limits,

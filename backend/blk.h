@@ -33,6 +33,7 @@ struct vbd {
 	bool lock_wait;		/* open again on the next change or tick */
 	const struct blk_target_ops *tops;
 	void *tpriv;		/* the target's own state (remote kinds) */
+	void *open_job;		/* opening off the main thread (blk-xenbus.c) */
 	char why[512];		/* a remote target's one-line failure reason */
 	int fd_direct;		/* O_DIRECT, or -1 */
 	int fd_buffered;

@@ -110,6 +110,9 @@ static const char *const allowed[] = {
 	"exit", "exit_group", "restart_syscall", "clock_gettime",
 	"clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday",
 	"getrandom", "uname", "sysinfo", "getrlimit", "prlimit64",
+	/* a control-work thread empties its own capability sets (it can
+	 * only lower them: no_new_privs, the bounding set) */
+	"capset",
 	/* signals */
 	"rt_sigprocmask", "rt_sigaction", "rt_sigreturn", "sigaltstack",
 	/* the event loops */

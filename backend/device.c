@@ -224,6 +224,9 @@ static void frontend_changed(struct pvio_xenbus *xb, enum pvio_xb_state fe,
 	/* the old connection still drains: decided again when it is over */
 	if (!disconnect_if_draining(d))
 		return;
+	/* set-up still off the main thread: decided when it is done */
+	if (d->opening)
+		return;
 	switch (fe) {
 	case PVIO_XB_INITIALISING:
 		/* a frontend (re)starting after we closed: offer again; not
@@ -373,7 +376,6 @@ static void dev_free(struct device *d)
 static void dev_create(struct backd *bd, const struct device_ops *ops,
 		       const char *type, unsigned int fe, unsigned int devid)
 {
-	enum pvio_xb_state be, other;
 	struct device *d;
 	int rc;
 
@@ -405,6 +407,22 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 	bd->devices = d;
 	log_info("%s: new %s for domain %u", d->path, ops->kind, fe);
 	rc = ops->probe(d);
+	if (rc == -EINPROGRESS) {
+		/* a step off the main thread: device_probe_done() goes on */
+		d->opening = true;
+		return;
+	}
+	device_probe_done(d, rc);
+}
+
+static void check_online(struct device *d);
+
+void device_probe_done(struct device *d, int rc)
+{
+	enum pvio_xb_state be, other;
+	bool was_opening = d->opening;
+
+	d->opening = false;
 	if (rc) {
 		/* the ops' own reason when they wrote one */
 		if (!pvio_xenbus_last_error(d->xb)[0])
@@ -432,6 +450,23 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 		return;
 	}
 	pvio_xenbus_switch(d->xb, PVIO_XB_INITWAIT);
+	/* the frontend's events while we were opening were not acted on
+	 * (frontend_changed): the state they left, now, as the first watch
+	 * event is after a probe on the main thread */
+	if (was_opening) {
+		frontend_changed(d->xb, other, d);
+		check_online(d);
+	}
+}
+
+unsigned int devices_opening(const struct backd *bd)
+{
+	const struct device *d;
+	unsigned int n = 0;
+
+	for (d = bd->devices; d; d = d->next)
+		n += d->opening;
+	return n;
 }
 
 static void scan_kind(struct backd *bd, const struct device_ops *ops,
@@ -490,6 +525,16 @@ static void check_online(struct device *d)
 
 	if (device_read_uint(d, "online", 0, 1, 1, false, &online) || online)
 		return;
+	if (d->opening) {
+		/* removed while its target opens: the open's result goes
+		 * nowhere, what it took is released where it is */
+		d->ops->abort(d);
+		d->opening = false;
+		d->failed = true;
+		d->setup_failed = true;
+		log_info("%s: removed while it was being set up: set-up abandoned",
+			 d->path);
+	}
 	device_read_uint(d, "state", 0, 8, PVIO_XB_CLOSED, false, &node);
 	if (pvio_xenbus_state(d->xb) != PVIO_XB_CLOSED) {
 		if (disconnect(d))
@@ -1101,6 +1146,7 @@ static struct json_object *device_json(struct device *d, const struct dp_stats *
 	json_object_object_add(o, "frontend_state", json_object_new_string(
 		pvio_xb_state_name(pvio_xenbus_other_state(d->xb))));
 	json_object_object_add(o, "failed", json_object_new_boolean(d->failed));
+	json_object_object_add(o, "opening", json_object_new_boolean(d->opening));
 	jadd_u64(o, "connects", d->connects);
 	jadd_u64(o, "queues", d->nr_queues);
 	if (d->ops->describe)
@@ -1206,7 +1252,8 @@ size_t devices_stats(struct backd *bd, char *buf, size_t len, bool json,
 			total += s.req[k];
 		OUT("%-6s %5u %8u %-10s %10llu %8llu %14llu %14llu %6u %8llu %9llu %9llu\n",
 		    d->ops->kind, d->fe, d->devid,
-		    d->failed ? "failed" : pvio_xb_state_name(pvio_xenbus_state(d->xb)),
+		    d->failed ? "failed" : d->opening ? "opening" :
+		    pvio_xb_state_name(pvio_xenbus_state(d->xb)),
 		    (unsigned long long)total, (unsigned long long)s.errors,
 		    (unsigned long long)s.bytes_out, (unsigned long long)s.bytes_in,
 		    d->nr_queues, (unsigned long long)s.inflight,

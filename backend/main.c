@@ -476,6 +476,19 @@ static void notify_status(struct backd *bd, const char *prefix)
 	sd_notifyf(0, "STATUS=%s", st);
 }
 
+/*
+ * READY=1 once every device found at start is set up: a restarted
+ * pvio-backd has re-attached to the live rings (or failed them), remote
+ * targets' opens included, which finish off the main thread.
+ */
+static void notify_ready(struct backd *bd)
+{
+	if (bd->ready_sent || devices_opening(bd))
+		return;
+	bd->ready_sent = true;
+	sd_notify(0, "READY=1");
+}
+
 /* ---- the connections below us -------------------------------------------------- */
 
 /*
@@ -525,7 +538,8 @@ int main(int argc, char **argv)
 	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
 	sigset_t mask;
 	int ep, sfd, tfd, rc;
-	unsigned int i, abandoned;
+	unsigned int i, abandoned, steps;
+	uint64_t drain_end;
 	bool lost = false;
 
 	pvio_log_init(prog, PVIO_LOG_INFO);
@@ -539,6 +553,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	bd.ctl_fd = -1;
 	bd.started_ns = pvio_now_ns();
+	ctlwork_init(&bd);
 	signal(SIGPIPE, SIG_IGN);
 
 	rc = pvio_platform_open(&bd.plat, bd.o.platform, 0, 0);
@@ -666,7 +681,7 @@ int main(int argc, char **argv)
 		 bd.o.no_confine ? "not confined (--no-confine)" : "confined");
 	confine_test_fault();
 	notify_status(&bd, "");
-	sd_notify(0, "READY=1");
+	notify_ready(&bd);
 
 	while (!bd.stopping && !lost) {
 		struct epoll_event evs[16];
@@ -712,6 +727,8 @@ int main(int argc, char **argv)
 					break;
 				devices_reap_halted(&bd);
 				devices_reap_stopped(&bd);
+				ctlwork_reap(&bd);
+				notify_ready(&bd);
 				break;
 			case EV_SIG: {
 				struct signalfd_siginfo si;
@@ -737,7 +754,10 @@ int main(int argc, char **argv)
 		log_err("exiting: without xenstore and the hypervisor no device can be served or changed");
 		bd.stopping = true;
 	}
+	drain_end = pvio_now_ms() + bd.o.drain_ms;
 	abandoned = devices_shutdown(&bd, bd.o.drain_ms);
+	/* opens and OVSDB steps still waiting on their peers */
+	steps = ctlwork_shutdown(&bd, drain_end);
 	for (i = 0; i < bd.nr_workers; i++)
 		worker_shutdown(&bd.workers[i], abandoned > 0);
 	for (i = 0; i < bd.nr_workers; i++)
@@ -751,7 +771,14 @@ int main(int argc, char **argv)
 	if (abandoned)
 		log_warn("stopped; %u device%s abandoned with I/O still in flight on a hung target",
 			 abandoned, abandoned > 1 ? "s" : "");
+	else if (steps)
+		log_warn("stopped; %u open%s or OVSDB step%s abandoned, waiting on an unresponsive peer",
+			 steps, steps > 1 ? "s" : "", steps > 1 ? "s" : "");
 	else
 		log_info("stopped");
+	/* a thread still inside libnbd or librados: no exit handlers and
+	 * library destructors under its feet */
+	if (steps)
+		_exit(lost ? 1 : 0);
 	return lost ? 1 : 0;
 }

@@ -43,7 +43,7 @@ static void vif_hotplug_check(struct device *d)
 	struct vif *v = VIF(d);
 	char *s = NULL;
 
-	if (!v || !v->hotplug || v->hotplug_ok || d->failed)
+	if (!v || !v->hotplug || v->hotplug_ok || d->failed || d->opening)
 		return;
 	if (device_hotplug_error(d, v->script))
 		return;
@@ -125,15 +125,112 @@ static void vif_set_alias(struct device *d)
 }
 
 /*
+ * The OVSDB exchanges of a vif (backend/ovs.c) wait on ovsdb-server, up
+ * to its 3 s bound: they run on ctlwork.c's serial lane, in order (a
+ * port's removal never overtakes its addition, nor a re-created vif's
+ * addition its predecessor's removal), while the main thread serves every
+ * other device. The device is "opening" until ovs_done() goes on.
+ */
+enum ovs_op { OVS_ADD, OVS_QUERY, OVS_DEL };
+
+struct ovs_job {
+	struct ctl_job j;
+	struct device *d;		/* main thread only (done); NULL: OVS_DEL */
+	enum ovs_op op;
+	const char *db;			/* backd_opts': lives as long as we do */
+	struct ovs_port p;		/* its strings point into the job */
+	char name[16];
+	char mac[18];
+	char vm_name[256];
+	char path[PVIO_XS_PATH_MAX];
+	char bridge[16];
+	int rc;
+	char err[256];
+};
+
+static void ovs_run(struct ctl_job *j)
+{
+	struct ovs_job *o = (struct ovs_job *)j;
+
+	switch (o->op) {
+	case OVS_ADD:
+		o->rc = ovs_add_port(o->db, &o->p, o->err, sizeof(o->err));
+		break;
+	case OVS_QUERY:
+		o->rc = ovs_bridge_userspace(o->db, o->p.br.name,
+					     &o->p.userspace, o->err,
+					     sizeof(o->err));
+		break;
+	case OVS_DEL:
+		o->rc = ovs_del_port(o->db, o->name, o->err, sizeof(o->err));
+		if (o->rc)
+			log_warn("%s: %s stays a port of Open vSwitch bridge %s: %s",
+				 o->path, o->name, o->bridge, o->err);
+		break;
+	}
+}
+
+/* Cancelled (the vif went) or nothing to act on: a port added stays for
+ * the removal queued behind it (vif_destroy) */
+static void ovs_drop(struct ctl_job *j)
+{
+	free(j);
+}
+
+static void ovs_done(struct ctl_job *j);
+
+static struct ovs_job *ovs_job_new(struct device *d, enum ovs_op op)
+{
+	struct ovs_job *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return NULL;
+	o->j.run = ovs_run;
+	o->j.done = ovs_done;
+	o->j.drop = ovs_drop;
+	o->d = op == OVS_DEL ? NULL : d;
+	o->op = op;
+	o->db = d->bd->o.ovsdb;
+	snprintf(o->path, sizeof(o->path), "%s", d->path);
+	snprintf(o->name, sizeof(o->name), "%s", VIF(d)->ifname);
+	o->p.name = o->name;
+	return o;
+}
+
+/* -EINPROGRESS: the job goes on, ovs_done() finishes the probe */
+static int ovs_job_start(struct device *d, struct ovs_job *o)
+{
+	struct vif *v = VIF(d);
+	int rc = ctl_job_start(d->bd, &o->j, true);
+
+	if (rc && o->op == OVS_DEL) {	/* the device is going: no node */
+		log_warn("%s: %s stays a port of Open vSwitch bridge %s: %s",
+			 d->path, o->name, o->bridge, strerror(-rc));
+		free(o);
+		return rc;
+	}
+	if (rc) {
+		free(o);
+		return pvio_xenbus_fatal(d->xb, rc, "cannot reach Open vSwitch: %s",
+					 strerror(-rc));
+	}
+	if (o->op == OVS_DEL)
+		return 0;
+	v->ovs_job = o;
+	return -EINPROGRESS;
+}
+
+/*
  * Without a script, pvio-backd puts the TAP in its bridge itself: a Linux
  * bridge of that name (as vif-bridge), else a port on an Open vSwitch
  * bridge, BR[.VLAN][:TRUNK...] as vif-openvswitch reads the node
  * (backend/ovs.c). A bridge that is neither fails the device.
+ * -EINPROGRESS: OVSDB is asked, ovs_done() goes on.
  */
 static int vif_bridge(struct device *d, struct vif *v)
 {
-	struct ovs_port p = { .name = v->ifname };
-	char err[256], mac[18], path[64], *name = NULL;
+	struct ovs_job *o;
+	char err[256], path[64], *name = NULL;
 	int rc;
 
 	if (valid_ifname(v->bridge)) {
@@ -149,27 +246,43 @@ static int vif_bridge(struct device *d, struct vif *v)
 			return 0;
 		}
 	}
-	rc = ovs_parse_bridge(v->bridge, &p.br, err, sizeof(err));
-	if (rc)
+	o = ovs_job_new(d, OVS_ADD);
+	if (!o)
+		return pvio_xenbus_fatal(d->xb, -ENOMEM, "no memory");
+	rc = ovs_parse_bridge(v->bridge, &o->p.br, err, sizeof(err));
+	if (rc) {
+		free(o);
 		return pvio_xenbus_fatal(d->xb, rc, "%s", err);
-	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", v->mac[0],
-		 v->mac[1], v->mac[2], v->mac[3], v->mac[4], v->mac[5]);
-	p.mac = mac;
+	}
+	snprintf(o->mac, sizeof(o->mac), "%02x:%02x:%02x:%02x:%02x:%02x",
+		 v->mac[0], v->mac[1], v->mac[2], v->mac[3], v->mac[4],
+		 v->mac[5]);
+	o->p.mac = o->mac;
 	snprintf(path, sizeof(path), "/local/domain/%u/name", d->fe);
-	if (pvio_xs_read(d->bd->xs, 0, path, &name) >= 0)
-		p.vm_name = name;
-	rc = ovs_add_port(d->bd->o.ovsdb, &p, err, sizeof(err));
-	free(name);
+	if (pvio_xs_read(d->bd->xs, 0, path, &name) >= 0) {
+		snprintf(o->vm_name, sizeof(o->vm_name), "%s", name);
+		o->p.vm_name = o->vm_name;
+		free(name);
+	}
+	return ovs_job_start(d, o);
+}
+
+/* The answer of OVSDB to vif_bridge() */
+static int vif_bridge_done(struct device *d, struct vif *v,
+			   struct ovs_job *o)
+{
+	int rc = o->rc;
+
 	/* no such OVS bridge, or no OVS at all */
 	if (rc == -ENODEV || rc == -ENOENT || rc == -ECONNREFUSED)
 		return pvio_xenbus_fatal(d->xb, rc, "no bridge %s: not a Linux bridge; %s",
-					 v->bridge, err);
+					 v->bridge, o->err);
 	if (rc)
 		return pvio_xenbus_fatal(d->xb, rc, "cannot put %s on Open vSwitch bridge %s: %s",
-					 v->ifname, p.br.name, err);
-	v->br = p.br;
+					 v->ifname, o->p.br.name, o->err);
+	v->br = o->p.br;
 	v->ovs = true;
-	v->tap_no_offload = p.userspace;
+	v->tap_no_offload = o->p.userspace;
 	return 0;
 }
 
@@ -178,27 +291,66 @@ static int vif_bridge(struct device *d, struct vif *v)
  * guest may send offloads is decided before InitWait, when the frontend
  * reads our features: on an OVS bridge of the userspace datapath it may
  * not (vif->tap_no_offload). Anything else (a Linux bridge, no OVS, a
- * name the script will refuse) changes nothing.
+ * name the script will refuse) changes nothing. -EINPROGRESS: OVSDB is
+ * asked, ovs_done() goes on; 0: nothing to ask.
  */
-static void vif_script_bridge(struct device *d, struct vif *v)
+static int vif_script_bridge(struct device *d, struct vif *v)
 {
 	struct ovs_bridge_spec br;
+	struct ovs_job *o;
 	char err[256], *s = NULL;
+	int rc = 0;
 
 	if (device_read_str(d, "bridge", &s) < 0)
-		return;
+		return 0;
 	if (strlen(s) < sizeof(v->bridge) &&
-	    !ovs_parse_bridge(s, &br, err, sizeof(err)) &&
-	    !ovs_bridge_userspace(d->bd->o.ovsdb, br.name, &v->tap_no_offload,
-				  err, sizeof(err)) && v->tap_no_offload)
-		log_info("%s: bridge %s: Open vSwitch's userspace datapath: no offloads",
-			 d->path, s);
+	    !ovs_parse_bridge(s, &br, err, sizeof(err))) {
+		o = ovs_job_new(d, OVS_QUERY);
+		if (o) {
+			o->p.br = br;
+			rc = ovs_job_start(d, o);
+		}
+	}
 	free(s);
+	return rc;
+}
+
+static int vif_offer(struct device *d, struct vif *v);
+static void vif_untap(struct vif *v);
+
+/* Main thread: OVSDB answered (or its bound passed); the probe goes on. */
+static void ovs_done(struct ctl_job *j)
+{
+	struct ovs_job *o = (struct ovs_job *)j;
+	struct device *d = o->d;
+	struct vif *v;
+	int rc = 0;
+
+	if (!d) {	/* OVS_DEL: reported by ovs_run() */
+		free(o);
+		return;
+	}
+	v = VIF(d);
+	v->ovs_job = NULL;
+	if (o->op == OVS_QUERY) {
+		if (!o->rc && o->p.userspace) {
+			v->tap_no_offload = true;
+			log_info("%s: bridge %s: Open vSwitch's userspace datapath: no offloads",
+				 d->path, o->p.br.name);
+		}
+	} else {
+		rc = vif_bridge_done(d, v, o);
+	}
+	free(o);
+	if (!rc)
+		rc = vif_offer(d, v);
+	if (rc)
+		vif_untap(v);
+	device_probe_done(d, rc);
 }
 
 static int vif_probe(struct device *d)
 {
-	struct backd *bd = d->bd;
 	struct vif *v = calloc(1, sizeof(*v));
 	unsigned long mtu;
 	char *s = NULL;
@@ -233,10 +385,9 @@ static int vif_probe(struct device *d)
 			return rc;
 	}
 	/* the bridge is the script's business when there is one; only
-	 * whether it is of OVS's userspace datapath is ours */
-	if (v->hotplug)
-		vif_script_bridge(d, v);
-	else if (device_read_str(d, "bridge", &s) >= 0) {
+	 * whether it is of OVS's userspace datapath is ours (asked once the
+	 * TAP is there) */
+	if (!v->hotplug && device_read_str(d, "bridge", &s) >= 0) {
 		rc = strlen(s) < sizeof(v->bridge) ? 0 : -EINVAL;
 		if (rc)
 			pvio_xenbus_fatal(d->xb, rc, "bad bridge name (too long)");
@@ -260,13 +411,28 @@ static int vif_probe(struct device *d)
 		pvio_xenbus_fatal(d->xb, rc, "cannot set up %s%s: %s",
 				  v->ifname, v->mtu ? " (mtu)" : "",
 				  strerror(-rc));
-		goto fail_tap;
+		vif_untap(v);
+		return rc;
 	}
-	if (v->bridge[0]) {
+	if (v->hotplug)
+		rc = vif_script_bridge(d, v);
+	else if (v->bridge[0])
 		rc = vif_bridge(d, v);
-		if (rc)
-			goto fail_tap;
-	}
+	if (rc == -EINPROGRESS)
+		return rc;	/* ovs_done() goes on */
+	if (!rc)
+		rc = vif_offer(d, v);
+	if (rc)
+		vif_untap(v);
+	return rc;
+}
+
+/* The TAP is set up (and bridged): netback's keys, then InitWait. */
+static int vif_offer(struct device *d, struct vif *v)
+{
+	struct backd *bd = d->bd;
+	int rc;
+
 	tap_set_carrier(v->tap0, false);
 	/* netback's keys, before InitWait */
 	rc = device_write(d, "feature-sg", "1");
@@ -305,16 +471,17 @@ static int vif_probe(struct device *d)
 		 v->ovs && v->br.tag >= 0 ? " (VLAN tag)" : "",
 		 v->tap_no_offload ? ", userspace datapath: no offloads" : "");
 	return 0;
+}
 
-fail_tap:
-	/* a vif that cannot be set up leaves no TAP behind: a persistent
-	 * one would outlive the failed device (and pvio-backd) for nothing */
+/* A vif that cannot be set up leaves no TAP behind: a persistent one
+ * would outlive the failed device (and pvio-backd) for nothing */
+static void vif_untap(struct vif *v)
+{
 	if (v->tap0 >= 0) {
 		tap_remove(v->tap0);
 		close(v->tap0);
 		v->tap0 = -1;
 	}
-	return rc;
 }
 
 static void vif_tick(struct device *d)
@@ -460,27 +627,59 @@ static void vif_disconnect(struct device *d)
 	device_stop_queues(d);
 }
 
+/*
+ * Removed while OVSDB was asked: the answer goes nowhere; a port the
+ * addition may have made is the vif's, removed with it (vif_destroy).
+ */
+static void vif_abort(struct device *d)
+{
+	struct vif *v = VIF(d);
+	struct ovs_job *o = v ? v->ovs_job : NULL;
+
+	if (!o)
+		return;
+	if (o->op == OVS_ADD) {
+		v->ovs = true;
+		v->br = o->p.br;
+	}
+	ctl_job_cancel(d->bd, &o->j);
+	v->ovs_job = NULL;
+}
+
 static void vif_destroy(struct device *d)
 {
 	struct vif *v = VIF(d);
+	bool ovs_port = false;
+	char br[16] = "";
 
 	if (!v)
 		return;
+	vif_abort(d);
+	if (v->ovs) {
+		ovs_port = true;
+		snprintf(br, sizeof(br), "%s", v->br.name);
+	}
 	if (v->tap0 >= 0 && d->detaching) {
 		/* SIGTERM: the TAP stays, with its addresses and bridge
 		 * membership, for the next pvio-backd (as after a crash) */
 		close(v->tap0);
 	} else if (v->tap0 >= 0) {
-		char err[256];
+		struct ovs_job *o;
 
-		if (v->ovs && ovs_del_port(d->bd->o.ovsdb, v->ifname, err,
-					   sizeof(err)))
-			log_warn("%s: %s stays a port of Open vSwitch bridge %s: %s",
-				 d->path, v->ifname, v->br.name, err);
-		else if (!v->ovs)
+		if (!ovs_port)
 			tap_unbridge(v->ifname, v->br.name);
 		tap_remove(v->tap0);
 		close(v->tap0);	/* the TAP goes with its last fd */
+		/* the port's record, as del-port: on the serial lane, after
+		 * its addition and before a re-created vif's */
+		o = ovs_port ? ovs_job_new(d, OVS_DEL) : NULL;
+		if (o) {
+			snprintf(o->bridge, sizeof(o->bridge), "%s", br);
+			ovs_job_start(d, o);
+		} else if (ovs_port) {
+			log_warn("%s: %s stays a port of Open vSwitch bridge %s: no memory",
+				 d->path, v->ifname, br);
+		}
 	}
 	free(v);
 	d->priv = NULL;
@@ -519,6 +718,7 @@ const struct device_ops vif_ops = {
 	.connect = vif_connect,
 	.disconnect = vif_disconnect,
 	.destroy = vif_destroy,
+	.abort = vif_abort,
 	.describe = vif_describe,
 	.tick = vif_tick,
 	.changed = vif_hotplug_check,

@@ -42,6 +42,7 @@ struct vif {
 	uint8_t mac[6];			/* the guest's */
 	char bridge[64];		/* the bridge node, as written */
 	bool ovs;			/* bridge: an Open vSwitch port */
+	void *ovs_job;			/* OVSDB asked (net-xenbus.c) */
 	/* What we write into the TAP carries no offloads: OVS's userspace
 	 * datapath reads it through a packet socket without virtio-net
 	 * headers, so a checksum left to it would go out unfinished and a

@@ -322,6 +322,10 @@ struct device_ops {
 	void (*changed)(struct device *d);
 	/* The toolstack changed a rate-limit node (@key): read it again. */
 	void (*limits)(struct device *d, const char *key);
+	/* The toolstack removes a device whose probe is still off the main
+	 * thread (-EINPROGRESS): cancel that step, nothing reaches the
+	 * device any more (NULL: the kind never returns -EINPROGRESS). */
+	void (*abort)(struct device *d);
 	/* Extra JSON fields for the stats dump, added to @o. */
 	void (*describe)(struct device *d, struct json_object *o);
 };
@@ -348,6 +352,9 @@ struct device {
 	bool detaching;			/* SIGTERM: keep what a restart reuses
 					 * (the vif's TAP) */
 	bool draining;			/* queues stopping; XenBus steps wait */
+	bool opening;			/* set-up waits for a control step off
+					 * the main thread (ctlwork.c): XenBus
+					 * steps wait for device_probe_done() */
 	uint64_t drain_ns;		/* when the stop began */
 	uint64_t connects;
 	struct dp_stats retired;	/* counters of queues already freed */
@@ -382,6 +389,14 @@ void device_setup_fail(struct device *d, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* A hotplug-error node: fail the device with it (1), or 0. */
 int device_hotplug_error(struct device *d, const char *script);
+/*
+ * The end of a probe that returned -EINPROGRESS (its set-up went off the
+ * main thread): @rc 0 goes on to InitWait (or re-attaches), else the
+ * device fails as a failed probe does.
+ */
+void device_probe_done(struct device *d, int rc);
+/* Devices whose set-up is still off the main thread. */
+unsigned int devices_opening(const struct backd *bd);
 /* Act on the frontend's state again (connect was deferred: -EAGAIN). */
 void device_recheck(struct device *d);
 /*
@@ -442,7 +457,43 @@ struct backd {
 	int done_efd;			/* workers: a queue stopped */
 	bool stopping;
 	uint64_t started_ns;
+	bool ready_sent;		/* READY=1: every device set up */
+	/* ctlwork.c's (under its lock) */
+	struct ctl_job *cw_queue;	/* the serial lane, in order */
+	struct ctl_job **cw_queue_tail;
+	struct ctl_job *cw_done;	/* for the main thread */
+	struct ctl_job **cw_done_tail;
+	unsigned int cw_threads;	/* running */
+	bool cw_serial_running;
 };
+
+/*
+ * ctlwork.c: control steps that wait on a device's remote peer (an NBD or
+ * RBD open, an OVSDB exchange) run off the main thread; their results come
+ * back on done_efd and are acted on by the main thread (ctlwork_reap()).
+ * run() touches only the job (copies of what it needs); done() runs on
+ * the main thread and frees the job; drop() releases what run() took and
+ * frees the job, on whichever thread holds it when it is cancelled.
+ */
+struct ctl_job {
+	void (*run)(struct ctl_job *j);
+	void (*done)(struct ctl_job *j);
+	void (*drop)(struct ctl_job *j);
+	struct ctl_job *next;
+	int state;
+	bool cancelled;
+};
+
+void ctlwork_init(struct backd *bd);
+/* Start @j on a thread of its own, or on the serial lane (in order). */
+int ctl_job_start(struct backd *bd, struct ctl_job *j, bool serial);
+/* Main thread: done() will not run; drop() runs now or when run() ends. */
+void ctl_job_cancel(struct backd *bd, struct ctl_job *j);
+/* Main thread, on done_efd: done() of every job that finished. */
+void ctlwork_reap(struct backd *bd);
+/* Exit: wait for the serial lane until @deadline_ms (pvio_now_ms());
+ * return the number of threads still waiting on a peer (abandoned). */
+unsigned int ctlwork_shutdown(struct backd *bd, uint64_t deadline_ms);
 
 /*
  * confine.c. confine_caps(): no_new_privs, every capability but

@@ -147,7 +147,7 @@ static struct nbd_handle *new_handle(void)
 	return h;
 }
 
-static int tn_open(struct device *d, struct vbd *v)
+static int tn_open(const struct blk_open_env *e, struct vbd *v)
 {
 	struct nbd_tgt *t;
 	int64_t sz, bs;
@@ -165,9 +165,9 @@ static int tn_open(struct device *d, struct vbd *v)
 	t->lock.fd = -1;
 	t->armed_fd = -1;
 	t->test_stale = getenv("PVIO_TEST_NBD_STALE_READ") != NULL;
-	t->timeout_ns = (uint64_t)d->bd->o.remote_timeout_s * 1000000000u;
+	t->timeout_ns = (uint64_t)e->remote_timeout_s * 1000000000u;
 	if (!v->readonly) {
-		rc = remote_lock_take(&t->lock, d->bd->o.lock_dir, v->params,
+		rc = remote_lock_take(&t->lock, e->lock_dir, v->params,
 				      v->why, sizeof(v->why));
 		if (rc)
 			return rc;
@@ -207,7 +207,7 @@ static int tn_open(struct device *d, struct vbd *v)
 	v->feat_barrier = false;	/* blkfront uses flush */
 	v->feat_discard = !v->readonly && nbd_can_trim(t->h) == 1;
 	v->discard_granularity = v->physical;
-	log_info("%s: %s: %llu bytes, flush %s, trim %s", d->path, v->params,
+	log_info("%s: %s: %llu bytes, flush %s, trim %s", e->path, v->params,
 		 (unsigned long long)t->size, v->feat_flush ? "yes" : "no",
 		 v->feat_discard ? "yes" : "no");
 	return 0;

@@ -113,7 +113,7 @@ static int set_conf(struct rbd_tgt *t, const char *k, const char *val,
 	return rc;
 }
 
-static int rbd_topen(struct device *d, struct vbd *v)
+static int rbd_topen(const struct blk_open_env *e, struct vbd *v)
 {
 	char spec[sizeof(v->params)], *pool, *image, *snap, *opts;
 	char *conf = NULL, *id = NULL, *kv, *save = NULL, tmo[16];
@@ -131,7 +131,7 @@ static int rbd_topen(struct device *d, struct vbd *v)
 		return -ENOMEM;
 	v->tpriv = t;
 	t->efd = -1;
-	t->timeout_ns = (uint64_t)d->bd->o.remote_timeout_s * 1000000000u;
+	t->timeout_ns = (uint64_t)e->remote_timeout_s * 1000000000u;
 	/* conf= and id= first: they choose the configuration */
 	for (kv = opts ? strtok_r(opts, ":", &save) : NULL; kv;
 	     kv = strtok_r(NULL, ":", &save)) {
@@ -154,7 +154,7 @@ static int rbd_topen(struct device *d, struct vbd *v)
 	}
 	rados_conf_parse_env(t->cluster, NULL);
 	/* bounded: the cluster's own timeouts are ours */
-	snprintf(tmo, sizeof(tmo), "%u", d->bd->o.remote_timeout_s);
+	snprintf(tmo, sizeof(tmo), "%u", e->remote_timeout_s);
 	rc = set_conf(t, "rados_osd_op_timeout", tmo, v->why, sizeof(v->why));
 	if (!rc)
 		rc = set_conf(t, "rados_mon_op_timeout", tmo, v->why,
@@ -267,7 +267,7 @@ static int rbd_topen(struct device *d, struct vbd *v)
 	 * a granularity below the object keeps the guest's trims useful */
 	v->discard_granularity = info.obj_size >= 65536 ? 65536 : 4096;
 	log_info("%s: rbd %s/%s%s%s: %llu bytes, objects of %llu bytes%s",
-		 d->path, pool, image, snap ? "@" : "", snap ? snap : "",
+		 e->path, pool, image, snap ? "@" : "", snap ? snap : "",
 		 (unsigned long long)size, (unsigned long long)info.obj_size,
 		 t->locked ? ", exclusive lock held" : "");
 	return 0;

@@ -6,8 +6,10 @@
  * and moves the guest's data; a target starts each validated request and
  * reports its end through blk_req_done(), once per request.
  *
- * Threads: open, size and close run on the main thread (the control
- * path); queue_start, submit, event, poll, quiesce and busy on the queue's
+ * Threads: open runs on a control-work thread (ctlwork.c: it may wait on
+ * a remote peer), size and close on the main thread (the control path),
+ * or close on the open's thread when the device went while it opened;
+ * queue_start, submit, event, poll, quiesce and busy on the queue's
  * worker thread and must never block it.
  */
 #ifndef PVIO_BACKEND_TARGET_H
@@ -25,16 +27,29 @@ struct dp_tag;
 /* dp_tag.kind of a target's own io_uring operations (polls) */
 #define BLK_TAG_TARGET	1u
 
+/*
+ * What a target's open needs of the daemon. The open runs on a thread of
+ * its own (ctlwork.c), not on the main thread: it touches only its @v (a
+ * private copy, handed to the device when it is done) and this.
+ */
+struct blk_open_env {
+	const char *path;		/* the device's, for its messages */
+	unsigned int remote_timeout_s;	/* --remote-timeout */
+	const char *lock_dir;		/* --lock-dir */
+};
+
 struct blk_target_ops {
 	const char *kind;	/* "file", "rbd", "nbd" */
 	/*
-	 * Open v->params (main thread): fill size_bytes, logical, physical,
+	 * Open v->params (a control-work thread; may block, bounded by
+	 * --remote-timeout): fill size_bytes, logical, physical,
 	 * discard_granularity and the feat_* the target can serve. Return
-	 * -errno; on failure v->why says why in one line. NULL for the file
-	 * target, whose control path is blk-xenbus.c's (image lock, hotplug
-	 * scripts); so are size and close.
+	 * -errno; on failure v->why says why in one line, and close()
+	 * releases what was taken. NULL for the file target, whose control
+	 * path is blk-xenbus.c's (image lock, hotplug scripts); so are size
+	 * and close.
 	 */
-	int (*open)(struct device *d, struct vbd *v);
+	int (*open)(const struct blk_open_env *env, struct vbd *v);
 	/* The target's current size in bytes (main thread, resize). */
 	int (*size)(struct vbd *v, uint64_t *bytes);
 	/* Release everything open() took (main thread, queues stopped). */

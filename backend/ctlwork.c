@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Control steps that wait on one device's remote peer, off the main
+ * thread: opening an NBD export or an RBD image (connect, handshake,
+ * exclusive lock) and the OVSDB exchanges of a vif on an Open vSwitch
+ * bridge. Bounded by their own timeouts, they would still hold every other
+ * guest's handshake and pvio-ctl stats while they wait.
+ *
+ * A job runs on a thread of its own (opens: several at once, each
+ * waiting on its own peer), or on the serial lane (OVSDB: one thread
+ * while there is work, in order, so that a port's removal never overtakes
+ * its addition). Its result is posted back to the main thread through the
+ * loop's done_efd; device state changes only there. A job cancelled (its
+ * device removed) is dropped by whichever thread holds it when it ends:
+ * what run() took is released, nothing reaches the device.
+ *
+ * Threads exist only while there is work: an idle daemon has none of
+ * these.
+ */
+#include <errno.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "private.h"
+
+enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+static pthread_mutex_t cw_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cw_idle = PTHREAD_COND_INITIALIZER;
+
+static void post(struct backd *bd, struct ctl_job *j)
+{
+	uint64_t one = 1;
+
+	j->next = NULL;
+	*bd->cw_done_tail = j;
+	bd->cw_done_tail = &j->next;
+	if (write(bd->done_efd, &one, sizeof(one)) < 0)
+		log_debug("done_efd: cannot post a control step");
+}
+
+/*
+ * After run(): hand the result to the main thread, or drop it (the
+ * device went). Called with cw_lock not held; the job is not touched
+ * after this unless it was dropped here.
+ */
+static void finish(struct backd *bd, struct ctl_job *j)
+{
+	bool drop;
+
+	pthread_mutex_lock(&cw_lock);
+	drop = j->cancelled;
+	if (!drop) {
+		j->state = JOB_DONE;
+		post(bd, j);
+	}
+	pthread_mutex_unlock(&cw_lock);
+	if (drop)
+		j->drop(j);
+}
+
+static void thread_begin(struct backd *bd, const char *name)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct none[2] = { { 0 } };
+
+	pthread_setname_np(pthread_self(), name);
+	/* nothing here needs CAP_NET_ADMIN (sockets and files only), and
+	 * it talks to remote peers: this thread's sets emptied. One capset
+	 * (the filter allows it, it can only lower), not libcap-ng's
+	 * capget+capset: these threads start after the filter. */
+	if (!bd->o.no_confine &&
+	    syscall(SYS_capset, &h, none) < 0)
+		log_warn("%s: cannot drop its capabilities: %s", name,
+			 strerror(errno));
+}
+
+static void thread_end(struct backd *bd)
+{
+	pthread_mutex_lock(&cw_lock);
+	bd->cw_threads--;
+	pthread_cond_broadcast(&cw_idle);
+	pthread_mutex_unlock(&cw_lock);
+}
+
+struct solo {
+	struct backd *bd;
+	struct ctl_job *j;
+};
+
+static void *solo_main(void *arg)
+{
+	struct solo s = *(struct solo *)arg;
+
+	free(arg);
+	thread_begin(s.bd, "pvio-open");
+	s.j->run(s.j);
+	finish(s.bd, s.j);
+	thread_end(s.bd);
+	return NULL;
+}
+
+/* The serial lane: runs queued jobs in order, exits when none is left. */
+static void *serial_main(void *arg)
+{
+	struct backd *bd = arg;
+	struct ctl_job *j;
+
+	thread_begin(bd, "pvio-ovsdb");
+	for (;;) {
+		pthread_mutex_lock(&cw_lock);
+		j = bd->cw_queue;
+		if (!j) {
+			bd->cw_serial_running = false;
+			pthread_mutex_unlock(&cw_lock);
+			break;
+		}
+		bd->cw_queue = j->next;
+		if (!bd->cw_queue)
+			bd->cw_queue_tail = &bd->cw_queue;
+		j->state = JOB_RUNNING;
+		pthread_mutex_unlock(&cw_lock);
+		j->run(j);
+		finish(bd, j);
+	}
+	thread_end(bd);
+	return NULL;
+}
+
+static int spawn(struct backd *bd, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t a;
+	pthread_t t;
+	int rc;
+
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	/* small: these threads call a library and wait */
+	pthread_attr_setstacksize(&a, 256 * 1024);
+	rc = -pthread_create(&t, &a, fn, arg);
+	pthread_attr_destroy(&a);
+	if (!rc)
+		bd->cw_threads++;
+	return rc;
+}
+
+void ctlwork_init(struct backd *bd)
+{
+	bd->cw_queue = NULL;
+	bd->cw_queue_tail = &bd->cw_queue;
+	bd->cw_done = NULL;
+	bd->cw_done_tail = &bd->cw_done;
+}
+
+int ctl_job_start(struct backd *bd, struct ctl_job *j, bool serial)
+{
+	int rc = 0;
+
+	j->cancelled = false;
+	j->next = NULL;
+	pthread_mutex_lock(&cw_lock);
+	if (serial) {
+		j->state = JOB_QUEUED;
+		*bd->cw_queue_tail = j;
+		bd->cw_queue_tail = &j->next;
+		if (!bd->cw_serial_running) {
+			rc = spawn(bd, serial_main, bd);
+			if (rc) {	/* take it back: nobody runs it */
+				struct ctl_job **pp = &bd->cw_queue;
+
+				while (*pp != j)
+					pp = &(*pp)->next;
+				*pp = NULL;
+				bd->cw_queue_tail = pp;
+			} else {
+				bd->cw_serial_running = true;
+			}
+		}
+	} else {
+		struct solo *s = malloc(sizeof(*s));
+
+		j->state = JOB_RUNNING;
+		if (!s) {
+			rc = -ENOMEM;
+		} else {
+			s->bd = bd;
+			s->j = j;
+			rc = spawn(bd, solo_main, s);
+			if (rc)
+				free(s);
+		}
+	}
+	pthread_mutex_unlock(&cw_lock);
+	return rc;
+}
+
+void ctl_job_cancel(struct backd *bd, struct ctl_job *j)
+{
+	struct ctl_job **pp;
+	bool drop_now = false;
+
+	pthread_mutex_lock(&cw_lock);
+	j->cancelled = true;
+	if (j->state == JOB_QUEUED) {
+		/* never started: out of the lane, dropped here */
+		for (pp = &bd->cw_queue; *pp && *pp != j; pp = &(*pp)->next)
+			;
+		if (*pp) {
+			*pp = j->next;
+			if (!*pp)
+				bd->cw_queue_tail = pp;
+		}
+		drop_now = true;
+	} else if (j->state == JOB_DONE) {
+		/* posted, not reaped yet: out of the done list, dropped here */
+		for (pp = &bd->cw_done; *pp && *pp != j; pp = &(*pp)->next)
+			;
+		if (*pp) {
+			*pp = j->next;
+			if (!*pp)
+				bd->cw_done_tail = pp;
+		}
+		drop_now = true;
+	}
+	/* JOB_RUNNING: its thread drops it when run() returns */
+	pthread_mutex_unlock(&cw_lock);
+	if (drop_now)
+		j->drop(j);
+}
+
+void ctlwork_reap(struct backd *bd)
+{
+	struct ctl_job *j, *next;
+
+	pthread_mutex_lock(&cw_lock);
+	j = bd->cw_done;
+	bd->cw_done = NULL;
+	bd->cw_done_tail = &bd->cw_done;
+	pthread_mutex_unlock(&cw_lock);
+	for (; j; j = next) {
+		next = j->next;
+		j->done(j);
+	}
+}
+
+unsigned int ctlwork_shutdown(struct backd *bd, uint64_t deadline_ms)
+{
+	unsigned int n;
+
+	/* the queued OVSDB steps (a removed vif's port) get their chance
+	 * within the drain bound; a step hung on its peer is abandoned */
+	pthread_mutex_lock(&cw_lock);
+	while (bd->cw_threads) {
+		uint64_t now = pvio_now_ms();
+		struct timespec ts;
+
+		if (now >= deadline_ms)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)((deadline_ms - now) / 1000);
+		ts.tv_nsec += (long)((deadline_ms - now) % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&cw_idle, &cw_lock, &ts);
+	}
+	n = bd->cw_threads;
+	pthread_mutex_unlock(&cw_lock);
+	/* what finished meanwhile and was not cancelled: nobody acts on it */
+	ctlwork_reap(bd);
+	return n;
+}
