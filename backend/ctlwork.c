@@ -144,8 +144,9 @@ static int spawn(struct backd *bd, void *(*fn)(void *), void *arg)
 
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	/* small: these threads call a library and wait */
-	pthread_attr_setstacksize(&a, 256 * 1024);
+	/* these threads call a library and wait: 1 MiB of address space
+	 * (what they touch is what counts) */
+	pthread_attr_setstacksize(&a, 1024 * 1024);
 	rc = -pthread_create(&t, &a, fn, arg);
 	pthread_attr_destroy(&a);
 	if (!rc)
@@ -239,15 +240,20 @@ void ctl_job_cancel(struct backd *bd, struct ctl_job *j)
 
 void ctlwork_reap(struct backd *bd)
 {
-	struct ctl_job *j, *next;
+	struct ctl_job *j;
 
-	pthread_mutex_lock(&cw_lock);
-	j = bd->cw_done;
-	bd->cw_done = NULL;
-	bd->cw_done_tail = &bd->cw_done;
-	pthread_mutex_unlock(&cw_lock);
-	for (; j; j = next) {
-		next = j->next;
+	/* one at a time: a done() may cancel a job posted after its own */
+	for (;;) {
+		pthread_mutex_lock(&cw_lock);
+		j = bd->cw_done;
+		if (j) {
+			bd->cw_done = j->next;
+			if (!bd->cw_done)
+				bd->cw_done_tail = &bd->cw_done;
+		}
+		pthread_mutex_unlock(&cw_lock);
+		if (!j)
+			break;
 		j->done(j);
 	}
 }

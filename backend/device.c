@@ -187,6 +187,9 @@ static void do_connect(struct device *d)
  * libxl's Closing. So Initialising in the node while we are past it
  * means a new instance: a fresh probe, a new target, a new TAP.
  */
+/* Ours while a set-up is off the main thread (device_probe_done) */
+#define OPENING_NODE	"pvio-opening"
+
 static bool device_recreated(struct device *d)
 {
 	enum pvio_xb_state mine = pvio_xenbus_state(d->xb);
@@ -194,6 +197,17 @@ static bool device_recreated(struct device *d)
 
 	if (d->recreated)
 		return true;
+	if (d->opening) {
+		char *v = NULL;
+
+		/* our marker gone with the directory it was in */
+		if (device_read_str(d, OPENING_NODE, &v) != -ENOENT) {
+			free(v);
+			return false;
+		}
+		d->recreated = true;
+		return true;
+	}
 	if (mine == PVIO_XB_INITIALISING || mine == PVIO_XB_UNKNOWN)
 		return false;
 	if (device_read_uint(d, "state", 0, 8, PVIO_XB_CLOSED, false, &node) ||
@@ -408,8 +422,13 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 	log_info("%s: new %s for domain %u", d->path, ops->kind, fe);
 	rc = ops->probe(d);
 	if (rc == -EINPROGRESS) {
-		/* a step off the main thread: device_probe_done() goes on */
+		/* a step off the main thread: device_probe_done() goes on;
+		 * the marker tells this instance from a re-created one
+		 * (device_recreated) while our state node is still the
+		 * toolstack's Initialising */
 		d->opening = true;
+		if (device_write(d, OPENING_NODE, "1"))
+			log_debug("%s: cannot write %s", d->path, OPENING_NODE);
 		return;
 	}
 	device_probe_done(d, rc);
@@ -423,6 +442,12 @@ void device_probe_done(struct device *d, int rc)
 	bool was_opening = d->opening;
 
 	d->opening = false;
+	if (was_opening) {
+		char key[PVIO_XS_PATH_MAX + 32];
+
+		snprintf(key, sizeof(key), "%s/%s", d->path, OPENING_NODE);
+		pvio_xs_rm(d->bd->xs, 0, key);
+	}
 	if (rc) {
 		/* the ops' own reason when they wrote one */
 		if (!pvio_xenbus_last_error(d->xb)[0])
