@@ -111,3 +111,26 @@ t_wait_listen() {	# ns port
 		sleep 0.05
 	done
 }
+
+# A systemd notification socket at SOCK (for NOTIFY_SOCKET=SOCK): what
+# arrives goes to LOG, one line a field, until READY=1 (then it exits 0;
+# 40 s without: non-zero). Its pid: T_NOTIFY_PID.
+t_notify_listen() {	# sock log
+	python3 - "$1" >"$2" 2>&1 <<'PYEOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(40)
+print('listening', flush=True)
+while True:
+	m = s.recv(4096).decode()
+	for line in m.split('\n'):
+		print(line, flush=True)
+	if 'READY=1' in m.split('\n'):
+		break
+PYEOF
+	T_NOTIFY_PID=$!
+	T_PIDS="$T_PIDS $T_NOTIFY_PID"
+	for _ in $(seq 100); do grep -q listening "$2" && return 0; sleep 0.05; done
+	t_fail "the notification socket's listener did not start: $(cat "$2")"
+}

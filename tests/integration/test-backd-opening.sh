@@ -70,7 +70,6 @@ vs init && vs add-br br-x || t_fail "ovsdb-server"
 
 D1=$(ctl create g1) && ctl create g2 >/dev/null && D3=$(ctl create g3) &&
 	D4=$(ctl create g4) && ctl create g5 >/dev/null || t_fail "create"
-truncate -s 32M "$W/file2.img" "$W/file5.img" || t_fail "truncate"
 t_backd_up --workers 1 --remote-timeout $TMO --lock-dir "$W/locks" \
 	--ovsdb unix:"$O/db.sock"
 
@@ -104,17 +103,25 @@ wait_error() {	# KIND/DOM/DEVID SECONDS
 	t_fail "no error node under $1 after $2 s"
 }
 
+# beside GUEST N DOM DEVID: while DOM/DEVID opens, GUEST's file disk
+# (file-GUEST.img) reaches Connected and does N verified write+read; DOM/DEVID
+# is still opening then
+beside() {
+	truncate -s 32M "$W/file-$1.img" || t_fail "truncate"
+	ctl vbd-attach "$1" "$W/file-$1.img" --vdev xvda >/dev/null ||
+		t_fail "attach $1 (while $3/$4 opens)"
+	"$PVIO_CTL" -w "$W" run "$1" -- "$CLIENT" 51712 io "$2" >"$W/$1.out" 2>&1 ||
+		t_fail "$1's I/O while $3/$4 opens: $(cat "$W/$1.out")"
+	grep -q "OK $2 write+read" "$W/$1.out" || t_fail "$1: $(cat "$W/$1.out")"
+	[ "$(opening "$3" "$4")" = yes ] ||
+		t_fail "$3/$4 no longer opening when $1's I/O was done: $(opening "$3" "$4")"
+}
+
 # ---- an NBD server that never answers the handshake --------------------------------
 t0=$(date +%s%N)
 ctl vbd-attach g1 "$HANG" --vdev xvda --no-wait >/dev/null || t_fail "attach g1"
 wait_opening g1 51712
-# another guest's disk meanwhile: Connected, verified I/O
-ctl vbd-attach g2 "$W/file2.img" --vdev xvda >/dev/null || t_fail "attach g2 (while g1 opens)"
-"$PVIO_CTL" -w "$W" run g2 -- "$CLIENT" 51712 io 400 >"$W/g2.out" 2>&1 ||
-	t_fail "g2's I/O while g1's open hangs: $(cat "$W/g2.out")"
-grep -q "OK 400 write+read" "$W/g2.out" || t_fail "g2: $(cat "$W/g2.out")"
-[ "$(opening g1 51712)" = yes ] ||
-	t_fail "g1 no longer opening when g2's I/O was done: $(opening g1 51712)"
+beside g2 400 g1 51712
 t_pass "NBD handshake hangs: stats answers (g1 opening), g2 connected and did 400 verified write+read meanwhile"
 wait_error vbd/$D1/51712 $((TMO + 15))
 t1=$(date +%s%N)
@@ -157,12 +164,7 @@ for i in 0 1 2; do
 		t_fail "vif-attach g4 $i"
 done
 wait_opening g4 2
-ctl vbd-attach g5 "$W/file5.img" --vdev xvda >/dev/null || t_fail "attach g5 (OVSDB frozen)"
-"$PVIO_CTL" -w "$W" run g5 -- "$CLIENT" 51712 io 200 >"$W/g5.out" 2>&1 ||
-	t_fail "g5's I/O while ovsdb-server is frozen: $(cat "$W/g5.out")"
-grep -q "OK 200 write+read" "$W/g5.out" || t_fail "g5: $(cat "$W/g5.out")"
-[ "$(opening g4 2)" = yes ] ||
-	t_fail "g4's vif 2 no longer waiting on OVSDB when g5's I/O was done"
+beside g5 200 g4 2
 t_pass "ovsdb-server frozen: stats answers (vifs opening), g5 connected and did 200 verified write+read meanwhile"
 # one more, detached while its port is being added
 ctl vif-attach g4 --devid 3 --bridge br-x --no-wait >/dev/null || t_fail "vif-attach g4 3"
@@ -199,27 +201,12 @@ ctl vbd-attach g5 "nbd+unix:///?socket=$W/slow.sock" --vdev xvdb >/dev/null ||
 HOLD=$!
 T_PIDS="$T_PIDS $HOLD"
 t_wait_states g5 51728 "Connected Connected" 20
-python3 - "$W/notify.sock" >"$W/notify.log" 2>&1 <<'PYEOF' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(40)
-print('listening', flush=True)
-while True:
-	m = s.recv(4096).decode()
-	for line in m.split('\n'):
-		print(line, flush=True)
-	if 'READY=1' in m.split('\n'):
-		break
-PYEOF
-NPID=$!
-for _ in $(seq 100); do grep -q listening "$W/notify.log" && break; sleep 0.05; done
+t_notify_listen "$W/notify.sock" "$W/notify.log"
 t_backd_down
 NOTIFY_SOCKET="$W/notify.sock" t_backd_up --workers 1 --remote-timeout $TMO \
 	--lock-dir "$W/locks" --ovsdb unix:"$O/db.sock"
 # the startup line is logged before the slow open is done
-wait $NPID || t_fail "no READY=1: $(cat "$W/notify.log")"
-st=$(grep "^STATUS=" "$W/notify.log" | tail -1)
+wait $T_NOTIFY_PID || t_fail "no READY=1: $(cat "$W/notify.log")"
 [ "$(grep -c "vbd/.*/51728: re-attached" "$W/backd.log")" -ge 1 ] ||
 	t_fail "READY=1 before g5's xvdb was re-attached: $(tail -5 "$W/backd.log")"
 [ "$(t_states g5 51728)" = "Connected Connected" ] || t_fail "states $(t_states g5 51728)"

@@ -148,24 +148,10 @@ t_pass "stats --prometheus: a strict parse of the text exposition format"
 HOLD=$!
 T_PIDS="$T_PIDS $HOLD"
 t_wait_states g1 51712 "Connected Connected"
-python3 - "$W/notify.sock" >"$W/notify.log" 2>&1 <<'PYEOF' &
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(20)
-print('listening', flush=True)
-while True:
-	m = s.recv(4096).decode()
-	for line in m.split('\n'):
-		print(line, flush=True)
-	if 'READY=1' in m.split('\n'):
-		break
-PYEOF
-NPID=$!
-for _ in $(seq 100); do grep -q listening "$W/notify.log" && break; sleep 0.05; done
+t_notify_listen "$W/notify.sock" "$W/notify.log"
 t_backd_down
 NOTIFY_SOCKET="$W/notify.sock" t_backd_up
-wait $NPID || t_fail "no READY=1: $(cat "$W/notify.log")"
+wait $T_NOTIFY_PID || t_fail "no READY=1: $(cat "$W/notify.log")"
 grep -q "re-attached" "$W/backd.log" || t_fail "the device was not re-attached"
 st=$(grep "^STATUS=" "$W/notify.log" | head -1)
 echo "$st" | grep -Eq "STATUS=[0-9]+ devices?: [1-9][0-9]* connected" ||
