@@ -30,6 +30,12 @@ ms bind ipv6 = false
 mon allow pool delete = true
 mon warn on pool no redundancy = false
 osd op queue = wpq
+# the OSD's own crush and device-class commands at boot: sent before its
+# monitor client knows the cluster's fsid they are refused and never
+# answered, and the OSD waits for them forever (1 start in about 25 on a
+# loaded machine); the crush entry is made by hand below
+osd crush update on start = false
+osd class update on start = false
 [mon.a]
 mon data = $dir/mon
 mon addr = 127.0.0.1:$port
