@@ -152,7 +152,20 @@ add_libs "$R" "${BINS[@]}"
 add_xenstore_cli "$R"
 add_pvio "$R" dom0
 add_e2fs "$R"
-mkdir -p "$R/etc/xen"
+# Xen's stock hotplug scripts (block, vif-bridge, vif-route, ...: Debian's
+# xen-utils-common) and what they run: bash, and iproute2's, util-linux's
+# and coreutils' own tools, as on a Debian dom0 (the scripts trap ERR:
+# busybox's variants answer some of their calls differently). They are
+# found first: the scripts put /usr/bin and /usr/sbin before /bin.
+mkdir -p "$R/etc/xen/scripts"
+cp -a /etc/xen/scripts/. "$R/etc/xen/scripts/"
+cp /usr/bin/bash "$R/bin/bash"
+HP=()
+for b in /usr/sbin/ip /usr/sbin/bridge /usr/sbin/losetup /usr/bin/flock \
+         /usr/bin/logger /usr/bin/stat /usr/bin/readlink; do
+  cp "$b" "$R$b"; HP+=("$b")
+done
+add_libs "$R" /usr/bin/bash "${HP[@]}"
 cp /etc/xen/xl.conf "$R/etc/xen/"
 sed -i 's/^#autoballoon=.*/autoballoon="off"/' "$R/etc/xen/xl.conf"
 # ELF vmlinux and plain cpio: nothing for the domU builder to decompress
