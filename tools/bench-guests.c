@@ -635,6 +635,14 @@ int bench_guests(int argc, char **argv)
 	sleep(3);
 	backd_usage(bw.backd, &rss1, &fds1, &t1);
 	tk = t1 - t0;
+	if (getenv("PVIO_BENCH_IDLE_CMD")) {	/* e.g. smaps, perf, strace */
+		char pid[16];
+
+		snprintf(pid, sizeof(pid), "%d", (int)bw.backd);
+		setenv("PVIO_BACKD_PID", pid, 1);
+		if (system(getenv("PVIO_BENCH_IDLE_CMD")) != 0)
+			fprintf(stderr, "pvio-bench: PVIO_BENCH_IDLE_CMD failed\n");
+	}
 
 	/* warm-up: every guest's buffers mapped by the backend, the file in
 	 * the page cache */
