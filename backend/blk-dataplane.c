@@ -383,6 +383,10 @@ static void load_indirect(struct blk_queue *q, struct blk_req **list,
 static void take_one(struct blk_queue *q, const struct blkif_request *c,
 		     struct blk_req *r)
 {
+	if (pvio_unlikely(!r->pages_set)) {	/* the slot's first use */
+		memset(r->pages, 0xff, q->max_segs * sizeof(uint32_t));
+		r->pages_set = true;
+	}
 	r->status = blk_parse(q->vbd, q->max_segs,
 			      __atomic_load_n(&q->sectors, __ATOMIC_RELAXED),
 			      c, r);
@@ -944,22 +948,26 @@ int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 		rc = -ENOMEM;
 		goto fail;
 	}
-	/* segments, iovecs and page indices of every slot: one block each */
-	q->reqs[0].seg = calloc((size_t)n * q->max_segs, sizeof(q->reqs[0].seg[0]));
-	q->reqs[0].iov = calloc((size_t)n * q->max_segs, sizeof(struct iovec));
-	q->reqs[0].pages = malloc((size_t)n * q->max_segs * sizeof(uint32_t));
-	/* indirect pages are copied whole into seg: round up to pages */
-	if (!q->reqs[0].seg || !q->reqs[0].iov || !q->reqs[0].pages) {
+	/* segments, iovecs and page indices of every slot, sized for a
+	 * maximal indirect request each (224 KiB for 32 slots of 256):
+	 * one lazily backed block, a slot's pages touched when it is
+	 * first used and as far as its requests reach (take_one()) */
+	q->req_mem_bytes = blk_req_mem_bytes(n, q->max_segs);
+	q->req_mem = lazy_zalloc(q->req_mem_bytes);
+	if (!q->req_mem) {
 		rc = -ENOMEM;
 		goto fail;
 	}
 	for (i = 0; i < n; i++) {
 		struct blk_req *r = &q->reqs[i];
+		size_t k = (size_t)i * q->max_segs;
 
-		r->seg = q->reqs[0].seg + (size_t)i * q->max_segs;
-		r->iov = q->reqs[0].iov + (size_t)i * q->max_segs;
-		r->pages = q->reqs[0].pages + (size_t)i * q->max_segs;
-		memset(r->pages, 0xff, q->max_segs * sizeof(uint32_t));
+		r->seg = (struct blkif_request_segment *)q->req_mem + k;
+		r->iov = (struct iovec *)((char *)q->req_mem +
+			 (size_t)n * q->max_segs * sizeof(*r->seg)) + k;
+		r->pages = (uint32_t *)((char *)q->req_mem +
+			   (size_t)n * q->max_segs *
+			   (sizeof(*r->seg) + sizeof(*r->iov))) + k;
 		r->tag.q = &q->dq;
 		r->tag.ptr = r;
 		r->next = i + 1 < n ? &q->reqs[i + 1] : NULL;
@@ -1032,12 +1040,8 @@ void blk_queue_free(struct blk_queue *q)
 	if (q->pool)
 		munmap(q->pool, (size_t)q->pool_pages * PVIO_PAGE_SIZE);
 	free(q->free_pages);
-	if (q->reqs) {
-		free(q->reqs[0].seg);
-		free(q->reqs[0].iov);
-		free(q->reqs[0].pages);
-		free(q->reqs);
-	}
+	lazy_free(q->req_mem, q->req_mem_bytes);
+	free(q->reqs);
 	worker_unplace(q->dq.w);
 	free(q);
 }

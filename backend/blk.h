@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 
 #include "journal.h"
+#include "lazy.h"
 #include "pgrant.h"
 #include "private.h"
 #include "target.h"
@@ -77,6 +78,7 @@ struct blk_req {
 	bool mapped;			/* segments in pg cache entries */
 	bool answered;			/* the guest has its (error) answer; the
 					 * target still holds the buffers */
+	bool pages_set;			/* pages[] filled with UINT32_MAX */
 	uint16_t nseg;
 	uint16_t nr_indirect;
 	int16_t status;
@@ -104,6 +106,8 @@ struct blk_queue {
 	uint32_t max_segs;		/* per request (indirect or 11) */
 
 	struct blk_req *reqs;		/* one per ring slot */
+	void *req_mem;			/* their seg, iov and pages (lazy.h) */
+	size_t req_mem_bytes;
 	struct blk_req *free_reqs;
 	uint32_t nr_reqs;
 	uint32_t nr_free;
@@ -141,6 +145,13 @@ struct blk_queue {
 	unsigned int nr_replay;
 	bool kick_guest;		/* re-attached: notify once */
 };
+
+/* The block holding @n slots' seg, iov and pages arrays */
+static inline size_t blk_req_mem_bytes(uint32_t n, uint32_t max_segs)
+{
+	return (size_t)n * max_segs * (sizeof(struct blkif_request_segment) +
+				       sizeof(struct iovec) + sizeof(uint32_t));
+}
 
 static inline struct blk_queue *BQ(struct dp_queue *q)
 {

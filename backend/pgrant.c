@@ -3,9 +3,9 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "lazy.h"
 #include "pgrant.h"
 
 #define NIL 0u
@@ -28,11 +28,15 @@ int pg_cache_init(struct pg_cache *c, struct pvio_platform *p,
 	c->nbuckets = 1;
 	while (c->nbuckets < cap * 2)
 		c->nbuckets <<= 1;
-	c->ents = calloc(cap, sizeof(*c->ents));
-	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+	/* 320 KiB per queue by default: only the pages a guest's grants
+	 * reach are ever touched (lazy.h) */
+	c->ents = lazy_zalloc(cap * sizeof(*c->ents));
+	c->buckets = lazy_zalloc(c->nbuckets * sizeof(*c->buckets));
 	if (!c->ents || !c->buckets) {
-		free(c->ents);
-		free(c->buckets);
+		lazy_free(c->ents, cap * sizeof(*c->ents));
+		lazy_free(c->buckets, c->nbuckets * sizeof(*c->buckets));
+		c->ents = NULL;
+		c->buckets = NULL;
 		return -ENOMEM;
 	}
 	/* entries never used are taken in order (c->fresh), not threaded
@@ -171,13 +175,13 @@ void pg_cache_destroy(struct pg_cache *c)
 
 	if (!c->ents)
 		return;
-	for (i = 0; i < c->cap; i++)
+	for (i = 0; i < c->fresh; i++)	/* never-used ones are not live */
 		if (c->ents[i].live) {
 			pvio_gnt_unmap(c->plat, c->ents[i].addr, 1);
 			c->unmaps++;
 		}
-	free(c->ents);
-	free(c->buckets);
+	lazy_free(c->ents, c->cap * sizeof(*c->ents));
+	lazy_free(c->buckets, c->nbuckets * sizeof(*c->buckets));
 	c->ents = NULL;
 	c->buckets = NULL;
 }
