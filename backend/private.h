@@ -122,6 +122,10 @@ struct dp_queue {
 	uint32_t state;			/* enum dp_queue_state */
 	bool started;			/* handed to its worker */
 	bool kicked;			/* an event arrived */
+	/* its final_check found nothing and re-armed the guest's
+	 * notification: only a kick, a completion, a timer or a start can
+	 * give it work, so passes skip it until one does (worker.c) */
+	bool idle;
 	uint8_t notify_owed;		/* ports (bits) to notify at the pass end */
 	bool halted;			/* the guest broke the protocol */
 	int halt_err;

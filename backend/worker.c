@@ -426,6 +426,7 @@ static int reap(struct worker *w)
 
 			w->inflight--;
 			tag->q->sqes--;
+			q->idle = false;
 			if (q->io_busy) {
 				if (!now)
 					now = pvio_now_ns();
@@ -546,6 +547,12 @@ static int serve(struct worker *w, struct dp_queue *q, unsigned int budget,
 
 	if (q->halted || q->throttle_until_ns)
 		return 0;
+	/* idle and nothing happened to it: its ring has nothing either (the
+	 * guest notifies past the event we armed), so not even a look: a
+	 * wake-up for one of 512 queues no longer walks all their rings */
+	if (q->idle && !was_kicked)
+		return 0;
+	q->idle = false;
 	q->budget = budget;
 	__atomic_store_n(&w->cur_q, q, __ATOMIC_RELEASE);
 	n = q->ops->process(q);
@@ -629,8 +636,11 @@ static void *worker_main(void *arg)
 		w->in_pass = true;
 		work += serve_queues(w);
 		io_uring_submit(&w->ring);
+		/* an idle queue was flushed before it went idle, and nothing
+		 * has happened to it since */
 		for (q = w->queues; q; q = q->next)
-			q->ops->flush(q);
+			if (!q->idle)
+				q->ops->flush(q);
 		send_owed_notifications(w);
 		retire(w);
 
@@ -667,9 +677,16 @@ static void *worker_main(void *arg)
 				sched_yield();
 			continue;
 		}
-		for (q = w->queues; q; q = q->next)
-			if (!q->halted && q->ops->final_check(q))
+		for (q = w->queues; q; q = q->next) {
+			if (q->halted || (q->idle && !q->kicked))
+				continue;
+			/* false also when a completion or a timer is what
+			 * it waits for: either makes it not idle again */
+			if (q->ops->final_check(q))
 				work = 1;
+			else
+				q->idle = true;
+		}
 		if (work)
 			continue;
 		w->sleeps++;
