@@ -525,6 +525,16 @@ static void vbd_hotplug_check(struct device *d)
 	vbd_open_again(d);
 }
 
+/* params naming a remote target (nbd:, rbd:, also one this build lacks) */
+static bool is_remote(const char *s)
+{
+	const char *missing;
+
+	if (!strncmp(s, "raw:", 4) && s[4] != '/')
+		s += 4;
+	return blk_target_find(s, &missing) != &blk_target_file;
+}
+
 /* "raw:PATH" (libxl's qdisk) and "aio:PATH" (its tap, vbd3) are raw */
 static int parse_params(struct device *d, struct vbd *v, char *s)
 {
@@ -624,6 +634,16 @@ static int vbd_probe(struct device *d)
 	rc = device_read_str(d, "params", &s);
 	if (rc < 0 && !v->hotplug)
 		return pvio_xenbus_fatal(d->xb, rc, "no params: %s", strerror(-rc));
+	if (rc >= 0 && v->hotplug && is_remote(s)) {
+		/* xl writes a URI unchanged only with backendtype=phy, which
+		 * always has a script (docs/deploy-xen.md): it has no device
+		 * to make, the target is ours to open, and we answer for it
+		 * (hotplug-status below, as a vif without a script) */
+		log_info("%s: %s: opened here, hotplug script %s not waited for",
+			 d->path, s, v->script);
+		v->hotplug = false;
+		v->plugged = true;
+	}
 	if (rc >= 0) {
 		rc = v->hotplug ? 0 : parse_params(d, v, s);
 		if (v->hotplug)	/* the script's business: shown, not opened */
@@ -699,6 +719,8 @@ static int vbd_offer(struct device *d, struct vbd *v)
 	if (!rc)
 		rc = device_write(d, "multi-queue-max-queues", "%u",
 				  max_queues(v, bd));
+	if (!rc && v->plugged)
+		rc = device_write(d, "hotplug-status", "connected");
 	if (rc)
 		return rc;
 	vbd_limits(d, NULL);

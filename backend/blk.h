@@ -26,6 +26,7 @@ struct vbd {
 	char params[4096];	/* the target opened */
 	char script[256];	/* the hotplug script, when the toolstack runs one */
 	bool hotplug;		/* wait for the script's physical-device */
+	bool plugged;		/* a remote target: we answer for the script */
 	bool opened;		/* the target is open (and locked) */
 	bool want_direct;	/* O_DIRECT allowed (direct-io-safe) */
 	bool discard_enable;	/* discard-enable: offer feature-discard */
