@@ -166,6 +166,15 @@ for b in /usr/sbin/ip /usr/sbin/bridge /usr/sbin/losetup /usr/bin/flock \
   cp "$b" "$R$b"; HP+=("$b")
 done
 add_libs "$R" /usr/bin/bash "${HP[@]}"
+# blk-nbd's NBD server and image tool (qemu-utils, tools/install-deps.sh):
+# qemu-nbd serves a qcow2 image on a UNIX socket in dom0, qemu-img makes
+# and checks it (~13 MB with their libraries)
+for b in /usr/bin/qemu-nbd /usr/bin/qemu-img; do
+  [ -x "$b" ] || { echo "build-initramfs: no $b: blk-nbd will fail (qemu-utils)" >&2; continue; }
+  cp "$b" "$R/usr/bin/"
+  add_libs "$R" "$b"
+done
+mkdir -p "$R/etc/xen"
 cp /etc/xen/xl.conf "$R/etc/xen/"
 sed -i 's/^#autoballoon=.*/autoballoon="off"/' "$R/etc/xen/xl.conf"
 # ELF vmlinux and plain cpio: nothing for the domU builder to decompress
