@@ -174,6 +174,28 @@ for b in /usr/bin/qemu-nbd /usr/bin/qemu-img; do
   cp "$b" "$R/usr/bin/"
   add_libs "$R" "$b"
 done
+# net-ovs: Open vSwitch (openvswitch-switch, tools/install-deps.sh) on the
+# kernel's datapath, and Xen's stock vif-openvswitch hotplug script with
+# what it sources (xen-utils-common) and runs (bash); ~20 MB
+OVS_BINS="/usr/sbin/ovsdb-server /usr/lib/openvswitch-switch/ovs-vswitchd
+  /usr/bin/ovs-vsctl /usr/bin/ovsdb-tool /usr/bin/ovs-appctl /bin/bash"
+if [ -e /usr/share/openvswitch/vswitch.ovsschema ] &&
+   [ -e /etc/xen/scripts/vif-openvswitch ]; then
+  for b in $OVS_BINS; do
+    mkdir -p "$R$(dirname "$b")"
+    cp "$b" "$R$b"
+    add_libs "$R" "$b"
+  done
+  ln -sf /usr/lib/openvswitch-switch/ovs-vswitchd "$R/usr/sbin/ovs-vswitchd"
+  mkdir -p "$R/usr/share/openvswitch" "$R/etc/xen/scripts"
+  cp /usr/share/openvswitch/vswitch.ovsschema "$R/usr/share/openvswitch/"
+  cp -a /etc/xen/scripts/. "$R/etc/xen/scripts/"
+  add_mods "$R" lib/libcrc32c net/nsh/nsh net/ipv4/netfilter/nf_defrag_ipv4 \
+    net/ipv6/netfilter/nf_defrag_ipv6 net/netfilter/nf_conntrack \
+    net/netfilter/nf_nat net/netfilter/nf_conncount net/openvswitch/openvswitch
+else
+  echo "build-initramfs: no Open vSwitch or vif-openvswitch here: net-ovs will fail" >&2
+fi
 mkdir -p "$R/etc/xen"
 cp /etc/xen/xl.conf "$R/etc/xen/"
 sed -i 's/^#autoballoon=.*/autoballoon="off"/' "$R/etc/xen/xl.conf"
