@@ -299,6 +299,14 @@ static int target_open(struct device *d, struct vbd *v)
  * handed over on the main thread when it is done. A device removed
  * while it opens cancels the job: what the open took is released by the
  * thread that took it.
+ *
+ * Its close waits on the same peer (librbd gives back the exclusive lock,
+ * closes the image's watch, shuts its cluster session down): a close
+ * job, on a thread of its own too, with the vbd's target handed over
+ * (remote_close()). The rule that keeps a re-attach from meeting our own
+ * old handle: opens and closes are keyed by the target's params
+ * (ctlwork.c), so an open of an image whose previous holder still closes
+ * starts once that close is done.
  */
 struct open_job {
 	struct ctl_job j;
@@ -398,6 +406,7 @@ static int remote_open(struct device *d, struct vbd *v)
 	o->env.remote_timeout_s = d->bd->o.remote_timeout_s;
 	o->env.lock_dir = d->bd->o.lock_dir;
 	o->v = *v;
+	o->j.key = o->v.params;
 	rc = ctl_job_start(d->bd, &o->j, false);
 	if (rc) {
 		free(o);
@@ -869,6 +878,62 @@ static void vbd_abort(struct device *d)
 	}
 }
 
+/* A remote target's close: off the main thread, what it took released
+ * there; done() only says so. */
+struct close_job {
+	struct ctl_job j;
+	char path[PVIO_XS_PATH_MAX];
+	uint64_t t0;			/* pvio_now_ms() */
+	struct vbd v;			/* the target handed over */
+};
+
+static void close_run(struct ctl_job *j)
+{
+	struct close_job *c = (struct close_job *)j;
+
+	c->v.tops->close(&c->v);
+}
+
+/* after run(): on the main thread, or on the close's own (shutdown) */
+static void close_done(struct ctl_job *j)
+{
+	struct close_job *c = (struct close_job *)j;
+
+	log_info("%s: %s closed (%llu ms)", c->path, c->v.params,
+		 (unsigned long long)(pvio_now_ms() - c->t0));
+	free(c);
+}
+
+static void remote_close(struct device *d, struct vbd *v)
+{
+	struct close_job *c = malloc(sizeof(*c));
+	int rc = -ENOMEM;
+
+	if (c) {
+		memset(&c->j, 0, sizeof(c->j));
+		c->j.run = close_run;
+		c->j.done = close_done;
+		c->j.drop = close_done;	/* never cancelled */
+		c->j.name = "pvio-close";
+		snprintf(c->path, sizeof(c->path), "%s", d->path);
+		c->t0 = pvio_now_ms();
+		c->v = *v;
+		c->j.key = c->v.params;
+		rc = ctl_job_start(d->bd, &c->j, false);
+		if (!rc) {
+			v->tpriv = NULL;	/* the job's */
+			log_info("%s: closing %s (%s)", d->path, v->params,
+				 v->tops->kind);
+			return;
+		}
+		free(c);
+	}
+	/* no thread for it: here, waiting on the peer if it must */
+	log_warn("%s: cannot close %s off the main thread: %s", d->path,
+		 v->params, strerror(-rc));
+	v->tops->close(v);
+}
+
 static void vbd_destroy(struct device *d)
 {
 	struct vbd *v = VBD(d);
@@ -876,8 +941,8 @@ static void vbd_destroy(struct device *d)
 	if (!v)
 		return;
 	vbd_abort(d);
-	if (v->tops && v->tops->close)
-		v->tops->close(v);
+	if (v->tops && v->tops->close && v->tpriv)
+		remote_close(d, v);
 	if (v->fd_direct >= 0)
 		close(v->fd_direct);
 	if (v->fd_buffered >= 0)

@@ -14,6 +14,13 @@
  * device removed) is dropped by whichever thread holds it when it ends:
  * what run() took is released, nothing reaches the device.
  *
+ * Jobs of one key (private.h: a remote target's params) run one after
+ * another, in the order they were started: a close on the cluster's
+ * side still running, the re-attach's open waits for it on its own
+ * thread (not the main one), so it never meets our own old handle's
+ * exclusive lock or lock file. Bounded: the close is, by the target's
+ * --remote-timeout.
+ *
  * Threads exist only while there is work: an idle daemon has none of
  * these.
  */
@@ -34,6 +41,7 @@ enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
 
 static pthread_mutex_t cw_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cw_idle = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t cw_keys = PTHREAD_COND_INITIALIZER;	/* keyed */
 
 static void post(struct backd *bd, struct ctl_job *j)
 {
@@ -92,20 +100,77 @@ static void thread_end(struct backd *bd)
 	pthread_mutex_unlock(&cw_lock);
 }
 
-struct solo {
+/*
+ * A job on a thread of its own. Its key's place in line (bd->cw_keyed)
+ * is this, not the job: the job may be freed (done(), drop()) before the
+ * place is given up, which is after what the job took was released
+ * (a cancelled open's drop() closes too).
+ */
+struct cw_slot {
 	struct backd *bd;
 	struct ctl_job *j;
+	char *key;			/* a copy; NULL: not keyed */
+	struct cw_slot *next;		/* bd->cw_keyed, in start order */
 };
+
+/* cw_lock held: a job of @s's key started before it is not done yet */
+static bool key_behind(struct backd *bd, struct cw_slot *s)
+{
+	struct cw_slot *k;
+
+	for (k = bd->cw_keyed; k && k != s; k = k->next)
+		if (!strcmp(k->key, s->key))
+			return true;
+	return false;
+}
+
+/* Wait for the jobs of @s's key before it; false: cancelled meanwhile. */
+static bool key_wait(struct backd *bd, struct cw_slot *s)
+{
+	bool go, logged = false;
+
+	pthread_mutex_lock(&cw_lock);
+	while (!s->j->cancelled && key_behind(bd, s)) {
+		if (!logged)
+			log_info("%s: waits for an earlier open or close of it",
+				 s->key);
+		logged = true;
+		pthread_cond_wait(&cw_keys, &cw_lock);
+	}
+	go = !s->j->cancelled;
+	pthread_mutex_unlock(&cw_lock);
+	return go;
+}
+
+static void key_done(struct backd *bd, struct cw_slot *s)
+{
+	struct cw_slot **pp;
+
+	pthread_mutex_lock(&cw_lock);
+	for (pp = &bd->cw_keyed; *pp && *pp != s; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = s->next;
+	pthread_cond_broadcast(&cw_keys);
+	pthread_mutex_unlock(&cw_lock);
+}
 
 static void *solo_main(void *arg)
 {
-	struct solo s = *(struct solo *)arg;
+	struct cw_slot *s = arg;
+	struct backd *bd = s->bd;
+	struct ctl_job *j = s->j;
 
-	free(arg);
-	thread_begin(s.bd, "pvio-open");
-	s.j->run(s.j);
-	finish(s.bd, s.j);
-	thread_end(s.bd);
+	thread_begin(bd, j->name ? j->name : "pvio-open");
+	/* a job cancelled while it waited never runs: finish() drops it */
+	if (!s->key || key_wait(bd, s))
+		j->run(j);
+	finish(bd, j);		/* @j is not ours any more */
+	if (s->key)
+		key_done(bd, s);
+	free(s->key);
+	free(s);
+	thread_end(bd);
 	return NULL;
 }
 
@@ -160,6 +225,36 @@ void ctlwork_init(struct backd *bd)
 	bd->cw_queue_tail = &bd->cw_queue;
 	bd->cw_done = NULL;
 	bd->cw_done_tail = &bd->cw_done;
+	bd->cw_keyed = NULL;
+}
+
+/* cw_lock held: @j on a thread of its own, last in its key's line */
+static int start_solo(struct backd *bd, struct ctl_job *j)
+{
+	struct cw_slot *s = calloc(1, sizeof(*s));
+	struct cw_slot **pp = &bd->cw_keyed;
+	int rc = -ENOMEM;
+
+	if (!s)
+		return rc;
+	if (j->key && !(s->key = strdup(j->key)))
+		goto free_slot;
+	s->bd = bd;
+	s->j = j;
+	if (s->key) {	/* in line before its thread looks */
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = s;
+	}
+	rc = spawn(bd, solo_main, s);
+	if (!rc)
+		return 0;
+	if (s->key)	/* nobody runs it: out of the line */
+		*pp = NULL;
+free_slot:
+	free(s->key);
+	free(s);
+	return rc;
 }
 
 int ctl_job_start(struct backd *bd, struct ctl_job *j, bool serial)
@@ -187,18 +282,8 @@ int ctl_job_start(struct backd *bd, struct ctl_job *j, bool serial)
 			}
 		}
 	} else {
-		struct solo *s = malloc(sizeof(*s));
-
 		j->state = JOB_RUNNING;
-		if (!s) {
-			rc = -ENOMEM;
-		} else {
-			s->bd = bd;
-			s->j = j;
-			rc = spawn(bd, solo_main, s);
-			if (rc)
-				free(s);
-		}
+		rc = start_solo(bd, j);
 	}
 	pthread_mutex_unlock(&cw_lock);
 	return rc;
@@ -232,7 +317,9 @@ void ctl_job_cancel(struct backd *bd, struct ctl_job *j)
 		}
 		drop_now = true;
 	}
-	/* JOB_RUNNING: its thread drops it when run() returns */
+	/* JOB_RUNNING: its thread drops it when run() returns (or, waiting
+	 * for its key, at once: woken here) */
+	pthread_cond_broadcast(&cw_keys);
 	pthread_mutex_unlock(&cw_lock);
 	if (drop_now)
 		j->drop(j);
@@ -262,8 +349,9 @@ unsigned int ctlwork_shutdown(struct backd *bd, uint64_t deadline_ms)
 {
 	unsigned int n;
 
-	/* the queued OVSDB steps (a removed vif's port) get their chance
-	 * within the drain bound; a step hung on its peer is abandoned */
+	/* the queued OVSDB steps (a removed vif's port) and the closes of
+	 * remote targets (a lock given back) get their chance within the
+	 * drain bound; a step hung on its peer is abandoned */
 	pthread_mutex_lock(&cw_lock);
 	while (bd->cw_threads) {
 		uint64_t now = pvio_now_ms();

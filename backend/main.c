@@ -756,7 +756,7 @@ int main(int argc, char **argv)
 	}
 	drain_end = pvio_now_ms() + bd.o.drain_ms;
 	abandoned = devices_shutdown(&bd, bd.o.drain_ms);
-	/* opens and OVSDB steps still waiting on their peers */
+	/* opens, closes and OVSDB steps still waiting on their peers */
 	steps = ctlwork_shutdown(&bd, drain_end);
 	for (i = 0; i < bd.nr_workers; i++)
 		worker_shutdown(&bd.workers[i], abandoned > 0);
@@ -772,8 +772,9 @@ int main(int argc, char **argv)
 		log_warn("stopped; %u device%s abandoned with I/O still in flight on a hung target",
 			 abandoned, abandoned > 1 ? "s" : "");
 	else if (steps)
-		log_warn("stopped; %u open%s or OVSDB step%s abandoned, waiting on an unresponsive peer",
-			 steps, steps > 1 ? "s" : "", steps > 1 ? "s" : "");
+		log_warn("stopped; %u open%s, close%s or OVSDB step%s abandoned, waiting on an unresponsive peer",
+			 steps, steps > 1 ? "s" : "", steps > 1 ? "s" : "",
+			 steps > 1 ? "s" : "");
 	else
 		log_info("stopped");
 	/* a thread still inside libnbd or librados: no exit handlers and

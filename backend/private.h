@@ -446,6 +446,8 @@ struct backd_opts {
 	char ovsdb[128];		/* unix:PATH, Open vSwitch's database */
 };
 
+struct cw_slot;
+
 struct backd {
 	struct backd_opts o;
 	struct pvio_platform *plat;	/* the main thread's handle */
@@ -467,22 +469,33 @@ struct backd {
 	struct ctl_job **cw_queue_tail;
 	struct ctl_job *cw_done;	/* for the main thread */
 	struct ctl_job **cw_done_tail;
+	struct cw_slot *cw_keyed;	/* keyed jobs not done, in order */
 	unsigned int cw_threads;	/* running */
 	bool cw_serial_running;
 };
 
 /*
  * ctlwork.c: control steps that wait on a device's remote peer (an NBD or
- * RBD open, an OVSDB exchange) run off the main thread; their results come
- * back on done_efd and are acted on by the main thread (ctlwork_reap()).
- * run() touches only the job (copies of what it needs); done() runs on
- * the main thread and frees the job; drop() releases what run() took and
- * frees the job, on whichever thread holds it when it is cancelled.
+ * RBD open or close, an OVSDB exchange) run off the main thread; their
+ * results come back on done_efd and are acted on by the main thread
+ * (ctlwork_reap()). run() touches only the job (copies of what it needs);
+ * done() runs on the main thread and frees the job; drop() releases what
+ * run() took and frees the job, on whichever thread holds it when it is
+ * cancelled.
+ *
+ * @key (own threads only; NULL: none): jobs of one key run one after
+ * another, in the order they were started. A remote target's open and
+ * close are keyed by its params: a re-attach of an image opens only once
+ * the close of its previous holder (our own old handle: its exclusive
+ * lock, its lock file) is done. A later job waits on its own thread, so
+ * the main thread never does; cancelled while it waits, it never runs.
  */
 struct ctl_job {
 	void (*run)(struct ctl_job *j);
 	void (*done)(struct ctl_job *j);
 	void (*drop)(struct ctl_job *j);
+	const char *key;
+	const char *name;		/* its own thread's; NULL: pvio-open */
 	struct ctl_job *next;
 	int state;
 	bool cancelled;
@@ -495,7 +508,7 @@ int ctl_job_start(struct backd *bd, struct ctl_job *j, bool serial);
 void ctl_job_cancel(struct backd *bd, struct ctl_job *j);
 /* Main thread, on done_efd: done() of every job that finished. */
 void ctlwork_reap(struct backd *bd);
-/* Exit: wait for the serial lane until @deadline_ms (pvio_now_ms());
+/* Exit: wait for every job's thread until @deadline_ms (pvio_now_ms());
  * return the number of threads still waiting on a peer (abandoned). */
 unsigned int ctlwork_shutdown(struct backd *bd, uint64_t deadline_ms);
 

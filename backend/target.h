@@ -6,10 +6,10 @@
  * and moves the guest's data; a target starts each validated request and
  * reports its end through blk_req_done(), once per request.
  *
- * Threads: open runs on a control-work thread (ctlwork.c: it may wait on
- * a remote peer), size and close on the main thread (the control path),
- * or close on the open's thread when the device went while it opened;
- * queue_start, submit, event, poll, quiesce and busy on the queue's
+ * Threads: open and close run on control-work threads (ctlwork.c: they
+ * may wait on a remote peer; close on its own, or on the open's when the
+ * device went while it opened), size on the main thread (the control
+ * path); queue_start, submit, event, poll, quiesce and busy on the queue's
  * worker thread and must never block it.
  */
 #ifndef PVIO_BACKEND_TARGET_H
@@ -52,7 +52,11 @@ struct blk_target_ops {
 	int (*open)(const struct blk_open_env *env, struct vbd *v);
 	/* The target's current size in bytes (main thread, resize). */
 	int (*size)(struct vbd *v, uint64_t *bytes);
-	/* Release everything open() took (main thread, queues stopped). */
+	/*
+	 * Release everything open() took (a control-work thread, queues
+	 * stopped; may block, bounded by the cluster's/server's timeouts).
+	 * It touches only v->tpriv: the rest of @v is a copy.
+	 */
 	void (*close)(struct vbd *v);
 	/* The queue's first pass on its worker (register files, arm polls). */
 	void (*queue_start)(struct blk_queue *q);
