@@ -2,7 +2,9 @@
 # A one-mon, one-OSD Ceph cluster on loopback (memstore, no auth, no
 # manager), for the RBD tests: about what ceph/go-ceph's micro-osd.sh does.
 # Source it after lib.sh; ceph_up DIR PORT starts it (exports CEPH_CONF),
-# ceph_down stops it. Bounded: every wait has a deadline.
+# ceph_image_up DIR PORT SIZE too, with pool rbd and image rbd/disk1 of
+# SIZE (t_fail otherwise); ceph_down stops it. Bounded: every wait has a
+# deadline.
 CEPH_MON_PID=
 CEPH_OSD_PID=
 
@@ -71,6 +73,15 @@ CONF
 	echo "ceph: the OSD did not come up" >&2
 	tail -n 8 "$dir/log/osd.out" "$dir/log/osd.0.log" "$dir/log/mon.a.log" >&2
 	return 1
+}
+
+ceph_image_up() {	# DIR PORT SIZE
+	ceph_up "$1" "$2" ||
+		t_fail "starting the Ceph cluster: $(tail -5 "$1"/log/*.log 2>/dev/null)"
+	timeout 30 ceph osd pool create rbd 8 >/dev/null 2>&1 &&
+		timeout 30 rbd pool init rbd &&
+		timeout 30 rbd create --size "$3" rbd/disk1 ||
+		t_fail "pool and image"
 }
 
 ceph_down() {

@@ -30,11 +30,7 @@ TMO=30		# --remote-timeout: the close outlasts every step below
 
 t_world_up
 trap 'rc=$?; for p in $T_PIDS; do kill "$p" 2>/dev/null; done; ceph_down; (exit $rc); t_cleanup' EXIT
-ceph_up "$W/ceph" 6789 || t_fail "starting the Ceph cluster: $(tail -5 "$W"/ceph/log/*.log 2>/dev/null)"
-timeout 30 ceph osd pool create rbd 8 >/dev/null 2>&1 &&
-	timeout 30 rbd pool init rbd &&
-	timeout 30 rbd create --size 16M rbd/disk1 ||
-	t_fail "pool and image"
+ceph_image_up "$W/ceph" 6789 16M
 IMG="rbd:rbd/disk1:conf=$CEPH_CONF"
 stop_cluster() { kill -STOP "$CEPH_OSD_PID" "$CEPH_MON_PID"; }
 cont_cluster() { kill -CONT "$CEPH_MON_PID" "$CEPH_OSD_PID"; }
