@@ -62,6 +62,10 @@ struct nbd_tgt {
 	int armed_fd;
 	bool connecting;
 	bool stopping;		/* the queue quiesces: no new polls */
+	bool tls;		/* nbds: libnbd may read buffered records */
+	/* read notifications given to libnbd, and their count when the
+	 * read poll was armed: equal, nothing has read the socket since */
+	uint64_t reads, reads_at_arm;
 	uint64_t connect_deadline_ns, next_try_ns;
 	struct nbd_cmd *cmds;	/* one per request slot */
 	char *stage;		/* one max-sized buffer per slot (reserved) */
@@ -165,6 +169,7 @@ static int tn_open(const struct blk_open_env *e, struct vbd *v)
 	t->lock.fd = -1;
 	t->armed_fd = -1;
 	t->test_stale = getenv("PVIO_TEST_NBD_STALE_READ") != NULL;
+	t->tls = !strncmp(v->params, "nbds", 4);
 	t->timeout_ns = (uint64_t)e->remote_timeout_s * 1000000000u;
 	if (!v->readonly) {
 		rc = remote_lock_take(&t->lock, e->lock_dir, v->params,
@@ -270,6 +275,8 @@ static void arm(struct nbd_tgt *t, unsigned int which)
 
 	if (t->armed[which] || !t->h || t->armed_fd < 0 || t->stopping)
 		return;
+	if (which == NT_READ)
+		t->reads_at_arm = t->reads;
 	sqe = worker_sqe(t->q->dq.w);
 	io_uring_prep_poll_add(sqe, t->armed_fd,
 			       which == NT_READ ? POLLIN : POLLOUT);
@@ -444,6 +451,7 @@ static int start_cmd(struct nbd_tgt *t, struct nbd_cmd *c)
 	    !(nbd_aio_get_direction(t->h) & LIBNBD_AIO_DIRECTION_WRITE)) {
 		log_debug("%s: libnbd holds the command back (%s): looking again",
 			  t->q->dq.dev->path, nbd_connection_state(t->h));
+		t->reads++;
 		nbd_aio_notify_read(t->h);
 		check_state(t);
 	}
@@ -578,16 +586,22 @@ static void tn_submit(struct blk_queue *q, struct blk_req *r)
  * may be stale by the time it is acted on. libnbd (1.14) told to read
  * when there is nothing waits in its reply states and holds back what is
  * issued next (see start_cmd): it is told only of bytes that are there.
+ * Only libnbd reads the socket, and (without TLS, whose library may
+ * buffer records) only when told to read: if it has not been told since
+ * the poll was armed (@fresh), the bytes the poll saw are still there and
+ * the check (a system call per readiness, about a tenth of the worker's
+ * time at 4 KiB) is skipped.
  */
-static void readable(struct nbd_tgt *t)
+static void readable(struct nbd_tgt *t, bool fresh)
 {
 	struct pollfd pfd = { .fd = nbd_aio_get_fd(t->h), .events = POLLIN };
 
-	if (pfd.fd >= 0 && poll(&pfd, 1, 0) == 0) {
+	if (!(fresh && !t->tls) && pfd.fd >= 0 && poll(&pfd, 1, 0) == 0) {
 		log_debug("%s: read readiness with nothing to read: ignored",
 			  t->q->dq.dev->path);
 		return;	/* nothing: the poll is armed again */
 	}
+	t->reads++;
 	nbd_aio_notify_read(t->h);
 }
 
@@ -602,7 +616,7 @@ static void tn_event(struct blk_queue *q, struct dp_tag *tag, int res)
 		return;
 	}
 	if (which == NT_READ)
-		readable(t);
+		readable(t, t->reads == t->reads_at_arm);
 	else
 		nbd_aio_notify_write(t->h);
 	check_state(t);
@@ -627,7 +641,7 @@ static void tn_poll(struct blk_queue *q)
 			if (!t->test_stale_hits++)
 				log_info("%s: test: a stale read readiness on the idle connection",
 					 q->dq.dev->path);
-			readable(t);
+			readable(t, false);
 		}
 		rearm(t);
 		return;
