@@ -71,9 +71,13 @@ static void answer(struct blk_queue *q, struct blk_req *r, int16_t status)
 static void release(struct blk_queue *q, struct blk_req *r)
 {
 	if (r->nseg && r->kind != BK_DISCARD) {
-		unsigned int i;
+		unsigned int i, n;
 
-		for (i = 0; i < r->nseg && r->pages[i] != UINT32_MAX; i++) {
+		for (n = 0; n < r->nseg && r->pages[n] != UINT32_MAX; n++)
+			;
+		/* last first: the next request takes them in order, and
+		 * pages taken in order are one buffer (target-nbd.c) */
+		for (i = n; i--;) {
 			if (r->mapped)
 				pg_cache_put(&q->pg, (int)r->pages[i]);
 			else
@@ -177,7 +181,8 @@ static bool take_pages(struct blk_queue *q, struct blk_req *r)
 
 	if (!has_data(r) || r->pages[0] != UINT32_MAX)
 		return true;
-	if (q->persistent && map_segs(q, r))
+	if (q->persistent &&
+	    !(r->kind == BK_READ && q->tops->no_map_reads) && map_segs(q, r))
 		return true;
 	if (q->nr_free_pages < r->nseg)
 		return false;

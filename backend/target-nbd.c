@@ -393,10 +393,10 @@ static int start_cmd(struct nbd_tgt *t, struct nbd_cmd *c)
 	struct blk_req *r = c->r;
 	nbd_completion_callback cb = { .callback = on_done, .user_data = c };
 	uint64_t off = r->sector * 512u;
-	void *buf = r->nseg == 1 ? r->iov[0].iov_base : c->stage;
+	void *buf = c->stage ? c->stage : r->iov[0].iov_base;
 	int64_t cookie;
 
-	if (r->nseg > 1 && r->kind == BK_WRITE) {
+	if (c->stage && r->kind == BK_WRITE) {
 		size_t o = 0;
 		unsigned int i;
 
@@ -561,6 +561,24 @@ static void tn_queue_start(struct blk_queue *q)
 	rearm(t);
 }
 
+/*
+ * One buffer already: the segments follow each other in our address space
+ * (bounce pages taken in order; a single segment). libnbd takes one
+ * buffer per command, so other requests are staged (one copy) rather than
+ * sent as a command per segment: the server's work per command is the
+ * dearer part, and it shares the CPUs with us.
+ */
+static bool contiguous(const struct blk_req *r)
+{
+	unsigned int i;
+
+	for (i = 1; i < r->nseg; i++)
+		if ((char *)r->iov[i - 1].iov_base + r->iov[i - 1].iov_len !=
+		    r->iov[i].iov_base)
+			return false;
+	return true;
+}
+
 static void tn_submit(struct blk_queue *q, struct blk_req *r)
 {
 	struct nbd_tgt *t = q->tq;
@@ -568,8 +586,9 @@ static void tn_submit(struct blk_queue *q, struct blk_req *r)
 
 	r->pending++;
 	c->r = r;
-	c->stage = r->nseg > 1 ? t->stage + t->stage_bytes * (size_t)(r - q->reqs)
-			       : NULL;
+	c->stage = (r->kind == BK_READ || r->kind == BK_WRITE) &&
+		   !contiguous(r) ?
+		   t->stage + t->stage_bytes * (size_t)(r - q->reqs) : NULL;
 	c->deadline_ns = pvio_now_ns() + t->timeout_ns;
 	if (t->connecting || !up(t->h)) {
 		/* wait for the connection, at most the timeout */
