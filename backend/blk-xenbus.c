@@ -803,7 +803,7 @@ static int vbd_connect(struct device *d)
 		snprintf(key, sizeof(key), "%s/feature-persistent", fe);
 		if (pvio_xs_read_bool(d->bd->xs, 0, key, false, &fp))
 			fp = false;
-		v->persistent = d->bd->o.grant_map && fp && !v->tops->no_map;
+		v->persistent = d->bd->o.grant_map && fp;
 	}
 	d->queues = calloc(nq, sizeof(*d->queues));
 	if (!d->queues)

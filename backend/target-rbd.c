@@ -166,6 +166,12 @@ static int rbd_topen(const struct blk_open_env *e, struct vbd *v)
 	if (!rc)
 		rc = set_conf(t, "rbd_non_blocking_aio", "true", v->why,
 			      sizeof(v->why));
+	/* librbd copies a write's data before rbd_aio_writev returns:
+	 * writes may come straight from mapped guest pages, which the guest
+	 * may reuse once a timed-out write is answered (.no_map_reads) */
+	if (!rc)
+		rc = set_conf(t, "rbd_disable_zero_copy_writes", "true", v->why,
+			      sizeof(v->why));
 	/* no write-back cache by default: a write is answered when the
 	 * cluster has it (and an unreachable cluster shows as errors, not
 	 * as a cache filling up); :rbd_cache=true asks for it, as in QEMU */
@@ -186,6 +192,14 @@ static int rbd_topen(const struct blk_open_env *e, struct vbd *v)
 			if (!eq) {
 				snprintf(v->why, sizeof(v->why),
 					 "rbd option '%.100s' is not KEY=VALUE", o);
+				rc = -EINVAL;
+				goto fail;
+			}
+			if (!strncmp(o, "rbd_disable_zero_copy_writes=", 29) &&
+			    strcmp(eq + 1, "true")) {
+				snprintf(v->why, sizeof(v->why),
+					 "rbd option '%.100s' is not supported: writes come from the guest's pages, which librbd must copy",
+					 o);
 				rc = -EINVAL;
 				goto fail;
 			}
@@ -491,6 +505,9 @@ const struct blk_target_ops blk_target_rbd = {
 	/* one eventfd per image, polled by one worker */
 	.max_queues = 1,
 	/* a read answered early (blk_req_answer_now) must not land in a
-	 * guest page later: librbd reads into bounce pages */
-	.no_map = true,
+	 * guest page later: librbd reads into bounce pages. Writes come
+	 * from the guest's mapped pages: librbd copies a write's data
+	 * before rbd_aio_writev returns (rbd_disable_zero_copy_writes,
+	 * held true in rbd_topen) */
+	.no_map_reads = true,
 };

@@ -77,8 +77,15 @@ struct blk_target_ops {
 	bool (*busy)(const struct blk_queue *q);
 	/* Most queues per device the target can serve safely. */
 	unsigned int max_queues;
-	/* No I/O straight into mapped guest pages (persistent grants). */
-	bool no_map;
+	/*
+	 * Reads never land straight in mapped guest pages (persistent
+	 * grants): they go through bounce pages. For a target that answers a
+	 * request before it lets go of its buffers (blk_req_answer_now): a
+	 * read answered early must not fill a guest page later. Writes may
+	 * still use mapped pages: such a target must be done reading a
+	 * write's buffers when submit() returns.
+	 */
+	bool no_map_reads;
 };
 
 extern const struct blk_target_ops blk_target_file;

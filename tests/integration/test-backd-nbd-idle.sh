@@ -25,8 +25,9 @@ for _ in $(seq 100); do [ -S "$W/mem.sock" ] && break; sleep 0.05; done
 ctl create g1 >/dev/null || t_fail "create"
 ctl vbd-attach g1 "nbd+unix:///?socket=$W/mem.sock" --vdev xvda >/dev/null ||
 	t_fail "attach"
+# --grant-map: the guest's pages mapped, multi-page requests staged
 PVIO_TEST_NBD_STALE_READ=1 t_backd_up --workers 1 --remote-timeout 5 \
-	--lock-dir "$W/locks"
+	--lock-dir "$W/locks" --grant-map
 t_wait_states g1 51712 "Initialising InitWait"
 
 for round in 1 2; do

@@ -11,6 +11,9 @@
 #  - the cluster stopped (SIGSTOP) mid-I/O: the guest's writes fail after
 #    --remote-timeout while another guest's file disk on the same worker
 #    does verified I/O; the cluster back: I/O works again.
+# With --grant-map: writes go to librbd straight from the guest's mapped
+# pages (librbd copies them before rbd_aio_writev returns, which an option
+# turning that off would break: refused), reads through bounce pages.
 # Needs root, FUSE, loop devices and Ceph's mon/osd/rbd: SKIPs otherwise
 # (tools/install-deps.sh installs them).
 . "$(dirname "$0")/lib.sh"
@@ -78,11 +81,13 @@ truncate -s 32M "$W/file.img" || t_fail "truncate"
 ctl vbd-attach g2 "$W/file.img" --vdev xvda >/dev/null || t_fail "attach file"
 # 10 s: a loaded machine (CI, two cores) never trips it during the
 # filesystem phases (as 3 s did once in the NBD test)
-t_backd_up --workers 1 --remote-timeout 10
+t_backd_up --workers 1 --remote-timeout 10 --grant-map
 t_wait_states g1 51712 "Initialising InitWait" 30
 
 # ---- a filesystem on RBD; the image's bytes through librbd -------------------------
 export_disk g1 xvda
+grep -q "51712: connected, .*grants mapped (persistent)" "$W/backd.log" ||
+	t_fail "the RBD disk's grants are not mapped: $(grep 51712 "$W/backd.log" | tail -3)"
 [ "$(stat -c %s "$MNT/xvda")" -eq 50331648 ] || t_fail "size $(stat -c %s "$MNT/xvda")"
 LOOP=$(losetup -f --show "$MNT/xvda") || t_fail "losetup"
 mkfs.ext4 -q -F "$LOOP" >"$W/mkfs.log" 2>&1 || t_fail "mkfs.ext4: $(cat "$W/mkfs.log")"
@@ -117,6 +122,12 @@ head -c 1M /dev/urandom >"$W/blk1" &&
 	t_fail "the first writer cannot write any more"
 ctl vbd-detach g1 xvdb >/dev/null || t_fail "detach xvdb"
 t_pass "a second writer: refused with '$err'; the first goes on"
+# writes come from the guest's pages: librbd must copy them
+out=$(ctl vbd-attach g1 "$IMG:rbd_disable_zero_copy_writes=false" --vdev xvdc 2>&1) &&
+	t_fail "librbd's zero-copy writes were accepted: $out"
+echo "$out" | grep -q "rbd_disable_zero_copy_writes=false' is not supported" ||
+	t_fail "zero-copy writes: $out"
+ctl vbd-detach g1 xvdc >/dev/null || t_fail "detach xvdc"
 
 # ---- the cluster stopped mid-I/O ------------------------------------------------------------
 "$PVIO_CTL" -w "$W" run g2 -- "$CLIENT" 51712 io 4000 >"$W/healthy" 2>&1 &
