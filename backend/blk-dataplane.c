@@ -931,6 +931,7 @@ int blk_queue_create(struct device *d, struct vbd *v, struct worker *w,
 	q->dq.index = index;
 	q->vbd = v;
 	q->tops = v->tops;
+	q->dq.no_spin = v->tops->no_spin;
 	q->domid = d->fe;
 	q->sectors = v->size_bytes / 512u;
 	q->parked_tail = &q->parked;

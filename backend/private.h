@@ -136,6 +136,9 @@ struct dp_queue {
 	uint64_t throttle_until_ns;
 	uint64_t peer_checked_ns;	/* last look at the ports' status */
 	uint64_t timer_ns;		/* wake the worker by then (0: none) */
+	/* its I/O completes through a polled fd, far away (a remote
+	 * target): no reason for the worker to spin (worker.c) */
+	bool no_spin;
 	/* SQEs of this queue whose CQEs are not reaped yet (dp_sqe_own): the
 	 * queue is not retired, so not freed, before they all are */
 	uint32_t sqes;

@@ -725,4 +725,5 @@ const struct blk_target_ops blk_target_nbd = {
 	.busy = tn_busy,
 	/* one connection, one queue: a flush covers every write before it */
 	.max_queues = 1,
+	.no_spin = true,
 };

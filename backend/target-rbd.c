@@ -504,6 +504,7 @@ const struct blk_target_ops blk_target_rbd = {
 	.busy = rbd_tbusy,
 	/* one eventfd per image, polled by one worker */
 	.max_queues = 1,
+	.no_spin = true,
 	/* a read answered early (blk_req_answer_now) must not land in a
 	 * guest page later: librbd reads into bounce pages. Writes come
 	 * from the guest's mapped pages: librbd copies a write's data

@@ -86,6 +86,13 @@ struct blk_target_ops {
 	 * write's buffers when submit() returns.
 	 */
 	bool no_map_reads;
+	/*
+	 * Completions come from a server through a polled fd, hundreds of
+	 * microseconds away, and the server may share our CPU: a worker
+	 * serving only such queues sleeps when idle rather than spin
+	 * (--spin-us), and the guest notifies it of new requests.
+	 */
+	bool no_spin;
 };
 
 extern const struct blk_target_ops blk_target_file;

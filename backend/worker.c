@@ -602,6 +602,21 @@ static int serve_queues(struct worker *w)
 	return work;
 }
 
+/*
+ * Spin when idle only for a queue whose I/O completes nearby (a file):
+ * spinning for remote targets' queues (dp_queue.no_spin) took the CPU
+ * their server needed (pvio-bench blk --target, docs/benchmarks.md).
+ */
+static bool worker_spins(const struct worker *w)
+{
+	const struct dp_queue *q;
+
+	for (q = w->queues; q; q = q->next)
+		if (!q->no_spin)
+			return true;
+	return false;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -671,7 +686,8 @@ static void *worker_main(void *arg)
 			}
 		if (work)
 			continue;
-		if (w->spin_ns && pvio_spin_continue(&spin)) {
+		if (w->spin_ns && (spin.iter || worker_spins(w)) &&
+		    pvio_spin_continue(&spin)) {
 			/* I/O punted to io-wq may need this CPU: let it run */
 			if (w->inflight)
 				sched_yield();
