@@ -8,8 +8,13 @@
 #       export
 #   tools/bench-remote.sh rbd [pvio-bench blk options...]
 #       a one-mon, one-OSD memstore Ceph cluster on loopback
-#       (tests/integration/ceph-lib.sh); two images of --size: one for
-#       pvio-backd (which holds its exclusive lock), one for fio
+#       (tests/integration/ceph-lib.sh), pinned to CPU 1 as nbdkit is;
+#       two images of --size: one for pvio-backd (which holds its
+#       exclusive lock), one for fio
+# Either way the server has the same CPU in both runs of a pair: the one
+# pvio-backd and fio run on (the guest has CPU 0, which fio leaves idle).
+# Unpinned (PVIO_BENCH_SERVER_CPU=any), the server takes CPU 0 in fio's
+# runs and shares it with the guest in pvio's.
 # Run it from the build directory, under /work/tools/quiet for figures.
 set -eu
 kind=${1:-}
@@ -17,6 +22,10 @@ shift || true
 B=$(pwd)
 S=$(cd "$(dirname "$0")/.." && pwd)
 size=64M
+cpu=${PVIO_BENCH_SERVER_CPU:-1}
+pin() {
+	if [ "$cpu" = any ]; then "$@"; else taskset -c "$cpu" "$@"; fi
+}
 for a in "$@"; do
 	case $a in --size) echo "bench-remote: the size is fixed ($size)" >&2; exit 2 ;; esac
 done
@@ -32,7 +41,7 @@ case $kind in
 nbd)
 	command -v nbdkit >/dev/null && command -v fio >/dev/null ||
 		{ echo "bench-remote: needs nbdkit and fio (tools/install-deps.sh)" >&2; exit 2; }
-	taskset -c 1 nbdkit --foreground --exit-with-parent --unix "$d/nbd.sock" \
+	pin nbdkit --foreground --exit-with-parent --unix "$d/nbd.sock" \
 		memory "$size" &
 	pids=$!
 	for _ in $(seq 100); do [ -S "$d/nbd.sock" ] && break; sleep 0.05; done
@@ -44,7 +53,11 @@ rbd)
 		{ echo "bench-remote: needs ceph-mon, ceph-osd, ceph-common and fio" >&2; exit 2; }
 	# shellcheck source=../tests/integration/ceph-lib.sh
 	. "$S/tests/integration/ceph-lib.sh"
+	# the mon and the OSD inherit it
+	aff=$(taskset -pc $$ | sed 's/.*: //')
+	[ "$cpu" = any ] || taskset -pc "$cpu" $$ >/dev/null
 	ceph_up "$d/ceph" 6790 || exit 1
+	taskset -pc "$aff" $$ >/dev/null
 	ceph osd pool create rbd 8 >/dev/null 2>&1
 	rbd pool init rbd
 	rbd create --size "$size" rbd/pvio
