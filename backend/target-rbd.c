@@ -38,6 +38,7 @@
 #include "blk.h"
 
 #define RBD_POLL_BATCH	64
+#define RBD_SCAN_NS	100000000u	/* timed-out I/O looked for every 100 ms */
 
 struct rbd_tgt {
 	rados_t cluster;
@@ -391,6 +392,10 @@ static void rbd_tsubmit(struct blk_queue *q, struct blk_req *r)
 	}
 	t->started_ns[r - q->reqs] = pvio_now_ns();
 	t->inflight++;
+	/* its timeout is looked for even if no pass comes before the
+	 * worker sleeps */
+	if (!q->dq.timer_ns)
+		q->dq.timer_ns = t->started_ns[r - q->reqs] + RBD_SCAN_NS;
 }
 
 /* Everything librbd has finished: answer it. */
@@ -450,9 +455,15 @@ static void rbd_tpoll(struct blk_queue *q)
 		return;
 	}
 	now = pvio_now_ns();
-	if (now < t->next_scan_ns)
+	/* the next look stays booked between scans: a pass that found the
+	 * queue empty cleared it, and I/O taken since must still time out
+	 * (a worker sleeps with no timer otherwise, and librbd may hold an
+	 * I/O forever) */
+	if (now < t->next_scan_ns) {
+		q->dq.timer_ns = t->next_scan_ns;
 		return;
-	t->next_scan_ns = now + 100000000u;
+	}
+	t->next_scan_ns = now + RBD_SCAN_NS;
 	q->dq.timer_ns = t->next_scan_ns;
 	for (i = 0; i < t->nr_slots; i++)
 		if (t->started_ns[i] && now - t->started_ns[i] >= t->timeout_ns &&

@@ -72,10 +72,24 @@ export_disk() {
 	t_fail "no $MNT/$2 after 10 s"
 }
 
+# what the cluster and librbd say, for a failure's message
+cluster_state() {
+	echo "lock: $(timeout 10 rbd lock ls rbd/disk1 2>&1 | tail -2)"
+	echo "status: $(timeout 10 rbd status rbd/disk1 2>&1)"
+	echo "blocklist: $(timeout 10 ceph osd blocklist ls 2>&1 | head -5)"
+	echo "client log: $(grep -v "^$" "$W"/ceph/log/client.admin.log 2>/dev/null | tail -20)"
+}
+
 err_node() { ctl run 0 -- xenstore-read "/local/domain/0/backend/vbd/$1/$2/error" 2>/dev/null; }
 
 D1=$(ctl create g1) && ctl create g2 >/dev/null || t_fail "create"
-IMG="rbd:rbd/disk1:conf=$CEPH_CONF"
+# librbd's own I/O timeout, normally --remote-timeout, set far beyond it:
+# the guest's errors when the cluster stops must come from pvio-backd's
+# bound, which holds also for an I/O librbd keeps without an answer (one
+# waiting for the image's lock or a monitor, which no timeout of librbd's
+# ends): an I/O taken when nothing else was in flight once waited with no
+# timer armed, until librbd let go
+IMG="rbd:rbd/disk1:conf=$CEPH_CONF:rados_osd_op_timeout=120"
 ctl vbd-attach g1 "$IMG" --vdev xvda >/dev/null || t_fail "attach rbd"
 truncate -s 32M "$W/file.img" || t_fail "truncate"
 ctl vbd-attach g2 "$W/file.img" --vdev xvda >/dev/null || t_fail "attach file"
@@ -154,7 +168,7 @@ for _ in $(seq 30); do
 		{ ok=1; break; }
 	sleep 1
 done
-[ $ok = 1 ] || t_fail "writes after the cluster came back"
+[ $ok = 1 ] || t_fail "writes after the cluster came back: $(cluster_state)"
 dd if="$MNT/xvda" of="$W/blk1.back" bs=1M skip=9 count=1 iflag=direct status=none &&
 	cmp "$W/blk1" "$W/blk1.back" || t_fail "read back after the cluster came back"
 t_pass "cluster stopped mid-I/O: guest errors after $el ms, file disk verified meanwhile; cluster back: I/O works"
