@@ -289,7 +289,7 @@ void worker_check_stall(struct worker *w, uint64_t now, uint64_t limit_ns)
 	if (!limit_ns)
 		return;
 	if (__atomic_load_n(&w->asleep, __ATOMIC_RELAXED) || !beat ||
-	    now - beat < limit_ns) {
+	    pvio_since_ns(now, beat) < limit_ns) {
 		if (w->stall_logged)
 			log_info("worker %u: making progress again", w->idx);
 		w->stall_logged = false;

@@ -81,6 +81,16 @@ PVIO_INLINE uint64_t pvio_now_ms(void)
 	return pvio_now_ns() / 1000000u;
 }
 
+/*
+ * Time from @then to @now, 0 when @then is the later: a time another
+ * thread stored after @now was read (a worker's heartbeat) would make the
+ * difference wrap to centuries.
+ */
+PVIO_INLINE uint64_t pvio_since_ns(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
+}
+
 /* ---- spin-then-sleep --------------------------------------------------- */
 
 /*

@@ -457,6 +457,18 @@ START_TEST(t_spin_budget)
 }
 END_TEST
 
+/* a heartbeat stored after "now" was read is no stall of 584 years */
+START_TEST(t_since)
+{
+	uint64_t now = pvio_now_ns();
+
+	ck_assert_uint_eq(pvio_since_ns(now, now - 5), 5);
+	ck_assert_uint_eq(pvio_since_ns(now, now), 0);
+	ck_assert_uint_eq(pvio_since_ns(now, now + 1000), 0);
+	ck_assert_uint_eq(pvio_since_ns(now, 0), now);
+}
+END_TEST
+
 static Suite *ring_suite(void)
 {
 	Suite *s = suite_create("ring");
@@ -464,6 +476,7 @@ static Suite *ring_suite(void)
 
 	tcase_add_loop_test(tc, t_geometry, 1, PAGES_MAX + 1);
 	tcase_add_test(tc, t_bad_geometry);
+	tcase_add_test(tc, t_since);
 	tcase_add_test(tc, t_batching);
 	tcase_add_test(tc, t_event_suppression);
 	tcase_add_loop_test(tc, t_wraparound, 0,
