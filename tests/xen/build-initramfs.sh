@@ -176,7 +176,9 @@ for b in /usr/bin/qemu-nbd /usr/bin/qemu-img; do
 done
 # net-ovs: Open vSwitch (openvswitch-switch, tools/install-deps.sh) on the
 # kernel's datapath, and Xen's stock vif-openvswitch hotplug script with
-# what it sources (xen-utils-common) and runs (bash); ~20 MB
+# what it sources (xen-utils-common) and runs (bash); ~20 MB.
+# net-ovs-tunnel: VXLAN (OVS's vxlan_sys_4789 and a Linux vxlan device in
+# a network namespace, iproute2's ip above) over a veth underlay
 OVS_BINS="/usr/sbin/ovsdb-server /usr/lib/openvswitch-switch/ovs-vswitchd
   /usr/bin/ovs-vsctl /usr/bin/ovsdb-tool /usr/bin/ovs-appctl /bin/bash"
 if [ -e /usr/share/openvswitch/vswitch.ovsschema ] &&
@@ -192,7 +194,9 @@ if [ -e /usr/share/openvswitch/vswitch.ovsschema ] &&
   cp -a /etc/xen/scripts/. "$R/etc/xen/scripts/"
   add_mods "$R" lib/libcrc32c net/nsh/nsh net/ipv4/netfilter/nf_defrag_ipv4 \
     net/ipv6/netfilter/nf_defrag_ipv6 net/netfilter/nf_conntrack \
-    net/netfilter/nf_nat net/netfilter/nf_conncount net/openvswitch/openvswitch
+    net/netfilter/nf_nat net/netfilter/nf_conncount net/openvswitch/openvswitch \
+    net/ipv4/udp_tunnel net/ipv6/ip6_udp_tunnel drivers/net/vxlan/vxlan \
+    net/openvswitch/vport-vxlan drivers/net/veth
 else
   echo "build-initramfs: no Open vSwitch or vif-openvswitch here: net-ovs will fail" >&2
 fi
