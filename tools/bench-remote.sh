@@ -53,7 +53,10 @@ rbd)
 		{ echo "bench-remote: needs ceph-mon, ceph-osd, ceph-common and fio" >&2; exit 2; }
 	# shellcheck source=../tests/integration/ceph-lib.sh
 	. "$S/tests/integration/ceph-lib.sh"
-	# the mon and the OSD inherit it
+	# the mon and the OSD inherit it, and stay in our session: one
+	# scheduling autogroup with pvio-backd and fio, as nbdkit is
+	# (ceph-lib.sh's own session for each would give them half the CPU)
+	CEPH_SETSID=
 	aff=$(taskset -pc $$ | sed 's/.*: //')
 	[ "$cpu" = any ] || taskset -pc "$cpu" $$ >/dev/null
 	ceph_up "$d/ceph" 6790 || exit 1
