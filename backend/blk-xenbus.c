@@ -534,14 +534,19 @@ static void vbd_hotplug_check(struct device *d)
 	vbd_open_again(d);
 }
 
+/* The target in params: "raw:" (libxl's qdisk) before a remote one is
+ * dropped ("raw:/PATH" is a file's, parse_params() takes it) */
+static char *target_spec(char *s)
+{
+	return !strncmp(s, "raw:", 4) && s[4] != '/' ? s + 4 : s;
+}
+
 /* params naming a remote target (nbd:, rbd:, also one this build lacks) */
-static bool is_remote(const char *s)
+static bool is_remote(char *s)
 {
 	const char *missing;
 
-	if (!strncmp(s, "raw:", 4) && s[4] != '/')
-		s += 4;
-	return blk_target_find(s, &missing) != &blk_target_file;
+	return blk_target_find(target_spec(s), &missing) != &blk_target_file;
 }
 
 /* "raw:PATH" (libxl's qdisk) and "aio:PATH" (its tap, vbd3) are raw */
@@ -550,9 +555,7 @@ static int parse_params(struct device *d, struct vbd *v, char *s)
 	char *colon = s[0] != '/' ? strchr(s, ':') : NULL;
 	const char *missing;
 
-	/* "raw:" (libxl's qdisk) before a remote target */
-	if (!strncmp(s, "raw:", 4) && s[4] != '/')
-		s += 4;
+	s = target_spec(s);
 	v->tops = blk_target_find(s, &missing);
 	if (v->tops != &blk_target_file) {
 		if (strlen(s) >= sizeof(v->params))
