@@ -53,11 +53,7 @@ trap 'rc=$?; extra_cleanup; for p in $T_PIDS; do kill "$p" 2>/dev/null; done; ce
 
 # a 4 KiB-aligned cluster on this namespace's loopback (a private one
 # under tools/check: the mon's fixed port does not collide)
-ceph_up "$W/ceph" 6789 || t_fail "starting the Ceph cluster: $(tail -5 "$W"/ceph/log/*.log 2>/dev/null)"
-timeout 30 ceph osd pool create rbd 8 >/dev/null 2>&1 &&
-	timeout 30 rbd pool init rbd &&
-	timeout 30 rbd create --size 48M rbd/disk1 ||
-	t_fail "pool and image"
+ceph_image_up "$W/ceph" 6789 48M
 t_pass "Ceph cluster up (one mon, one memstore OSD)"
 
 export_disk() {
