@@ -10,10 +10,12 @@ export PVIO_SIMHV=${PVIO_SIMHV:-$B/pvio-simhv}
 T_PIDS=""
 T_FAILED=0
 
+# each verdict says when it came (seconds since the test began): a
+# step that was slow before a failure shows in the log
 t_log() { printf '%s\n' "$*" >&2; }
-t_fail() { t_log "FAIL: $*"; T_FAILED=1; exit 1; }
-t_skip() { t_log "SKIP: $*"; exit 77; }
-t_pass() { t_log "PASS: $*"; }
+t_fail() { t_log "FAIL: $* [at ${SECONDS} s]"; T_FAILED=1; exit 1; }
+t_skip() { t_log "SKIP: $* [at ${SECONDS} s]"; exit 77; }
+t_pass() { t_log "PASS: $* [at ${SECONDS} s]"; }
 
 # Is $1 still a live child of this shell? A pid that exited (and was waited
 # for) may belong to anyone by now: another test's shell, another daemon.

@@ -51,8 +51,7 @@ extra_cleanup() {
 # the daemons first (pvio-backd holds the image), then the cluster
 trap 'rc=$?; extra_cleanup; for p in $T_PIDS; do kill "$p" 2>/dev/null; done; ceph_down; (exit $rc); t_cleanup' EXIT
 
-# a 4 KiB-aligned cluster on this namespace's loopback (a private one
-# under tools/check: the mon's fixed port does not collide)
+# a 4 KiB-aligned cluster on this namespace's loopback
 ceph_image_up "$W/ceph" 6789 48M
 t_pass "Ceph cluster up (one mon, one memstore OSD)"
 
@@ -74,6 +73,11 @@ cluster_state() {
 	echo "status: $(timeout 10 rbd status rbd/disk1 2>&1)"
 	echo "blocklist: $(timeout 10 ceph osd blocklist ls 2>&1 | head -5)"
 	echo "client log: $(grep -v "^$" "$W"/ceph/log/client.admin.log 2>/dev/null | tail -20)"
+	echo "cluster: $(timeout 10 ceph -s 2>&1)"
+	echo "osd.0: $(timeout 10 ceph osd dump 2>&1 | grep "^osd\.0")"
+	echo "processes: $(ps -o pid=,stat=,etime=,comm= -p "$CEPH_MON_PID,$CEPH_OSD_PID")"
+	echo "osd log:"; grep -v "^$" "$W"/ceph/log/osd.0.log | tail -25
+	echo "mon log:"; grep -v "^$" "$W"/ceph/log/mon.a.log | grep -v rocksdb | tail -15
 }
 
 err_node() { ctl run 0 -- xenstore-read "/local/domain/0/backend/vbd/$1/$2/error" 2>/dev/null; }
