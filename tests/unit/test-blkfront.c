@@ -352,10 +352,18 @@ START_TEST(t_reconnect)
 
 	t_mock_cfg(&c);
 	t_mock_start(&c);
+	/* the child runs a fresh image of this program: the forked copy of
+	 * a process with threads (the mock backend, libxenstore's) may
+	 * inherit a lock another thread held, and hang on its first malloc
+	 * (ASan's allocator: 1 run in 3 of this case under ASan) */
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
-		t_child_writes_and_dies();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		setenv("T_CHILD_WRITES_AND_DIES", t_world_spec, 1);
+		execl("/proc/self/exe", "test-blkfront", (char *)NULL);
+		_exit(127);
+	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		      "the first frontend failed: status %#x", status);
@@ -1574,8 +1582,15 @@ static Suite *blkfront_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(blkfront_suite());
+	const char *child = getenv("T_CHILD_WRITES_AND_DIES");
+	SRunner *sr;
 	int failed;
+
+	if (child) {	/* t_reconnect's crashing frontend */
+		snprintf(t_world_spec, sizeof(t_world_spec), "%s", child);
+		t_child_writes_and_dies();
+	}
+	sr = srunner_create(blkfront_suite());
 
 	srunner_set_fork_status(sr, CK_FORK);
 	srunner_run_all(sr, CK_NORMAL);
