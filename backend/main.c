@@ -715,6 +715,13 @@ int main(int argc, char **argv)
 					break;
 				}
 				devices_tick(&bd);
+				/* what dead guests left in each handle (the
+				 * sim's view of a guest's memory): the workers'
+				 * handles may see no call for long */
+				pvio_platform_tidy(bd.plat);
+				for (i = 0; i < bd.nr_workers; i++)
+					if (bd.workers[i].plat)
+						pvio_platform_tidy(bd.workers[i].plat);
 				notify_status(&bd, "");
 				for (i = 0; i < bd.nr_workers; i++)
 					worker_check_stall(&bd.workers[i],

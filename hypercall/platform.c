@@ -189,6 +189,11 @@ int pvio_domain_info(struct pvio_platform *p, unsigned int domid,
 	return CALL(p, domain_info, domid, info);
 }
 
+int pvio_platform_tidy(struct pvio_platform *p)
+{
+	return p->ops->tidy ? p->ops->tidy(p) : 0;
+}
+
 #ifndef HAVE_XEN
 int pvio__xen_open(struct pvio_platform *p, unsigned int flags)
 {

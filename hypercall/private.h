@@ -41,6 +41,8 @@ struct pvio_platform_ops {
 
 	int (*domain_info)(struct pvio_platform *p, unsigned int domid,
 			   struct pvio_dominfo *info);
+	/* pvio_platform_tidy(); NULL: nothing to do */
+	int (*tidy)(struct pvio_platform *p);
 
 	/* pvio_platform_spec()/_xs_path(); NULL: the name, and "" */
 	int (*spec)(const struct pvio_platform *p, char *buf, size_t size);

@@ -464,8 +464,10 @@ static void foreign_reap_locked(struct sim_ctx *c)
 		__atomic_store_n(&c->foreign[f->domid], NULL, __ATOMIC_SEQ_CST);
 		f->retired_next = c->retired;
 		c->retired = f;
+		/* sequentially consistent, as the copiers load below: a
+		 * copy that ends unseen by us sees this and reaps */
 		__atomic_store_n(&c->nr_retired, c->nr_retired + 1,
-				 __ATOMIC_RELAXED);
+				 __ATOMIC_SEQ_CST);
 	}
 	if (!c->retired || __atomic_load_n(&c->copiers, __ATOMIC_SEQ_CST))
 		return;
@@ -816,7 +818,7 @@ static int sim_gnt_copy(struct pvio_platform *p,
 	__atomic_sub_fetch(&c->copiers, 1, __ATOMIC_SEQ_CST);
 	/* a dead domain's view, or retired ones waiting for a quiet moment */
 	if (pvio_unlikely(saw_dead ||
-			  __atomic_load_n(&c->nr_retired, __ATOMIC_RELAXED)) &&
+			  __atomic_load_n(&c->nr_retired, __ATOMIC_SEQ_CST)) &&
 	    pthread_mutex_trylock(&c->lock) == 0) {
 		foreign_reap_locked(c);
 		pthread_mutex_unlock(&c->lock);
@@ -843,6 +845,22 @@ static int sim_domain_info(struct pvio_platform *p, unsigned int domid,
 	info->domid = rep.domid;
 	info->dying = rep.dying;
 	info->nr_procs = rep.nr_procs;
+	return 0;
+}
+
+/*
+ * A backend lets go of a guest (unmap, unbind) before the toolstack kills
+ * it, and may make no call on this handle for long after (a worker whose
+ * guests are gone): the dead guest's view (its whole memory mapped, its
+ * fd open) would stay until some other guest's I/O came.
+ */
+static int sim_tidy(struct pvio_platform *p)
+{
+	struct sim_ctx *c = CTX(p);
+
+	pthread_mutex_lock(&c->lock);
+	foreign_reap_locked(c);
+	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
 
@@ -1106,6 +1124,7 @@ const struct pvio_platform_ops pvio_sim_platform_ops = {
 	.gnt_unmap = sim_gnt_unmap,
 	.gnt_copy = sim_gnt_copy,
 	.domain_info = sim_domain_info,
+	.tidy = sim_tidy,
 	.spec = sim_spec,
 	.xs_path = sim_xs_path,
 };

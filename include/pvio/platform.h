@@ -62,6 +62,16 @@ PVIO_API int pvio_platform_open(struct pvio_platform **out, const char *spec,
 /* Detach: closes this process's ports, revokes its shared pages, unmaps
  * what it mapped. Accepts NULL. */
 PVIO_API void pvio_platform_close(struct pvio_platform *p);
+/*
+ * Let go of what dead peers left behind, at a quiet moment: the sim
+ * platform keeps a view of each peer's memory (mapped, its fd open)
+ * while any call may use it, and releases a dead peer's at its next
+ * grant or event-channel call; a handle that makes none keeps it until
+ * this. A daemon calls it now and then on each handle (pvio-backd: once a
+ * second). Thread-safe beside the handle's other calls. Return: 0
+ * (nothing to do on Xen, whose mappings are per grant).
+ */
+PVIO_API int pvio_platform_tidy(struct pvio_platform *p);
 PVIO_API const char *pvio_platform_name(const struct pvio_platform *p);
 PVIO_API unsigned int pvio_platform_domid(const struct pvio_platform *p);
 /* The default sim world directory ($PVIO_SIM_DIR or /run/pvio-sim). */

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -395,6 +396,59 @@ START_TEST(t_process_death)
 }
 END_TEST
 
+/* fds of this process open on domain @domid's memory */
+static int t_mem_fds(unsigned int domid)
+{
+	char want[64], path[64], link[128];
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	ssize_t len;
+
+	ck_assert_ptr_nonnull(d);
+	snprintf(want, sizeof(want), "/memfd:pvio-dom%u-mem", domid);
+	while ((e = readdir(d))) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = 0;
+		n += strncmp(link, want, strlen(want)) == 0;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * A backend that let go of a guest (unmapped, unbound) before the guest
+ * died, then makes no grant call: the dead guest's memory (mapped, its
+ * fd open) must not stay with it until some other guest's I/O comes.
+ * pvio_platform_tidy() lets it go.
+ */
+START_TEST(t_dead_domain_view_released)
+{
+	struct pvio_platform *d0 = t_attach(0);
+	struct pvio_dominfo di;
+	struct t_child_msg m;
+	char *map;
+	pid_t pid = t_spawn_domu(9, &m);
+	int status;
+
+	ck_assert_int_eq(pvio_gnt_map(d0, 9, 1, &m.ref, true, (void **)&map), 0);
+	ck_assert_str_eq(map, "alive");
+	ck_assert_int_eq(pvio_gnt_unmap(d0, map, 1), 0);
+	ck_assert_int_eq(t_mem_fds(9), 1);	/* kept for the next map */
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	while (pvio_domain_info(d0, 9, &di) == 0)	/* until it is gone */
+		usleep(1000);
+	ck_assert_int_eq(t_mem_fds(9), 1);	/* no call came */
+	ck_assert_int_eq(pvio_platform_tidy(d0), 0);
+	ck_assert_int_eq(t_mem_fds(9), 0);
+	pvio_platform_close(d0);
+}
+END_TEST
+
 /* A frontend process runs a ring flat out; it is killed mid-run. The
  * backend (this process) must notice, stop cleanly and lose nothing. */
 START_TEST(t_peer_killed_midrun)
@@ -503,6 +557,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(e, t_evtchn_bad_bind);
 	tcase_add_test(d, t_attach_rules);
 	tcase_add_test(d, t_process_death);
+	tcase_add_test(d, t_dead_domain_view_released);
 	tcase_add_test(d, t_peer_killed_midrun);
 	tcase_set_timeout(d, 30);
 	suite_add_tcase(s, g);
