@@ -325,16 +325,8 @@ static void cmd_finish(struct nbd_tgt *t, struct nbd_cmd *c, int res)
 {
 	struct blk_req *r = c->r;
 
-	if (c->stage && res >= 0 && r->kind == BK_READ) {
-		size_t off = 0;
-		unsigned int i;
-
-		for (i = 0; i < r->nseg; i++) {
-			memcpy(r->iov[i].iov_base, (char *)c->stage + off,
-			       r->iov[i].iov_len);
-			off += r->iov[i].iov_len;
-		}
-	}
+	if (c->stage && res >= 0 && r->kind == BK_READ)
+		remote_scatter(r->iov, r->nseg, c->stage);
 	c->r = NULL;
 	blk_req_done(t->q, r, res);
 }
@@ -396,16 +388,8 @@ static int start_cmd(struct nbd_tgt *t, struct nbd_cmd *c)
 	void *buf = c->stage ? c->stage : r->iov[0].iov_base;
 	int64_t cookie;
 
-	if (c->stage && r->kind == BK_WRITE) {
-		size_t o = 0;
-		unsigned int i;
-
-		for (i = 0; i < r->nseg; i++) {
-			memcpy((char *)c->stage + o, r->iov[i].iov_base,
-			       r->iov[i].iov_len);
-			o += r->iov[i].iov_len;
-		}
-	}
+	if (c->stage && r->kind == BK_WRITE)
+		remote_gather(c->stage, r->iov, r->nseg);
 	c->live = true;
 	t->test_stale_done = false;
 	list_add(&t->head, &t->tail, c);

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "blk.h"
+#include "target-remote.h"
 
 #define RBD_POLL_BATCH	64
 #define RBD_SCAN_NS	100000000u	/* timed-out I/O looked for every 100 ms */
@@ -170,7 +171,7 @@ static int rbd_topen(const struct blk_open_env *e, struct vbd *v)
 	if (!rc)
 		rc = set_conf(t, "rbd_non_blocking_aio", "true", v->why,
 			      sizeof(v->why));
-	/* librbd copies a write's data before rbd_aio_writev returns:
+	/* librbd copies a write's data before rbd_aio_write(v) returns:
 	 * writes may come straight from mapped guest pages, which the guest
 	 * may reuse once a timed-out write is answered (.no_map_reads) */
 	if (!rc)
@@ -370,27 +371,20 @@ static void rbd_queue_start(struct blk_queue *q)
 static int rbd_twrite(struct rbd_tgt *t, struct blk_req *r, uint64_t off,
 		      rbd_completion_t c)
 {
-	size_t len = 0, n = 0;
-
 	if (r->nseg == 1)
 		return rbd_aio_write(t->img, off, r->iov[0].iov_len,
 				     r->iov[0].iov_base, c);
-	for (unsigned int i = 0; i < r->nseg; i++)
-		len += r->iov[i].iov_len;
-	if (t->flat_cap < len) {
-		char *b = aligned_alloc(4096, (len + 4095) & ~(size_t)4095);
+	if (t->flat_cap < r->bytes) {
+		char *b = aligned_alloc(4096, (r->bytes + 4095) & ~(size_t)4095);
 
 		if (!b)	/* the pieces then, as before */
 			return rbd_aio_writev(t->img, r->iov, r->nseg, off, c);
 		free(t->flat);
 		t->flat = b;
-		t->flat_cap = len;
+		t->flat_cap = r->bytes;
 	}
-	for (unsigned int i = 0; i < r->nseg; i++) {
-		memcpy(t->flat + n, r->iov[i].iov_base, r->iov[i].iov_len);
-		n += r->iov[i].iov_len;
-	}
-	return rbd_aio_write(t->img, off, n, t->flat, c);
+	return rbd_aio_write(t->img, off, remote_gather(t->flat, r->iov, r->nseg),
+			     t->flat, c);
 }
 
 static void rbd_tsubmit(struct blk_queue *q, struct blk_req *r)
@@ -557,7 +551,7 @@ const struct blk_target_ops blk_target_rbd = {
 	/* a read answered early (blk_req_answer_now) must not land in a
 	 * guest page later: librbd reads into bounce pages. Writes come
 	 * from the guest's mapped pages: librbd copies a write's data
-	 * before rbd_aio_writev returns (rbd_disable_zero_copy_writes,
+	 * before rbd_aio_write(v) returns (rbd_disable_zero_copy_writes,
 	 * held true in rbd_topen) */
 	.no_map_reads = true,
 };

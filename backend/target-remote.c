@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
+ * What the remote targets share: single-writer lock files, and the
+ * copies between a request's pages and one buffer.
+ *
  * Single-writer lock files for remote targets. OFD locks (F_OFD_SETLK)
  * belong to the open file description, not the process: two devices of
  * one pvio-backd conflict as two daemons do, and the lock goes when the
@@ -95,4 +98,25 @@ void remote_lock_drop(struct remote_lock *l)
 	 * would race with the next holder opening it) */
 	close(l->fd);
 	l->fd = -1;
+}
+
+size_t remote_gather(void *dst, const struct iovec *iov, unsigned int n)
+{
+	size_t off = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		memcpy((char *)dst + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	return off;
+}
+
+void remote_scatter(const struct iovec *iov, unsigned int n, const void *src)
+{
+	size_t off = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		memcpy(iov[i].iov_base, (const char *)src + off, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
 }

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the remote targets (target-nbd.c, target-rbd.c) share: the
- * single-writer lock file of a target that has no lock protocol of its own.
+ * single-writer lock file of a target that has no lock protocol of its
+ * own, and the copies between a request's pages and one buffer (their
+ * clients take one buffer per call; a guest's pages are mapped apart).
  */
 #ifndef PVIO_BACKEND_TARGET_REMOTE_H
 #define PVIO_BACKEND_TARGET_REMOTE_H
 
 #include <stddef.h>
+#include <sys/uio.h>
 
 struct remote_lock {
 	int fd;		/* -1: not held */
@@ -21,5 +24,10 @@ struct remote_lock {
 int remote_lock_take(struct remote_lock *l, const char *dir, const char *name,
 		     char *why, size_t len);
 void remote_lock_drop(struct remote_lock *l);
+
+/* @iov's @n pieces, in order, into @dst (which holds them all): bytes */
+size_t remote_gather(void *dst, const struct iovec *iov, unsigned int n);
+/* and back: @src's bytes out to @iov's @n pieces */
+void remote_scatter(const struct iovec *iov, unsigned int n, const void *src);
 
 #endif
