@@ -314,8 +314,11 @@ PVIO_API int pvio_blkfront_arm(struct pvio_blkfront_queue *q);
  * @min:        capped at what is in flight; 0 reaps what is there
  * @timeout_ms: < 0 waits for ever (a dying device still wakes it)
  *
- * Spins first for the queue's spin budget (pvio_blkfront_queue_set_spin,
- * default 0), then sleeps with pvio_blkfront_arm() and poll().
+ * Spins first (pvio_blkfront_queue_set_spin, default 0: no spin), then
+ * sleeps with pvio_blkfront_arm() and poll(). A queue that spins at all
+ * spins for its spin time or for twice the usual wait for a response it
+ * has seen, if longer, up to 1 ms (adaptive polling: a remote disk's
+ * responses come tens to hundreds of microseconds apart).
  * Return: completions delivered (maybe fewer than @min after the timeout),
  * or the device's error when it is dead and nothing was left to complete.
  */
@@ -329,7 +332,8 @@ pvio_blkfront_queue_inflight(const struct pvio_blkfront_queue *q);
 /* Free slots: how many more I/Os prep accepts now. */
 PVIO_API unsigned int
 pvio_blkfront_queue_space(const struct pvio_blkfront_queue *q);
-/* Busy-poll for up to @ns before sleeping in pvio_blkfront_wait(). */
+/* Busy-poll for at least @ns before sleeping in pvio_blkfront_wait()
+ * (adaptive above it: see there); 0: no polling. */
 PVIO_API void pvio_blkfront_queue_set_spin(struct pvio_blkfront_queue *q,
 					   uint64_t ns);
 
