@@ -847,9 +847,9 @@ int pvio_blkfront_arm(struct pvio_blkfront_queue *q)
  * tens to hundreds of microseconds apart: a 50 us spin ran out before
  * many, and each sleep then cost a notification, a wake-up and its
  * latency (NBD 128 KiB reads 0.76x of fio with 50 us, 0.85x adaptive:
- * docs/benchmarks.md). A wait longer than
- * the ceiling counts as zero, so a slow disk brings it back down to the
- * spin time. As blk-mq's hybrid polling, for queues that spin at all.
+ * docs/benchmarks.md). A wait longer than the ceiling counts as zero, so
+ * a slow disk brings it back down to the spin time. As blk-mq's hybrid
+ * polling, for queues that spin at all.
  */
 #define BF_POLL_MAX_NS	1000000u
 
