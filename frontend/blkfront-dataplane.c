@@ -862,6 +862,19 @@ static uint64_t spin_budget(const struct pvio_blkfront_queue *q)
 	return b > q->spin_ns ? b : q->spin_ns;
 }
 
+/* ... and no further than a wait's deadline (0: none) from @now */
+static uint64_t spin_until(const struct pvio_blkfront_queue *q,
+			   uint64_t deadline, uint64_t now)
+{
+	uint64_t b = q->spin_ns ? spin_budget(q) : 0;
+
+	if (!b || !deadline)
+		return b;
+	if (now >= deadline)
+		return 0;
+	return b < deadline - now ? b : deadline - now;
+}
+
 /* up fast, down slowly: responses come in bursts, and the long waits
  * between bursts are the ones a spin must outlast */
 static void gap_note(struct pvio_blkfront_queue *q, uint64_t gap)
@@ -884,9 +897,14 @@ int pvio_blkfront_wait(struct pvio_blkfront_queue *q, unsigned int min,
 
 	if (q->nr_prepped)
 		pvio_blkfront_submit(q);
-	if (timeout_ms >= 0)
-		deadline = pvio_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	pvio_spin_init(&spin, spin_budget(q));
+	if (timeout_ms >= 0) {
+		uint64_t now = pvio_now_ns();
+
+		deadline = now + (uint64_t)timeout_ms * 1000000u;
+		pvio_spin_init(&spin, spin_until(q, deadline, now));
+	} else {
+		pvio_spin_init(&spin, spin_until(q, 0, 0));
+	}
 	for (;;) {
 		struct epoll_event ev;
 		int ms = -1;
@@ -902,10 +920,14 @@ int pvio_blkfront_wait(struct pvio_blkfront_queue *q, unsigned int min,
 		if (total >= min || q->busy == 0)
 			return (int)total;
 		if (n) {
-			pvio_spin_reset(&spin);
+			if (deadline)	/* what is left of the timeout */
+				pvio_spin_init(&spin, spin_until(q, deadline,
+								 pvio_now_ns()));
+			else
+				pvio_spin_reset(&spin);
 			continue;
 		}
-		if (q->spin_ns) {
+		if (spin.budget_ns) {
 			if (!idle_ns)
 				idle_ns = pvio_now_ns();
 			if (pvio_spin_continue(&spin))

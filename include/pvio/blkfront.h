@@ -318,7 +318,8 @@ PVIO_API int pvio_blkfront_arm(struct pvio_blkfront_queue *q);
  * sleeps with pvio_blkfront_arm() and poll(). A queue that spins at all
  * spins for its spin time or for twice the usual wait for a response it
  * has seen, if longer, up to 1 ms (adaptive polling: a remote disk's
- * responses come tens to hundreds of microseconds apart).
+ * responses come tens to hundreds of microseconds apart), and never past
+ * @timeout_ms.
  * Return: completions delivered (maybe fewer than @min after the timeout),
  * or the device's error when it is dead and nothing was left to complete.
  */

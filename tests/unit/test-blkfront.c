@@ -1347,6 +1347,65 @@ START_TEST(t_backend_closes)
 }
 END_TEST
 
+/*
+ * A wait's timeout bounds its spin too: a queue that polls (here for 2 s,
+ * far longer than adaptive polling's 1 ms) must not overstay a 20 ms
+ * timeout while the backend holds the request.
+ */
+START_TEST(t_wait_timeout_bounds_spin)
+{
+	/* the control thread notices the backend's death */
+	struct pvio_blkfront_opts o = { .flags = PVIO_BLKFRONT_F_THREAD };
+	struct pvio_blkfront_io io;
+	static char buf[4096];
+	struct t_mockblk_stats st;
+	struct t_mockblk_cfg c;
+	struct pvio_blkfront *dev;
+	struct pvio_blkfront_queue *q;
+	struct t_done d = { 0 };
+	struct pollfd pfd;
+	uint64_t t0, end;
+
+	t_mock_cfg(&c);
+	c.evil = T_EVIL_HOLD;	/* from the first request on */
+	t_mock_start(&c);
+	dev = t_open(&o);
+	q = pvio_blkfront_queue(dev, 0);
+	pvio_blkfront_queue_set_spin(q, 2000000000ull);
+	memset(&io, 0, sizeof(io));
+	io.op = PVIO_BLKFRONT_OP_READ;
+	io.len = 4096;
+	io.buf = buf;
+	io.done = t_count;
+	io.user_data = &d;
+	ck_assert_int_eq(pvio_blkfront_prep(q, &io), 0);
+	ck_assert_int_eq(pvio_blkfront_submit(q), 1);
+	end = t_now_ms() + 5000;
+	do {
+		t_mockblk_stats(t_mock, &st);
+		usleep(2000);
+	} while (st.held < 1 && t_now_ms() < end);
+	ck_assert_uint_eq(st.held, 1);
+	t0 = t_now_ms();
+	ck_assert_int_eq(pvio_blkfront_wait(q, 1, 20), 0);
+	ck_assert_msg(t_now_ms() - t0 < 1000, "a 20 ms wait took %llu ms",
+		      (unsigned long long)(t_now_ms() - t0));
+	ck_assert_int_eq(pvio_blkfront_wait(q, 1, 0), 0);
+	ck_assert_msg(t_now_ms() - t0 < 1000, "a 0 ms wait took %llu ms",
+		      (unsigned long long)(t_now_ms() - t0));
+	/* the toolstack detaches: the held request fails, the close ends */
+	t_mockblk_close(t_mock);
+	pfd.fd = pvio_blkfront_queue_fd(q);
+	pfd.events = POLLIN;
+	if (!pvio_blkfront_arm(q))
+		ck_assert_int_eq(poll(&pfd, 1, 5000), 1);	/* the death */
+	ck_assert_int_eq(pvio_blkfront_reap(q, 0), 1);
+	ck_assert_uint_eq(d.n, 1);
+	ck_assert_int_eq(d.res[0], -EIO);
+	ck_assert_int_eq(pvio_blkfront_close(dev), 0);
+}
+END_TEST
+
 START_TEST(t_resize)
 {
 	struct pvio_blkfront_opts o = { .flags = PVIO_BLKFRONT_F_THREAD,
@@ -1570,6 +1629,7 @@ static Suite *blkfront_suite(void)
 	tcase_add_loop_test(tc, t_hostile, 0,
 			    (int)(sizeof(t_evils) / sizeof(t_evils[0])));
 	tcase_add_test(tc, t_backend_closes);
+	tcase_add_test(tc, t_wait_timeout_bounds_spin);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("perf");
