@@ -212,6 +212,21 @@ static void t_count(struct pvio_blkfront_io *io, int res)
 	d->res[d->n++] = res;
 }
 
+/* Until the mock backend holds @n requests (T_EVIL_HOLD), 5 s at most. */
+static void t_wait_held(unsigned int n)
+{
+	struct t_mockblk_stats st;
+	uint64_t end = t_now_ms() + 5000;
+
+	for (;;) {
+		t_mockblk_stats(t_mock, &st);
+		if (st.held >= n || t_now_ms() >= end)
+			break;
+		usleep(2000);
+	}
+	ck_assert_uint_eq(st.held, n);
+}
+
 /* ---- handshake ----------------------------------------------------------- */
 
 START_TEST(t_handshake)
@@ -1275,7 +1290,6 @@ START_TEST(t_backend_closes)
 					.event = t_event };
 	struct pvio_blkfront_io ios[10];
 	static char bufs[10][4096];
-	struct t_mockblk_stats st;
 	struct t_mockblk_cfg c;
 	struct pvio_blkfront *dev;
 	struct pvio_blkfront_queue *q;
@@ -1310,12 +1324,7 @@ START_TEST(t_backend_closes)
 			p[i] = &ios[i];
 		ck_assert_int_eq(pvio_blkfront_submit_ios(q, p, 10), 10);
 	}
-	end = t_now_ms() + 5000;
-	do {
-		t_mockblk_stats(t_mock, &st);
-		usleep(2000);
-	} while (st.held < 10 && t_now_ms() < end);
-	ck_assert_uint_eq(st.held, 10);
+	t_wait_held(10);
 	/* nothing comes back: the fd stays quiet */
 	ck_assert_int_eq(pvio_blkfront_reap(q, 0), 0);
 	ck_assert_int_eq(pvio_blkfront_arm(q), 0);
@@ -1358,13 +1367,12 @@ START_TEST(t_wait_timeout_bounds_spin)
 	struct pvio_blkfront_opts o = { .flags = PVIO_BLKFRONT_F_THREAD };
 	struct pvio_blkfront_io io;
 	static char buf[4096];
-	struct t_mockblk_stats st;
 	struct t_mockblk_cfg c;
 	struct pvio_blkfront *dev;
 	struct pvio_blkfront_queue *q;
 	struct t_done d = { 0 };
 	struct pollfd pfd;
-	uint64_t t0, end;
+	uint64_t t0;
 
 	t_mock_cfg(&c);
 	c.evil = T_EVIL_HOLD;	/* from the first request on */
@@ -1380,12 +1388,7 @@ START_TEST(t_wait_timeout_bounds_spin)
 	io.user_data = &d;
 	ck_assert_int_eq(pvio_blkfront_prep(q, &io), 0);
 	ck_assert_int_eq(pvio_blkfront_submit(q), 1);
-	end = t_now_ms() + 5000;
-	do {
-		t_mockblk_stats(t_mock, &st);
-		usleep(2000);
-	} while (st.held < 1 && t_now_ms() < end);
-	ck_assert_uint_eq(st.held, 1);
+	t_wait_held(1);
 	t0 = t_now_ms();
 	ck_assert_int_eq(pvio_blkfront_wait(q, 1, 20), 0);
 	ck_assert_msg(t_now_ms() - t0 < 1000, "a 20 ms wait took %llu ms",

@@ -399,7 +399,7 @@ END_TEST
 /* fds of this process open on domain @domid's memory */
 static int t_mem_fds(unsigned int domid)
 {
-	char want[64], path[64], link[128];
+	char want[64], link[128];
 	struct dirent *e;
 	DIR *d = opendir("/proc/self/fd");
 	int n = 0;
@@ -408,8 +408,7 @@ static int t_mem_fds(unsigned int domid)
 	ck_assert_ptr_nonnull(d);
 	snprintf(want, sizeof(want), "/memfd:pvio-dom%u-mem", domid);
 	while ((e = readdir(d))) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
-		len = readlink(path, link, sizeof(link) - 1);
+		len = readlinkat(dirfd(d), e->d_name, link, sizeof(link) - 1);
 		if (len <= 0)
 			continue;
 		link[len] = 0;
