@@ -862,14 +862,15 @@ static uint64_t spin_budget(const struct pvio_blkfront_queue *q)
 	return b > q->spin_ns ? b : q->spin_ns;
 }
 
-/* ... and no further than a wait's deadline (0: none) from @now */
+/* ... and no further than a wait's deadline (0: none) */
 static uint64_t spin_until(const struct pvio_blkfront_queue *q,
-			   uint64_t deadline, uint64_t now)
+			   uint64_t deadline)
 {
-	uint64_t b = q->spin_ns ? spin_budget(q) : 0;
+	uint64_t b = q->spin_ns ? spin_budget(q) : 0, now;
 
 	if (!b || !deadline)
 		return b;
+	now = pvio_now_ns();
 	if (now >= deadline)
 		return 0;
 	return b < deadline - now ? b : deadline - now;
@@ -897,14 +898,9 @@ int pvio_blkfront_wait(struct pvio_blkfront_queue *q, unsigned int min,
 
 	if (q->nr_prepped)
 		pvio_blkfront_submit(q);
-	if (timeout_ms >= 0) {
-		uint64_t now = pvio_now_ns();
-
-		deadline = now + (uint64_t)timeout_ms * 1000000u;
-		pvio_spin_init(&spin, spin_until(q, deadline, now));
-	} else {
-		pvio_spin_init(&spin, spin_until(q, 0, 0));
-	}
+	if (timeout_ms >= 0)
+		deadline = pvio_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	pvio_spin_init(&spin, spin_until(q, deadline));
 	for (;;) {
 		struct epoll_event ev;
 		int ms = -1;
@@ -919,12 +915,8 @@ int pvio_blkfront_wait(struct pvio_blkfront_queue *q, unsigned int min,
 		total += (unsigned int)n;
 		if (total >= min || q->busy == 0)
 			return (int)total;
-		if (n) {
-			if (deadline)	/* what is left of the timeout */
-				pvio_spin_init(&spin, spin_until(q, deadline,
-								 pvio_now_ns()));
-			else
-				pvio_spin_reset(&spin);
+		if (n) {	/* a new budget: the gap just seen, the time left */
+			pvio_spin_init(&spin, spin_until(q, deadline));
 			continue;
 		}
 		if (spin.budget_ns) {
