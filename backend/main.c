@@ -715,19 +715,20 @@ int main(int argc, char **argv)
 					break;
 				}
 				devices_tick(&bd);
+				notify_status(&bd, "");
 				/* what dead guests left in each handle (the
 				 * sim's view of a guest's memory): the workers'
 				 * handles may see no call for long */
 				pvio_platform_tidy(bd.plat);
-				for (i = 0; i < bd.nr_workers; i++)
-					if (bd.workers[i].plat)
-						pvio_platform_tidy(bd.workers[i].plat);
-				notify_status(&bd, "");
-				for (i = 0; i < bd.nr_workers; i++)
-					worker_check_stall(&bd.workers[i],
-							   pvio_now_ns(),
+				for (i = 0; i < bd.nr_workers; i++) {
+					struct worker *w = &bd.workers[i];
+
+					if (w->plat)
+						pvio_platform_tidy(w->plat);
+					worker_check_stall(w, pvio_now_ns(),
 							   (uint64_t)bd.o.stall_s *
 							   1000000000u);
+				}
 				break;
 			case EV_DONE:
 				if (read(bd.done_efd, &v, sizeof(v)) < 0)
