@@ -457,6 +457,45 @@ START_TEST(t_spin_budget)
 }
 END_TEST
 
+/* Rounds that each cost 20 us: a 100 us budget is a handful of them,
+ * not the 128 untimed rounds pvio_spin_continue() starts with. Counted in
+ * rounds, so a preempted test only sees fewer. */
+static unsigned int dear_rounds(bool (*cont)(struct pvio_spin *))
+{
+	struct pvio_spin s;
+	unsigned int rounds = 0;
+
+	pvio_spin_init(&s, 100000);
+	while (cont(&s) && rounds < 1000) {
+		uint64_t end = pvio_now_ns() + 20000;
+
+		while (pvio_now_ns() < end)
+			;
+		rounds++;
+	}
+	return rounds;
+}
+
+START_TEST(t_spin_timed_budget)
+{
+	struct pvio_spin s;
+
+	ck_assert_uint_le(dear_rounds(pvio_spin_continue_timed), 8);
+	ck_assert_uint_ge(dear_rounds(pvio_spin_continue), 128);
+	/* cheap rounds: it still spins its budget */
+	{
+		uint64_t t0 = pvio_now_ns();
+
+		pvio_spin_init(&s, 2000000);
+		while (pvio_spin_continue_timed(&s))
+			;
+		ck_assert_uint_ge(pvio_now_ns() - t0, 2000000);
+	}
+	/* and after its budget a fresh one starts */
+	ck_assert(pvio_spin_continue_timed(&s));
+}
+END_TEST
+
 /* a heartbeat stored after "now" was read is no stall of 584 years */
 START_TEST(t_since)
 {
@@ -491,6 +530,7 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, t_index_once_per_pass);
 	tcase_add_test(tc, t_netif_tx);
 	tcase_add_test(tc, t_spin_budget);
+	tcase_add_test(tc, t_spin_timed_budget);
 	suite_add_tcase(s, tc);
 	return s;
 }
