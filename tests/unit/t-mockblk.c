@@ -556,9 +556,12 @@ static void serve(struct t_mockblk *m, struct t_mq *q)
 		      m->served > m->evil_after;
 		pthread_mutex_unlock(&m->lock);
 		if (bad && n) {
-			/* publish 100 responses more than were asked for */
+			/* publish more than a ring of responses past ours:
+			 * more than were asked for, however many are in
+			 * flight (+100 was not, with 100 or more) */
 			__atomic_store_n(&q->ring.sring->rsp_prod,
-					 q->ring.rsp_prod_pvt + 100,
+					 q->ring.rsp_prod_pvt +
+					 q->ring.nr_ents + 1,
 					 __ATOMIC_RELEASE);
 			q->ring.rsp_pushed = q->ring.rsp_prod_pvt;
 			pvio_evtchn_notify(m->p, (pvio_port_t)q->port);

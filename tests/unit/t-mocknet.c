@@ -41,6 +41,7 @@ struct t_nq {
 	struct netif_tx_request txq[T_TXQ];
 	unsigned int ntxq;
 	bool rx_waiting;		/* short of rx buffers */
+	bool rx_frozen;			/* rsp_prod left broken (RX_OVERFLOW) */
 };
 
 /* rx frames to deliver to one queue, under m->lock */
@@ -194,6 +195,7 @@ static void disconnect(struct t_mocknet *m)
 		q->ntxq = 0;
 		q->dead = false;
 		q->rx_waiting = false;
+		q->rx_frozen = false;
 	}
 	pvio_gcopy_destroy(&m->gc);
 	m->attached = false;
@@ -707,7 +709,7 @@ static bool serve_rx(struct t_mocknet *m, unsigned int qi)
 	bool unblocked = false;
 	struct t_netpkt *p;
 
-	while ((p = rx_peek(m, qi))) {
+	while (!q->rx_frozen && (p = rx_peek(m, qi))) {
 		unsigned int ds, need, k, r, fails = 0;
 		bool gso = p->off.gso_type != XEN_NETIF_GSO_TYPE_NONE;
 		uint16_t off = (uint16_t)m->cfg.rx_offset, fl = 0;
@@ -825,10 +827,16 @@ static bool serve_rx(struct t_mocknet *m, unsigned int qi)
 		}
 		rx_push_notify(m, q);
 		if (evil == T_NEVIL_RX_OVERFLOW) {
+			/* more than a ring past what we answered: beyond
+			 * whatever the frontend has posted (+100 was not,
+			 * with 100 rx buffers or more posted) */
 			__atomic_store_n(&q->rx.sring->rsp_prod,
-					 q->rx.rsp_pushed + 100,
+					 q->rx.rsp_pushed + q->rx.nr_ents + 1,
 					 __ATOMIC_RELEASE);
 			pvio_evtchn_notify(m->p, (pvio_port_t)q->rx_port);
+			/* and it stays: the next packet's push would write a
+			 * sane index over it before the frontend looked */
+			q->rx_frozen = true;
 		}
 		pthread_mutex_lock(&m->lock);
 		m->st.rx_packets++;
