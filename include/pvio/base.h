@@ -122,6 +122,21 @@ PVIO_INLINE void pvio_spin_reset(struct pvio_spin *s)
 	s->iter = 0;
 }
 
+/* The clock's part of a spin: the first look starts the budget. */
+PVIO_INLINE bool pvio__spin_in_budget(struct pvio_spin *s)
+{
+	uint64_t now = pvio_now_ns();
+
+	if (s->deadline_ns == 0) {
+		s->deadline_ns = now + s->budget_ns;
+		return true;
+	}
+	if (now < s->deadline_ns)
+		return true;
+	pvio_spin_reset(s);
+	return false;
+}
+
 /*
  * Idle: pause once and return true while the budget lasts, false to sleep.
  * Short idle gaps (the common case under load) never read the clock: it is
@@ -133,14 +148,7 @@ PVIO_INLINE bool pvio_spin_continue(struct pvio_spin *s)
 	pvio_cpu_relax();
 	if (pvio_likely(++s->iter & 63) || s->iter < 128)
 		return true;
-	if (s->deadline_ns == 0) {
-		s->deadline_ns = pvio_now_ns() + s->budget_ns;
-		return true;
-	}
-	if (pvio_now_ns() < s->deadline_ns)
-		return true;
-	pvio_spin_reset(s);
-	return false;
+	return pvio__spin_in_budget(s);
 }
 
 /*
@@ -151,21 +159,9 @@ PVIO_INLINE bool pvio_spin_continue(struct pvio_spin *s)
  */
 PVIO_INLINE bool pvio_spin_continue_timed(struct pvio_spin *s)
 {
-	uint64_t now;
-
 	pvio_cpu_relax();
-	now = pvio_now_ns();
-	if (s->deadline_ns == 0) {
-		s->deadline_ns = now + s->budget_ns;
-		s->iter = 1;
-		return true;
-	}
-	if (now < s->deadline_ns) {
-		s->iter++;
-		return true;
-	}
-	pvio_spin_reset(s);
-	return false;
+	s->iter++;
+	return pvio__spin_in_budget(s);
 }
 
 #ifdef __cplusplus
