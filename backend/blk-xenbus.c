@@ -922,7 +922,10 @@ static void remote_close(struct device *d, struct vbd *v)
 		c->t0 = pvio_now_ms();
 		c->v = *v;
 		c->j.key = c->v.params;
-		rc = ctl_job_start(d->bd, &c->j, false);
+		rc = v->close_hold ?
+		     ctl_job_start_held(d->bd, &c->j, v->close_hold) :
+		     ctl_job_start(d->bd, &c->j, false);
+		v->close_hold = NULL;	/* consumed either way */
 		if (!rc) {
 			v->tpriv = NULL;	/* the job's */
 			log_info("%s: closing %s (%s)", d->path, v->params,
@@ -946,12 +949,28 @@ static void vbd_destroy(struct device *d)
 	vbd_abort(d);
 	if (v->tops && v->tops->close && v->tpriv)
 		remote_close(d, v);
+	ctl_key_release(d->bd, v->close_hold);
 	if (v->fd_direct >= 0)
 		close(v->fd_direct);
 	if (v->fd_buffered >= 0)
 		close(v->fd_buffered);
 	free(v);
 	d->priv = NULL;
+}
+
+/*
+ * Removed while its queues drain (a remote target's in-flight I/O waits
+ * on its peer): its close comes after the drain, and an open of the same
+ * target started meanwhile (the image re-attached to another guest) must
+ * wait for it, not meet our own handle's lock: the close's place in its
+ * key's line is taken now.
+ */
+static void vbd_going(struct device *d)
+{
+	struct vbd *v = VBD(d);
+
+	if (v && v->tops && v->tops->close && v->tpriv && !v->close_hold)
+		v->close_hold = ctl_key_hold(d->bd, v->params);
 }
 
 /* A target deleted under a running device: the guest's writes go to an
@@ -1072,6 +1091,7 @@ const struct device_ops vbd_ops = {
 	.disconnect = vbd_disconnect,
 	.destroy = vbd_destroy,
 	.abort = vbd_abort,
+	.going = vbd_going,
 	.tick = vbd_tick,
 	.changed = vbd_changed,
 	.limits = vbd_limits,

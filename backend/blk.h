@@ -36,6 +36,7 @@ struct vbd {
 	const struct blk_target_ops *tops;
 	void *tpriv;		/* the target's own state (remote kinds) */
 	void *open_job;		/* opening off the main thread (blk-xenbus.c) */
+	struct cw_slot *close_hold;	/* removed, draining: the close's place */
 	char why[512];		/* a remote target's one-line failure reason */
 	int fd_direct;		/* O_DIRECT, or -1 */
 	int fd_buffered;

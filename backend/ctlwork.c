@@ -228,20 +228,23 @@ void ctlwork_init(struct backd *bd)
 	bd->cw_keyed = NULL;
 }
 
-/* cw_lock held: @j on a thread of its own, last in its key's line */
-static int start_solo(struct backd *bd, struct ctl_job *j)
+/*
+ * cw_lock held: @j on a thread of its own, last in its key's line, or in
+ * the place @hold took (ctl_key_hold(): consumed, also on failure).
+ */
+static int start_solo(struct backd *bd, struct ctl_job *j, struct cw_slot *hold)
 {
-	struct cw_slot *s = calloc(1, sizeof(*s));
+	struct cw_slot *s = hold ? hold : calloc(1, sizeof(*s));
 	struct cw_slot **pp = &bd->cw_keyed;
 	int rc = -ENOMEM;
 
 	if (!s)
 		return rc;
-	if (j->key && !(s->key = strdup(j->key)))
+	if (!hold && j->key && !(s->key = strdup(j->key)))
 		goto free_slot;
 	s->bd = bd;
 	s->j = j;
-	if (s->key) {	/* in line before its thread looks */
+	if (s->key && !hold) {	/* in line before its thread looks */
 		while (*pp)
 			pp = &(*pp)->next;
 		*pp = s;
@@ -249,8 +252,12 @@ static int start_solo(struct backd *bd, struct ctl_job *j)
 	rc = spawn(bd, solo_main, s);
 	if (!rc)
 		return 0;
-	if (s->key)	/* nobody runs it: out of the line */
-		*pp = NULL;
+	if (s->key) {	/* nobody runs it: out of the line */
+		for (pp = &bd->cw_keyed; *pp != s; pp = &(*pp)->next)
+			;
+		*pp = s->next;
+		pthread_cond_broadcast(&cw_keys);
+	}
 free_slot:
 	free(s->key);
 	free(s);
@@ -283,10 +290,50 @@ int ctl_job_start(struct backd *bd, struct ctl_job *j, bool serial)
 		}
 	} else {
 		j->state = JOB_RUNNING;
-		rc = start_solo(bd, j);
+		rc = start_solo(bd, j, NULL);
 	}
 	pthread_mutex_unlock(&cw_lock);
 	return rc;
+}
+
+struct cw_slot *ctl_key_hold(struct backd *bd, const char *key)
+{
+	struct cw_slot *s = calloc(1, sizeof(*s)), **pp;
+
+	if (!s || !(s->key = strdup(key))) {
+		free(s);
+		return NULL;
+	}
+	s->bd = bd;
+	pthread_mutex_lock(&cw_lock);
+	for (pp = &bd->cw_keyed; *pp; pp = &(*pp)->next)
+		;
+	*pp = s;
+	pthread_mutex_unlock(&cw_lock);
+	return s;
+}
+
+int ctl_job_start_held(struct backd *bd, struct ctl_job *j,
+		       struct cw_slot *hold)
+{
+	int rc;
+
+	j->cancelled = false;
+	j->next = NULL;
+	j->state = JOB_RUNNING;
+	pthread_mutex_lock(&cw_lock);
+	rc = start_solo(bd, j, hold);
+	pthread_mutex_unlock(&cw_lock);
+	return rc;
+}
+
+void ctl_key_release(struct backd *bd, struct cw_slot *hold)
+{
+	if (!hold)
+		return;
+	key_done(bd, hold);
+	free(hold->key);
+	free(hold);
 }
 
 void ctl_job_cancel(struct backd *bd, struct ctl_job *j)

@@ -381,6 +381,8 @@ static void dev_free(struct device *d)
 	if (!disconnect(d)) {
 		d->next = bd->dying;
 		bd->dying = d;
+		if (d->ops->going)
+			d->ops->going(d);
 		return;
 	}
 	d->ops->destroy(d);

@@ -333,6 +333,9 @@ struct device_ops {
 	 * thread (-EINPROGRESS): cancel that step, nothing reaches the
 	 * device any more (NULL: the kind never returns -EINPROGRESS). */
 	void (*abort)(struct device *d);
+	/* Removed while its queues still drain: destroy() comes once they
+	 * have (NULL: nothing to prepare). */
+	void (*going)(struct device *d);
 	/* Extra JSON fields for the stats dump, added to @o. */
 	void (*describe)(struct device *d, struct json_object *o);
 };
@@ -507,6 +510,18 @@ struct ctl_job {
 void ctlwork_init(struct backd *bd);
 /* Start @j on a thread of its own, or on the serial lane (in order). */
 int ctl_job_start(struct backd *bd, struct ctl_job *j, bool serial);
+/*
+ * A place in @key's line taken now for a job that starts later (NULL: no
+ * memory, no place): a vbd removed while its queues still drain closes
+ * its target only once they have drained, and an open of the same target
+ * started meanwhile must wait for that close, not meet its lock. Given
+ * to ctl_job_start_held() (@j runs there, after the jobs of its key
+ * started before the hold was taken), or given up: ctl_key_release().
+ */
+struct cw_slot *ctl_key_hold(struct backd *bd, const char *key);
+int ctl_job_start_held(struct backd *bd, struct ctl_job *j,
+		       struct cw_slot *hold);
+void ctl_key_release(struct backd *bd, struct cw_slot *hold);
 /* Main thread: done() will not run; drop() runs now or when run() ends. */
 void ctl_job_cancel(struct backd *bd, struct ctl_job *j);
 /* Main thread, on done_efd: done() of every job that finished. */

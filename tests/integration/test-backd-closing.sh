@@ -12,6 +12,10 @@
 #    client" from our own old handle), and once the cluster is back the
 #    close finishes, the new disk does verified I/O;
 #  - once closed, pvio-backd's fds and threads are back where they were;
+#  - a vbd removed while its I/O waits on the stopped cluster closes only
+#    once that I/O has drained; the same image re-attached meanwhile
+#    waits for that drain and close too (before the fix its open went
+#    ahead and met the old handle's exclusive lock);
 #  - SIGTERM with a close hung on the stopped cluster exits within the
 #    drain bound.
 # Needs root and Ceph's mon/osd/rbd: SKIPs otherwise (tools/install-deps.sh
@@ -122,13 +126,45 @@ done
 [ "$(nth)" -eq "$th0" ] || t_fail "threads: $th0 before, $(nth) after"
 t_pass "closed: fds $fd0 -> $(nfd), threads $th0 -> $(nth)"
 
+# ---- removed while its I/O waits on the stopped cluster -------------------------------
+ctl vbd-attach g1 "$IMG" --vdev xvda >/dev/null || t_fail "attach rbd (drain)"
+io g1 51712 20
+"$PVIO_CTL" -w "$W" run g1 -- "$CLIENT" 51712 io 1000000 >"$W/g1-bg.out" 2>&1 &
+bg=$!
+sleep 0.5
+stop_cluster
+sleep 0.5
+kill -KILL "$bg" 2>/dev/null; wait "$bg" 2>/dev/null
+# the toolstack removes the device without waiting for Closed (libxl
+# does after its timeout): its queues still drain
+XENSTORED_PATH="$W/xs/dom0.sock" xenstore-rm "/local/domain/0/backend/vbd/$D1/51712" ||
+	t_fail "xenstore-rm the backend directory"
+XENSTORED_PATH="$W/xs/dom0.sock" xenstore-rm "/local/domain/$D1/device/vbd/51712" || true
+nclosed=$(grep -c "vbd/$D1/51712: .*closed" "$W/backd.log")
+ndrained=$(grep -c "vbd/$D1/51712: drained after its removal" "$W/backd.log")
+ctl vbd-attach g3 "$IMG" --vdev xvda --no-wait >/dev/null || t_fail "attach g3 (drain)"
+wait_log "$IMG: waits for an earlier open or close of it" 2 10
+stats_ok "while g3's open waits for g1's drain"
+sleep 1
+[ "$(grep -c "vbd/$D1/51712: drained after its removal" "$W/backd.log")" -eq "$ndrained" ] ||
+	t_fail "g1's vbd drained with the cluster stopped: no I/O was in flight, the test proves nothing"
+cont_cluster
+wait_log "vbd/$D1/51712: drained after its removal" $((ndrained + 1)) $((TMO + 10))
+wait_log "vbd/$D1/51712: .*closed" $((nclosed + 1)) $((TMO + 10))
+t_wait_states g3 51712 "Initialising InitWait" $((TMO + 10))
+io g3 51712 100
+grep -q "exclusive lock is held" "$W/backd.log" &&
+	t_fail "the re-attach met the draining handle's lock: $(grep "exclusive lock" "$W/backd.log")"
+ctl vbd-detach g3 xvda >/dev/null || t_fail "detach g3 (drain)"
+t_pass "removed while its I/O waited on the stopped cluster: the same image re-attached meanwhile opened after the drain and close, 100 verified write+read"
+
 # ---- SIGTERM with a close hung -----------------------------------------------------------
 ctl vbd-attach g1 "$IMG" --vdev xvda >/dev/null || t_fail "attach rbd (3)"
 io g1 51712 20
 stop_cluster
 timeout 5 "$PVIO_CTL" -w "$W" vbd-detach g1 xvda >/dev/null ||
 	t_fail "vbd-detach (3): not done within 5 s"
-wait_log "vbd/$D1/51712: closing $IMG" 2 5
+wait_log "vbd/$D1/51712: closing $IMG" 3 5
 t0=$(date +%s%N)
 kill -TERM "$BACKD_PID"
 for _ in $(seq 100); do kill -0 "$BACKD_PID" 2>/dev/null || break; sleep 0.05; done
