@@ -11,7 +11,10 @@
 #  - one vif (g4's) through Xen's stock vif-openvswitch script instead
 #    (the hotplug protocol), the others through pvio-backd's own attach;
 #  - VLANs (bridge=br-int.10 / .20): same tag across the tunnel reach each
-#    other, different tags on one host do not; br-int:10:20 a trunk port;
+#    other, different tags on one host do not; br-int:10:20 a trunk port
+#    whose guest's tagged frames reach the access ports of their VLAN
+#    (across the tunnel too) untagged, and which gets theirs tagged;
+#    other VLANs and untagged frames do not pass it;
 #  - a restarted pvio-backd finds its port in place (no second one), the
 #    guest's traffic goes on; vif-detach removes the port;
 #  - bad configuration fails the device with an error node: no such
@@ -134,7 +137,9 @@ else
 	cb vif-attach g4 --bridge br-int.10 >/dev/null || t_fail "vif-attach g4"
 fi
 ca vif-attach g5 --bridge br-int.20 >/dev/null || t_fail "vif-attach g5"
-# a trunk (no guest: this kernel may lack 802.1Q interfaces)
+# a trunk: g5's second vif; its guest sends and reads 802.1Q frames on a
+# raw socket (pkt.py), not through a VLAN interface (this kernel may lack
+# the 8021q module)
 ca vif-attach g5 --devid 1 --bridge br-int:10:20 >/dev/null || t_fail "vif-attach g5 trunk"
 
 # guest N of world WORLD as eth0 with ADDR, MTU 1400: the VXLAN's 50 bytes
@@ -212,6 +217,63 @@ no_png 5 10.93.2.3 || t_fail "g5 (VLAN 20) reached g3 (VLAN 10) on its host"
 no_png 5 10.93.2.4 || t_fail "g5 (VLAN 20) reached g4 (VLAN 10) across the tunnel"
 no_png 3 10.93.2.5 || t_fail "g3 (VLAN 10) reached g5 (VLAN 20)"
 t_pass "VLANs: same tag across the tunnel reach each other, different tags do not"
+
+# ---- the trunk, with traffic: g5's eth1 on br-int:10:20 -------------------------
+PKT="$S/tests/integration/pkt.py"
+ip netns exec "$(g_ns 5)" "$PVIO_CTL" -w "$WA" run g5 -- \
+	"$NF" --devid 1 --ifname eth1 >>"$WA/nf-g5.1.log" 2>&1 &
+T_PIDS="$T_PIDS $!" NF_PIDS="$NF_PIDS $!"
+W=$WA t_wait_states g5 1 "Connected Connected"
+ip netns exec "$(g_ns 5)" ip link set eth1 up || t_fail "no eth1 in g5: $(cat "$WA/nf-g5.1.log")"
+# listen on GUEST:IFACE pairs for SECS, into $WA/vl-GUEST-IFACE
+listen() {
+	local secs=$1 gi; shift
+	L_PIDS=""
+	for gi in "$@"; do
+		ip netns exec "$(g_ns "${gi%:*}")" python3 "$PKT" vlans "${gi#*:}" "$secs" \
+			>"$WA/vl-${gi%:*}-${gi#*:}" 2>&1 &
+		L_PIDS="$L_PIDS $!"
+	done
+	for gi in "$@"; do
+		for _ in $(seq 100); do
+			grep -q ready "$WA/vl-${gi%:*}-${gi#*:}" && break
+			sleep 0.05
+		done
+	done
+}
+inject() {	# GUEST IFACE VLAN MARK
+	ip netns exec "$(g_ns "$1")" python3 "$PKT" inject "$2" 20 100 "$3" "$4" ||
+		t_fail "inject from g$1 $2"
+}
+heard() {	# GUEST:IFACE "frames K marks [..] tags [..]"
+	local got
+	got=$(grep frames "$WA/vl-${1%:*}-${1#*:}")
+	[ "$got" = "$2" ] || t_fail "g${1%:*} ${1#*:}: heard '$got', want '$2'"
+}
+# the guest's tagged frames leave the trunk for their VLAN's access
+# ports (the tag taken off), on this host and across the tunnel; VLAN
+# 30 and untagged frames go nowhere. g1's port has neither tag nor
+# trunks, which OVS makes a port of every VLAN (Xen's vif-openvswitch
+# adds an untagged vif the same way): it gets VLAN 10 and 20 tagged
+listen 4 3:eth0 4:eth0 5:eth0 1:eth0
+inject 5 eth1 10 10
+inject 5 eth1 20 20
+inject 5 eth1 30 30
+inject 5 eth1 0 0
+wait $L_PIDS
+heard 3:eth0 "frames 20 marks [10] tags []"
+heard 4:eth0 "frames 20 marks [10] tags []"
+heard 5:eth0 "frames 20 marks [20] tags []"
+heard 1:eth0 "frames 40 marks [10, 20] tags [10, 20]"
+# and the access ports' frames come to the trunk tagged with theirs; the
+# untagged network's do not
+listen 3 5:eth1
+inject 3 eth0 0 1
+inject 5 eth0 0 2
+inject 1 eth0 0 3
+wait $L_PIDS
+heard 5:eth1 "frames 40 marks [1, 2] tags [10, 20]"
+t_pass "trunk br-int:10:20: its guest's VLAN 10/20 frames reach those VLANs' guests untagged (across the tunnel too) and the untagged port tagged, the guests' frames come back tagged; VLAN 30 and untagged frames do not pass"
 
 # ---- a restarted pvio-backd: the port is there, once --------------------------------
 kill -TERM "$BA"; wait "$BA" 2>/dev/null
