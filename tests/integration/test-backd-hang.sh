@@ -9,8 +9,10 @@
 #  - the hung guest's frontend dies (kill -9): the backend fails that
 #    device without waiting for its drain; stats still answer and a new
 #    guest connects and does verified I/O;
-#  - SIGTERM: pvio-backd exits (status 0) within 2 s, the hung device
-#    abandoned and logged.
+#  - SIGTERM: pvio-backd exits (status 0) within 2 s (--drain-timeout's
+#    1.5 s and the exit; 3 s in a sanitizer build, whose exit scans the
+#    heap for leaks: 0.5 s in a CI run), the hung device abandoned and
+#    logged.
 . "$(dirname "$0")/lib.sh"
 BLK="$B/tests/integration/t-blkclient"
 HANGFS="$B/tests/integration/t-hangfs"
@@ -95,14 +97,16 @@ timeout 20 "$PVIO_CTL" -w "$W" run g5 -- "$BLK" 51712 io 200 >"$W/g5.out" 2>&1 |
 run g1 51712 io 200 >"$W/g1.out" 2>&1 || t_fail "g1 after: $(cat "$W/g1.out")"
 t_pass "the hung guest's frontend died: its device failed, stats answer, a new guest connects and does I/O"
 
+EXIT_MS=2000
+grep -q 'libasan\|libubsan' "/proc/$BACKD_PID/maps" && EXIT_MS=3000
 t0=$(date +%s%N)
 kill -TERM "$BACKD_PID"
-for _ in $(seq 100); do kill -0 "$BACKD_PID" 2>/dev/null || break; sleep 0.02; done
+for _ in $(seq 250); do kill -0 "$BACKD_PID" 2>/dev/null || break; sleep 0.02; done
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 kill -0 "$BACKD_PID" 2>/dev/null && t_fail "pvio-backd still running ${ms} ms after SIGTERM"
 wait "$BACKD_PID"; rc=$?
 [ $rc = 0 ] || t_fail "pvio-backd exited with $rc"
-[ $ms -le 2000 ] || t_fail "SIGTERM took $ms ms (more than 2 s)"
+[ $ms -le $EXIT_MS ] || t_fail "SIGTERM took $ms ms (more than $EXIT_MS ms)"
 grep -q "backend/vbd/4/51712.*abandoned" "$W/backd.log" || t_fail "the hung device's abandonment was not logged"
 t_pass "SIGTERM: exited in $ms ms, the hung device abandoned"
 rm -f "$W/hang"
