@@ -907,6 +907,12 @@ static void close_done(struct ctl_job *j)
 	free(c);
 }
 
+/* A remote target's handle is open: its close is a job (remote_close) */
+static bool remote_held(const struct vbd *v)
+{
+	return v->tops && v->tops->close && v->tpriv;
+}
+
 static void remote_close(struct device *d, struct vbd *v)
 {
 	struct close_job *c = malloc(sizeof(*c));
@@ -947,7 +953,7 @@ static void vbd_destroy(struct device *d)
 	if (!v)
 		return;
 	vbd_abort(d);
-	if (v->tops && v->tops->close && v->tpriv)
+	if (remote_held(v))
 		remote_close(d, v);
 	ctl_key_release(d->bd, v->close_hold);
 	if (v->fd_direct >= 0)
@@ -969,7 +975,7 @@ static void vbd_going(struct device *d)
 {
 	struct vbd *v = VBD(d);
 
-	if (v && v->tops && v->tops->close && v->tpriv && !v->close_hold)
+	if (v && remote_held(v) && !v->close_hold)
 		v->close_hold = ctl_key_hold(d->bd, v->params);
 }
 

@@ -142,16 +142,33 @@ static bool key_wait(struct backd *bd, struct cw_slot *s)
 	return go;
 }
 
-static void key_done(struct backd *bd, struct cw_slot *s)
+/* cw_lock held: @s last in its key's line */
+static void line_add(struct backd *bd, struct cw_slot *s)
 {
 	struct cw_slot **pp;
 
-	pthread_mutex_lock(&cw_lock);
+	for (pp = &bd->cw_keyed; *pp; pp = &(*pp)->next)
+		;
+	s->next = NULL;
+	*pp = s;
+}
+
+/* cw_lock held: @s out of the line; those behind it look again */
+static void line_del(struct backd *bd, struct cw_slot *s)
+{
+	struct cw_slot **pp;
+
 	for (pp = &bd->cw_keyed; *pp && *pp != s; pp = &(*pp)->next)
 		;
 	if (*pp)
 		*pp = s->next;
 	pthread_cond_broadcast(&cw_keys);
+}
+
+static void key_done(struct backd *bd, struct cw_slot *s)
+{
+	pthread_mutex_lock(&cw_lock);
+	line_del(bd, s);
 	pthread_mutex_unlock(&cw_lock);
 }
 
@@ -235,7 +252,6 @@ void ctlwork_init(struct backd *bd)
 static int start_solo(struct backd *bd, struct ctl_job *j, struct cw_slot *hold)
 {
 	struct cw_slot *s = hold ? hold : calloc(1, sizeof(*s));
-	struct cw_slot **pp = &bd->cw_keyed;
 	int rc = -ENOMEM;
 
 	if (!s)
@@ -244,20 +260,13 @@ static int start_solo(struct backd *bd, struct ctl_job *j, struct cw_slot *hold)
 		goto free_slot;
 	s->bd = bd;
 	s->j = j;
-	if (s->key && !hold) {	/* in line before its thread looks */
-		while (*pp)
-			pp = &(*pp)->next;
-		*pp = s;
-	}
+	if (s->key && !hold)	/* in line before its thread looks */
+		line_add(bd, s);
 	rc = spawn(bd, solo_main, s);
 	if (!rc)
 		return 0;
-	if (s->key) {	/* nobody runs it: out of the line */
-		for (pp = &bd->cw_keyed; *pp != s; pp = &(*pp)->next)
-			;
-		*pp = s->next;
-		pthread_cond_broadcast(&cw_keys);
-	}
+	if (s->key)	/* nobody runs it: out of the line */
+		line_del(bd, s);
 free_slot:
 	free(s->key);
 	free(s);
@@ -298,7 +307,7 @@ int ctl_job_start(struct backd *bd, struct ctl_job *j, bool serial)
 
 struct cw_slot *ctl_key_hold(struct backd *bd, const char *key)
 {
-	struct cw_slot *s = calloc(1, sizeof(*s)), **pp;
+	struct cw_slot *s = calloc(1, sizeof(*s));
 
 	if (!s || !(s->key = strdup(key))) {
 		free(s);
@@ -306,9 +315,7 @@ struct cw_slot *ctl_key_hold(struct backd *bd, const char *key)
 	}
 	s->bd = bd;
 	pthread_mutex_lock(&cw_lock);
-	for (pp = &bd->cw_keyed; *pp; pp = &(*pp)->next)
-		;
-	*pp = s;
+	line_add(bd, s);
 	pthread_mutex_unlock(&cw_lock);
 	return s;
 }
