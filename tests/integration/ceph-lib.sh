@@ -2,7 +2,8 @@
 # A one-mon, one-OSD Ceph cluster on loopback (memstore, no auth, no
 # manager), for the RBD tests: about what ceph/go-ceph's micro-osd.sh does.
 # Source it after lib.sh; ceph_up DIR PORT starts it (exports CEPH_CONF;
-# the mon on PORT or, if something listens there, on the next free port),
+# the mon on PORT or, if something listens there, on the next free port;
+# the mon and the OSD on CEPH_ADDR, 127.0.0.1 unless set),
 # ceph_image_up DIR PORT SIZE too, with pool rbd and image rbd/disk1 of
 # SIZE (t_fail otherwise); ceph_down stops it. Bounded: every wait has a
 # deadline.
@@ -30,7 +31,7 @@ ceph_mon_up() {	# dir port
 	cat >"$dir/ceph.conf" <<CONF
 [global]
 fsid = $fsid
-mon host = 127.0.0.1:$port
+mon host = ${CEPH_ADDR:-127.0.0.1}:$port
 mon initial members = a
 auth cluster required = none
 auth service required = none
@@ -62,9 +63,10 @@ osd class update on start = false
 osd pool default read lease ratio = 15
 [mon.a]
 mon data = $dir/mon
-mon addr = 127.0.0.1:$port
+mon addr = ${CEPH_ADDR:-127.0.0.1}:$port
 [osd.0]
 osd data = $dir/osd
+${CEPH_ADDR:+public addr = $CEPH_ADDR}
 CONF
 	export CEPH_CONF=$dir/ceph.conf
 	ceph-mon --mkfs -i a --keyring /dev/null >"$dir/log/mkfs-mon.out" 2>&1 ||
@@ -85,7 +87,7 @@ CONF
 		timeout 10 ceph --connect-timeout 1 mon stat >/dev/null \
 			2>"$dir/log/mon-stat.err" && return 0
 	done
-	echo "ceph: no monitor on 127.0.0.1:$port ($( (kill -0 "$CEPH_MON_PID" 2>/dev/null &&
+	echo "ceph: no monitor on ${CEPH_ADDR:-127.0.0.1}:$port ($( (kill -0 "$CEPH_MON_PID" 2>/dev/null &&
 		echo running) || echo exited)): $(tail -n 3 "$dir/log/mon-stat.err")" >&2
 	tail -n 5 "$dir/log/mon.out" "$dir/log/mon.a.log" >&2
 	kill -KILL "$CEPH_MON_PID" 2>/dev/null

@@ -174,6 +174,16 @@ for b in /usr/bin/qemu-nbd /usr/bin/qemu-img; do
   cp "$b" "$R/usr/bin/"
   add_libs "$R" "$b"
 done
+# blk-rbd: the rbd tool (ceph-common; pvio-backd's closure has its
+# libraries but boost's program_options and a few small ones: ~5 MB) and
+# the e1000 that QEMU gives dom0 for the way to the cluster on the host
+if [ -x /usr/bin/rbd ]; then
+  cp /usr/bin/rbd "$R/usr/bin/"
+  add_libs "$R" /usr/bin/rbd
+else
+  echo "build-initramfs: no /usr/bin/rbd: blk-rbd will fail (ceph-common)" >&2
+fi
+add_mods "$R" drivers/net/ethernet/intel/e1000/e1000
 # net-ovs: Open vSwitch (openvswitch-switch, tools/install-deps.sh) on the
 # kernel's datapath, and Xen's stock vif-openvswitch hotplug script with
 # what it sources (xen-utils-common) and runs (bash); ~20 MB.

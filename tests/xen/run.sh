@@ -21,7 +21,7 @@
 #                         current directory if it was configured)
 #   XENLAB_KIT            the lab kit (default $PVIO_SRCDIR/../shared/xenlab)
 #   XENLAB_WORK           the kit's work dir (default ${TMPDIR:-/tmp}/xenlab)
-#   PVIO_XEN_TIMEOUT      seconds for each boot (default 420; about 130 on an
+#   PVIO_XEN_TIMEOUT      seconds for each boot (default 540; about 130 on an
 #                         idle 2-CPU machine)
 #   PVIO_XEN_JOBS=1|2     boots at a time (default 2 when 3 GiB of memory
 #                         are available: each QEMU takes ~1.3 GB; the boots
@@ -144,8 +144,51 @@ LAB=$LAB bash "$HERE/build-initramfs.sh" > "$LAB/logs/build-initramfs.log" 2>&1 
 	{ tail -n 20 "$LAB/logs/build-initramfs.log"; die "building the images failed"; }
 echo "tests/xen: images built in $(elapsed "$T1") s"
 
+# ---- blk-rbd's Ceph cluster -------------------------------------------------------
+# One mon and one memstore OSD (tests/integration/ceph-lib.sh) on this
+# machine, on 10.99.9.1 (an address of lo while the lab runs): the boot
+# with blk-rbd gets an e1000 on QEMU's user-mode network, which makes
+# dom0's connections to 10.99.9.1 this machine's own; dom0 learns the
+# mon's address from pvio.ceph= (none: the scenario fails with the reason
+# printed here).
+CEPH_ARG=
+CEPH_ADDR_ADDED=
+CEPH_DIR=$LAB/ceph
+lab_ceph_down() {
+	if [ -n "${CEPH_MON_PID:-}${CEPH_OSD_PID:-}" ]; then
+		ceph_down
+		echo "tests/xen: the Ceph cluster stopped"
+	fi
+	[ -z "$CEPH_ADDR_ADDED" ] || ip addr del 10.99.9.1/32 dev lo 2>/dev/null
+	CEPH_ADDR_ADDED=
+}
+lab_ceph_up() {
+	local b t0
+	for b in ceph-mon ceph-osd ceph rbd; do
+		command -v $b >/dev/null || { echo "tests/xen: blk-rbd: no $b (ceph-mon, ceph-osd, ceph-common: tools/install-deps.sh)"; return 1; }
+	done
+	# shellcheck source=../integration/ceph-lib.sh
+	. "$PVIO_SRCDIR/tests/integration/ceph-lib.sh"
+	if ! ip -o addr show dev lo | grep -q ' 10\.99\.9\.1/'; then
+		ip addr add 10.99.9.1/32 dev lo ||
+			{ echo "tests/xen: blk-rbd: cannot give lo the address 10.99.9.1"; return 1; }
+		CEPH_ADDR_ADDED=1
+	fi
+	t0=$(date +%s.%N)
+	CEPH_ADDR=10.99.9.1 ceph_up "$CEPH_DIR" 6795 > "$LAB/logs/ceph.log" 2>&1 &&
+		timeout 30 ceph osd pool create rbd 8 >> "$LAB/logs/ceph.log" 2>&1 &&
+		timeout 30 rbd pool init rbd >> "$LAB/logs/ceph.log" 2>&1 ||
+		{ echo "tests/xen: blk-rbd: the Ceph cluster did not start:"; tail -n 5 "$LAB/logs/ceph.log"; return 1; }
+	CEPH_ARG="pvio.ceph=$(sed -n 's/^mon host = //p' "$CEPH_CONF")"
+	echo "tests/xen: a Ceph cluster for blk-rbd on ${CEPH_ARG#*=} ($(elapsed "$t0") s; log: $CEPH_DIR/log)"
+}
+trap lab_ceph_down EXIT
+case " $BOOT_US " in
+*" blk-rbd "*) lab_ceph_up || { lab_ceph_down; CEPH_ARG=pvio.ceph=none; } ;;
+esac
+
 # ---- boots -----------------------------------------------------------------------
-TIMEOUT=${PVIO_XEN_TIMEOUT:-420}
+TIMEOUT=${PVIO_XEN_TIMEOUT:-540}
 # No commas in the dom0 command line: they separate QEMU's multiboot modules.
 # dom0_mem: dom0 unpacks its initramfs (pvio-backd with librbd's closure and the
 # domU's image, ~180 MB uncompressed) into RAM: 512 MB no longer holds it.
@@ -156,7 +199,7 @@ command -v python3 >/dev/null && TS="python3 -u $XENLAB_KIT/tsfilter.py"
 # boot KBACK SCENARIO...: one machine; its console in $LAB/logs/<names>.log,
 # QEMU's exit status in the .rc file beside it
 boot() {
-	local kback=$1 name log t0 rc
+	local kback=$1 name log t0 rc nic ceph
 	shift
 	name=$(echo "$@" | tr ' ' '+')
 	log=$LAB/logs/$name.log
@@ -164,11 +207,16 @@ boot() {
 	t0=$(date +%s.%N)
 	# -cpu: not "max" (SMAP emulation breaks a PV dom0 under TCG); +rdrand, or
 	# every xl create waits ~3 s for entropy. -no-reboot: dom0's reboot ends QEMU.
+	# blk-rbd's way to the cluster: an e1000 on QEMU's user-mode network
+	nic=none ceph=
+	case "+$name+" in
+	*+blk-rbd+*) ceph=$CEPH_ARG; [ "$ceph" = pvio.ceph=none ] || nic=user,model=e1000 ;;
+	esac
 	timeout "$TIMEOUT" qemu-system-x86_64 \
 		-machine pc -accel tcg,thread=multi -cpu qemu64,+rdrand -smp 2 -m 1536 \
-		-display none -monitor none -serial stdio -nic none -no-reboot \
+		-display none -monitor none -serial stdio -nic $nic -no-reboot \
 		-kernel "$XEN" -append "$XENARGS" \
-		-initrd "$VMLINUX console=hvc0 earlyprintk=xen rdinit=/init loglevel=4 pvio.kback=$kback pvio.deadline=$((TIMEOUT - 20)) pvio.scenarios=$name,$LAB/images/dom0.cpio" \
+		-initrd "$VMLINUX console=hvc0 earlyprintk=xen rdinit=/init loglevel=4 pvio.kback=$kback pvio.deadline=$((TIMEOUT - 20)) pvio.scenarios=$name $ceph,$LAB/images/dom0.cpio" \
 		</dev/null 2>&1 |
 		sed -u 's/\r*$//' | $TS | tee "$log" |
 		grep --line-buffered -E '(PVIO-XEN |T\+[0-9.]+s \[dom0\])' | sed -u "s/^/  [$name] /"
@@ -184,14 +232,15 @@ if [ -z "$JOBS" ]; then
 	[ "$(awk '/^MemAvailable:/ { print int($2 / 1048576) }' /proc/meminfo)" -ge 3 ] && JOBS=2
 fi
 T2=$(date +%s.%N)
-LOGS=
+LOGS= BOOTS=
 for b in "0 $BOOT_US" "1 $BOOT_KB"; do
 	set -- $b
 	[ $# -gt 1 ] || continue
 	LOGS="$LOGS $LAB/logs/$(echo "${*:2}" | tr ' ' '+').log"
-	if [ "$JOBS" -gt 1 ]; then boot "$@" & else boot "$@"; fi
+	if [ "$JOBS" -gt 1 ]; then boot "$@" & BOOTS="$BOOTS $!"; else boot "$@"; fi
 done
-wait
+# (not a bare wait: blk-rbd's Ceph daemons are our children too)
+for p in $BOOTS; do wait "$p"; done
 BOOT=$(elapsed "$T2")
 
 # ---- verdicts --------------------------------------------------------------------------
