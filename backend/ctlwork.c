@@ -277,29 +277,26 @@ int ctl_job_start(struct backd *bd, struct ctl_job *j, bool serial)
 {
 	int rc = 0;
 
+	if (!serial)
+		return ctl_job_start_held(bd, j, NULL);
 	j->cancelled = false;
 	j->next = NULL;
+	j->state = JOB_QUEUED;
 	pthread_mutex_lock(&cw_lock);
-	if (serial) {
-		j->state = JOB_QUEUED;
-		*bd->cw_queue_tail = j;
-		bd->cw_queue_tail = &j->next;
-		if (!bd->cw_serial_running) {
-			rc = spawn(bd, serial_main, bd);
-			if (rc) {	/* take it back: nobody runs it */
-				struct ctl_job **pp = &bd->cw_queue;
+	*bd->cw_queue_tail = j;
+	bd->cw_queue_tail = &j->next;
+	if (!bd->cw_serial_running) {
+		rc = spawn(bd, serial_main, bd);
+		if (rc) {	/* take it back: nobody runs it */
+			struct ctl_job **pp = &bd->cw_queue;
 
-				while (*pp != j)
-					pp = &(*pp)->next;
-				*pp = NULL;
-				bd->cw_queue_tail = pp;
-			} else {
-				bd->cw_serial_running = true;
-			}
+			while (*pp != j)
+				pp = &(*pp)->next;
+			*pp = NULL;
+			bd->cw_queue_tail = pp;
+		} else {
+			bd->cw_serial_running = true;
 		}
-	} else {
-		j->state = JOB_RUNNING;
-		rc = start_solo(bd, j, NULL);
 	}
 	pthread_mutex_unlock(&cw_lock);
 	return rc;

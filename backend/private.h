@@ -516,7 +516,8 @@ int ctl_job_start(struct backd *bd, struct ctl_job *j, bool serial);
  * its target only once they have drained, and an open of the same target
  * started meanwhile must wait for that close, not meet its lock. Given
  * to ctl_job_start_held() (@j runs there, after the jobs of its key
- * started before the hold was taken), or given up: ctl_key_release().
+ * started before the hold was taken; with a NULL hold it takes its place
+ * now, as ctl_job_start() does), or given up: ctl_key_release().
  */
 struct cw_slot *ctl_key_hold(struct backd *bd, const char *key);
 int ctl_job_start_held(struct backd *bd, struct ctl_job *j,
