@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -248,6 +249,7 @@ struct blk_opts {
 	bool jcost;		/* baseline: pvio-backd --no-journal */
 	const char *target;	/* remote: an NBD URI or rbd:POOL/IMAGE */
 	const char *base;	/* fio's target (default: the same) */
+	bool busy0;		/* the baseline beside a busy CPU 0 */
 };
 
 /* ---- the remote baseline: fio with the engine's own client ---------------------------- */
@@ -288,6 +290,29 @@ static double fio_pct(const char *json, const char *section, const char *pct)
 }
 
 /*
+ * --base-busy-cpu0: a process that keeps CPU 0 (the guest's) busy while
+ * the baseline runs, as the guest's polling blkfront keeps it in pvio's
+ * runs (pause instructions, as its poll loop). On a host whose two vCPUs
+ * slow each other (docs/benchmarks.md) this is the baseline's share of
+ * that cost; the default baseline runs with CPU 0 idle.
+ */
+static pid_t busy_cpu0(void)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid == 0) {
+		/* not one moment beyond pvio-bench */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(0);
+		bench_pin(0);
+		for (;;)
+			pvio_cpu_relax();
+	}
+	return pid;
+}
+
+/*
  * One fio run of @w against o->base (or o->target), pinned to pvio-backd's
  * CPU. IOPS into r (ios over ns), its percentiles (us) into p50 and p99.
  */
@@ -302,8 +327,8 @@ static void fio_run(const struct blk_opts *o, const struct workload *w,
 	const char *sec = w->write ? "write" : "read";
 	unsigned int n = 0;
 	ssize_t len;
-	pid_t pid;
-	int fd, st;
+	pid_t pid, busy;
+	int fd, st = 0, rc;
 
 	fd = mkstemp(out);
 	if (fd < 0) {
@@ -363,6 +388,12 @@ static void fio_run(const struct blk_opts *o, const struct workload *w,
 	argv[n++] = "--randrepeat=0";
 	argv[n++] = NULL;
 	fflush(NULL);
+	busy = o->busy0 ? busy_cpu0() : 0;
+	if (busy < 0) {
+		r->error = -errno;
+		fprintf(stderr, "pvio-bench: cannot start the CPU 0 load: %s\n", strerror(errno));
+		goto out;
+	}
 	pid = fork();
 	if (pid == 0) {
 		bench_pin(1);
@@ -373,8 +404,12 @@ static void fio_run(const struct blk_opts *o, const struct workload *w,
 		execvp("fio", argv);
 		_exit(127);
 	}
-	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) ||
-	    WEXITSTATUS(st)) {
+	rc = pid < 0 ? -1 : waitpid(pid, &st, 0);
+	if (busy > 0) {
+		kill(busy, SIGKILL);
+		waitpid(busy, NULL, 0);
+	}
+	if (rc < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
 		fprintf(stderr, "pvio-bench: fio failed (installed? %s)\n", out);
 		r->error = -EIO;
 		goto out;
@@ -549,6 +584,8 @@ int bench_blk(int argc, char **argv)
 						 o.target);
 		} else if (!strcmp(argv[i], "--base") && i + 1 < argc) {
 			o.base = argv[++i];
+		} else if (!strcmp(argv[i], "--base-busy-cpu0")) {
+			o.busy0 = true;
 		} else if (!strcmp(argv[i], "--load") && i + 1 < argc) {
 			for (li = 0; li < NR_LOADS; li++)
 				if (!strcmp(argv[i + 1], loads[li].name))
@@ -561,8 +598,9 @@ int bench_blk(int argc, char **argv)
 			pvio_usage_error("pvio-bench", "blk: unknown option '%s'", argv[i]);
 		}
 	}
-	if (o.base && !o.target)
-		pvio_usage_error("pvio-bench", "--base goes with --target");
+	if ((o.base || o.busy0) && !o.target)
+		pvio_usage_error("pvio-bench", "%s goes with --target",
+				 o.base ? "--base" : "--base-busy-cpu0");
 	if (o.target && !size_given)
 		pvio_usage_error("pvio-bench", "--target needs --size (at most the target's)");
 	if (o.target && (o.pool || o.jcost))
@@ -728,10 +766,12 @@ attach:
 
 		printf("{\"benchmark\": \"pvio-bench blk\", \"target\": \"%s\", \"size\": %llu, "
 		       "\"grants\": \"%s\", \"guest_buffers\": \"%s\", \"time_ms\": %u, "
-		       "\"runs\": %u, \"results\": [",
+		       "\"runs\": %u, %s\"results\": [",
 		       o.target ? o.target : o.dir, (unsigned long long)o.size,
 		       o.copy ? "copy" : "map",
-		       o.pool ? "pool" : "granted", o.ms, o.runs);
+		       o.pool ? "pool" : "granted", o.ms, o.runs,
+		       !o.target ? "" : o.busy0 ? "\"baseline_cpu0\": \"busy\", "
+					       : "\"baseline_cpu0\": \"idle\", ");
 		for (li = 0; li < NR_LOADS; li++) {
 			struct point *pt = &pts[li];
 
@@ -754,10 +794,12 @@ attach:
 	}
 	if (o.target)
 		printf("pvio-bench blk: sim domU blkfront (buffers granted, in place) -> pvio-backd -> %s;\n"
-		       "baseline: fio --ioengine=%s on %s, one process, same bs and iodepth;\n"
+		       "baseline: fio --ioengine=%s on %s, one process, same bs and iodepth%s;\n"
 		       "%u ms x %u paired runs (%llu MiB range); ratio = median of pvio/baseline pairs\n",
 		       o.target, strncmp(o.target, "rbd:", 4) ? "nbd" : "rbd",
-		       o.base ? o.base : o.target, o.ms, o.runs,
+		       o.base ? o.base : o.target,
+		       o.busy0 ? ",\nCPU 0 (the guest's in pvio's runs) kept busy (--base-busy-cpu0)" : "",
+		       o.ms, o.runs,
 		       (unsigned long long)(o.size >> 20));
 	else
 		printf("pvio-bench blk: sim domU blkfront (buffers %s) -> pvio-backd (grants %s) -> "

@@ -43,6 +43,8 @@ bad "unknown option '--bogus'" pvio-blkfront --bogus
 bad "unknown benchmark" pvio-bench foo
 bad "bad --runs" pvio-bench net --runs 0
 bad "no workload" pvio-bench blk --load nope
+bad "--base-busy-cpu0 goes with --target" pvio-bench blk --base-busy-cpu0
+bad "--base goes with --target" pvio-bench blk --base nbd://h/
 bad "unknown command" pvio-ctl bogus
 bad "unknown option '--bogus'" pvio-ctl -w /nonexistent create g --bogus
 bad "option '--domid' needs a value" pvio-ctl -w /nonexistent create g --domid
