@@ -144,23 +144,37 @@ LAB=$LAB bash "$HERE/build-initramfs.sh" > "$LAB/logs/build-initramfs.log" 2>&1 
 	{ tail -n 20 "$LAB/logs/build-initramfs.log"; die "building the images failed"; }
 echo "tests/xen: images built in $(elapsed "$T1") s"
 
-# ---- blk-rbd's Ceph cluster -------------------------------------------------------
-# One mon and one memstore OSD (tests/integration/ceph-lib.sh) on this
-# machine, on 10.99.9.1 (an address of lo while the lab runs): the boot
-# with blk-rbd gets an e1000 on QEMU's user-mode network, which makes
-# dom0's connections to 10.99.9.1 this machine's own; dom0 learns the
-# mon's address from pvio.ceph= (none: the scenario fails with the reason
-# printed here).
+# ---- the lab's other host: blk-rbd's Ceph cluster, blk-nbd-net's NBD server ----------
+# On this machine, on 10.99.9.1 (an address of lo while the lab runs): a
+# boot with blk-rbd or blk-nbd-net gets an e1000 on QEMU's user-mode
+# network, which makes dom0's connections to 10.99.9.1 this machine's
+# own. blk-rbd: one mon and one memstore OSD (tests/integration/ceph-lib.sh),
+# the mon's address on dom0's command line (pvio.ceph=). blk-nbd-net:
+# nbdkit's memory plugin (64 MiB) on port 10810 (pvio.nbd=). "none" if
+# one could not start: the scenario fails with the reason printed here.
 CEPH_ARG=
-CEPH_ADDR_ADDED=
+NBD_ARG=
+LAB_NBD_PID=
+LAB_ADDR_ADDED=
 CEPH_DIR=$LAB/ceph
-lab_ceph_down() {
+lab_host_down() {
 	if [ -n "${CEPH_MON_PID:-}${CEPH_OSD_PID:-}" ]; then
 		ceph_down
 		echo "tests/xen: the Ceph cluster stopped"
 	fi
-	[ -z "$CEPH_ADDR_ADDED" ] || ip addr del 10.99.9.1/32 dev lo 2>/dev/null
-	CEPH_ADDR_ADDED=
+	if [ -n "$LAB_NBD_PID" ]; then
+		kill "$LAB_NBD_PID" 2>/dev/null
+		wait "$LAB_NBD_PID" 2>/dev/null
+		LAB_NBD_PID=
+	fi
+	[ -z "$LAB_ADDR_ADDED" ] || ip addr del 10.99.9.1/32 dev lo 2>/dev/null
+	LAB_ADDR_ADDED=
+}
+lab_addr_up() {	# SCENARIO
+	ip -o addr show dev lo | grep -q ' 10\.99\.9\.1/' && return 0
+	ip addr add 10.99.9.1/32 dev lo ||
+		{ echo "tests/xen: $1: cannot give lo the address 10.99.9.1"; return 1; }
+	LAB_ADDR_ADDED=1
 }
 lab_ceph_up() {
 	local b t0
@@ -169,11 +183,7 @@ lab_ceph_up() {
 	done
 	# shellcheck source=../integration/ceph-lib.sh
 	. "$PVIO_SRCDIR/tests/integration/ceph-lib.sh"
-	if ! ip -o addr show dev lo | grep -q ' 10\.99\.9\.1/'; then
-		ip addr add 10.99.9.1/32 dev lo ||
-			{ echo "tests/xen: blk-rbd: cannot give lo the address 10.99.9.1"; return 1; }
-		CEPH_ADDR_ADDED=1
-	fi
+	lab_addr_up blk-rbd || return 1
 	t0=$(date +%s.%N)
 	CEPH_ADDR=10.99.9.1 ceph_up "$CEPH_DIR" 6795 > "$LAB/logs/ceph.log" 2>&1 &&
 		timeout 30 ceph osd pool create rbd 8 >> "$LAB/logs/ceph.log" 2>&1 &&
@@ -182,9 +192,28 @@ lab_ceph_up() {
 	CEPH_ARG="pvio.ceph=$(sed -n 's/^mon host = //p' "$CEPH_CONF")"
 	echo "tests/xen: a Ceph cluster for blk-rbd on ${CEPH_ARG#*=} ($(elapsed "$t0") s; log: $CEPH_DIR/log)"
 }
-trap lab_ceph_down EXIT
+lab_nbd_up() {
+	local i
+	command -v nbdkit >/dev/null || { echo "tests/xen: blk-nbd-net: no nbdkit (tools/install-deps.sh)"; return 1; }
+	lab_addr_up blk-nbd-net || return 1
+	nbdkit --foreground --exit-with-parent -i 10.99.9.1 -p 10810 memory 64M \
+		> "$LAB/logs/nbdkit.log" 2>&1 &
+	LAB_NBD_PID=$!
+	for i in $(seq 100); do
+		ss -ltn | grep -q ' 10\.99\.9\.1:10810 ' && break
+		sleep 0.05
+	done
+	ss -ltn | grep -q ' 10\.99\.9\.1:10810 ' ||
+		{ echo "tests/xen: blk-nbd-net: nbdkit did not start: $(tail -n 1 "$LAB/logs/nbdkit.log")"; return 1; }
+	NBD_ARG=pvio.nbd=10.99.9.1:10810
+	echo "tests/xen: nbdkit for blk-nbd-net on 10.99.9.1:10810 (pid $LAB_NBD_PID)"
+}
+trap lab_host_down EXIT
 case " $BOOT_US " in
-*" blk-rbd "*) lab_ceph_up || { lab_ceph_down; CEPH_ARG=pvio.ceph=none; } ;;
+*" blk-rbd "*) lab_ceph_up || CEPH_ARG=pvio.ceph=none ;;
+esac
+case " $BOOT_US " in
+*" blk-nbd-net "*) lab_nbd_up || NBD_ARG=pvio.nbd=none ;;
 esac
 
 # ---- boots -----------------------------------------------------------------------
@@ -207,16 +236,23 @@ boot() {
 	t0=$(date +%s.%N)
 	# -cpu: not "max" (SMAP emulation breaks a PV dom0 under TCG); +rdrand, or
 	# every xl create waits ~3 s for entropy. -no-reboot: dom0's reboot ends QEMU.
-	# blk-rbd's way to the cluster: an e1000 on QEMU's user-mode network
-	nic=none ceph=
+	# blk-rbd's and blk-nbd-net's way to the lab's host: an e1000 on
+	# QEMU's user-mode network
+	nic=none host=
 	case "+$name+" in
-	*+blk-rbd+*) ceph=$CEPH_ARG; [ "$ceph" = pvio.ceph=none ] || nic=user,model=e1000 ;;
+	*+blk-rbd+*) host=" $CEPH_ARG" ;;
+	esac
+	case "+$name+" in
+	*+blk-nbd-net+*) host="$host $NBD_ARG" ;;
+	esac
+	case $host in
+	*=10.99.9.1:*) nic=user,model=e1000 ;;
 	esac
 	timeout "$TIMEOUT" qemu-system-x86_64 \
 		-machine pc -accel tcg,thread=multi -cpu qemu64,+rdrand -smp 2 -m 1536 \
 		-display none -monitor none -serial stdio -nic $nic -no-reboot \
 		-kernel "$XEN" -append "$XENARGS" \
-		-initrd "$VMLINUX console=hvc0 earlyprintk=xen rdinit=/init loglevel=4 pvio.kback=$kback pvio.deadline=$((TIMEOUT - 20)) pvio.scenarios=$name $ceph,$LAB/images/dom0.cpio" \
+		-initrd "$VMLINUX console=hvc0 earlyprintk=xen rdinit=/init loglevel=4 pvio.kback=$kback pvio.deadline=$((TIMEOUT - 20)) pvio.scenarios=$name$host,$LAB/images/dom0.cpio" \
 		</dev/null 2>&1 |
 		sed -u 's/\r*$//' | $TS | tee "$log" |
 		grep --line-buffered -E '(PVIO-XEN |T\+[0-9.]+s \[dom0\])' | sed -u "s/^/  [$name] /"
@@ -239,7 +275,7 @@ for b in "0 $BOOT_US" "1 $BOOT_KB"; do
 	LOGS="$LOGS $LAB/logs/$(echo "${*:2}" | tr ' ' '+').log"
 	if [ "$JOBS" -gt 1 ]; then boot "$@" & BOOTS="$BOOTS $!"; else boot "$@"; fi
 done
-# (not a bare wait: blk-rbd's Ceph daemons are our children too)
+# (not a bare wait: the lab's Ceph daemons and nbdkit are our children too)
 for p in $BOOTS; do wait "$p"; done
 BOOT=$(elapsed "$T2")
 
