@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -36,6 +35,7 @@
 #include <pvio/xenbus.h>
 
 #include "bench.h"
+#include "guard.h"
 #include "toolstack.h"
 
 struct workload {
@@ -298,13 +298,9 @@ static double fio_pct(const char *json, const char *section, const char *pct)
  */
 static pid_t busy_cpu0(void)
 {
-	pid_t parent = getpid(), pid = fork();
+	pid_t pid = pvio_guard_fork();	/* not one moment beyond pvio-bench */
 
 	if (pid == 0) {
-		/* not one moment beyond pvio-bench */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(0);
 		bench_pin(0);
 		for (;;)
 			pvio_cpu_relax();
@@ -394,7 +390,7 @@ static void fio_run(const struct blk_opts *o, const struct workload *w,
 		fprintf(stderr, "pvio-bench: cannot start the CPU 0 load: %s\n", strerror(errno));
 		goto out;
 	}
-	pid = fork();
+	pid = pvio_guard_fork();
 	if (pid == 0) {
 		bench_pin(1);
 		/* librbd as pvio-backd runs it: no write-back cache */
@@ -521,7 +517,7 @@ static pid_t guest_start(struct bench_world *bw, unsigned int domid,
 	if (pipe(cmd) || pipe(res))
 		return -1;
 	fflush(NULL);
-	pid = fork();
+	pid = pvio_guard_fork();
 	if (pid == 0) {
 		close(cmd[1]);
 		close(res[0]);
@@ -618,6 +614,7 @@ int bench_blk(int argc, char **argv)
 		fprintf(stderr, "pvio-bench: cannot create %s: %s\n", img, strerror(errno));
 		return 1;
 	}
+	pvio_guard_file(img);
 	/* real data, in memory: no holes, no disk */
 	for (uint64_t off = 0; off < o.size; off += 1u << 20)
 		if (pwrite(fd, bufs, 1u << 20, (off_t)off) != 1 << 20) {
@@ -633,6 +630,8 @@ attach:
 		/* its own image: pvio-backd locks a writable target */
 		snprintf(img2, sizeof(img2), "%s.2", img);
 		fd2 = open(img2, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd2 >= 0)
+			pvio_guard_file(img2);
 		for (uint64_t off = 0; fd2 >= 0 && off < o.size; off += 1u << 20)
 			if (pwrite(fd2, bufs, 1u << 20, (off_t)off) != 1 << 20)
 				rc = -EIO;

@@ -43,6 +43,7 @@
 #include <pvio/xenbus.h>
 
 #include "bench.h"
+#include "guard.h"
 
 #define GUESTS_MAX	1024u
 #define PER_DRIVER	256u	/* guests per driver process */
@@ -449,6 +450,7 @@ static int make_image(const char *path, uint64_t size)
 		free(buf);
 		return -1;
 	}
+	pvio_guard_file(path);
 	memset(buf, 0xa5, 1u << 20);
 	for (off = 0; off < size; off += 1u << 20)
 		if (pwrite(fd, buf, 1u << 20, (off_t)off) != 1 << 20) {
@@ -565,7 +567,7 @@ int bench_guests(int argc, char **argv)
 			return 1;
 		d[nd].first = i;
 		d[nd].n = n;
-		d[nd].pid = fork();
+		d[nd].pid = pvio_guard_fork();
 		if (d[nd].pid == 0) {
 			close(cmd[1]);
 			close(resp[0]);

@@ -58,6 +58,7 @@
 #include <pvio/xenbus.h>
 
 #include "bench.h"
+#include "guard.h"
 
 #define DOM_PPS		71u	/* the library guest (vif71.0) */
 #define DOM_TCP		72u	/* pvio-netfront in a namespace (vif72.0) */
@@ -411,7 +412,7 @@ static pid_t start_sender(struct shm *sh, const char *ifname, uint32_t len)
 	atomic_store(&sh->stop, 0);
 	sh->sent = sh->lost = 0;
 	fflush(NULL);
-	pid = fork();
+	pid = pvio_guard_fork();
 	if (pid == 0)
 		sender_proc(sh, ifname, len);
 	return pid;
@@ -610,7 +611,7 @@ static double tcp_stream(const char *src_ns, const char *dst_ns,
 	if (pipe(res) || pipe(port_p))
 		return -errno;
 	fflush(NULL);
-	rx = fork();
+	rx = pvio_guard_fork();
 	if (rx == 0) {
 		struct sockaddr_in sa = { .sin_family = AF_INET };
 		socklen_t sl = sizeof(sa);
@@ -647,7 +648,7 @@ static double tcp_stream(const char *src_ns, const char *dst_ns,
 	close(res[1]);
 	if (bench_read(port_p[0], &port, sizeof(port)) || !port)
 		goto out;
-	tx = fork();
+	tx = pvio_guard_fork();
 	if (tx == 0) {
 		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
 		char *buf = malloc(TCP_CHUNK);
@@ -819,10 +820,12 @@ static int tcp_setup(struct env *e)
 	snprintf(e->ns, sizeof(e->ns), "pvio-bench-%d", pid);
 	snprintf(e->veth[0], sizeof(e->veth[0]), "pvbv%d", pid);
 	snprintf(e->veth[1], sizeof(e->veth[1]), "pvbw%d", pid);
+	pvio_guard_cmd("ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null",
+		       e->veth[0], e->ns);
 	if (bench_attach_vif(&e->bw, DOM_TCP) || sh_run("ip netns add %s", e->ns))
 		return -EIO;
 	fflush(NULL);
-	e->netfront = fork();
+	e->netfront = pvio_guard_fork();
 	if (e->netfront == 0) {
 		char dom[16], spin[16], logp[PVIO_PATH_BUF];
 		FILE *f;
@@ -1005,7 +1008,7 @@ int bench_net(int argc, char **argv)
 		return 1;
 	}
 	fflush(NULL);
-	e.guest = fork();
+	e.guest = pvio_guard_fork();
 	if (e.guest == 0) {
 		close(cmd[1]);
 		close(res[0]);

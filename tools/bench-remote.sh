@@ -29,11 +29,13 @@ pin() {
 for a in "$@"; do
 	case $a in --size) echo "bench-remote: the size is fixed ($size)" >&2; exit 2 ;; esac
 done
-d=$(mktemp -d /tmp/pvio-bench-remote.XXXXXX)
+d=$(mktemp -d "${TMPDIR:-/tmp}/pvio-bench-remote.XXXXXX")
 pids=
+# under set -e: a server's status from wait (143 after the kill) must not
+# end the cleanup before the directory goes
 cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	[ "$kind" = rbd ] && ceph_down
+	for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || :; done
+	if [ "$kind" = rbd ]; then ceph_down || :; fi
 	rm -rf "$d"
 }
 trap cleanup EXIT

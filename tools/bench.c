@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "guard.h"
 #include "sim-toolstack.h"
 #include "toolstack.h"
 #include "world.h"
@@ -151,6 +153,7 @@ int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
 		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(bw->dir))
 		return -errno;
+	pvio_guard_world(bw->dir);
 	rc = pvio_world_start(bw->dir, NULL);
 	if (rc) {
 		fprintf(stderr, "pvio-bench: cannot start a sim world (%s): %s\n",
@@ -167,11 +170,13 @@ int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
 	snprintf(spin, sizeof(spin), "%u", spin_us);
 	snprintf(nw, sizeof(nw), "%u", workers);
 	fflush(NULL);
-	bw->backd = fork();
+	bw->backd = pvio_guard_fork();
 	if (bw->backd == 0) {
 		char logp[PVIO_PATH_BUF];
 		FILE *f;
 
+		/* its own orderly end, should pvio-bench end first */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		snprintf(logp, sizeof(logp), "%s/backd.log", bw->dir);
 		f = freopen(logp, "w", stderr);
 		(void)f;
@@ -390,6 +395,15 @@ int main(int argc, char **argv)
 {
 	pvio_log_init("pvio-bench", PVIO_LOG_WARN);
 	signal(SIGPIPE, SIG_IGN);
+	/* what a killed run leaves (a world, an image, a namespace) goes too */
+	if (argc >= 2 && (!strcmp(argv[1], "blk") || !strcmp(argv[1], "net"))) {
+		int rc = pvio_guard_start("pvio-bench");
+
+		if (rc) {
+			fprintf(stderr, "pvio-bench: cannot fork: %s\n", strerror(-rc));
+			return 1;
+		}
+	}
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;

@@ -39,6 +39,7 @@
 #include <pvio/platform.h>
 #include <pvio/ring.h>
 
+#include "guard.h"
 #include "util.h"
 #include "world.h"
 
@@ -802,7 +803,7 @@ static int run_sim(const struct cfg *c, struct result *fres,
 	    pipe2(fr, O_CLOEXEC) || pipe2(br, O_CLOEXEC))
 		return -errno;
 	fflush(NULL);
-	fp = fork();
+	fp = pvio_guard_fork();
 	if (fp == 0) {
 		/* only our ends, so that a dead peer reads as EOF */
 		close(setup[0]);
@@ -812,7 +813,7 @@ static int run_sim(const struct cfg *c, struct result *fres,
 		close(br[1]);
 		sim_front_proc(c, setup[1], go[0], fr[1]);
 	}
-	bp = fork();
+	bp = pvio_guard_fork();
 	if (bp == 0) {
 		close(setup[1]);
 		close(go[0]);
@@ -1183,10 +1184,18 @@ int main(int argc, char **argv)
 		if (!world[0]) {
 			snprintf(world, sizeof(world), "%s/pvio-ringbench.XXXXXX",
 				 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+			/* a killed run's world goes too */
+			rc = pvio_guard_start("pvio-ringbench");
+			if (rc) {
+				fprintf(stderr, "pvio-ringbench: cannot fork: %s\n",
+					strerror(-rc));
+				return 1;
+			}
 			if (!mkdtemp(world)) {
 				fprintf(stderr, "pvio-ringbench: mkdtemp: %s\n", strerror(errno));
 				return 1;
 			}
+			pvio_guard_world(world);
 			rc = pvio_world_start(world, NULL);
 			if (rc) {
 				fprintf(stderr, "pvio-ringbench: cannot start a sim world (%s): %s\n",

@@ -1,0 +1,121 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# A benchmark leaves nothing behind, however it ends. pvio-bench blk is
+# killed (SIGKILL) and interrupted (^C: SIGINT to its process group) while
+# its guest does I/O, and killed twice more at random moments; pvio-bench
+# net is killed in its TCP phase (its guest's namespace and a veth pair
+# exist); pvio-ringbench --sim is killed mid-run. Within 10 s of each: no
+# process of the run (its group, and its pvio-simhv, a daemon of its own),
+# no world directory, no image, no namespace, no veth and no TAP of its
+# world. tools/bench-remote.sh nbd, run to its end, removes its directory
+# and stops its nbdkit.
+. "$(dirname "$0")/lib.sh"
+BENCH="$B/pvio-bench"
+RING="$B/pvio-ringbench"
+D=$(mktemp -d "${TMPDIR:-/tmp}/pvio-kill.XXXXXX")
+# what a failed check found is stopped, not left to the next test
+T_EXTRA_CLEANUP='pkill -f "$D/tmp/"; sleep 0.5; rm -rf "$D"'
+mkdir "$D/tmp" "$D/img"
+NET=0
+[ "$(id -u)" = 0 ] && [ -c /dev/net/tun ] && NET=1
+
+# start WHAT...: the program in a process group of its own (as a shell
+# with job control starts it), SIGINT at its default (a script's
+# background job ignores it); sets RUN to its pid, which is the group's
+start() {
+	TMPDIR="$D/tmp" setsid env --default-signal=INT "$@" \
+		>"$D/out" 2>&1 </dev/null &
+	RUN=$!
+	T_PIDS="$T_PIDS $RUN"
+	disown "$RUN"	# no "Killed" from this shell: it is what we did
+}
+
+# wait_for WHAT CMD...: until CMD succeeds (20 s), the run still going
+wait_for() {
+	local what=$1 i
+	shift
+	for i in $(seq 200); do
+		"$@" && return 0
+		kill -0 "$RUN" 2>/dev/null ||
+			t_fail "$what: the run ended first: $(tail -3 "$D/out")"
+		sleep 0.1
+	done
+	t_fail "$what: not within 20 s: $(tail -3 "$D/out")"
+}
+
+world_up() { compgen -G "$D/tmp/pvio-*/backd.sock" >/dev/null ||
+	     compgen -G "$D/tmp/pvio-ringbench.*/simhv.pid" >/dev/null; }
+netns_up() { ip netns list | grep -q "^pvio-bench-$(( RUN % 100000 ))\b"; }
+
+# what the run left: one line per thing, nothing when all is gone
+leftovers() {
+	pgrep -g "$RUN" -a | sed 's/^/process in its group: /'
+	pgrep -f -a "pvio-simhv --world $D/tmp/" | sed 's/^/world: /'
+	ls -A "$D/tmp" "$D/img" | grep -v '^$\|:$' | sed 's/^/file: /'
+	if [ $NET = 1 ]; then
+		ip netns list | grep "^pvio-bench-$(( RUN % 100000 ))\b" |
+			sed 's/^/netns: /'
+		ip -o link show | grep -F "pvbv$(( RUN % 100000 ))" |
+			sed 's/^/veth: /'
+		grep -lF "sim:$D/tmp/" /sys/class/net/*/ifalias 2>/dev/null |
+			sed 's/^/TAP: /'
+	fi
+}
+
+# ended HOW: the run is gone and so is all it had, within 10 s
+ended() {
+	local left i
+	for i in $(seq 100); do
+		left=$(leftovers)
+		[ -z "$left" ] && break
+		sleep 0.1
+	done
+	[ -z "$left" ] || t_fail "$1 left: $(echo $left)"
+	t_pass "$1: nothing left ($(grep -c 'stopping it' "$D/out") world stopped by its guard)"
+}
+
+start "$BENCH" blk --time 2000 --runs 9 --size 32M --dir "$D/img"
+wait_for "pvio-bench blk's world" world_up
+sleep 1
+kill -KILL "$RUN"
+ended "pvio-bench blk, SIGKILL"
+
+start "$BENCH" blk --time 2000 --runs 9 --size 32M --dir "$D/img"
+wait_for "pvio-bench blk's world" world_up
+sleep 1
+kill -INT -- "-$RUN"
+ended "pvio-bench blk, ^C"
+
+for r in 1 2; do
+	start "$BENCH" blk --time 300 --runs 3 --size 32M --dir "$D/img"
+	sleep "0.$(( RANDOM % 10 ))$(( RANDOM % 10 ))"
+	kill -KILL "$RUN" 2>/dev/null
+	ended "pvio-bench blk, SIGKILL at a random moment ($r)"
+done
+
+start "$RING" --sim --time 2000 --runs 20 --mode poll --batch 8 --pages 1
+wait_for "pvio-ringbench's world" world_up
+sleep 1
+kill -KILL "$RUN"
+ended "pvio-ringbench --sim, SIGKILL"
+
+if [ $NET = 1 ]; then
+	start "$BENCH" net --time 2000 --runs 9 --test tcp-guest-to-dom0
+	wait_for "pvio-bench net's namespace" netns_up
+	sleep 1
+	kill -KILL "$RUN"
+	ended "pvio-bench net, SIGKILL in its TCP phase"
+else
+	t_log "SKIP: pvio-bench net (needs root and /dev/net/tun)"
+fi
+
+if command -v nbdkit >/dev/null && command -v fio >/dev/null; then
+	(cd "$B" && TMPDIR="$D/tmp" "$S/tools/bench-remote.sh" nbd --runs 1 \
+		--time 200 --load randread-4k-qd32) >"$D/out" 2>&1 ||
+		t_fail "tools/bench-remote.sh nbd: $(tail -3 "$D/out")"
+	left=$(ls -A "$D/tmp"; pgrep -f -a "nbdkit.*$D/tmp/")
+	[ -z "$left" ] || t_fail "tools/bench-remote.sh nbd left: $(echo $left)"
+	t_pass "tools/bench-remote.sh nbd: nothing left"
+else
+	t_log "SKIP: tools/bench-remote.sh nbd (needs nbdkit and fio: tools/install-deps.sh)"
+fi

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A guard for programs that build a world of their own (pvio-bench,
+ * pvio-ringbench): a process that outlives the program and undoes what the
+ * program leaves behind when it ends without cleaning up (SIGKILL, ^C, an
+ * early error return): its sim worlds (pvio-simhv is a daemon, so nothing
+ * else stops it), their directories, its files and its network namespaces.
+ * libguestfs's recovery process does the same for its appliance.
+ *
+ * Everything registered is undone when the program's last handle on the
+ * guard closes, in the reverse order of registration, whether or not the
+ * program undid it itself: each step is harmless when there is nothing left
+ * to undo. Children that should not outlive the program are forked with
+ * pvio_guard_fork().
+ */
+#ifndef PVIO_UTIL_GUARD_H
+#define PVIO_UTIL_GUARD_H
+
+#include <sys/types.h>
+
+/*
+ * Fork the guard; @prog names the program in the guard's one message (a
+ * world it had to stop). Call it before any other child is forked. Returns
+ * 0 or -errno; without a guard the registrations below do nothing.
+ */
+int pvio_guard_start(const char *prog);
+/* At the end: stop the sim world in @dir if it still runs, remove @dir. */
+void pvio_guard_world(const char *dir);
+/* At the end: unlink @path. */
+void pvio_guard_file(const char *path);
+/* At the end: run this shell command (e.g. "ip netns del NAME"), its
+ * output discarded. */
+void pvio_guard_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * fork() for a child that must not outlive this process: it is killed
+ * (SIGKILL) when this process ends, and it holds no handle on the guard.
+ * A child that wants a gentler end sets its own PR_SET_PDEATHSIG.
+ */
+pid_t pvio_guard_fork(void);
+
+#endif
