@@ -661,12 +661,28 @@ static void tn_poll(struct blk_queue *q)
 	/* oldest first: a request that waited the timeout is answered */
 	if (t->head && t->head->deadline_ns <= now)
 		drop_connection(t, -ETIMEDOUT, "no answer within the timeout");
-	if (t->connecting && t->connect_deadline_ns <= now)
-		drop_connection(t, -ETIMEDOUT, NULL);
-	if ((c = t->whead) && c->deadline_ns <= now)
-		log_warn("%s: %s: unreachable for %llu s: failing requests",
+	/* an attempt that hangs says where (TCP connect, NBD handshake) */
+	if (t->connecting && t->connect_deadline_ns <= now) {
+		log_warn("%s: %s: no connection within %llu s (libnbd: %s)",
 			 q->dq.dev->path, q->vbd->params,
-			 (unsigned long long)(t->timeout_ns / 1000000000u));
+			 (unsigned long long)(t->timeout_ns / 1000000000u),
+			 nbd_connection_state(t->h));
+		drop_connection(t, -ETIMEDOUT, NULL);
+	}
+	if ((c = t->whead) && c->deadline_ns <= now) {
+		if (t->connecting)
+			log_warn("%s: %s: unreachable for %llu s: failing requests "
+				 "(an attempt began %llu ms ago; libnbd: %s)",
+				 q->dq.dev->path, q->vbd->params,
+				 (unsigned long long)(t->timeout_ns / 1000000000u),
+				 (unsigned long long)((now + t->timeout_ns -
+						       t->connect_deadline_ns) / 1000000u),
+				 nbd_connection_state(t->h));
+		else
+			log_warn("%s: %s: unreachable for %llu s: failing requests",
+				 q->dq.dev->path, q->vbd->params,
+				 (unsigned long long)(t->timeout_ns / 1000000000u));
+	}
 	while ((c = t->whead) && c->deadline_ns <= now) {
 		list_del(&t->whead, &t->wtail, c);
 		cmd_finish(t, c, -ETIMEDOUT);

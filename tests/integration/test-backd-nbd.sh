@@ -12,7 +12,10 @@
 #    qcow2 image itself compares equal to what the guest saw, and checks;
 #  - the server stopped (SIGSTOP) mid-I/O: the guest's writes fail after
 #    --remote-timeout, while another guest's file disk on the same worker
-#    does verified I/O throughout; the server back (SIGCONT): new I/O works;
+#    does verified I/O throughout; a write while it is stopped waits for a
+#    connection whose handshake does not come, fails at the timeout, and the
+#    log says where the attempt hangs; the server back (SIGCONT): new I/O
+#    works;
 #  - the server killed mid-I/O: errors, no hang; a new server on the same
 #    socket: the disk works again.
 # Needs root, FUSE, loop devices, nbdkit, qemu-nbd and qemu-img: SKIPs
@@ -171,12 +174,23 @@ wait $HPID || t_fail "the file disk's verified I/O failed meanwhile: $(cat "$W/h
 grep -q "OK 4000 write+read" "$W/healthy" || t_fail "healthy: $(cat "$W/healthy")"
 kill -0 "$BACKD_PID" || t_fail "pvio-backd died"
 grep -q "no answer within the timeout" "$W/backd.log" || t_fail "no timeout logged"
+# a write while it is still stopped: the new connection is accepted (the
+# socket's backlog) but no handshake comes; the write fails at its timeout,
+# and the log says where the attempt hangs
+t0=$(date +%s%N)
+dd if="$W/blk1" of="$MNT/xvda" bs=64k count=1 oflag=direct conv=notrunc \
+	status=none 2>/dev/null && t_fail "a write succeeded with the server stopped"
+el2=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ $el2 -ge 9000 ] && [ $el2 -le 25000 ] || t_fail "no connection: error after $el2 ms (timeout 10 s)"
+hang=$(grep -o "failing requests (an attempt began [0-9]* ms ago; libnbd: [A-Z_.]*" \
+	"$W/backd.log" | tail -1)
+[ -n "$hang" ] || t_fail "the hanging attempt not logged: $(grep unreachable "$W/backd.log" | tail -2)"
 kill -CONT "$MEMSRV"
 dd if="$W/blk1" of="$MNT/xvda" bs=1M seek=9 conv=fsync,notrunc status=none ||
 	t_fail "writes after the server came back"
 dd if="$MNT/xvda" of="$W/blk1.back" bs=1M skip=9 count=1 iflag=direct status=none &&
 	cmp "$W/blk1" "$W/blk1.back" || t_fail "read back after the server came back"
-t_pass "server stopped mid-I/O: guest errors after $el ms, file disk verified meanwhile; server back: I/O works"
+t_pass "server stopped mid-I/O: guest errors after $el ms, file disk verified meanwhile; a write then: error after $el2 ms, logged '$hang'; server back: I/O works"
 
 # ---- the server killed mid-I/O, then a new one ---------------------------------------------
 # writes until one fails (the loop ends only then)

@@ -196,8 +196,16 @@ lab_nbd_up() {
 	local i
 	command -v nbdkit >/dev/null || { echo "tests/xen: blk-nbd-net: no nbdkit (tools/install-deps.sh)"; return 1; }
 	lab_addr_up blk-nbd-net || return 1
-	nbdkit --foreground --exit-with-parent -i 10.99.9.1 -p 10810 memory 64M \
-		> "$LAB/logs/nbdkit.log" 2>&1 &
+	# its connections (not its requests) logged, with the wall clock as
+	# pvio-backd's lines in dom0's log have it: when a reconnection is
+	# slow, whether it reached the server, and when
+	nbdkit --foreground --exit-with-parent -v -D nbdkit.backend.datapath=0 \
+		-i 10.99.9.1 -p 10810 memory 64M \
+		> >(python3 -u -c 'import sys, time
+for l in sys.stdin:
+    t = time.time()
+    sys.stdout.write(time.strftime("%H:%M:%S", time.gmtime(t)) + ".%03d " % (t % 1 * 1000) + l)' \
+		> "$LAB/logs/nbdkit.log") 2>&1 &
 	LAB_NBD_PID=$!
 	for i in $(seq 100); do
 		ss -ltn | grep -q ' 10\.99\.9\.1:10810 ' && break
