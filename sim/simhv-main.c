@@ -367,8 +367,14 @@ int main(int argc, char **argv)
 			dup2(nul, STDOUT_FILENO);
 			close(nul);
 		}
-		if (write(ready[1], "R", 1) < 0)
+		/* EPIPE: whoever started the world went while it started
+		 * (pvio_world_start()): it is nobody's, it does not run */
+		if (write(ready[1], "R", 1) < 0) {
+			log_err("the world's starter is gone: stopping (%s)",
+				strerror(errno));
+			unlink(pidfile);
 			return 1;
+		}
 		close(ready[1]);
 	}
 

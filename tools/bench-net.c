@@ -425,7 +425,7 @@ static int tap_create(char *name, size_t len)
 	struct ifreq ifr;
 	int fd, hdr = (int)VNET_HDR, s;
 
-	snprintf(name, len, "pvbt%d", (int)getpid() % 100000);
+	snprintf(name, len, "pvbt%d", (int)getpid());
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -815,15 +815,16 @@ static int pps_pair(struct env *e, const struct test *t, unsigned int run,
 static int tcp_setup(struct env *e)
 {
 	const char *nf = bench_prog_path("pvio-netfront", "PVIO_NETFRONT");
-	int i, pid = (int)getpid() % 100000;
+	int i, pid = (int)getpid();	/* up to 7 digits: "pvbv" + 7 fit IFNAMSIZ */
 
 	snprintf(e->ns, sizeof(e->ns), "pvio-bench-%d", pid);
 	snprintf(e->veth[0], sizeof(e->veth[0]), "pvbv%d", pid);
 	snprintf(e->veth[1], sizeof(e->veth[1]), "pvbw%d", pid);
-	pvio_guard_cmd("ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null",
-		       e->veth[0], e->ns);
 	if (bench_attach_vif(&e->bw, DOM_TCP) || sh_run("ip netns add %s", e->ns))
 		return -EIO;
+	/* ours alone now (it did not exist): the veth pair is made in it */
+	pvio_guard_cmd("ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null",
+		       e->veth[0], e->ns);
 	fflush(NULL);
 	e->netfront = pvio_guard_fork();
 	if (e->netfront == 0) {

@@ -7,12 +7,15 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "guard.h"
@@ -21,39 +24,58 @@
 /*
  * The program writes records to the guard through a pipe, one per line,
  * each shorter than PIPE_BUF (so that a write is whole or not at all):
- * "W dir", "F path" or "C command". The pipe's write end is close-on-exec
- * and closed in pvio_guard_fork()'s children, so the guard reads EOF when
- * the program is gone, however it went.
+ * "W dir", "F dev ino path" or "C command". The pipe's write end is
+ * close-on-exec and closed in pvio_guard_fork()'s children, so the guard
+ * reads EOF when the program is gone, however it went.
  */
 #define REC_MAX		PIPE_BUF
 
 static int guard_fd = -1;
 
-static void guard_send(char kind, const char *arg)
+static void guard_send(const char *rec, size_t len)
 {
-	char rec[REC_MAX];
-	int n;
+	ssize_t n;
 
-	if (guard_fd < 0)
-		return;
-	n = snprintf(rec, sizeof(rec), "%c %s\n", kind, arg);
-	if (n <= 0 || n >= (int)sizeof(rec) || strchr(arg, '\n'))
+	if (guard_fd < 0 || len >= REC_MAX)
 		return;		/* no path of ours is that long */
-	if (write(guard_fd, rec, (size_t)n) != n) {
+	do
+		n = write(guard_fd, rec, len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EPIPE) {
 		/* the guard is gone: nothing more to tell it */
 		close(guard_fd);
 		guard_fd = -1;
 	}
 }
 
+static void guard_record(char kind, const char *prefix, const char *arg)
+{
+	char rec[REC_MAX];
+	int n;
+
+	if (strchr(arg, '\n'))
+		return;
+	n = snprintf(rec, sizeof(rec), "%c %s%s\n", kind, prefix, arg);
+	if (n > 0 && n < (int)sizeof(rec))
+		guard_send(rec, (size_t)n);
+}
+
 void pvio_guard_world(const char *dir)
 {
-	guard_send('W', dir);
+	guard_record('W', "", dir);
 }
 
 void pvio_guard_file(const char *path)
 {
-	guard_send('F', path);
+	struct stat st;
+	char id[64];
+
+	/* the file itself, not whatever has its name by the end */
+	if (lstat(path, &st) < 0)
+		return;
+	snprintf(id, sizeof(id), "%llu %llu ", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	guard_record('F', id, path);
 }
 
 void pvio_guard_cmd(const char *fmt, ...)
@@ -64,7 +86,7 @@ void pvio_guard_cmd(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	guard_send('C', cmd);
+	guard_record('C', "", cmd);
 }
 
 pid_t pvio_guard_fork(void)
@@ -82,19 +104,31 @@ pid_t pvio_guard_fork(void)
 	return pid;
 }
 
+/* ---- the guard ------------------------------------------------------------------- */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
 /* Does a world answer in @dir? A stale pid file must not aim a signal. */
-static int world_running(const char *dir)
+static bool world_answers(const char *dir)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, up;
+	int fd;
+	bool up;
 
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/hv.sock",
 			     dir) >= sizeof(sa.sun_path))
-		return 0;
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		return false;
+	/* a stopped world, or a full backlog, must not hold the guard */
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return 0;
-	up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		return false;
+	up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+	     errno == EAGAIN;
 	close(fd);
 	return up;
 }
@@ -111,25 +145,47 @@ static int rm_one(const char *path, const struct stat *st, int flag,
 	return 0;
 }
 
-static void guard_undo(const char *prog, char kind, const char *arg)
+static void undo_world(const char *prog, const char *dir)
 {
-	int rc;
+	int i;
+
+	/* a world still starting needs nothing: it did not outlive its
+	 * starter (pvio_world_start()) */
+	if (world_answers(dir)) {
+		fprintf(stderr, "%s: ended leaving its sim world running: "
+			"stopping it (%s)\n", prog, dir);
+		pvio_world_stop(dir, 5000);
+	}
+	/* pvio-backd may still be writing in it while it ends */
+	for (i = 0; i < 20; i++) {
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		if (access(dir, F_OK) < 0)
+			break;
+		sleep_ms(100);
+	}
+}
+
+static void undo(const char *prog, char *rec)
+{
+	unsigned long long dev, ino;
+	struct stat st;
+	int off = 0;
+	char kind = rec[0];
+	char *arg = rec + 2;
 
 	switch (kind) {
 	case 'W':
-		if (world_running(arg)) {
-			fprintf(stderr, "%s: ended leaving its sim world running: "
-				"stopping it (%s)\n", prog, arg);
-			pvio_world_stop(arg, 5000);
-		}
-		nftw(arg, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		undo_world(prog, arg);
 		break;
 	case 'F':
-		unlink(arg);
+		if (sscanf(arg, "%llu %llu %n", &dev, &ino, &off) == 2 && off &&
+		    lstat(arg + off, &st) == 0 && st.st_dev == dev &&
+		    st.st_ino == ino)
+			unlink(arg + off);
 		break;
 	case 'C':
-		rc = system(arg);
-		(void)rc;
+		if (system(arg) < 0)
+			fprintf(stderr, "%s: cannot run '%s'\n", prog, arg);
 		break;
 	}
 }
@@ -137,8 +193,9 @@ static void guard_undo(const char *prog, char kind, const char *arg)
 static void __attribute__((noreturn)) guard_main(const char *prog, int fd)
 {
 	size_t len = 0, cap = 0;
-	char *log = NULL, *end;
+	char *log = NULL, *end, sink[REC_MAX];
 	ssize_t n;
+	int nul;
 
 	/* ^C goes to the whole process group: the guard outlives it */
 	signal(SIGINT, SIG_IGN);
@@ -146,29 +203,48 @@ static void __attribute__((noreturn)) guard_main(const char *prog, int fd)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_NAME, "pvio-guard");
+	/* nobody reading the program's output waits for the guard's end */
+	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul >= 0) {
+		dup2(nul, STDIN_FILENO);
+		dup2(nul, STDOUT_FILENO);
+		close(nul);
+	}
 	for (;;) {
+		char *buf = sink;
+		size_t room = sizeof(sink);
+
 		if (cap - len < REC_MAX) {
 			char *p = realloc(log, cap + 64 * REC_MAX);
 
-			if (!p)
-				break;	/* undo what it has */
-			log = p;
-			cap += 64 * REC_MAX;
+			if (p) {
+				log = p;
+				cap += 64 * REC_MAX;
+			}
 		}
-		n = read(fd, log + len, cap - len);
+		/* out of memory: drain (the program must not block), keep
+		 * what was whole */
+		if (log && cap - len >= REC_MAX) {
+			buf = log + len;
+			room = cap - len;
+		}
+		n = read(fd, buf, room);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		len += (size_t)n;
+		if (buf != sink)
+			len += (size_t)n;
 	}
-	/* records whole (a write of less than PIPE_BUF is), newest first */
+	/* whole records only (a cut one must not name "/"), newest first */
+	end = len ? memrchr(log, '\n', len) : NULL;
+	len = end ? (size_t)(end - log) + 1 : 0;
 	while (len > 0) {
 		log[--len] = 0;
 		end = memrchr(log, '\n', len);
 		end = end ? end + 1 : log;
 		if (strlen(end) > 2 && end[1] == ' ')
-			guard_undo(prog, end[0], end + 2);
+			undo(prog, end);
 		len = (size_t)(end - log);
 	}
 	_exit(0);
@@ -176,29 +252,43 @@ static void __attribute__((noreturn)) guard_main(const char *prog, int fd)
 
 int pvio_guard_start(const char *prog)
 {
-	int p[2], i;
+	int p[2], rc, i;
 	pid_t pid;
 
 	if (guard_fd >= 0)
 		return 0;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
+	/* above the standard fds, should one of them be closed */
+	for (i = 0; i < 2; i++)
+		if (p[i] <= STDERR_FILENO) {
+			int fd = fcntl(p[i], F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+
+			if (fd < 0) {
+				rc = -errno;
+				goto fail;
+			}
+			close(p[i]);
+			p[i] = fd;
+		}
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
-		i = -errno;
-		close(p[0]);
-		close(p[1]);
-		return i;
+		rc = -errno;
+		goto fail;
 	}
 	if (pid == 0) {
 		/* hold nothing of the program's but the read end */
-		for (i = 3; i < 1024; i++)
-			if (i != p[0])
-				close(i);
+		if (p[0] > STDERR_FILENO + 1)
+			close_range(STDERR_FILENO + 1, (unsigned int)p[0] - 1, 0);
+		close_range((unsigned int)p[0] + 1, ~0u, 0);
 		guard_main(prog, p[0]);
 	}
 	close(p[0]);
 	guard_fd = p[1];
 	return 0;
+fail:
+	close(p[0]);
+	close(p[1]);
+	return rc;
 }

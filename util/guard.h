@@ -24,9 +24,11 @@
  * 0 or -errno; without a guard the registrations below do nothing.
  */
 int pvio_guard_start(const char *prog);
-/* At the end: stop the sim world in @dir if it still runs, remove @dir. */
+/* At the end: stop the sim world in @dir if it still runs (or is still
+ * starting), remove @dir. Call it before the world is started. */
 void pvio_guard_world(const char *dir);
-/* At the end: unlink @path. */
+/* At the end: unlink @path, if it is still the file it is now (call it
+ * once the file is made). */
 void pvio_guard_file(const char *path);
 /* At the end: run this shell command (e.g. "ip netns del NAME"), its
  * output discarded. */
@@ -34,7 +36,8 @@ void pvio_guard_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /*
  * fork() for a child that must not outlive this process: it is killed
  * (SIGKILL) when this process ends, and it holds no handle on the guard.
- * A child that wants a gentler end sets its own PR_SET_PDEATHSIG.
+ * A child that wants a gentler end sets its own PR_SET_PDEATHSIG. Call it
+ * from the main thread: the signal comes when the thread that forked ends.
  */
 pid_t pvio_guard_fork(void);
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -51,7 +52,7 @@ int pvio_world_start(const char *dir, const char *const *extra_args)
 {
 	const char *argv[32];
 	unsigned int n = 0;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 	int status;
 
 	argv[n++] = pvio_world_simhv_path();
@@ -65,6 +66,13 @@ int pvio_world_start(const char *dir, const char *const *extra_args)
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
+		/* a starter that goes while the world starts takes it along:
+		 * pvio-simhv --daemon dies with us, and its daemon, not
+		 * ready yet, then fails to say so and exits; once ready the
+		 * world is the caller's to stop */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
 		execv(argv[0], (char *const *)argv);
 		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);

@@ -12,7 +12,9 @@
 const char *pvio_world_simhv_path(void);
 /*
  * Start a world in @dir and wait until it accepts connections. @extra_args
- * (NULL-terminated, may be NULL) go to pvio-simhv. Return 0 or -errno.
+ * (NULL-terminated, may be NULL) go to pvio-simhv. Should the calling
+ * thread end before the world is ready, the world does not start. Return 0
+ * or -errno.
  */
 int pvio_world_start(const char *dir, const char *const *extra_args);
 /* The world's pid from its pid file, or -errno. */

@@ -4,7 +4,9 @@
 # killed (SIGKILL) and interrupted (^C: SIGINT to its process group) while
 # its guest does I/O, and killed twice more at random moments; pvio-bench
 # net is killed in its TCP phase (its guest's namespace and a veth pair
-# exist); pvio-ringbench --sim is killed mid-run. Within 10 s of each: no
+# exist); pvio-ringbench --sim is killed mid-run; pvio-bench blk is
+# killed while its world starts (its pvio-simhv held stopped, then let go).
+# Within 20 s of each: no
 # process of the run (its group, and its pvio-simhv, a daemon of its own),
 # no world directory, no image, no namespace, no veth and no TAP of its
 # world. tools/bench-remote.sh nbd, run to its end, removes its directory
@@ -45,7 +47,7 @@ wait_for() {
 
 world_up() { compgen -G "$D/tmp/pvio-*/backd.sock" >/dev/null ||
 	     compgen -G "$D/tmp/pvio-ringbench.*/simhv.pid" >/dev/null; }
-netns_up() { ip netns list | grep -q "^pvio-bench-$(( RUN % 100000 ))\b"; }
+netns_up() { ip netns list | grep -q "^pvio-bench-$RUN\b"; }
 
 # what the run left: one line per thing, nothing when all is gone
 leftovers() {
@@ -53,25 +55,25 @@ leftovers() {
 	pgrep -f -a "pvio-simhv --world $D/tmp/" | sed 's/^/world: /'
 	ls -A "$D/tmp" "$D/img" | grep -v '^$\|:$' | sed 's/^/file: /'
 	if [ $NET = 1 ]; then
-		ip netns list | grep "^pvio-bench-$(( RUN % 100000 ))\b" |
-			sed 's/^/netns: /'
-		ip -o link show | grep -F "pvbv$(( RUN % 100000 ))" |
+		ip netns list | grep "^pvio-bench-$RUN\b" | sed 's/^/netns: /'
+		ip -o link show | grep -E "^[0-9]+: pvbv$RUN[@:]" |
 			sed 's/^/veth: /'
 		grep -lF "sim:$D/tmp/" /sys/class/net/*/ifalias 2>/dev/null |
 			sed 's/^/TAP: /'
 	fi
 }
 
-# ended HOW: the run is gone and so is all it had, within 10 s
+# ended HOW: the run is gone and so is all it had, within 20 s (its world
+# takes up to 5 s to stop; sanitizer builds are slower)
 ended() {
 	local left i
-	for i in $(seq 100); do
+	for i in $(seq 200); do
 		left=$(leftovers)
 		[ -z "$left" ] && break
 		sleep 0.1
 	done
 	[ -z "$left" ] || t_fail "$1 left: $(echo $left)"
-	t_pass "$1: nothing left ($(grep -c 'stopping it' "$D/out") world stopped by its guard)"
+	t_pass "$1: nothing left after $(( i / 10 )).$(( i % 10 )) s ($(grep -c 'stopping it' "$D/out") world stopped by its guard)"
 }
 
 start "$BENCH" blk --time 2000 --runs 9 --size 32M --dir "$D/img"
@@ -92,6 +94,25 @@ for r in 1 2; do
 	kill -KILL "$RUN" 2>/dev/null
 	ended "pvio-bench blk, SIGKILL at a random moment ($r)"
 done
+
+# killed while its world starts: a pvio-simhv that stops itself first
+mkdir "$D/slow"
+cat >"$D/slow/pvio-simhv" <<EOS
+#!/bin/sh
+kill -STOP \$\$
+exec "$PVIO_SIMHV" "\$@"
+EOS
+chmod +x "$D/slow/pvio-simhv"
+PVIO_SIMHV="$D/slow/pvio-simhv" start "$BENCH" blk --time 300 --runs 3 \
+	--size 32M --dir "$D/img"
+held() { pgrep -f "^/bin/sh $D/slow/pvio-simhv" >/dev/null &&
+	 ps -o stat= -p "$(pgrep -f "^/bin/sh $D/slow/pvio-simhv")" | grep -q T; }
+wait_for "pvio-bench blk's world, held" held
+slow=$(pgrep -f "^/bin/sh $D/slow/pvio-simhv")
+kill -KILL "$RUN"
+sleep 1
+kill -CONT "$slow" 2>/dev/null	# had it outlived pvio-bench, it starts now
+ended "pvio-bench blk, SIGKILL while its world starts"
 
 start "$RING" --sim --time 2000 --runs 20 --mode poll --batch 8 --pages 1
 wait_for "pvio-ringbench's world" world_up
