@@ -540,7 +540,7 @@ int main(int argc, char **argv)
 	int ep, sfd, tfd, rc;
 	unsigned int i, abandoned, steps;
 	uint64_t drain_end;
-	bool lost = false;
+	bool lost = false, failed = false;
 
 	pvio_log_init(prog, PVIO_LOG_INFO);
 	parse_args(&bd.o, argc, argv);
@@ -689,7 +689,9 @@ int main(int argc, char **argv)
 
 		n = epoll_wait(ep, evs, 16, -1);
 		if (n < 0 && errno != EINTR) {
-			log_err("epoll_wait: %s", strerror(errno));
+			/* a runtime failure: shut down as at SIGTERM, exit 1 */
+			log_err("epoll_wait: %s: exiting", strerror(errno));
+			failed = true;
 			break;
 		}
 		for (k = 0; k < n; k++) {
@@ -788,6 +790,6 @@ int main(int argc, char **argv)
 	/* a thread still inside libnbd or librados: no exit handlers and
 	 * library destructors under its feet */
 	if (steps)
-		_exit(lost ? 1 : 0);
-	return lost ? 1 : 0;
+		_exit(lost || failed ? 1 : 0);
+	return lost || failed ? 1 : 0;
 }

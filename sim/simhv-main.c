@@ -218,7 +218,7 @@ int main(int argc, char **argv)
 	};
 	struct hv hv = { .listen_fd = -1, .sig_fd = -1 };
 	const char *dir = pvio_sim_default_dir();
-	bool daemonize = false;
+	bool daemonize = false, failed = false;
 	const char *log_file = NULL;
 	char log_buf[PVIO_PATH_BUF];
 	struct hv_dom *dom0;
@@ -384,7 +384,9 @@ int main(int argc, char **argv)
 
 		n = epoll_wait(hv.epfd, evs, 64, -1);
 		if (n < 0 && errno != EINTR) {
-			log_err("epoll_wait: %s", strerror(errno));
+			/* torn down as at SIGTERM, but a failure: exit 1 */
+			log_err("epoll_wait: %s: stopping the world", strerror(errno));
+			failed = true;
 			break;
 		}
 		for (i = 0; i < n; i++) {
@@ -428,5 +430,5 @@ int main(int argc, char **argv)
 	close(hv.sig_fd);
 	close(hv.listen_fd);
 	log_info("world %s stopped", dir);
-	return 0;
+	return failed ? 1 : 0;
 }

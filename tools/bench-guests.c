@@ -486,6 +486,7 @@ int bench_guests(int argc, char **argv)
 	char img[PVIO_PATH_BUF], img_w[PVIO_PATH_BUF];
 	struct gcmd c;
 	struct rlimit rl;
+	bool qd_given = false;
 	int rc = 0;
 
 	for (i = 1; i < (unsigned int)argc; i++) {
@@ -502,6 +503,7 @@ int bench_guests(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--qd") && i + 1 < (unsigned int)argc) {
 			if (pvio_parse_uint(argv[++i], 1, 128, &o.qd))
 				usage_exit("bad --qd '%s' (1..128)", argv[i]);
+			qd_given = true;
 		} else if (!strcmp(argv[i], "--workers") && i + 1 < (unsigned int)argc) {
 			if (pvio_parse_uint(argv[++i], 1, 64, &o.workers))
 				usage_exit("bad --workers '%s' (1..64)", argv[i]);
@@ -522,8 +524,16 @@ int bench_guests(int argc, char **argv)
 		}
 	}
 	if (o.noisy) {
+		/* its set-up is fixed: what would change it is not ignored */
 		if (o.guests && o.guests != 8)
 			usage_exit("--noisy runs 8 guests, not '%s'", "--guests");
+		if (qd_given && o.qd != 1)
+			usage_exit("--noisy: the quiet guests read at QD 1 (%s)", "--qd");
+		if (o.workers != 1)
+			usage_exit("--noisy: the 8 guests share one worker (%s)",
+				   "--workers");
+		if (o.vif)
+			usage_exit("--noisy: disks only (%s)", "--vif");
 		o.guests = 8;
 		o.qd = 1;
 	}

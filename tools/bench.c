@@ -376,12 +376,13 @@ static void usage(FILE *f)
 "    --base-busy-cpu0: fio runs beside a process keeping CPU 0 busy, as\n"
 "    the polling guest keeps it in pvio's runs (default: CPU 0 idle)\n"
 "pvio-bench blk --guests N [--qd N] [--workers N] [--vif] [--time MS] [--runs N]\n"
-"               [--copy] [--json]\n"
+"               [--size SIZE] [--dir DIR] [--spin-us N] [--copy] [--json]\n"
 "    N guests (own domains, vbds, rings, grants and event channels), up to\n"
 "    256 per driver process: connect time, pvio-backd RSS/fds/idle CPU, then 4 KiB\n"
 "    random reads from the first 8 guests and from all N, alternating:\n"
 "    total IOPS, per-guest min/median/max, fairness spread, ratio N/8\n"
-"pvio-bench blk --noisy [--time MS] [--runs N] [--json]\n"
+"pvio-bench blk --noisy [--time MS] [--runs N] [--size SIZE] [--dir DIR]\n"
+"               [--spin-us N] [--copy] [--json]\n"
 "    8 guests on one worker: 7 read 4 KiB at QD 1 alone, then beside a\n"
 "    guest writing 4 KiB at QD 128: the quiet guests' p99, and the ratio\n"
 "pvio-bench net [--time MS] [--runs N] [--test NAME] [--spin-us N] [--json]\n"
@@ -404,9 +405,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (argc < 2)
+		pvio_usage_error("pvio-bench", "which benchmark? (blk or net)");
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(stdout);
+		return 0;
 	}
 	if (!strcmp(argv[1], "--version"))
 		pvio_version("pvio-bench");

@@ -144,8 +144,11 @@ static int cmd_world(int argc, char **argv)
 	need_sim("world");
 	if (strcmp(argv[1], "start") == 0) {
 		if (argc == 4 && strcmp(argv[2], "--mem") == 0) {
-			if (pvio_parse_size(argv[3], &mem))
-				die_usage("bad --mem '%s'", argv[3]);
+			/* pvio-simhv's own bounds: a one-line error here,
+			 * not its failure to start */
+			if (pvio_parse_size(argv[3], &mem) || mem < (1u << 20) ||
+			    mem > (64ull << 30) || mem % 4096)
+				die_usage("bad --mem '%s' (1M..64G)", argv[3]);
 			args[0] = "--mem";
 			args[1] = argv[3];
 		} else if (argc != 2) {
@@ -1608,7 +1611,8 @@ static void usage(FILE *f)
 "  vif-attach DOM [--mac MAC] [--bridge BR] [--devid N] [--mtu N]\n"
 "     [--vifname NAME] [--ip ADDRS]\n"
 "     vbd-attach [--no-discard], both [--script PATH]: a hotplug script run\n"
-"     as libxl runs it (XENBUS_PATH, ...); vbd-attach --backend-type vbd3\n"
+"     as libxl runs it (XENBUS_PATH, ...); both [--backend DOMID] (default\n"
+"     0); both [--backend-type T] (vbd-attach: vbd3 for backendtype=tap)\n"
 "     attaches wait for the backend (ready or failed; exit 1 if failed)\n"
 "     when pvio-backd answers: --wait, --no-wait, --timeout SECS (10)\n"
 "  vif-detach DOM DEVID\n"

@@ -41,6 +41,11 @@ bad "unknown option '--bogus'" pvio-netfront --bogus
 bad "option '-p' needs a value" pvio-netfront -p
 bad "unknown option '--bogus'" pvio-blkfront --bogus
 bad "unknown benchmark" pvio-bench foo
+bad "which benchmark" pvio-bench
+bad "the quiet guests read at QD 1" pvio-bench blk --noisy --qd 4
+bad "the 8 guests share one worker" pvio-bench blk --noisy --workers 2
+bad "disks only" pvio-bench blk --noisy --vif
+bad "bad --mem '1k' (1M..64G)" pvio-ctl -w /nonexistent world start --mem 1k
 bad "bad --runs" pvio-bench net --runs 0
 bad "no workload" pvio-bench blk --load nope
 bad "--base-busy-cpu0 goes with --target" pvio-bench blk --base-busy-cpu0
