@@ -540,8 +540,9 @@ int bench_blk(int argc, char **argv)
 	pid_t guest, guest2 = -1;
 	char img[PVIO_PATH_BUF], img2[PVIO_PATH_BUF + 8] = "";
 	int fd2 = -1;
-	char *bufs;
+	char *bufs = NULL;
 	bool size_given = false;
+	int ret = 1;
 	double fp50 = 0, fp99 = 0;
 
 	for (i = 1; i < argc; i++)
@@ -612,7 +613,7 @@ int bench_blk(int argc, char **argv)
 	fd = open(img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		fprintf(stderr, "pvio-bench: cannot create %s: %s\n", img, strerror(errno));
-		return 1;
+		goto out;
 	}
 	pvio_guard_file(img);
 	/* real data, in memory: no holes, no disk */
@@ -620,7 +621,7 @@ int bench_blk(int argc, char **argv)
 		if (pwrite(fd, bufs, 1u << 20, (off_t)off) != 1 << 20) {
 			fprintf(stderr, "pvio-bench: cannot fill %s\n", img);
 			unlink(img);
-			return 1;
+			goto out;
 		}
 attach:
 	rc = bench_world_up(&bw, o.spin_us, !o.copy);
@@ -651,13 +652,13 @@ attach:
 		bench_world_down(&bw);
 		if (o.jcost)
 			bench_world_down(&bw2);
-		return 1;
+		goto out;
 	}
 	guest = guest_start(&bw, domid, &o, cmd, res);
 	if (o.jcost)
 		guest2 = guest_start(&bw2, domid, &o, cmd2, res2);
 	if (guest < 0 || (o.jcost && guest2 < 0))
-		return 1;
+		goto out;	/* the guard stops the worlds */
 	bench_pin(0);
 	rc = 0;
 	for (li = 0; li < NR_LOADS && !rc; li++) {
@@ -758,7 +759,8 @@ attach:
 		unlink(img);
 	}
 	if (rc)
-		return 1;
+		goto out;
+	ret = 0;
 
 	if (o.json) {
 		bool first = true;
@@ -789,7 +791,7 @@ attach:
 			first = false;
 		}
 		printf("\n]}\n");
-		return 0;
+		goto out;
 	}
 	if (o.target)
 		printf("pvio-bench blk: sim domU blkfront (buffers granted, in place) -> pvio-backd -> %s;\n"
@@ -824,5 +826,10 @@ attach:
 		       loads[li].name, pt->s_iops.med, pt->mbs, a, pt->notif_per_req,
 		       pt->s_base.med, pt->base_mbs, b, pt->ratio_med);
 	}
-	return 0;
+	/* a sanitizer build's leak check runs at exit */
+out:
+	free(bufs);
+	free(rp);
+	free(rb);
+	return ret;
 }

@@ -9,8 +9,9 @@
 # Within 20 s of each: no
 # process of the run (its group, and its pvio-simhv, a daemon of its own),
 # no world directory, no image, no namespace, no veth and no TAP of its
-# world. tools/bench-remote.sh nbd, run to its end, removes its directory
-# and stops its nbdkit.
+# world. pvio-ringbench --sim and tools/bench-remote.sh nbd (pvio-bench blk
+# --target), run to their end, leave nothing either (in a sanitizer build,
+# their leak checks at exit pass).
 . "$(dirname "$0")/lib.sh"
 BENCH="$B/pvio-bench"
 RING="$B/pvio-ringbench"
@@ -119,6 +120,13 @@ wait_for "pvio-ringbench's world" world_up
 sleep 1
 kill -KILL "$RUN"
 ended "pvio-ringbench --sim, SIGKILL"
+
+# run to its end (in a sanitizer build, also its leak check at exit)
+TMPDIR="$D/tmp" "$RING" --sim -t 50 -r 1 -m poll -b 8 -p 1 >"$D/out" 2>&1 ||
+	t_fail "pvio-ringbench --sim: $(tail -3 "$D/out")"
+left=$(ls -A "$D/tmp"; pgrep -f -a "pvio-simhv --world $D/tmp/")
+[ -z "$left" ] || t_fail "pvio-ringbench --sim, run to its end, left: $(echo $left)"
+t_pass "pvio-ringbench --sim, run to its end: nothing left"
 
 if [ $NET = 1 ]; then
 	start "$BENCH" net --time 2000 --runs 9 --test tcp-guest-to-dom0
