@@ -534,7 +534,7 @@ int bench_blk(int argc, char **argv)
 			      .spin_us = 50 };
 	struct bench_world bw, bw2;
 	struct point pts[NR_LOADS];
-	struct run_result *rp = malloc(res_size()), *rb = malloc(res_size());
+	struct run_result *rp = NULL, *rb = NULL;
 	int cmd[2], res[2], cmd2[2], res2[2], fd, i, rc;
 	unsigned int li, run, domid = 1;
 	pid_t guest, guest2 = -1;
@@ -546,11 +546,8 @@ int bench_blk(int argc, char **argv)
 	double fp50 = 0, fp99 = 0;
 
 	for (i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--guests") || !strcmp(argv[i], "--noisy")) {
-			free(rp);
-			free(rb);
+		if (!strcmp(argv[i], "--guests") || !strcmp(argv[i], "--noisy"))
 			return bench_guests(argc, argv);
-		}
 	memset(pts, 0, sizeof(pts));
 	/* the page cache of a disk file system: there io_uring serves cached
 	 * reads inline (tmpfs reads go through io-wq on 6.x kernels) */
@@ -602,6 +599,10 @@ int bench_blk(int argc, char **argv)
 		pvio_usage_error("pvio-bench", "--target needs --size (at most the target's)");
 	if (o.target && (o.pool || o.jcost))
 		pvio_usage_error("pvio-bench", "--pool and --journal-cost are for file targets");
+	/* after the command line: its errors exit, and a sanitizer build's
+	 * leak check would count what only a local pointed at */
+	rp = malloc(res_size());
+	rb = malloc(res_size());
 	bufs = aligned_alloc(4096, 128u * 131072u);
 	memset(bufs, 0xa5, 128u * 131072u);
 	if (o.target) {
