@@ -588,6 +588,9 @@ int bench_blk(int argc, char **argv)
 				pvio_usage_error("pvio-bench", "no workload '%s'", argv[i + 1]);
 			o.only |= 1u << li;
 			i++;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			bench_usage(stdout);
+			exit(0);
 		} else {
 			pvio_usage_error("pvio-bench", "blk: unknown option '%s'", argv[i]);
 		}

@@ -982,6 +982,9 @@ int bench_net(int argc, char **argv)
 				pvio_usage_error("pvio-bench", "no test '%s'", argv[i + 1]);
 			o.only |= 1u << ti;
 			i++;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			bench_usage(stdout);
+			exit(0);
 		} else {
 			pvio_usage_error("pvio-bench", "net: unknown option '%s'", argv[i]);
 		}

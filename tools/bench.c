@@ -353,7 +353,7 @@ bool bench_opt_common(int argc, char **argv, int *i, unsigned int *ms,
 	return true;
 }
 
-static void usage(FILE *f)
+void bench_usage(FILE *f)
 {
 	fprintf(f,
 "usage: pvio-bench blk|net [options]\n"
@@ -408,7 +408,7 @@ int main(int argc, char **argv)
 	if (argc < 2)
 		pvio_usage_error("pvio-bench", "which benchmark? (blk or net)");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		usage(stdout);
+		bench_usage(stdout);
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version"))

@@ -5,12 +5,16 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <pvio/platform.h>
 #include <pvio/xenbus.h>
 
 #include "util.h"
+
+/* pvio-bench's usage text (--help) */
+void bench_usage(FILE *f);
 
 /* A private sim world with pvio-backd on CPU 1. */
 struct bench_world {

@@ -70,3 +70,20 @@ for prog in pvio-backd pvio-simhv pvio-ctl pvio-blkfront pvio-netfront \
 	v=$((v + 1))
 done
 echo "PASS: --version on $v programs"
+
+# --help: every program (and each of pvio-bench's benchmarks), its usage on
+# stdout, exit 0
+h=0
+for cmd in pvio-backd pvio-simhv pvio-ctl pvio-blkfront pvio-netfront \
+	   pvio-ringbench pvio-bench "pvio-bench blk" "pvio-bench net"; do
+	set -- $cmd
+	prog=$1
+	shift
+	out=$("$B/$prog" "$@" --help 2>"$err" </dev/null)
+	rc=$?
+	[ $rc -eq 0 ] || fail "$cmd --help: exit $rc: $(cat "$err")"
+	echo "$out" | grep -q "$prog" || fail "$cmd --help printed '$out'"
+	[ -s "$err" ] && fail "$cmd --help wrote to stderr: $(cat "$err")"
+	h=$((h + 1))
+done
+echo "PASS: --help on $h command lines"
