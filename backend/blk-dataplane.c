@@ -79,7 +79,7 @@ static void release(struct blk_queue *q, struct blk_req *r)
 		 * pages taken in order are one buffer (target-nbd.c) */
 		for (i = n; i--;) {
 			if (r->mapped)
-				pg_cache_put(&q->pg, (int)r->pages[i]);
+				pg_cache_put(&q->pg, r->pages[i]);
 			else
 				q->free_pages[q->nr_free_pages++] = r->pages[i];
 			r->pages[i] = UINT32_MAX;
@@ -129,7 +129,7 @@ static void fill_iov(struct blk_queue *q, struct blk_req *r)
 
 		if (r->mapped)	/* straight into or out of the guest's page */
 			r->iov[i].iov_base = (char *)pg_cache_addr(&q->pg,
-								 (int)r->pages[i]) +
+								 r->pages[i]) +
 					     s->first_sect * 512u;
 		else
 			r->iov[i].iov_base = q->pool +
@@ -151,23 +151,21 @@ static bool has_data(const struct blk_req *r)
 		r->kind == BK_BARRIER) && r->nseg;
 }
 
+_Static_assert(PG_MAP_MAX >= BLK_MAX_INDIRECT, "a request maps in one call");
+
 /* Every segment from the persistent-grant cache, or none of them. */
 static bool map_segs(struct blk_queue *q, struct blk_req *r)
 {
-	bool write = r->kind != BK_READ;
+	uint32_t grefs[BLK_MAX_INDIRECT];
 	unsigned int i;
 
-	for (i = 0; i < r->nseg; i++) {
-		int idx = pg_cache_get(&q->pg, r->seg[i].gref, !write);
-
-		if (idx < 0) {
-			while (i--) {
-				pg_cache_put(&q->pg, (int)r->pages[i]);
-				r->pages[i] = UINT32_MAX;
-			}
-			return false;
-		}
-		r->pages[i] = (uint32_t)idx;
+	for (i = 0; i < r->nseg; i++)
+		grefs[i] = r->seg[i].gref;
+	if (pg_cache_get(&q->pg, r->nseg, grefs, r->kind == BK_READ,
+			 r->pages)) {
+		for (i = 0; i < r->nseg; i++)
+			r->pages[i] = UINT32_MAX;
+		return false;
 	}
 	r->mapped = true;
 	return true;

@@ -9,6 +9,9 @@
 #include "pgrant.h"
 
 #define NIL 0u
+/* pg_cache_get(): the k-th page to map, in @idx until it is mapped */
+#define NEW(k)		(UINT32_MAX - (k))
+#define IS_NEW(i)	((i) > UINT32_MAX - PG_MAP_MAX)
 
 static uint32_t hash(const struct pg_cache *c, uint32_t gref)
 {
@@ -28,7 +31,7 @@ int pg_cache_init(struct pg_cache *c, struct pvio_platform *p,
 	c->nbuckets = 1;
 	while (c->nbuckets < cap * 2)
 		c->nbuckets <<= 1;
-	/* 320 KiB per queue by default: only the pages a guest's grants
+	/* 384 KiB per queue by default: only the pages a guest's grants
 	 * reach are ever touched (lazy.h) */
 	c->ents = lazy_zalloc(cap * sizeof(*c->ents));
 	c->buckets = lazy_zalloc(c->nbuckets * sizeof(*c->buckets));
@@ -41,7 +44,7 @@ int pg_cache_init(struct pg_cache *c, struct pvio_platform *p,
 	}
 	/* entries never used are taken in order (c->fresh), not threaded
 	 * on the free list here: a list through all of them would touch
-	 * cap * 32 bytes (256 KiB by default) of every queue at connect,
+	 * cap * 40 bytes (320 KiB by default) of every queue at connect,
 	 * most of it never used by a guest with few grants */
 	c->free_head = NIL;
 	c->fresh = 0;
@@ -86,87 +89,172 @@ static void hash_remove(struct pg_cache *c, uint32_t i)
 		*pp = c->ents[i].hnext;
 }
 
-static void drop(struct pg_cache *c, uint32_t i)
+static int lookup(const struct pg_cache *c, uint32_t gref)
 {
-	struct pg_ent *e = &c->ents[i];
+	uint32_t i;
 
-	pvio_gnt_unmap(c->plat, e->addr, 1);
-	c->unmaps++;
-	hash_remove(c, i);
-	memset(e, 0, sizeof(*e));
-	e->next = c->free_head;
-	c->free_head = i + 1;
-	c->used--;
+	for (i = c->buckets[hash(c, gref)]; i; i = c->ents[i - 1].hnext)
+		if (c->ents[i - 1].gref == gref)
+			return (int)(i - 1);
+	return -1;
 }
 
-int pg_cache_get(struct pg_cache *c, uint32_t gref, bool write)
+/* Unmap the mapping headed by @h, its pages back on the free list. */
+static void drop(struct pg_cache *c, uint32_t h)
 {
-	uint32_t b = hash(c, gref), i;
-	struct pg_ent *e;
-	bool rw = true;
-	void *addr;
-	int rc;
+	uint32_t i = h, n = c->ents[h].count;
 
-	for (i = c->buckets[b]; i; i = c->ents[i - 1].hnext) {
-		e = &c->ents[i - 1];
-		if (e->gref != gref)
-			continue;
-		if (write && !e->rw)
-			return -EPERM;	/* mapped read-only: copy instead */
-		if (e->refs++ == 0)
-			lru_unlink(c, i - 1);
-		c->hits++;
-		return (int)(i - 1);
+	pvio_gnt_unmap(c->plat, c->ents[h].addr, n);
+	c->unmaps += n;
+	while (i != UINT32_MAX) {
+		struct pg_ent *e = &c->ents[i];
+		uint32_t next = e->gnext ? e->gnext - 1 : UINT32_MAX;
+
+		hash_remove(c, i);
+		memset(e, 0, sizeof(*e));
+		e->next = c->free_head;
+		c->free_head = i + 1;
+		c->used--;
+		i = next;
 	}
-	c->misses++;
-	if (!c->maps_left) {
-		c->refused++;
-		return -ENOSPC;
-	}
-	if (!c->free_head && c->fresh == c->cap) {
-		if (!c->lru_head) {
-			c->refused++;
-			return -ENOSPC;	/* every page is in use */
-		}
-		i = c->lru_head - 1;
-		lru_unlink(c, i);
-		drop(c, i);
-	}
-	c->maps_left--;
-	/* writable when it can be: the same page serves reads and writes */
-	rc = pvio_gnt_map(c->plat, c->domid, 1, &gref, true, &addr);
-	if (rc == -EPERM && !write) {
-		rc = pvio_gnt_map(c->plat, c->domid, 1, &gref, false, &addr);
-		rw = false;
-	}
-	if (rc)
-		return rc;
-	c->maps++;
+}
+
+static void hold(struct pg_cache *c, uint32_t i)
+{
+	uint32_t h = c->ents[i].head - 1;
+
+	if (c->ents[h].refs++ == 0)
+		lru_unlink(c, h);
+}
+
+void pg_cache_put(struct pg_cache *c, uint32_t idx)
+{
+	uint32_t h = c->ents[idx].head - 1;
+
+	if (--c->ents[h].refs == 0)
+		lru_append(c, h);
+}
+
+static uint32_t take_slot(struct pg_cache *c)
+{
+	uint32_t i;
+
 	if (c->free_head) {
 		i = c->free_head - 1;
 		c->free_head = c->ents[i].next;
 	} else {
 		i = c->fresh++;
 	}
-	e = &c->ents[i];
-	memset(e, 0, sizeof(*e));
-	e->gref = gref;
-	e->addr = addr;
-	e->rw = rw;
-	e->refs = 1;
-	e->live = true;
-	e->hnext = c->buckets[b];
-	c->buckets[b] = i + 1;
 	c->used++;
-	return (int)i;
+	return i;
 }
 
-void pg_cache_put(struct pg_cache *c, int idx)
+/* Map @n new grefs as one mapping; its pages' entries in @idx. */
+static int map_new(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
+		   bool write, uint32_t *idx)
 {
-	struct pg_ent *e = &c->ents[idx];
+	bool rw = true;
+	void *addr;
+	uint32_t k, prev = 0;
+	int rc;
 
-	if (--e->refs == 0)
-		lru_append(c, (uint32_t)idx);
+	/* room: whole mappings no request uses, oldest first */
+	while (c->cap - c->used < n) {
+		if (!c->lru_head)
+			return -ENOSPC;	/* the rest is in use */
+		k = c->lru_head - 1;
+		lru_unlink(c, k);
+		drop(c, k);
+	}
+	c->maps_left -= n;
+	/* writable when it can be: the same page serves reads and writes */
+	rc = pvio_gnt_map(c->plat, c->domid, n, grefs, true, &addr);
+	if (rc == -EPERM && !write) {
+		rc = pvio_gnt_map(c->plat, c->domid, n, grefs, false, &addr);
+		rw = false;
+	}
+	if (rc)
+		return rc;
+	c->maps += n;
+	c->map_calls++;
+	for (k = 0; k < n; k++) {
+		uint32_t i = take_slot(c), b = hash(c, grefs[k]);
+		struct pg_ent *e = &c->ents[i];
+
+		memset(e, 0, sizeof(*e));
+		e->gref = grefs[k];
+		e->addr = (char *)addr + (size_t)k * PVIO_PAGE_SIZE;
+		e->rw = rw;
+		e->live = true;
+		e->hnext = c->buckets[b];
+		c->buckets[b] = i + 1;
+		if (prev)
+			c->ents[prev - 1].gnext = i + 1;
+		else
+			e->count = (uint16_t)n;
+		e->head = k ? idx[0] + 1 : i + 1;
+		idx[k] = i;
+		prev = i + 1;
+	}
+	return 0;
+}
+
+int pg_cache_get(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
+		 bool write, uint32_t *idx)
+{
+	uint32_t miss[PG_MAP_MAX], mi[PG_MAP_MAX];
+	unsigned int i, k, nmiss = 0, nuses = 0;
+	int rc = 0;
+
+	for (i = 0; i < n; i++) {
+		int e = lookup(c, grefs[i]);
+
+		if (e >= 0) {
+			if (write && !c->ents[e].rw) {
+				rc = -EPERM;	/* mapped read-only: copy */
+				break;
+			}
+			hold(c, (uint32_t)e);
+			idx[i] = (uint32_t)e;
+			c->hits++;
+			continue;
+		}
+		/* new: the same gref twice in a request is mapped once */
+		for (k = 0; k < nmiss && miss[k] != grefs[i]; k++)
+			;
+		if (k == nmiss) {
+			if (nmiss == c->maps_left || nmiss == PG_MAP_MAX) {
+				rc = -ENOSPC;
+				break;
+			}
+			miss[nmiss++] = grefs[i];
+			c->misses++;
+		}
+		idx[i] = NEW(k);
+		nuses++;
+	}
+	if (rc == -ENOSPC && nmiss && !map_new(c, nmiss, miss, write, mi))
+		/* over budget: what it had room for is mapped, unused, for
+		 * the next requests (a large one is mapped over several
+		 * passes) */
+		lru_append(c, mi[0]);
+	else if (!rc && nmiss)
+		rc = map_new(c, nmiss, miss, write, mi);
+	if (rc) {
+		if (rc == -ENOSPC)
+			c->refused++;
+		while (i--)
+			if (!IS_NEW(idx[i]))
+				pg_cache_put(c, idx[i]);
+		return rc;
+	}
+	if (nmiss) {
+		for (i = 0; i < n; i++)
+			if (IS_NEW(idx[i]))
+				idx[i] = mi[NEW(idx[i])];
+		c->ents[mi[0]].refs = nuses;	/* new: not on the LRU */
+	}
+	return 0;
 }
 
 void pg_cache_destroy(struct pg_cache *c)
@@ -176,9 +264,10 @@ void pg_cache_destroy(struct pg_cache *c)
 	if (!c->ents)
 		return;
 	for (i = 0; i < c->fresh; i++)	/* never-used ones are not live */
-		if (c->ents[i].live) {
-			pvio_gnt_unmap(c->plat, c->ents[i].addr, 1);
-			c->unmaps++;
+		if (c->ents[i].live && c->ents[i].head == i + 1) {
+			pvio_gnt_unmap(c->plat, c->ents[i].addr,
+				       c->ents[i].count);
+			c->unmaps += c->ents[i].count;
 		}
 	lazy_free(c->ents, c->cap * sizeof(*c->ents));
 	lazy_free(c->buckets, c->nbuckets * sizeof(*c->buckets));

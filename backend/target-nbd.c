@@ -554,23 +554,11 @@ static void tn_queue_start(struct blk_queue *q)
 }
 
 /*
- * One buffer already: the segments follow each other in our address space
- * (bounce pages taken in order; a single segment). libnbd takes one
- * buffer per command, so other requests are staged (one copy) rather than
+ * libnbd takes one buffer per command, so a request whose pages are not
+ * one buffer already (remote_contiguous) is staged (one copy) rather than
  * sent as a command per segment: the server's work per command is the
  * dearer part, and it shares the CPUs with us.
  */
-static bool contiguous(const struct blk_req *r)
-{
-	unsigned int i;
-
-	for (i = 1; i < r->nseg; i++)
-		if ((char *)r->iov[i - 1].iov_base + r->iov[i - 1].iov_len !=
-		    r->iov[i].iov_base)
-			return false;
-	return true;
-}
-
 static void tn_submit(struct blk_queue *q, struct blk_req *r)
 {
 	struct nbd_tgt *t = q->tq;
@@ -579,7 +567,7 @@ static void tn_submit(struct blk_queue *q, struct blk_req *r)
 	r->pending++;
 	c->r = r;
 	c->stage = (r->kind == BK_READ || r->kind == BK_WRITE) &&
-		   !contiguous(r) ?
+		   !remote_contiguous(r->iov, r->nseg) ?
 		   t->stage + t->stage_bytes * (size_t)(r - q->reqs) : NULL;
 	c->deadline_ns = pvio_now_ns() + t->timeout_ns;
 	if (t->connecting || !up(t->h)) {

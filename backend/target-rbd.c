@@ -361,8 +361,8 @@ static void rbd_queue_start(struct blk_queue *q)
 }
 
 /*
- * A write of several pieces (a guest's pages, each mapped on its own)
- * as one buffer. librbd copies a write before rbd_aio_write returns
+ * A write of several pieces (a guest's pages mapped apart, or bounce
+ * pages out of order) as one buffer. librbd copies a write before rbd_aio_write returns
  * (rbd_disable_zero_copy_writes), so one buffer serves every write.
  * Handed the pieces (rbd_aio_writev), librbd built a bufferlist of as
  * many pieces and spent 4x fio's CPU per 128 KiB write on the message's
@@ -371,9 +371,9 @@ static void rbd_queue_start(struct blk_queue *q)
 static int rbd_twrite(struct rbd_tgt *t, struct blk_req *r, uint64_t off,
 		      rbd_completion_t c)
 {
-	if (r->nseg == 1)
-		return rbd_aio_write(t->img, off, r->iov[0].iov_len,
-				     r->iov[0].iov_base, c);
+	if (remote_contiguous(r->iov, r->nseg))
+		return rbd_aio_write(t->img, off, r->bytes, r->iov[0].iov_base,
+				     c);
 	if (t->flat_cap < r->bytes) {
 		char *b = aligned_alloc(4096, (r->bytes + 4095) & ~(size_t)4095);
 

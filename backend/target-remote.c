@@ -140,6 +140,15 @@ static void copy_stream(void *dst, const void *src, size_t len)
 }
 #endif
 
+bool remote_contiguous(const struct iovec *iov, unsigned int n)
+{
+	for (unsigned int i = 1; i < n; i++)
+		if ((char *)iov[i - 1].iov_base + iov[i - 1].iov_len !=
+		    iov[i].iov_base)
+			return false;
+	return true;
+}
+
 void remote_scatter(const struct iovec *iov, unsigned int n, const void *src)
 {
 	size_t off = 0;

@@ -8,6 +8,7 @@
 #ifndef PVIO_BACKEND_TARGET_REMOTE_H
 #define PVIO_BACKEND_TARGET_REMOTE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/uio.h>
 
@@ -27,6 +28,10 @@ void remote_lock_drop(struct remote_lock *l);
 
 /* @iov's @n pieces, in order, into @dst (which holds them all): bytes */
 size_t remote_gather(void *dst, const struct iovec *iov, unsigned int n);
+/* The pieces follow each other in our address space: one buffer already
+ * (a single segment; pages mapped together or bounce pages taken in
+ * order), for a target whose calls take one buffer. */
+bool remote_contiguous(const struct iovec *iov, unsigned int n);
 /* and back: @src's bytes out to @iov's @n pieces */
 void remote_scatter(const struct iovec *iov, unsigned int n, const void *src);
 

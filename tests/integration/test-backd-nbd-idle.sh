@@ -25,7 +25,8 @@ for _ in $(seq 100); do [ -S "$W/mem.sock" ] && break; sleep 0.05; done
 ctl create g1 >/dev/null || t_fail "create"
 ctl vbd-attach g1 "nbd+unix:///?socket=$W/mem.sock" --vdev xvda >/dev/null ||
 	t_fail "attach"
-# --grant-map: the guest's pages mapped, multi-page requests staged
+# --grant-map: the guest's pages mapped (a request's pages one buffer when
+# they were mapped together, else staged)
 PVIO_TEST_NBD_STALE_READ=1 t_backd_up --workers 1 --remote-timeout 5 \
 	--lock-dir "$W/locks" --grant-map
 t_wait_states g1 51712 "Initialising InitWait"

@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The persistent-grant cache (backend/pgrant.c) against a real
+ * pvio-simhv: a request's new pages mapped as one range in one call, hits
+ * giving the same pages back, a gref twice in a request, eviction of whole
+ * mappings (never one some request still uses), the per-pass map budget,
+ * read-only and bad grants, and everything unmapped at the end (the guest
+ * can then revoke its grants).
+ */
+#include "config.h"
+
+#include <check.h>
+
+#include <pvio/platform.h>
+
+#include "pgrant.h"
+#include "t-world.h"
+
+#define GUEST	3u
+
+static struct pvio_platform *u, *d0;
+
+static void setup(void)
+{
+	t_world_start();
+	t_world_guard();
+	u = t_attach(GUEST);
+	d0 = t_attach(0);
+}
+
+static void teardown(void)
+{
+	pvio_platform_close(d0);
+	pvio_platform_close(u);
+	t_world_stop();
+}
+
+/* the guest shares @n pages, page k holding "page k" */
+static char *t_share(unsigned int n, bool writable, pvio_gref_t *refs)
+{
+	char *a = NULL;
+	unsigned int k;
+
+	ck_assert_int_eq(pvio_gnt_share(u, 0, n, writable, refs, (void **)&a),
+			 0);
+	for (k = 0; k < n; k++)
+		snprintf(a + (size_t)k * PVIO_PAGE_SIZE, 16, "page %u", k);
+	return a;
+}
+
+static void t_cache(struct pg_cache *c, uint32_t cap)
+{
+	ck_assert_int_eq(pg_cache_init(c, d0, GUEST, cap), 0);
+	pg_cache_pass(c, 64);
+}
+
+static void t_put(struct pg_cache *c, unsigned int n, const uint32_t *idx)
+{
+	while (n--)
+		pg_cache_put(c, idx[n]);
+}
+
+/* each entry maps the page its gref names */
+static void t_check_pages(struct pg_cache *c, unsigned int n,
+			  const uint32_t *idx, const pvio_gref_t *refs,
+			  const pvio_gref_t *all)
+{
+	unsigned int i, k;
+	char want[16];
+
+	for (i = 0; i < n; i++) {
+		for (k = 0; all[k] != refs[i]; k++)
+			;
+		snprintf(want, sizeof(want), "page %u", k);
+		ck_assert_str_eq((char *)pg_cache_addr(c, idx[i]), want);
+	}
+}
+
+/* no request holds the page at @idx (nor any page mapped with it) */
+static void t_unused(struct pg_cache *c, uint32_t idx)
+{
+	ck_assert_uint_eq(c->ents[c->ents[idx].head - 1].refs, 0);
+}
+
+START_TEST(t_new_request_is_one_range)
+{
+	struct pg_cache c;
+	pvio_gref_t refs[32];
+	uint32_t idx[32], idx2[32];
+	char *g = t_share(32, true, refs);
+	char *base;
+	unsigned int k;
+
+	t_cache(&c, 64);
+	ck_assert_int_eq(pg_cache_get(&c, 32, refs, true, idx), 0);
+	base = pg_cache_addr(&c, idx[0]);
+	for (k = 0; k < 32; k++)
+		ck_assert_ptr_eq(pg_cache_addr(&c, idx[k]),
+				 base + (size_t)k * PVIO_PAGE_SIZE);
+	ck_assert_uint_eq(c.map_calls, 1);
+	ck_assert_uint_eq(c.maps, 32);
+	t_check_pages(&c, 32, idx, refs, refs);
+	/* writable: the backend's read lands in the guest's page */
+	strcpy(base + 5 * PVIO_PAGE_SIZE, "from dom0");
+	ck_assert_str_eq(g + 5 * PVIO_PAGE_SIZE, "from dom0");
+	/* the same request again: hits, the same range, no map call */
+	t_put(&c, 32, idx);
+	ck_assert_int_eq(pg_cache_get(&c, 32, refs, false, idx2), 0);
+	ck_assert_mem_eq(idx, idx2, sizeof(idx));
+	ck_assert_uint_eq(c.map_calls, 1);
+	ck_assert_uint_eq(c.hits, 32);
+	t_put(&c, 32, idx2);
+	pg_cache_destroy(&c);
+	ck_assert_uint_eq(c.unmaps, 32);
+	ck_assert_int_eq(pvio_gnt_unshare(u, g, 32), 0);
+}
+END_TEST
+
+/* Old pages and new ones in one request: the new ones are one mapping. */
+START_TEST(t_mixed_hits_and_new)
+{
+	struct pg_cache c;
+	pvio_gref_t refs[8], req[6];
+	uint32_t idx[6];
+	char *g = t_share(8, true, refs);
+
+	t_cache(&c, 64);
+	ck_assert_int_eq(pg_cache_get(&c, 2, &refs[2], true, idx), 0);
+	t_put(&c, 2, idx);
+	/* 0 1 [2 3] 4 5: four new pages, mapped together in order */
+	memcpy(req, refs, sizeof(req));
+	ck_assert_int_eq(pg_cache_get(&c, 6, req, true, idx), 0);
+	ck_assert_uint_eq(c.map_calls, 2);
+	ck_assert_uint_eq(c.hits, 2);
+	ck_assert_ptr_eq(pg_cache_addr(&c, idx[1]),
+			 (char *)pg_cache_addr(&c, idx[0]) + PVIO_PAGE_SIZE);
+	ck_assert_ptr_eq(pg_cache_addr(&c, idx[4]),
+			 (char *)pg_cache_addr(&c, idx[1]) + PVIO_PAGE_SIZE);
+	t_check_pages(&c, 6, idx, req, refs);
+	t_put(&c, 6, idx);
+	pg_cache_destroy(&c);
+	ck_assert_uint_eq(c.unmaps, c.maps);
+	ck_assert_int_eq(pvio_gnt_unshare(u, g, 8), 0);
+}
+END_TEST
+
+/* A gref twice in a request (a guest may): one page, two uses. */
+START_TEST(t_same_gref_twice)
+{
+	struct pg_cache c;
+	pvio_gref_t refs[5], req[5];
+	uint32_t idx[5], more[2];
+	char *g = t_share(5, true, refs);
+
+	t_cache(&c, 4);
+	req[0] = refs[0];
+	req[1] = refs[1];
+	req[2] = refs[0];
+	req[3] = refs[2];
+	req[4] = refs[0];
+	ck_assert_int_eq(pg_cache_get(&c, 5, req, true, idx), 0);
+	ck_assert_uint_eq(c.maps, 3);
+	ck_assert_uint_eq(idx[0], idx[2]);
+	ck_assert_uint_eq(idx[0], idx[4]);
+	t_check_pages(&c, 5, idx, req, refs);
+	/* four puts of five: still in use, so not evicted for two more */
+	t_put(&c, 4, idx + 1);
+	ck_assert_int_eq(pg_cache_get(&c, 2, &refs[3], true, more), -ENOSPC);
+	ck_assert_uint_eq(c.unmaps, 0);
+	/* the fifth: evictable, and the cache has room again */
+	pg_cache_put(&c, idx[0]);
+	t_unused(&c, idx[0]);
+	pg_cache_pass(&c, 64);
+	ck_assert_int_eq(pg_cache_get(&c, 2, &refs[3], true, more), 0);
+	ck_assert_uint_eq(c.unmaps, 3);
+	t_put(&c, 2, more);
+	pg_cache_destroy(&c);
+	ck_assert_int_eq(pvio_gnt_unshare(u, g, 5), 0);
+}
+END_TEST
+
+/*
+ * Full: the least recently used mapping no request uses goes, whole (a
+ * mapping is unmapped whole, as gntdev requires); one whose page is still
+ * in use stays, however old.
+ */
+START_TEST(t_evicts_whole_unused_mappings)
+{
+	struct pg_cache c;
+	pvio_gref_t refs[12];
+	uint32_t a[4], b[4], n[4], one;
+	char *g = t_share(12, true, refs);
+
+	t_cache(&c, 8);
+	ck_assert_int_eq(pg_cache_get(&c, 4, refs, true, a), 0);
+	ck_assert_int_eq(pg_cache_get(&c, 4, refs + 4, true, b), 0);
+	t_put(&c, 4, a);
+	t_put(&c, 4, b);
+	/* A (older) has a page in use again: B is the one to go */
+	ck_assert_int_eq(pg_cache_get(&c, 1, &refs[2], true, &one), 0);
+	ck_assert_int_eq(pg_cache_get(&c, 4, refs + 8, true, n), 0);
+	ck_assert_uint_eq(c.unmaps, 4);
+	ck_assert_uint_eq(c.used, 8);
+	t_check_pages(&c, 4, n, refs + 8, refs);
+	/* A is all there still: hits */
+	ck_assert_int_eq(pg_cache_get(&c, 4, refs, true, a), 0);
+	ck_assert_uint_eq(c.map_calls, 3);
+	t_check_pages(&c, 4, a, refs, refs);
+	/* everything in use: nothing more fits */
+	ck_assert_int_eq(pg_cache_get(&c, 1, &refs[4], true, b), -ENOSPC);
+	ck_assert_uint_eq(c.refused, 1);
+	t_put(&c, 4, a);
+	pg_cache_put(&c, one);
+	t_put(&c, 4, n);
+	pg_cache_destroy(&c);
+	ck_assert_uint_eq(c.unmaps, c.maps);
+	ck_assert_int_eq(pvio_gnt_unshare(u, g, 12), 0);
+}
+END_TEST
+
+/*
+ * The pass's budget: a request with more new pages than it allows is
+ * refused (it goes the copy way), but what fits is mapped, so that a large
+ * request is mapped over a few passes rather than never.
+ */
+START_TEST(t_budget_maps_what_fits)
+{
+	struct pg_cache c;
+	pvio_gref_t refs[6];
+	uint32_t idx[6];
+	char *g = t_share(6, true, refs);
+
+	t_cache(&c, 16);
+	pg_cache_pass(&c, 4);
+	ck_assert_int_eq(pg_cache_get(&c, 6, refs, true, idx), -ENOSPC);
+	ck_assert_uint_eq(c.maps, 4);
+	ck_assert_uint_eq(c.refused, 1);
+	ck_assert_uint_eq(c.maps_left, 0);
+	ck_assert_int_eq(pg_cache_get(&c, 1, refs + 5, true, idx), -ENOSPC);
+	pg_cache_pass(&c, 4);
+	ck_assert_int_eq(pg_cache_get(&c, 6, refs, true, idx), 0);
+	ck_assert_uint_eq(c.maps, 6);
+	ck_assert_uint_eq(c.hits, 4);
+	t_check_pages(&c, 6, idx, refs, refs);
+	t_put(&c, 6, idx);
+	/* the partial mapping was put where eviction finds it */
+	pg_cache_destroy(&c);
+	ck_assert_uint_eq(c.unmaps, 6);
+	ck_assert_int_eq(pvio_gnt_unshare(u, g, 6), 0);
+}
+END_TEST
+
+/* Read-only grants serve the backend's reads of them, not its writes. */
+START_TEST(t_read_only)
+{
+	struct pg_cache c;
+	pvio_gref_t refs[3];
+	uint32_t idx[3];
+	char *g = t_share(3, false, refs);
+
+	t_cache(&c, 8);
+	ck_assert_int_eq(pg_cache_get(&c, 3, refs, true, idx), -EPERM);
+	ck_assert_uint_eq(c.maps, 0);
+	ck_assert_int_eq(pg_cache_get(&c, 3, refs, false, idx), 0);
+	t_check_pages(&c, 3, idx, refs, refs);
+	t_put(&c, 3, idx);
+	/* mapped read-only now: a write into one is refused, holding none */
+	ck_assert_int_eq(pg_cache_get(&c, 2, refs + 1, true, idx), -EPERM);
+	t_unused(&c, idx[0]);
+	pg_cache_destroy(&c);
+	ck_assert_uint_eq(c.unmaps, 3);
+	ck_assert_int_eq(pvio_gnt_unshare(u, g, 3), 0);
+}
+END_TEST
+
+/* A bad gref among good ones: nothing mapped, nothing held. */
+START_TEST(t_bad_gref)
+{
+	struct pg_cache c;
+	pvio_gref_t refs[4], req[3];
+	uint32_t idx[4];
+	char *g = t_share(4, true, refs);
+
+	t_cache(&c, 4);
+	req[0] = refs[0];	/* a hit, held, then let go */
+	req[1] = refs[1];
+	req[2] = 100000;
+	ck_assert_int_eq(pg_cache_get(&c, 1, refs, true, idx), 0);
+	pg_cache_put(&c, idx[0]);
+	ck_assert_int_eq(pg_cache_get(&c, 3, req, true, idx + 1), -EINVAL);
+	ck_assert_uint_eq(c.maps, 1);
+	t_unused(&c, idx[0]);
+	pg_cache_destroy(&c);
+	ck_assert_uint_eq(c.unmaps, c.maps);
+	ck_assert_int_eq(pvio_gnt_unshare(u, g, 4), 0);
+}
+END_TEST
+
+static Suite *pgrant_suite(void)
+{
+	Suite *s = suite_create("pgrant");
+	TCase *tc = tcase_create("cache");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, t_new_request_is_one_range);
+	tcase_add_test(tc, t_mixed_hits_and_new);
+	tcase_add_test(tc, t_same_gref_twice);
+	tcase_add_test(tc, t_evicts_whole_unused_mappings);
+	tcase_add_test(tc, t_budget_maps_what_fits);
+	tcase_add_test(tc, t_read_only);
+	tcase_add_test(tc, t_bad_gref);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(pgrant_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
