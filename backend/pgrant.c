@@ -55,6 +55,7 @@ static void lru_unlink(struct pg_cache *c, uint32_t i)
 {
 	struct pg_ent *e = &c->ents[i];
 
+	c->lru_pages -= e->count;
 	if (e->prev)
 		c->ents[e->prev - 1].next = e->next;
 	else
@@ -70,6 +71,7 @@ static void lru_append(struct pg_cache *c, uint32_t i)
 {
 	struct pg_ent *e = &c->ents[i];
 
+	c->lru_pages += e->count;
 	e->next = NIL;
 	e->prev = c->lru_tail;
 	if (c->lru_tail)
@@ -149,7 +151,24 @@ static uint32_t take_slot(struct pg_cache *c)
 	return i;
 }
 
-/* Map @n new grefs as one mapping; its pages' entries in @idx. */
+/* Room for @n more pages: whole mappings no request uses, oldest first. */
+static void make_room(struct pg_cache *c, uint32_t n)
+{
+	while (c->cap - c->used < n) {
+		uint32_t h = c->lru_head - 1;	/* there: see map_new() */
+
+		lru_unlink(c, h);
+		drop(c, h);
+	}
+}
+
+static int map_each(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
+		    bool write, uint32_t *idx);
+
+/*
+ * Map @n new grefs as one mapping, no request using it yet (not on the
+ * LRU either); its pages' entries in @idx.
+ */
 static int map_new(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 		   bool write, uint32_t *idx)
 {
@@ -158,23 +177,22 @@ static int map_new(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 	uint32_t k, prev = 0;
 	int rc;
 
-	/* room: whole mappings no request uses, oldest first */
-	while (c->cap - c->used < n) {
-		if (!c->lru_head)
-			return -ENOSPC;	/* the rest is in use */
-		k = c->lru_head - 1;
-		lru_unlink(c, k);
-		drop(c, k);
-	}
-	c->maps_left -= n;
+	/* nothing is evicted for a request that cannot fit anyway */
+	if (c->cap - c->used + c->lru_pages < n)
+		return -ENOSPC;
 	/* writable when it can be: the same page serves reads and writes */
 	rc = pvio_gnt_map(c->plat, c->domid, n, grefs, true, &addr);
 	if (rc == -EPERM && !write) {
+		/* a read-only grant among them: only it is mapped so */
+		if (n > 1)
+			return map_each(c, n, grefs, write, idx);
 		rc = pvio_gnt_map(c->plat, c->domid, n, grefs, false, &addr);
 		rw = false;
 	}
 	if (rc)
-		return rc;
+		return rc;	/* and nothing evicted for it */
+	make_room(c, n);
+	c->maps_left -= n;
 	c->maps += n;
 	c->map_calls++;
 	for (k = 0; k < n; k++) {
@@ -199,11 +217,29 @@ static int map_new(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 	return 0;
 }
 
+/* ... page by page: a mapping each. */
+static int map_each(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
+		    bool write, uint32_t *idx)
+{
+	unsigned int k;
+	int rc;
+
+	for (k = 0; k < n; k++) {
+		rc = map_new(c, 1, &grefs[k], write, &idx[k]);
+		if (rc) {
+			while (k--)
+				drop(c, idx[k]);
+			return rc;
+		}
+	}
+	return 0;
+}
+
 int pg_cache_get(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 		 bool write, uint32_t *idx)
 {
 	uint32_t miss[PG_MAP_MAX], mi[PG_MAP_MAX];
-	unsigned int i, k, nmiss = 0, nuses = 0;
+	unsigned int i, k, nmiss = 0;
 	int rc = 0;
 
 	for (i = 0; i < n; i++) {
@@ -231,15 +267,17 @@ int pg_cache_get(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 			c->misses++;
 		}
 		idx[i] = NEW(k);
-		nuses++;
 	}
-	if (rc == -ENOSPC && nmiss && !map_new(c, nmiss, miss, write, mi))
+	if (rc == -ENOSPC && nmiss && !map_new(c, nmiss, miss, write, mi)) {
 		/* over budget: what it had room for is mapped, unused, for
 		 * the next requests (a large one is mapped over several
 		 * passes) */
-		lru_append(c, mi[0]);
-	else if (!rc && nmiss)
+		for (k = 0; k < nmiss; k++)
+			if (c->ents[mi[k]].head == mi[k] + 1)
+				lru_append(c, mi[k]);
+	} else if (!rc && nmiss) {
 		rc = map_new(c, nmiss, miss, write, mi);
+	}
 	if (rc) {
 		if (rc == -ENOSPC)
 			c->refused++;
@@ -248,11 +286,12 @@ int pg_cache_get(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 				pg_cache_put(c, idx[i]);
 		return rc;
 	}
-	if (nmiss) {
-		for (i = 0; i < n; i++)
-			if (IS_NEW(idx[i]))
-				idx[i] = mi[NEW(idx[i])];
-		c->ents[mi[0]].refs = nuses;	/* new: not on the LRU */
+	/* the new pages' mappings are not on the LRU: no unlink */
+	for (i = 0; i < n && nmiss; i++) {
+		if (IS_NEW(idx[i])) {
+			idx[i] = mi[NEW(idx[i])];
+			c->ents[c->ents[idx[i]].head - 1].refs++;
+		}
 	}
 	return 0;
 }

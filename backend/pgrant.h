@@ -54,6 +54,7 @@ struct pg_cache {
 	uint32_t free_head;	/* unused slots, through .next */
 	uint32_t fresh;		/* slots [fresh, cap) never used yet */
 	uint32_t lru_head, lru_tail;	/* evictable mappings, oldest first */
+	uint32_t lru_pages;	/* their pages */
 	uint32_t maps_left;	/* this pass's budget of pages newly mapped */
 	uint64_t hits, misses, maps, unmaps, refused;	/* pages */
 	uint64_t map_calls;	/* mappings made */

@@ -273,6 +273,77 @@ START_TEST(t_read_only)
 }
 END_TEST
 
+/*
+ * Nothing is evicted for a request that cannot fit, or whose map fails:
+ * the cache is not emptied for nothing (a guest keeping pages in use, or
+ * sending a bad gref, would have had every unused mapping unmapped each
+ * pass).
+ */
+START_TEST(t_no_eviction_in_vain)
+{
+	struct pg_cache c;
+	pvio_gref_t refs[16], req[4];
+	uint32_t a[4], b[4], n[5];
+	char *g = t_share(16, true, refs);
+
+	t_cache(&c, 8);
+	ck_assert_int_eq(pg_cache_get(&c, 4, refs, true, a), 0);
+	t_put(&c, 4, a);			/* A: unused */
+	ck_assert_int_eq(pg_cache_get(&c, 4, refs + 4, true, b), 0);	/* B: in use */
+	/* five new pages: A's four would not make room */
+	ck_assert_int_eq(pg_cache_get(&c, 5, refs + 8, true, n), -ENOSPC);
+	ck_assert_uint_eq(c.unmaps, 0);
+	/* a bad gref among new pages: the map fails, A stays */
+	memcpy(req, refs + 8, 3 * sizeof(*req));
+	req[3] = 100000;
+	ck_assert_int_eq(pg_cache_get(&c, 4, req, true, n), -EINVAL);
+	ck_assert_uint_eq(c.unmaps, 0);
+	ck_assert_int_eq(pg_cache_get(&c, 4, refs, true, a), 0);
+	ck_assert_uint_eq(c.hits, 4);
+	t_put(&c, 4, a);
+	/* four new ones do fit: A goes, whole */
+	ck_assert_int_eq(pg_cache_get(&c, 4, refs + 8, true, n), 0);
+	ck_assert_uint_eq(c.unmaps, 4);
+	t_check_pages(&c, 4, n, refs + 8, refs);
+	t_put(&c, 4, n);
+	t_put(&c, 4, b);
+	pg_cache_destroy(&c);
+	ck_assert_uint_eq(c.unmaps, c.maps);
+	ck_assert_int_eq(pvio_gnt_unshare(u, g, 16), 0);
+}
+END_TEST
+
+/* A read-only grant among a request's new pages: only it is read-only. */
+START_TEST(t_read_only_among_new)
+{
+	struct pg_cache c;
+	pvio_gref_t rw[2], ro, req[3];
+	uint32_t idx[3], one;
+	char *g = t_share(2, true, rw), *h = NULL;
+
+	ck_assert_int_eq(pvio_gnt_share(u, 0, 1, false, &ro, (void **)&h), 0);
+	strcpy(h, "read-only");
+	t_cache(&c, 8);
+	req[0] = rw[0];
+	req[1] = ro;
+	req[2] = rw[1];
+	/* the guest writes: pvio-backd reads its pages */
+	ck_assert_int_eq(pg_cache_get(&c, 3, req, false, idx), 0);
+	ck_assert_str_eq((char *)pg_cache_addr(&c, idx[1]), "read-only");
+	t_put(&c, 3, idx);
+	/* the guest reads into a writable one of them: mapped writable */
+	ck_assert_int_eq(pg_cache_get(&c, 1, &rw[1], true, &one), 0);
+	strcpy(pg_cache_addr(&c, one), "written");
+	ck_assert_str_eq(g + PVIO_PAGE_SIZE, "written");
+	pg_cache_put(&c, one);
+	ck_assert_int_eq(pg_cache_get(&c, 1, &ro, true, &one), -EPERM);
+	pg_cache_destroy(&c);
+	ck_assert_uint_eq(c.unmaps, c.maps);
+	ck_assert_int_eq(pvio_gnt_unshare(u, g, 2), 0);
+	ck_assert_int_eq(pvio_gnt_unshare(u, h, 1), 0);
+}
+END_TEST
+
 /* A bad gref among good ones: nothing mapped, nothing held. */
 START_TEST(t_bad_gref)
 {
@@ -310,6 +381,8 @@ static Suite *pgrant_suite(void)
 	tcase_add_test(tc, t_budget_maps_what_fits);
 	tcase_add_test(tc, t_read_only);
 	tcase_add_test(tc, t_bad_gref);
+	tcase_add_test(tc, t_no_eviction_in_vain);
+	tcase_add_test(tc, t_read_only_among_new);
 	suite_add_tcase(s, tc);
 	return s;
 }
