@@ -658,18 +658,17 @@ static void tn_poll(struct blk_queue *q)
 		drop_connection(t, -ETIMEDOUT, NULL);
 	}
 	if ((c = t->whead) && c->deadline_ns <= now) {
+		char why[256] = "";
+
 		if (t->connecting)
-			log_warn("%s: %s: unreachable for %llu s: failing requests "
-				 "(an attempt began %llu ms ago; libnbd: %s)",
-				 q->dq.dev->path, q->vbd->params,
-				 (unsigned long long)(t->timeout_ns / 1000000000u),
+			snprintf(why, sizeof(why),
+				 " (an attempt began %llu ms ago; libnbd: %s)",
 				 (unsigned long long)((now + t->timeout_ns -
 						       t->connect_deadline_ns) / 1000000u),
 				 nbd_connection_state(t->h));
-		else
-			log_warn("%s: %s: unreachable for %llu s: failing requests",
-				 q->dq.dev->path, q->vbd->params,
-				 (unsigned long long)(t->timeout_ns / 1000000000u));
+		log_warn("%s: %s: unreachable for %llu s: failing requests%s",
+			 q->dq.dev->path, q->vbd->params,
+			 (unsigned long long)(t->timeout_ns / 1000000000u), why);
 	}
 	while ((c = t->whead) && c->deadline_ns <= now) {
 		list_del(&t->whead, &t->wtail, c);

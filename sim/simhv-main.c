@@ -24,6 +24,7 @@
 #include "simhv.h"
 #include "sim-util.h"
 #include "util.h"
+#include "world.h"
 
 #ifdef PVIO_SIMHV_XENSTORE
 int pvio__simxs_start(struct hv *hv);
@@ -169,14 +170,12 @@ static int listen_world(struct hv *hv, const char *dir)
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir,
 			     SIM_HV_SOCK) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
+	/* A socket nobody answers on is stale: a world that crashed. */
+	if (pvio_world_running(dir))
+		return -EADDRINUSE;
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	/* A socket nobody answers on is stale: a world that crashed. */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		close(fd);
-		return -EADDRINUSE;
-	}
 	unlink(sa.sun_path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    listen(fd, 64) < 0) {

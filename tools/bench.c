@@ -158,7 +158,7 @@ int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
 	if (rc) {
 		fprintf(stderr, "pvio-bench: cannot start a sim world (%s): %s\n",
 			pvio_world_simhv_path(), strerror(-rc));
-		rmdir(bw->dir);
+		pvio_world_remove(bw->dir);
 		return rc;
 	}
 	snprintf(bw->spec, sizeof(bw->spec), "sim:%s", bw->dir);
@@ -213,7 +213,7 @@ int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
 
 void bench_world_down(struct bench_world *bw)
 {
-	char cmd[PVIO_PATH_BUF];
+	int rc;
 
 	if (bw->backd > 0) {
 		kill(bw->backd, SIGTERM);
@@ -223,9 +223,10 @@ void bench_world_down(struct bench_world *bw)
 	pvio_platform_close(bw->dom0);
 	if (bw->dir[0]) {
 		pvio_world_stop(bw->dir, 5000);
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", bw->dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "pvio-bench: cannot remove %s\n", bw->dir);
+		rc = pvio_world_remove(bw->dir);
+		if (rc)
+			fprintf(stderr, "pvio-bench: cannot remove %s: %s\n",
+				bw->dir, strerror(-rc));
 	}
 }
 

@@ -1200,7 +1200,7 @@ int main(int argc, char **argv)
 			if (rc) {
 				fprintf(stderr, "pvio-ringbench: cannot start a sim world (%s): %s\n",
 					pvio_world_simhv_path(), strerror(-rc));
-				rmdir(world);
+				pvio_world_remove(world);
 				return 1;
 			}
 			own_world = true;
@@ -1252,7 +1252,7 @@ int main(int argc, char **argv)
 	}
 	if (own_world) {
 		pvio_world_stop(world, 5000);
-		rmdir(world);
+		pvio_world_remove(world);
 	}
 	if (rc)
 		goto out;

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -12,9 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,53 +110,20 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Does a world answer in @dir? A stale pid file must not aim a signal. */
-static bool world_answers(const char *dir)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-	bool up;
-
-	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/hv.sock",
-			     dir) >= sizeof(sa.sun_path))
-		return false;
-	/* a stopped world, or a full backlog, must not hold the guard */
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return false;
-	up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
-	     errno == EAGAIN;
-	close(fd);
-	return up;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 static void undo_world(const char *prog, const char *dir)
 {
 	int i;
 
 	/* a world still starting needs nothing: it did not outlive its
 	 * starter (pvio_world_start()) */
-	if (world_answers(dir)) {
+	if (pvio_world_running(dir)) {
 		fprintf(stderr, "%s: ended leaving its sim world running: "
 			"stopping it (%s)\n", prog, dir);
 		pvio_world_stop(dir, 5000);
 	}
 	/* pvio-backd may still be writing in it while it ends */
 	for (i = 0; i < 20; i++) {
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-		if (access(dir, F_OK) < 0)
+		if (pvio_world_remove(dir) != -ENOTEMPTY)
 			break;
 		sleep_ms(100);
 	}

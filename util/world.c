@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
@@ -14,7 +15,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -204,4 +207,43 @@ int pvio_world_stop(const char *dir, int timeout_ms)
 	}
 	world_taps_remove(dir);
 	return 0;
+}
+
+bool pvio_world_running(const char *dir)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+	bool up;
+
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/hv.sock",
+			     dir) >= sizeof(sa.sun_path))
+		return false;
+	/* non-blocking: a stopped world's full backlog answers EAGAIN */
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return false;
+	up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+	     errno == EAGAIN;
+	close(fd);
+	return up;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag,
+		      struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+int pvio_world_remove(const char *dir)
+{
+	/* not across mounts, not through symlinks */
+	nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	return access(dir, F_OK) == 0 ? -ENOTEMPTY :
+	       errno == ENOENT ? 0 : -errno;
 }

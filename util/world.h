@@ -3,6 +3,7 @@
 #ifndef PVIO_UTIL_WORLD_H
 #define PVIO_UTIL_WORLD_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /*
@@ -24,5 +25,17 @@ pid_t pvio_world_pid(const char *dir);
  * the persistent TAPs its pvio-backd left (alias "pvio-backd sim:@dir ...").
  */
 int pvio_world_stop(const char *dir, int timeout_ms);
+/*
+ * Does a world answer on its socket in @dir? (Stopped with SIGSTOP, it
+ * still does.) False for a directory whose world is gone, whatever its
+ * pid file says.
+ */
+bool pvio_world_running(const char *dir);
+/*
+ * Remove a world's directory and what is in it (its logs, xenstore, its
+ * pvio-backd's files), once the world is stopped. Return 0, -ENOTEMPTY if
+ * something (a process still writing there) left it standing, or -errno.
+ */
+int pvio_world_remove(const char *dir);
 
 #endif

@@ -49,8 +49,6 @@ static inline void t_world_guard(void)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		char cmd[400];
-
 		setsid();
 		close(p[1]);
 		close(ready[0]);
@@ -61,10 +59,7 @@ static inline void t_world_guard(void)
 		while (read(p[0], &c, 1) != 0 && errno == EINTR)
 			;
 		pvio_world_stop(t_world_dir, 5000);
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t_world_dir);
-		if (system(cmd) != 0)
-			_exit(1);
-		_exit(0);
+		_exit(pvio_world_remove(t_world_dir) ? 1 : 0);
 	}
 	close(p[0]);
 	close(ready[1]);
@@ -76,14 +71,15 @@ static inline void t_world_guard(void)
 
 static inline void t_world_stop(void)
 {
-	char cmd[400];
+	int rc;
 
 	if (!t_world_dir[0])
 		return;
 	pvio_world_stop(t_world_dir, 5000);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t_world_dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", t_world_dir);
+	rc = pvio_world_remove(t_world_dir);
+	if (rc)
+		fprintf(stderr, "cannot remove %s: %s\n", t_world_dir,
+			strerror(-rc));
 	t_world_dir[0] = 0;
 }
 
