@@ -76,6 +76,15 @@ static void t_check_pages(struct pg_cache *c, unsigned int n,
 	}
 }
 
+/* Teardown of a test's cache: every mapping unmapped, once; then the
+ * guest can revoke its @n pages at @g (it cannot while one is mapped). */
+static void t_done(struct pg_cache *c, char *g, unsigned int n)
+{
+	pg_cache_destroy(c);
+	ck_assert_uint_eq(c->unmaps, c->maps);
+	ck_assert_int_eq(pvio_gnt_unshare(u, g, n), 0);
+}
+
 /* no request holds the page at @idx (nor any page mapped with it) */
 static void t_unused(struct pg_cache *c, uint32_t idx)
 {
@@ -110,9 +119,8 @@ START_TEST(t_new_request_is_one_range)
 	ck_assert_uint_eq(c.map_calls, 1);
 	ck_assert_uint_eq(c.hits, 32);
 	t_put(&c, 32, idx2);
-	pg_cache_destroy(&c);
-	ck_assert_uint_eq(c.unmaps, 32);
-	ck_assert_int_eq(pvio_gnt_unshare(u, g, 32), 0);
+	ck_assert_uint_eq(c.maps, 32);
+	t_done(&c, g, 32);
 }
 END_TEST
 
@@ -138,9 +146,7 @@ START_TEST(t_mixed_hits_and_new)
 			 (char *)pg_cache_addr(&c, idx[1]) + PVIO_PAGE_SIZE);
 	t_check_pages(&c, 6, idx, req, refs);
 	t_put(&c, 6, idx);
-	pg_cache_destroy(&c);
-	ck_assert_uint_eq(c.unmaps, c.maps);
-	ck_assert_int_eq(pvio_gnt_unshare(u, g, 8), 0);
+	t_done(&c, g, 8);
 }
 END_TEST
 
@@ -174,8 +180,7 @@ START_TEST(t_same_gref_twice)
 	ck_assert_int_eq(pg_cache_get(&c, 2, &refs[3], true, more), 0);
 	ck_assert_uint_eq(c.unmaps, 3);
 	t_put(&c, 2, more);
-	pg_cache_destroy(&c);
-	ck_assert_int_eq(pvio_gnt_unshare(u, g, 5), 0);
+	t_done(&c, g, 5);
 }
 END_TEST
 
@@ -212,9 +217,7 @@ START_TEST(t_evicts_whole_unused_mappings)
 	t_put(&c, 4, a);
 	pg_cache_put(&c, one);
 	t_put(&c, 4, n);
-	pg_cache_destroy(&c);
-	ck_assert_uint_eq(c.unmaps, c.maps);
-	ck_assert_int_eq(pvio_gnt_unshare(u, g, 12), 0);
+	t_done(&c, g, 12);
 }
 END_TEST
 
@@ -244,9 +247,8 @@ START_TEST(t_budget_maps_what_fits)
 	t_check_pages(&c, 6, idx, refs, refs);
 	t_put(&c, 6, idx);
 	/* the partial mapping was put where eviction finds it */
-	pg_cache_destroy(&c);
-	ck_assert_uint_eq(c.unmaps, 6);
-	ck_assert_int_eq(pvio_gnt_unshare(u, g, 6), 0);
+	ck_assert_uint_eq(c.maps, 6);
+	t_done(&c, g, 6);
 }
 END_TEST
 
@@ -267,9 +269,8 @@ START_TEST(t_read_only)
 	/* mapped read-only now: a write into one is refused, holding none */
 	ck_assert_int_eq(pg_cache_get(&c, 2, refs + 1, true, idx), -EPERM);
 	t_unused(&c, idx[0]);
-	pg_cache_destroy(&c);
-	ck_assert_uint_eq(c.unmaps, 3);
-	ck_assert_int_eq(pvio_gnt_unshare(u, g, 3), 0);
+	ck_assert_uint_eq(c.maps, 3);
+	t_done(&c, g, 3);
 }
 END_TEST
 
@@ -307,9 +308,7 @@ START_TEST(t_no_eviction_in_vain)
 	t_check_pages(&c, 4, n, refs + 8, refs);
 	t_put(&c, 4, n);
 	t_put(&c, 4, b);
-	pg_cache_destroy(&c);
-	ck_assert_uint_eq(c.unmaps, c.maps);
-	ck_assert_int_eq(pvio_gnt_unshare(u, g, 16), 0);
+	t_done(&c, g, 16);
 }
 END_TEST
 
@@ -337,9 +336,7 @@ START_TEST(t_read_only_among_new)
 	ck_assert_str_eq(g + PVIO_PAGE_SIZE, "written");
 	pg_cache_put(&c, one);
 	ck_assert_int_eq(pg_cache_get(&c, 1, &ro, true, &one), -EPERM);
-	pg_cache_destroy(&c);
-	ck_assert_uint_eq(c.unmaps, c.maps);
-	ck_assert_int_eq(pvio_gnt_unshare(u, g, 2), 0);
+	t_done(&c, g, 2);
 	ck_assert_int_eq(pvio_gnt_unshare(u, h, 1), 0);
 }
 END_TEST
@@ -361,9 +358,7 @@ START_TEST(t_bad_gref)
 	ck_assert_int_eq(pg_cache_get(&c, 3, req, true, idx + 1), -EINVAL);
 	ck_assert_uint_eq(c.maps, 1);
 	t_unused(&c, idx[0]);
-	pg_cache_destroy(&c);
-	ck_assert_uint_eq(c.unmaps, c.maps);
-	ck_assert_int_eq(pvio_gnt_unshare(u, g, 4), 0);
+	t_done(&c, g, 4);
 }
 END_TEST
 
