@@ -369,9 +369,12 @@ static void fe_changed(struct pvio_xenbus *xb, enum pvio_xb_state fe,
 			pvio_xenbus_fatal(xb, -EINVAL, "cannot connect");
 		break;
 	case PVIO_XB_CLOSING:
+		/* from Closed too, as netback's set_backend_state(): a
+		 * frontend that went Closed -> Initialising -> Closing
+		 * faster than its events were read is seen Closing here
+		 * while we are Closed, and waits for our Closing */
 		disconnect(m);
-		if (me != PVIO_XB_CLOSED)
-			set_state(m, PVIO_XB_CLOSING);
+		set_state(m, PVIO_XB_CLOSING);
 		break;
 	case PVIO_XB_CLOSED:
 		disconnect(m);
