@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -376,77 +377,65 @@ static bool device_exists(void *opaque, const char *kind, unsigned int domid,
 	return false;
 }
 
-/* ---- the control socket ------------------------------------------------------------ */
+/* ---- one pvio-backd per host ---------------------------------------------------- */
 
-static int ctl_open(struct backd *bd, const char *path)
+/* A restart right after a kill may find the old process still exiting. */
+#define LOCK_WAIT_MS	10000u
+
+/*
+ * A second pvio-backd on the same host (or sim world) would fight the
+ * first for every device in xenstore (the image locks refused, it would
+ * fail them all), for the in-flight records and for the control socket.
+ * An exclusive lock on RUNDIR/backd.lock, held for the daemon's life and
+ * released by the kernel however it ends, keeps it out: it waits a little
+ * for a holder that is exiting, then exits 1 naming it.
+ */
+static int instance_lock(struct backd *bd)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char dir[sizeof(sa.sun_path)], *slash;
+	const char *where = strcmp(pvio_platform_name(bd->plat), "xen") == 0
+				    ? "host" : "sim world";
+	char path[PVIO_PATH_BUF], parent[PVIO_PATH_BUF], pid[24];
+	uint64_t until = pvio_now_ms() + LOCK_WAIT_MS;
+	bool told = false;
+	ssize_t n;
 	int fd;
 
-	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path) >=
-	    (int)sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = 0;
-		mkdir(dir, 0755);
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
+	runtime_path(bd, path, sizeof(path), "backd.lock");
+	snprintf(parent, sizeof(parent), "%s", path);
+	*strrchr(parent, '/') = 0;
+	mkdir(parent, 0755);	/* /run/pvio may not exist yet */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		log_err("cannot open the instance lock %s: %s", path,
+			strerror(errno));
 		return -errno;
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 16) < 0) {
-		int rc = -errno;
-
-		close(fd);
-		return rc;
 	}
-	chmod(path, 0600);
-	bd->ctl_fd = fd;
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK) {
+			log_err("cannot lock %s: %s", path, strerror(errno));
+			close(fd);
+			return -EIO;
+		}
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = 0;
+		pid[strspn(pid, "0123456789")] = 0;
+		if (pvio_now_ms() >= until) {
+			log_err("another pvio-backd (pid %s) serves this %s: it holds %s",
+				pid[0] ? pid : "?", where, path);
+			close(fd);
+			return -EBUSY;
+		}
+		if (!told)
+			log_warn("another pvio-backd (pid %s) holds %s: waiting up to %u s for it to exit",
+				 pid[0] ? pid : "?", path, LOCK_WAIT_MS / 1000);
+		told = true;
+		usleep(50000);
+	}
+	if (ftruncate(fd, 0) < 0 || dprintf(fd, "%d\n", (int)getpid()) < 0)
+		log_warn("cannot write our pid into %s: %s", path,
+			 strerror(errno));
+	bd->lock_fd = fd;	/* open until we exit */
 	return 0;
-}
-
-static void ctl_serve(struct backd *bd)
-{
-	static char out[1 << 20];
-	char req[128];
-	int fd, dom = -1, devid = -1;
-	bool json;
-	ssize_t n;
-	size_t len, off = 0;
-
-	fd = accept4(bd->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	{
-		struct timeval tv = { .tv_sec = 1 };
-
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
-	n = read(fd, req, sizeof(req) - 1);
-	if (n <= 0) {
-		close(fd);
-		return;
-	}
-	req[n] = 0;
-	json = strncmp(req, "stats-json", 10) == 0;
-	if (strncmp(req, "stats", 5) != 0 ||
-	    sscanf(req + (json ? 10 : 5), "%d %d", &dom, &devid) < 0) {
-		len = (size_t)snprintf(out, sizeof(out), "error: unknown request\n");
-	} else {
-		len = devices_stats(bd, out, sizeof(out), json, dom, devid);
-	}
-	while (off < len) {
-		n = write(fd, out + off, len - off);
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	close(fd);
 }
 
 /* ---- systemd: readiness and status (Type=notify) ---------------------------- */
@@ -522,6 +511,7 @@ static bool connections_alive(struct backd *bd)
 
 /* ---- main ------------------------------------------------------------------------------- */
 
+/* epoll data: these, or a control-socket client's (CTL_EV_BASE + place) */
 enum { EV_XS = 1, EV_CTL, EV_SIG, EV_TICK, EV_DONE };
 
 static int ep_add(int ep, int fd, uint32_t what)
@@ -551,7 +541,7 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	bd.ctl_fd = -1;
+	bd.ctl_fd = bd.lock_fd = -1;
 	bd.started_ns = pvio_now_ns();
 	ctlwork_init(&bd);
 	signal(SIGPIPE, SIG_IGN);
@@ -580,6 +570,8 @@ int main(int argc, char **argv)
 	if (!bd.o.platform)
 		bd.o.platform = strcmp(pvio_platform_name(bd.plat), "xen") == 0
 					? "xen" : NULL;
+	if (instance_lock(&bd))
+		return 1;
 	if (!bd.o.ctl_sock) {
 		runtime_path(&bd, ctl_path, sizeof(ctl_path), "backd.sock");
 		bd.o.ctl_sock = ctl_path;
@@ -605,12 +597,8 @@ int main(int argc, char **argv)
 		}
 	}
 	pvio_fault_init();
-	rc = ctl_open(&bd, bd.o.ctl_sock);
-	if (rc) {
-		log_err("cannot open the control socket %s: %s", bd.o.ctl_sock,
-			strerror(-rc));
+	if (ctlsock_open(&bd, bd.o.ctl_sock))
 		return 1;
-	}
 	/* before the first thread: the workers start with these sets */
 	if (!bd.o.no_confine) {
 		rc = confine_caps();
@@ -640,7 +628,7 @@ int main(int argc, char **argv)
 
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	ep = epoll_create1(EPOLL_CLOEXEC);
+	ep = bd.ep = epoll_create1(EPOLL_CLOEXEC);
 	if (sfd < 0 || tfd < 0 || ep < 0 || timerfd_settime(tfd, 0, &its, NULL) ||
 	    ep_add(ep, pvio_xs_fd(bd.xs), EV_XS) || ep_add(ep, bd.ctl_fd, EV_CTL) ||
 	    ep_add(ep, sfd, EV_SIG) || ep_add(ep, tfd, EV_TICK) ||
@@ -707,7 +695,7 @@ int main(int argc, char **argv)
 				pvio_xs_dispatch(bd.xs);
 				break;
 			case EV_CTL:
-				ctl_serve(&bd);
+				ctlsock_accept(&bd);
 				break;
 			case EV_TICK:
 				if (read(tfd, &v, sizeof(v)) < 0)
@@ -717,6 +705,7 @@ int main(int argc, char **argv)
 					break;
 				}
 				devices_tick(&bd);
+				ctlsock_tick(&bd);
 				notify_status(&bd, "");
 				/* what dead guests left in each handle (the
 				 * sim's view of a guest's memory): the workers'
@@ -755,6 +744,10 @@ int main(int argc, char **argv)
 				bd.stopping = true;
 				break;
 			}
+			default:
+				ctlsock_event(&bd, evs[k].data.u32 - CTL_EV_BASE,
+					      evs[k].events);
+				break;
 			}
 		}
 	}
@@ -775,8 +768,7 @@ int main(int argc, char **argv)
 	free(bd.workers);
 	pvio_xs_close(bd.xs);
 	pvio_platform_close(bd.plat);
-	unlink(bd.o.ctl_sock);
-	close(bd.ctl_fd);
+	ctlsock_close(&bd, bd.o.ctl_sock);
 	close(ep);
 	if (abandoned)
 		log_warn("stopped; %u device%s abandoned with I/O still in flight on a hung target",

@@ -454,6 +454,19 @@ struct backd_opts {
 
 struct cw_slot;
 
+/* A control-socket client (ctlsock.c). */
+#define CTL_CONNS	32u
+#define CTL_EV_BASE	64u	/* its epoll data: CTL_EV_BASE + place */
+struct ctl_conn {
+	int fd;			/* -1: a free place */
+	bool answering, polling_out;
+	uint64_t start_ms;
+	size_t got;		/* of the request */
+	char req[128];
+	char *out;		/* the answer */
+	size_t len, off;
+};
+
 struct backd {
 	struct backd_opts o;
 	struct pvio_platform *plat;	/* the main thread's handle */
@@ -466,6 +479,11 @@ struct backd {
 	struct device *devices;
 	struct device *dying;		/* removed, their queues still drain */
 	int ctl_fd;
+	struct ctl_conn ctl[CTL_CONNS];
+	uint64_t ctl_refused, ctl_evicted;	/* places all taken */
+	uint64_t ctl_refused_told, ctl_evicted_told;
+	int ep;				/* the main loop's epoll set */
+	int lock_fd;			/* one pvio-backd per host */
 	int done_efd;			/* workers: a queue stopped */
 	bool stopping;
 	uint64_t started_ns;
@@ -542,6 +560,18 @@ int confine_caps(void);
 void confine_worker(void);
 int confine_filter(void);
 void confine_test_fault(void);
+
+/*
+ * ctlsock.c: the control socket, served by the main loop without waiting
+ * on a client. ctlsock_open() logs its own errors; ctlsock_event() takes
+ * the place of an event (its data less CTL_EV_BASE); ctlsock_tick() once
+ * a second; ctlsock_close() at exit removes the socket.
+ */
+int ctlsock_open(struct backd *bd, const char *path);
+void ctlsock_accept(struct backd *bd);
+void ctlsock_event(struct backd *bd, unsigned int place, uint32_t events);
+void ctlsock_tick(struct backd *bd);
+void ctlsock_close(struct backd *bd, const char *path);
 
 int devices_init(struct backd *bd);
 /* A watch under .../backend/<kind> fired: add/remove devices. */

@@ -1672,6 +1672,8 @@ int main(int argc, char **argv)
 	}
 	pvio_log_init(prog, PVIO_LOG_WARN);
 	atexit(close_handles);
+	/* a daemon that closed on us is an error to report, not a signal */
+	signal(SIGPIPE, SIG_IGN);
 	cmd = argv[i];
 	argc -= i;
 	argv += i;
