@@ -6,10 +6,12 @@
 #                                   send N frames (payload: number, then i ^ number),
 #                                   802.1Q-tagged VLAN if given (and not 0); a frame's
 #                                   number is MARK (default VLAN) << 16 | i
-#   pkt.py vlans IFACE SECONDS      listen SECONDS, print "frames K marks [...] tags [...]":
+#   pkt.py vlans IFACE SECONDS [STOPFILE]
+#                                   listen SECONDS (or until STOPFILE exists), print
+#                                   "frames K marks [...] tags [...]":
 #                                   distinct frames received (ethertype 0x88b5), their
 #                                   senders' MARKs and the VLAN tags they came with
-import socket, struct, sys, time
+import os, socket, struct, sys, time
 
 ETH_P_ALL, SOL_PACKET, PACKET_AUXDATA, TP_STATUS_VLAN_VALID = 3, 263, 8, 0x10
 PACKET_OUTGOING = 4
@@ -41,7 +43,7 @@ def inject(iface, n, size, vlan=0, mark=None):
                struct.pack('<I', base | i) + body)
         time.sleep(0.001)
 
-def vlans(iface, seconds):
+def vlans(iface, seconds, stop=None):
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
     s.bind((iface, 0))
@@ -50,13 +52,13 @@ def vlans(iface, seconds):
     print("ready", flush=True)
     while True:
         left = end - time.time()
-        if left <= 0:
+        if left <= 0 or (stop and os.path.exists(stop)):
             break
-        s.settimeout(left)
+        s.settimeout(min(left, 0.1))
         try:
             f, anc, _, addr = s.recvmsg(70000, socket.CMSG_SPACE(20))
         except socket.timeout:
-            break
+            continue
         if addr[2] == PACKET_OUTGOING:
             continue
         tag = None
@@ -80,7 +82,7 @@ def vlans(iface, seconds):
 if sys.argv[1] == 'capture':
     capture(sys.argv[2], int(sys.argv[3]))
 elif sys.argv[1] == 'vlans':
-    vlans(sys.argv[2], float(sys.argv[3]))
+    vlans(sys.argv[2], float(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
 else:
     inject(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
            *(int(a) for a in sys.argv[5:7]))

@@ -225,21 +225,29 @@ ip netns exec "$(g_ns 5)" "$PVIO_CTL" -w "$WA" run g5 -- \
 T_PIDS="$T_PIDS $!" NF_PIDS="$NF_PIDS $!"
 W=$WA t_wait_states g5 1 "Connected Connected"
 ip netns exec "$(g_ns 5)" ip link set eth1 up || t_fail "no eth1 in g5: $(cat "$WA/nf-g5.1.log")"
-# listen on GUEST:IFACE pairs for SECS, into $WA/vl-GUEST-IFACE
+# listen on GUEST:IFACE pairs, into $WA/vl-GUEST-IFACE, until heard_all
+# (at most 30 s): a loaded machine may take seconds to send the frames
 listen() {
-	local secs=$1 gi; shift
+	local gi
 	L_PIDS=""
+	rm -f "$WA/vl-stop"
 	for gi in "$@"; do
-		ip netns exec "$(g_ns "${gi%:*}")" python3 "$PKT" vlans "${gi#*:}" "$secs" \
-			>"$WA/vl-${gi%:*}-${gi#*:}" 2>&1 &
+		ip netns exec "$(g_ns "${gi%:*}")" python3 "$PKT" vlans "${gi#*:}" 30 \
+			"$WA/vl-stop" >"$WA/vl-${gi%:*}-${gi#*:}" 2>&1 &
 		L_PIDS="$L_PIDS $!"
 	done
 	for gi in "$@"; do
-		for _ in $(seq 100); do
+		for _ in $(seq 200); do
 			grep -q ready "$WA/vl-${gi%:*}-${gi#*:}" && break
 			sleep 0.05
 		done
 	done
+}
+# every frame sent: what is still on its way has a second to arrive
+heard_all() {
+	sleep 1
+	touch "$WA/vl-stop"
+	wait $L_PIDS
 }
 inject() {	# GUEST IFACE VLAN MARK
 	ip netns exec "$(g_ns "$1")" python3 "$PKT" inject "$2" 20 100 "$3" "$4" ||
@@ -255,23 +263,23 @@ heard() {	# GUEST:IFACE "frames K marks [..] tags [..]"
 # 30 and untagged frames go nowhere. g1's port has neither tag nor
 # trunks, which OVS makes a port of every VLAN (Xen's vif-openvswitch
 # adds an untagged vif the same way): it gets VLAN 10 and 20 tagged
-listen 4 3:eth0 4:eth0 5:eth0 1:eth0
+listen 3:eth0 4:eth0 5:eth0 1:eth0
 inject 5 eth1 10 10
 inject 5 eth1 20 20
 inject 5 eth1 30 30
 inject 5 eth1 0 0
-wait $L_PIDS
+heard_all
 heard 3:eth0 "frames 20 marks [10] tags []"
 heard 4:eth0 "frames 20 marks [10] tags []"
 heard 5:eth0 "frames 20 marks [20] tags []"
 heard 1:eth0 "frames 40 marks [10, 20] tags [10, 20]"
 # and the access ports' frames come to the trunk tagged with theirs; the
 # untagged network's do not
-listen 3 5:eth1
+listen 5:eth1
 inject 3 eth0 0 1
 inject 5 eth0 0 2
 inject 1 eth0 0 3
-wait $L_PIDS
+heard_all
 heard 5:eth1 "frames 40 marks [1, 2] tags [10, 20]"
 t_pass "trunk br-int:10:20: its guest's VLAN 10/20 frames reach those VLANs' guests untagged (across the tunnel too) and the untagged port tagged, the guests' frames come back tagged; VLAN 30 and untagged frames do not pass"
 
