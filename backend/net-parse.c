@@ -81,8 +81,13 @@ int net_tx_take(struct pvio_ring_back *tx, struct tx_pkt *p, const char **why)
 }
 
 /*
- * Check sizes as netback's xenvif_count_requests(): return 0 (good, the
- * first slot's own length in *first_len), 1 + DROP_* (drop it), or -EPROTO.
+ * Check sizes as netback's xenvif_count_requests() and then
+ * xenvif_tx_build_gops(), in their order: a later slot crossing its page
+ * is fatal; then a packet is dropped (its slots' sizes do not add up: the
+ * "buggy frontends" of 64 KiB frames, too many slots, shorter than a
+ * header); only a packet not dropped whose first slot crosses its page is
+ * fatal. Return 0 (good, the first slot's own length in *first_len),
+ * 1 + DROP_* (drop it), or -EPROTO.
  */
 int net_tx_check(const struct tx_pkt *p, uint32_t *first_len,
 		 const char **why)
@@ -103,16 +108,16 @@ int net_tx_check(const struct tx_pkt *p, uint32_t *first_len,
 		else
 			remaining -= s->size;
 	}
-	if (p->slot[0].offset + remaining > PVIO_PAGE_SIZE) {
-		*why = "the first slot crosses its page";
-		return -EPROTO;
-	}
 	if (drop >= 0)
 		return 1 + drop;
 	if (p->nslots > NET_MAX_SLOTS)
 		return 1 + DROP_TOO_BIG;
 	if (remaining < ETH_MIN)
 		return 1 + DROP_MALFORMED;
+	if (p->slot[0].offset + remaining > PVIO_PAGE_SIZE) {
+		*why = "the first slot crosses its page";
+		return -EPROTO;
+	}
 	*first_len = remaining;
 	return 0;
 }

@@ -246,6 +246,11 @@ static int vif_bridge(struct device *d, struct vif *v)
 			return 0;
 		}
 	}
+	/* an OVS port cannot be a Linux bridge's too */
+	rc = tap_leave_other_bridge(v->ifname, NULL);
+	if (rc)
+		return pvio_xenbus_fatal(d->xb, rc, "cannot take %s out of its old bridge: %s",
+					 v->ifname, strerror(-rc));
 	o = ovs_job_new(d, OVS_ADD);
 	if (!o)
 		return pvio_xenbus_fatal(d->xb, -ENOMEM, "no memory");

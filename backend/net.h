@@ -158,6 +158,7 @@ void tap_unbridge(const char *name, const char *bridge);
 int tap_set_mtu(const char *name, unsigned int mtu);
 int tap_set_alias(const char *name, const char *alias);
 int tap_bridge_add(const char *name, const char *bridge);
+int tap_leave_other_bridge(const char *name, const char *bridge);
 
 /* backend/ovs.c: a vif's port on an Open vSwitch bridge, through OVSDB */
 struct ovs_port {

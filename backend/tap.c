@@ -112,6 +112,47 @@ int tap_setup(int fd, const char *name, const char *bridge)
 	return tap_bridge_add(name, bridge);
 }
 
+/* The device @name is enslaved to (a bridge, ovs-system), or "". */
+static void tap_master(const char *name, char *buf, size_t len)
+{
+	char path[64], link[256], *base;
+	ssize_t n;
+
+	buf[0] = 0;
+	snprintf(path, sizeof(path), "/sys/class/net/%s/master", name);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return;
+	link[n] = 0;
+	base = strrchr(link, '/');
+	snprintf(buf, len, "%s", base ? base + 1 : link);
+}
+
+/*
+ * A persistent TAP found after a restart may still be in the bridge its
+ * vif had before: the toolstack moved the vif (or a new domain took the
+ * domid) while pvio-backd was down. Out of that Linux bridge, unless it is
+ * @bridge (NULL: any). A master that is not a Linux bridge (an OVS
+ * datapath: OVSDB moves its ports) is left alone. 0 or -errno.
+ */
+int tap_leave_other_bridge(const char *name, const char *bridge)
+{
+	char master[256], path[300];
+	int rc;
+
+	tap_master(name, master, sizeof(master));
+	if (!master[0] || (bridge && !strcmp(master, bridge)))
+		return 0;
+	snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", master);
+	if (access(path, F_OK) < 0)
+		return 0;
+	rc = bridge_ioctl(SIOCBRDELIF, name, master);
+	if (rc)
+		return rc;
+	log_info("%s: out of bridge %s, where it was before", name, master);
+	return 0;
+}
+
 /*
  * TAP @name into Linux bridge @bridge: -ENODEV when there is no such
  * device, -EOPNOTSUPP when it is not a Linux bridge (an Open vSwitch
@@ -119,10 +160,18 @@ int tap_setup(int fd, const char *name, const char *bridge)
  */
 int tap_bridge_add(const char *name, const char *bridge)
 {
+	char master[256];
 	int rc = bridge_ioctl(SIOCBRADDIF, name, bridge);
 
-	/* a persistent TAP found after a restart is a member already */
-	return rc == -EBUSY ? 0 : rc;
+	/* the kernel says -EBUSY for a device in any bridge: in @bridge
+	 * already (a persistent TAP found after a restart), or in another */
+	if (rc != -EBUSY)
+		return rc;
+	tap_master(name, master, sizeof(master));
+	if (!strcmp(master, bridge))
+		return 0;
+	rc = tap_leave_other_bridge(name, bridge);
+	return rc ? rc : bridge_ioctl(SIOCBRADDIF, name, bridge);
 }
 
 /* The device is gone for good: the TAP goes with our last fd. */

@@ -3,6 +3,8 @@
 # pvio-backd's network path with a raw netif client, as separate processes:
 #  - the TAP vif<dom>.<dev> is created, in a bridge when asked, and removed;
 #    it outlives pvio-backd (SIGTERM, SIGKILL) with its bridge and address;
+#    a vif moved to another bridge while pvio-backd was down has its TAP
+#    moved there when pvio-backd comes back;
 #  - tx: single- and multi-slot frames arrive whole on the vif;
 #  - rx: frames injected on the vif reach the guest whole (multi-slot too);
 #  - every malformed tx packet is dropped with error responses and counted,
@@ -16,8 +18,8 @@ PKT="$S/tests/integration/pkt.py"
 [ "$(id -u)" = 0 ] || t_skip "needs root (TAP devices)"
 [ -c /dev/net/tun ] || t_skip "no /dev/net/tun"
 command -v python3 >/dev/null || t_skip "no python3"
-BR=pviotbr$$
-T_EXTRA_CLEANUP="ip link del $BR 2>/dev/null"
+BR=pviotbr$$ BR2=pviotbs$$
+T_EXTRA_CLEANUP="ip link del $BR 2>/dev/null; ip link del $BR2 2>/dev/null; ip link del vif42.0 2>/dev/null"
 
 t_world_up
 # domids of their own: TAP names (vif<domid>.<devid>, as on Xen) are
@@ -160,5 +162,24 @@ ctl vif-detach g2 0 || t_fail "vif-detach g2"
 for _ in $(seq 40); do ip link show vif$D2.0 >/dev/null 2>&1 || break; sleep 0.05; done
 ip link show vif$D2.0 >/dev/null 2>&1 && t_fail "vif$D2.0 left behind after vif-detach"
 t_pass "the TAP survives SIGTERM and SIGKILL (bridge, address kept), is reopened, and goes with vif-detach"
+
+# the toolstack moves the vif to another bridge while pvio-backd is down:
+# the TAP it finds again is still in the old bridge, and must move (the
+# kernel's -EBUSY for "in a bridge" was once taken for "in this one")
+ip link add "$BR2" type bridge && ip link set "$BR2" up || t_fail "bridge $BR2"
+ctl vif-attach g2 --bridge "$BR" >/dev/null || t_fail "vif-attach g2 to $BR"
+t_wait_states g2 0 "Initialising InitWait"
+t_backd_down
+ctl vif-detach g2 0 >/dev/null 2>&1
+ctl vif-attach g2 --bridge "$BR2" --no-wait >/dev/null || t_fail "vif-attach g2 to $BR2"
+ip link show vif$D2.0 >/dev/null 2>&1 || t_fail "the TAP did not outlive pvio-backd"
+t_backd_up
+t_wait_states g2 0 "Initialising InitWait"
+[ "$(cat /sys/class/net/vif$D2.0/master/ifindex 2>/dev/null)" = \
+  "$(cat /sys/class/net/$BR2/ifindex)" ] ||
+	t_fail "vif$D2.0 is in $(basename "$(readlink /sys/class/net/vif$D2.0/master)"), not $BR2"
+grep -q "vif$D2.0: out of bridge $BR, where it was before" "$W/backd.log" ||
+	t_fail "the move is not logged"
+t_pass "a vif moved to another bridge while pvio-backd was down: its TAP moved too"
 t_backd_down
 exit 0
