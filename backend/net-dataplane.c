@@ -717,8 +717,15 @@ static void net_complete(struct dp_queue *dq, struct dp_tag *tag, int res)
 	}
 	q->rx_reading--;
 	if (res <= (int)NET_VNET_HDR || q->quiesced) {
-		if (res != -ECANCELED && !q->quiesced)
-			rx_recycle(q, b);	/* an empty or failed read */
+		if (res == -ECANCELED || q->quiesced)
+			return;
+		if (res < 0 && res != -EAGAIN && res != -EINTR) {
+			/* the TAP is gone (deleted under us: -EBADFD): every
+			 * read posted again would fail at once, for ever */
+			dp_queue_halt(dq, res, "TAP read: %s", strerror(-res));
+			return;
+		}
+		rx_recycle(q, b);	/* an empty read */
 		return;
 	}
 	b->len = (uint32_t)res;

@@ -4,7 +4,9 @@
 #  - the TAP vif<dom>.<dev> is created, in a bridge when asked, and removed;
 #    it outlives pvio-backd (SIGTERM, SIGKILL) with its bridge and address;
 #    a vif moved to another bridge while pvio-backd was down has its TAP
-#    moved there when pvio-backd comes back;
+#    moved there when pvio-backd comes back; a TAP deleted under a
+#    connected vif fails that vif (it used to spin its worker), the other
+#    vif goes on;
 #  - tx: single- and multi-slot frames arrive whole on the vif;
 #  - rx: frames injected on the vif reach the guest whole (multi-slot too);
 #  - every malformed tx packet is dropped with error responses and counted,
@@ -181,5 +183,21 @@ t_wait_states g2 0 "Initialising InitWait"
 grep -q "vif$D2.0: out of bridge $BR, where it was before" "$W/backd.log" ||
 	t_fail "the move is not logged"
 t_pass "a vif moved to another bridge while pvio-backd was down: its TAP moved too"
+
+ctl vif-attach g1 >/dev/null || t_fail "vif-attach g1"
+run g1 0 rx 1000000 >"$W/out-del" 2>&1 &
+T_PIDS="$T_PIDS $!"
+t_wait_states g1 0 "Connected Connected"
+ip link del vif$D1.0 || t_fail "ip link del vif$D1.0"
+for _ in $(seq 100); do
+	case "$(t_states g1 0)" in *" Closing" | *" Closed") break ;; esac
+	sleep 0.05
+done
+case "$(t_states g1 0)" in *" Closing" | *" Closed") ;;
+*) t_fail "vif$D1.0 deleted: the vif is still $(t_states g1 0)" ;; esac
+grep -q "TAP read: " "$W/backd.log" || t_fail "the failure is not logged"
+run g2 0 tx 5 100 >"$W/out" || t_fail "the other vif after the delete: $(cat "$W/out")"
+kill -0 "$BACKD_PID" || t_fail "pvio-backd died"
+t_pass "a TAP deleted under a connected vif fails that vif; the other goes on"
 t_backd_down
 exit 0
