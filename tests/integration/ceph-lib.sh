@@ -96,6 +96,21 @@ CONF
 	return 1
 }
 
+# ceph_cmd ERRFILE ARGS...: a ceph command, again (3 tries) when the
+# client could not even fetch the monitor's command descriptions ("Error
+# EPERM: problem getting command descriptions from mon.": nothing was
+# sent; seen once, on a loaded machine, right after "osd create" worked)
+ceph_cmd() {
+	local err=$1 i
+	shift
+	for i in 1 2 3; do
+		timeout 30 ceph "$@" >/dev/null 2>"$err" && return 0
+		grep -q "problem getting command descriptions" "$err" || return 1
+		sleep 1
+	done
+	return 1
+}
+
 ceph_up() {	# dir port: the mon on PORT or, taken, the next free one
 	local dir=$1 port=$2 try i
 	for try in 1 2 3; do
@@ -105,10 +120,9 @@ ceph_up() {	# dir port: the mon on PORT or, taken, the next free one
 		[ "$try" = 3 ] && return 1
 		port=$((port + 1))
 	done
-	timeout 30 ceph osd create >/dev/null 2>"$dir/log/osd-create.err" ||
+	ceph_cmd "$dir/log/osd-create.err" osd create ||
 		{ echo "ceph: osd create: $(cat "$dir/log/osd-create.err")" >&2; return 1; }
-	timeout 30 ceph osd crush add osd.0 1 root=default >/dev/null \
-		2>"$dir/log/crush.err" ||
+	ceph_cmd "$dir/log/crush.err" osd crush add osd.0 1 root=default ||
 		{ echo "ceph: crush add: $(cat "$dir/log/crush.err")" >&2; return 1; }
 	ceph-osd --mkfs -i 0 >"$dir/log/mkfs-osd.out" 2>&1 ||
 		{ cat "$dir/log/mkfs-osd.out" >&2; return 1; }
@@ -131,7 +145,7 @@ ceph_up() {	# dir port: the mon on PORT or, taken, the next free one
 
 ceph_image_up() {	# DIR PORT SIZE
 	ceph_up "$1" "$2" || t_fail "starting the Ceph cluster (above)"
-	timeout 30 ceph osd pool create rbd 8 >/dev/null 2>&1 &&
+	ceph_cmd "$1/log/pool.err" osd pool create rbd 8 &&
 		timeout 30 rbd pool init rbd &&
 		timeout 30 rbd create --size "$3" rbd/disk1 ||
 		t_fail "pool and image"
