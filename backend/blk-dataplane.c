@@ -579,6 +579,8 @@ static int blk_process(struct dp_queue *dq)
 	if (!q->files_done) {	/* from the worker: its ring, its thread */
 		q->tops->queue_start(q);
 		q->files_done = true;
+		if (dq->halted)	/* it could not start: nothing is taken */
+			return 0;
 	}
 	if (q->tops->poll)
 		q->tops->poll(q);
@@ -649,6 +651,20 @@ static int blk_process(struct dp_queue *dq)
 		}
 	}
 	return (int)total;
+}
+
+/*
+ * A halted queue (its guest broke the ring, or died) takes nothing more,
+ * but its target's timers still run: a remote target answers what it
+ * holds within --remote-timeout, or at once what waits for a server, so
+ * the queue drains and the device goes, with its ring, grants and lock.
+ */
+static void blk_halted(struct dp_queue *dq)
+{
+	struct blk_queue *q = BQ(dq);
+
+	if (q->files_done && q->tops->poll)
+		q->tops->poll(q);
 }
 
 /* ---- completions ------------------------------------------------------------------- */
@@ -829,6 +845,7 @@ static const struct dp_queue_ops blk_queue_ops = {
 	.complete = blk_complete,
 	.flush = blk_flush,
 	.final_check = blk_final_check,
+	.halted = blk_halted,
 	.busy = blk_busy,
 	.quiesce = blk_quiesce,
 	.free = blk_free_dq,

@@ -95,6 +95,10 @@ struct dp_queue_ops {
 	void (*flush)(struct dp_queue *q);
 	/* Before the worker sleeps: arm event indices; true = work waiting. */
 	bool (*final_check)(struct dp_queue *q);
+	/* A halted queue's turn (optional): it takes nothing, but what it
+	 * holds must still be answered in time (a remote target's timers),
+	 * so that it drains and its device can go. */
+	void (*halted)(struct dp_queue *q);
 	/* Anything in flight that a stop must wait for? */
 	bool (*busy)(const struct dp_queue *q);
 	/* The worker stops the queue: stop taking new work. */

@@ -75,6 +75,7 @@ struct nbd_tgt {
 	struct nbd_cmd *whead, *wtail;	/* waiting for a connection */
 	uint64_t reconnects;
 	bool test_stale;	/* PVIO_TEST_NBD_STALE_READ: see tn_poll */
+	bool test_nomem;	/* PVIO_TEST_NBD_QUEUE_NOMEM: queue_start fails */
 	uint64_t test_stale_hits;
 	bool test_stale_done;
 };
@@ -177,6 +178,7 @@ static int tn_open(const struct blk_open_env *e, struct vbd *v)
 	t->lock.fd = -1;
 	t->armed_fd = -1;
 	t->test_stale = getenv("PVIO_TEST_NBD_STALE_READ") != NULL;
+	t->test_nomem = getenv("PVIO_TEST_NBD_QUEUE_NOMEM") != NULL;
 	t->tls = !strncmp(v->params, "nbds", 4);
 	t->timeout_ns = (uint64_t)e->remote_timeout_s * 1000000000u;
 	if (!v->readonly) {
@@ -538,9 +540,14 @@ static void tn_queue_start(struct blk_queue *q)
 	t->nr_cmds = q->nr_reqs;
 	t->stage = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (t->test_nomem) {	/* tests: as a failed allocation */
+		free(t->cmds);
+		t->cmds = NULL;
+	}
 	if (!t->cmds || t->stage == MAP_FAILED) {
 		if (t->stage == MAP_FAILED)
 			t->stage = NULL;
+		free_cmds(t);	/* nothing half set up for tn_poll */
 		dp_queue_halt(&q->dq, -ENOMEM, "no memory for the NBD queue");
 		return;
 	}
@@ -646,6 +653,12 @@ static void tn_poll(struct blk_queue *q)
 		return;
 	}
 	now = pvio_now_ns();
+	/* halted (blk_halted): what waits for a connection is failed now,
+	 * and nothing reconnects for it */
+	while (q->dq.halted && (c = t->whead)) {
+		list_del(&t->whead, &t->wtail, c);
+		cmd_finish(t, c, -EIO);
+	}
 	/* oldest first: a request that waited the timeout is answered */
 	if (t->head && t->head->deadline_ns <= now)
 		drop_connection(t, -ETIMEDOUT, "no answer within the timeout");

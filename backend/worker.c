@@ -545,7 +545,12 @@ static int serve(struct worker *w, struct dp_queue *q, unsigned int budget,
 	bool was_kicked = q->kicked;
 	int n;
 
-	if (q->halted || q->throttle_until_ns)
+	if (q->halted) {
+		if (q->ops->halted)
+			q->ops->halted(q);
+		return 0;
+	}
+	if (q->throttle_until_ns)
 		return 0;
 	/* idle and nothing happened to it: its ring has nothing either (the
 	 * guest notifies past the event we armed), so not even a look: a

@@ -10,6 +10,15 @@
  *                                           each must be answered with an
  *                                           error status; then good I/O
  *   t-blkclient DEVID overflow              publish a bogus req_prod
+ *   t-blkclient DEVID prefill               8 writes in the ring before
+ *                                           Initialised; the backend fails
+ *                                           the device (a queue that cannot
+ *                                           start): it must still close
+ *   t-blkclient DEVID halt-pending          a write left unanswered (its
+ *                                           target's server is gone), then
+ *                                           a bogus req_prod and Closed:
+ *                                           the backend must still drain
+ *                                           and close (exits once Closed)
  *   t-blkclient DEVID storm                 10^5 empty notifications
  *   t-blkclient DEVID xs-hostile KIND       hostile negotiation values:
  *                                           order, protocol, evtchn,
@@ -944,6 +953,28 @@ int main(int argc, char **argv)
 		printf("OK flapped %u times\n", n);
 		return 0;
 	}
+	if (!strcmp(cmd, "prefill")) {
+		unsigned int k;
+
+		wr("state", "1");
+		if (!wait_be(2, 5000))
+			FAIL("no InitWait");
+		setup_ring();
+		for (k = 0; k < 8; k++)
+			rq(BLKIF_OP_WRITE, 100 + k, (uint64_t)k * 8, 1);
+		pvio_ring_front_push(&ring);
+		publish_ring();
+		wr("state", "3");
+		if (!wait_be(5, 5000))
+			FAIL("backend state %lu, want Closing (a queue that cannot start)",
+			     be_state());
+		wr("state", "6");
+		if (!wait_be(6, 5000))
+			FAIL("backend state %lu 5 s after our Closed: it did not drain",
+			     be_state());
+		printf("OK a queue that could not start: nothing taken, Closed\n");
+		return 0;
+	}
 	connect_dev();
 	if (!strcmp(cmd, "connect")) {
 		for (;;)
@@ -966,6 +997,28 @@ int main(int argc, char **argv)
 		printf("OK ring overflow: backend closed the device\n");
 		wr("state", "6");
 		wait_be(6, 5000);
+	} else if (!strcmp(cmd, "halt-pending")) {
+		struct pvio_sring *s = ring_mem;
+		struct blkif_response rsp;
+
+		rq(BLKIF_OP_WRITE, 1, 0, 1);
+		kick();
+		usleep(500000);
+		if (pvio_blkif_front_consume(&ring, &rsp, 1) != 0)
+			FAIL("the write was answered (%d): is the server up?",
+			     rsp.status);
+		s->req_prod += 1000;
+		pvio_evtchn_notify(plat, (pvio_port_t)port);
+		if (!wait_be(5, 5000))
+			FAIL("backend state %lu after ring overflow, want Closing",
+			     be_state());
+		wr("state", "6");
+		/* before the remote timeout: nothing waits for it now */
+		if (!wait_be(6, 5000))
+			FAIL("backend state %lu 5 s after our Closed: it did not drain",
+			     be_state());
+		printf("OK halted with a write waiting for a server: drained, Closed\n");
+		return 0;
 	} else if (!strcmp(cmd, "storm")) {
 		for (i = 0; i < 100000; i++)
 			pvio_evtchn_notify(plat, (pvio_port_t)port);

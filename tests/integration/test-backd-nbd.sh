@@ -17,7 +17,12 @@
 #    log says where the attempt hangs; the server back (SIGCONT): new I/O
 #    works;
 #  - the server killed mid-I/O: errors, no hang; a new server on the same
-#    socket: the disk works again.
+#    socket: the disk works again;
+#  - a guest gone (its ring broken) with a write waiting for a server that
+#    is gone too: its queue drains at once, the device closes and the
+#    export can be attached again;
+#  - a queue that cannot start (no memory, PVIO_TEST_NBD_QUEUE_NOMEM) with
+#    requests in the ring: none is taken, the device fails and closes.
 # Needs root, FUSE, loop devices, nbdkit, qemu-nbd and qemu-img: SKIPs
 # otherwise (tools/install-deps.sh installs them).
 . "$(dirname "$0")/lib.sh"
@@ -204,6 +209,7 @@ grep -q "Input/output error" "$W/dd.err" || t_fail "dd: $(cat "$W/dd.err")"
 kill -0 "$BACKD_PID" || t_fail "pvio-backd died"
 start_server mem nbdkit --foreground --exit-with-parent --unix "$W/mem.sock" \
 	memory 64M
+MEMSRV=$SRV
 dd if="$W/blk1" of="$MNT/xvda" bs=1M seek=3 conv=fsync,notrunc status=none ||
 	t_fail "writes to a new server on the same socket"
 dd if="$MNT/xvda" of="$W/blk1.back" bs=1M skip=3 count=1 iflag=direct status=none &&
@@ -237,4 +243,44 @@ qemu-img check -q "$W/disk.qcow2" || t_fail "qemu-img check"
 qemu-img compare -q -f raw -F qcow2 "$W/guest.raw" "$W/disk.qcow2" ||
 	t_fail "the qcow2 image differs from what the guest saw"
 t_pass "qemu-nbd qcow2: ext4, files verified, fsck clean; the image checks and matches"
+
+# ---- a guest gone with a write waiting for a server that is gone too ----------------------
+# Its queue halts (a broken ring here; a dead guest halts it the same way)
+# and must still drain: the waiting write answered at once, the device
+# closed, and the export's lock released for the next attach. A halted
+# queue once never ran its target's timers: Closing for ever, holding it all.
+start_server g3 nbdkit --foreground --exit-with-parent --unix "$W/g3.sock" \
+	memory 64M
+G3SRV=$SRV
+ctl create g3 >/dev/null || t_fail "create g3"
+ctl vbd-attach g3 "nbd+unix:///?socket=$W/g3.sock" --vdev xvda >/dev/null ||
+	t_fail "attach g3"
+t_wait_states g3 51712 "Initialising InitWait"
+kill -KILL "$G3SRV"; wait "$G3SRV" 2>/dev/null
+ctl run g3 -- "$B/tests/integration/t-blkclient" 51712 halt-pending >"$W/out" 2>&1 ||
+	t_fail "$(cat "$W/out")"
+ctl vbd-detach g3 xvda >/dev/null || t_fail "detach g3"
+start_server g3 nbdkit --foreground --exit-with-parent --unix "$W/g3.sock" \
+	memory 64M
+ctl vbd-attach g3 "nbd+unix:///?socket=$W/g3.sock" --vdev xvda >/dev/null ||
+	t_fail "the export attached again"
+t_wait_states g3 51712 "Initialising InitWait"
+kill -0 "$BACKD_PID" || t_fail "pvio-backd died"
+t_pass "a guest gone with a write waiting for a dead server: drained at once, closed, the export free again"
+
+# ---- a queue that cannot start (no memory for its commands) ------------------------------
+# with requests in the ring already (a restart under a busy guest): none
+# may be taken (they were, and hung for ever), the device fails and closes
+t_backd_down
+PVIO_TEST_NBD_QUEUE_NOMEM=1 t_backd_up --workers 1 --remote-timeout 10 --lock-dir "$W/locks"
+start_server g4 nbdkit --foreground --exit-with-parent --unix "$W/g4.sock" \
+	memory 64M
+ctl create g4 >/dev/null || t_fail "create g4"
+ctl vbd-attach g4 "nbd+unix:///?socket=$W/g4.sock" --vdev xvda --no-wait >/dev/null ||
+	t_fail "attach g4"
+ctl run g4 -- "$B/tests/integration/t-blkclient" 51712 prefill >"$W/out" 2>&1 ||
+	t_fail "$(cat "$W/out")"
+grep -q "no memory for the NBD queue" "$W/backd.log" || t_fail "the failure is not logged"
+kill -0 "$BACKD_PID" || t_fail "pvio-backd died"
+t_pass "an NBD queue that cannot start takes nothing; its device fails and closes"
 exit 0
