@@ -403,13 +403,21 @@ static void take_one(struct blk_queue *q, const struct blkif_request *c,
  * Requests just taken (parsed; @ind: the indirect ones among them): load
  * indirect pages, answer the bad ones, start or park the rest in order.
  */
+static void limits_charge_bytes(struct blk_queue *q, uint64_t bytes);
+
 static void run_taken(struct blk_queue *q, struct blk_req **ready,
 		      unsigned int nr, struct blk_req **ind, unsigned int ni)
 {
 	unsigned int i, j;
 
-	if (ni)
+	if (ni) {
 		load_indirect(q, ind, ni);
+		/* their size is known only now (limits_charge: counted as
+		 * requests when taken) */
+		for (i = 0; i < ni; i++)
+			if (ind[i]->status == BLKIF_RSP_OKAY)
+				limits_charge_bytes(q, ind[i]->bytes);
+	}
 	/* answer the bad ones now; start or park the rest, in order */
 	for (i = 0, j = 0; i < nr; i++) {
 		struct blk_req *r = ready[i];
@@ -559,12 +567,19 @@ static bool limits_allow(struct blk_queue *q, unsigned int *budget)
 	return true;
 }
 
+static void limits_charge_bytes(struct blk_queue *q, uint64_t bytes)
+{
+	if (q->lim_bytes.rate)
+		q->lim_bytes.tokens -= (int64_t)bytes * 1000;
+}
+
+/* A request taken: one of the IOPS, and its bytes (an indirect one's are
+ * charged once its segments are read: run_taken). */
 static void limits_charge(struct blk_queue *q, uint64_t bytes)
 {
 	if (q->lim_iops.rate)
 		q->lim_iops.tokens -= 1000;
-	if (q->lim_bytes.rate)
-		q->lim_bytes.tokens -= (int64_t)bytes * 1000;
+	limits_charge_bytes(q, bytes);
 }
 
 static int blk_process(struct dp_queue *dq)
@@ -602,6 +617,11 @@ static int blk_process(struct dp_queue *dq)
 
 		if (want > budget - total)
 			want = budget - total;
+		/* under a bytes limit one at a time, each only while the
+		 * balance is positive: none goes over by more than a request
+		 * (a chunk of 32 indirect requests is 4 MiB) */
+		if (q->lim_bytes.rate)
+			want = 1;
 		n = pvio_blkif_back_consume(&q->ring, c, want);
 		if (n < 0) {
 			dp_queue_halt(dq, n, "broke the ring protocol: %s",
