@@ -198,12 +198,17 @@ int pvio_parse_size(const char *s, uint64_t *out)
 
 void pvio_usage_error(const char *prog, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[512], *p;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* the message quotes the command line: a newline in an argument
+	 * must not make a second line */
+	for (p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	fprintf(stderr, "%s: %s (try --help)\n", prog, msg);
 	exit(2);
 }

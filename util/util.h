@@ -89,7 +89,10 @@ bool pvio_name_chars_ok(const char *s);
 /* "4096", "64k", "16M", "2G" (binary units). */
 int pvio_parse_size(const char *s, uint64_t *out);
 
-/* Command-line errors: one line on stderr, exit status 2. */
+/*
+ * Command-line errors: one line on stderr, exit status 2. Control
+ * characters in the message (from the arguments it quotes) print as '?'.
+ */
 void pvio_usage_error(const char *prog, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
 /*

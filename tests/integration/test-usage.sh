@@ -51,6 +51,10 @@ bad "no workload" pvio-bench blk --load nope
 bad "--base-busy-cpu0 goes with --target" pvio-bench blk --base-busy-cpu0
 bad "--base goes with --target" pvio-bench blk --base nbd://h/
 bad "unknown command" pvio-ctl bogus
+# an argument's control characters print as '?': still one line
+bad "bad --kinds 'vbd?x'" pvio-backd --kinds "$(printf 'vbd\nx')"
+bad "bad domain name 'a?b'" pvio-ctl -w /nonexistent create "$(printf 'a\nb')"
+bad "unknown command 'x?y'" pvio-ctl "$(printf 'x\033y')"
 bad "unknown option '--bogus'" pvio-ctl -w /nonexistent create g --bogus
 bad "option '--domid' needs a value" pvio-ctl -w /nonexistent create g --domid
 bad "unknown option '--zz'" pvio-ctl -w /nonexistent vif-attach g --zz
