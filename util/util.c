@@ -213,10 +213,32 @@ void pvio_usage_error(const char *prog, const char *fmt, ...)
 	exit(2);
 }
 
+/*
+ * Was the option getopt_long() refused a short one? optopt says which
+ * character, but it is also the value of a long option (--workers gives
+ * 'w'), and 0 for an unknown long one. getopt moves optind past a long
+ * option at once, past a bundle of short ones (-bX) at its last
+ * character only: -Xw leaves optind at the bundle itself.
+ */
+static bool bad_option_short(int c, char *const *argv)
+{
+	const char *cur = argv[optind];
+
+	if (optopt <= ' ' || optopt >= 0x7f)
+		return false;
+	if (c == '?' && cur && cur[0] == '-' && cur[1] && cur[1] != '-' &&
+	    strchr(cur + 1, optopt))
+		return true;	/* inside a bundle */
+	return optind < 1 || strncmp(argv[optind - 1], "--", 2) != 0;
+}
+
 void pvio_usage_bad_option(const char *prog, int c, char *const *argv)
 {
-	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+	char opt[3] = { '-', (char)optopt, 0 };
+	const char *arg = opt;
 
+	if (!bad_option_short(c, argv))
+		arg = optind > 0 ? argv[optind - 1] : "?";
 	if (c == ':')
 		pvio_usage_error(prog, "option '%s' needs a value", arg);
 	pvio_usage_error(prog, "unknown option '%s'", arg);

@@ -97,8 +97,10 @@ void pvio_usage_error(const char *prog, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
 /*
  * What getopt_long() refused (its return @c: '?' or, with a leading ':' in
- * the option string, ':'), as one pvio_usage_error() line. Set opterr = 0
- * so that getopt prints nothing of its own.
+ * the option string, ':'), as one pvio_usage_error() line naming the
+ * option as it was given: "-X" (alone or in a bundle such as -Xw) or
+ * "--name". Call it right after getopt_long() returned. Set opterr = 0 so
+ * that getopt prints nothing of its own.
  */
 void pvio_usage_bad_option(const char *prog, int c, char *const *argv)
 	__attribute__((noreturn));

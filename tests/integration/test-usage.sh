@@ -23,6 +23,12 @@ bad() {	# EXPECTED-TEXT PROGRAM ARGS...
 
 bad "unknown option '--bogus'" pvio-backd --bogus
 bad "option '-w' needs a value" pvio-backd -w
+bad "option '--workers' needs a value" pvio-backd --workers
+# a bundle of short options: the one refused, not the word before it
+bad "unknown option '-X'" pvio-backd -Xw 2
+bad "unknown option '-X'" pvio-backd --buffered -Xw 2
+bad "option '-n' needs a value" pvio-ctl -w /nonexistent top -bn
+bad "unknown option '-X'" pvio-ctl -w /nonexistent top -bXn 1
 bad "bad --workers" pvio-backd --workers 0
 bad "bad --max-ring-order" pvio-backd --max-ring-order 5
 bad "unknown kind 'vbd4'" pvio-backd --kinds vbd,vbd4
