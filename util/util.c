@@ -121,20 +121,29 @@ void pvio_ratelimit_flush(struct pvio_ratelimit *rl, const char *who)
 		rl_roll(rl, who, now);
 }
 
+static bool is_digit(char c, int base)
+{
+	return (c >= '0' && c <= '9') ||
+	       (base == 16 && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')));
+}
+
 int pvio_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;
 	char *end;
 	int base = 10;
 
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+	if (!s)
 		return -EINVAL;
 	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
 		base = 16;
 		s += 2;
-		if (!*s)
-			return -EINVAL;
 	}
+	/* strtoull() would skip white space, take a sign ("0x-1" is
+	 * 2^64 - 1) and, in base 16, a second 0x: a digit must come first */
+	if (!is_digit(*s, base) ||
+	    (base == 16 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')))
+		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, base);
 	if (errno == ERANGE)

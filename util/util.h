@@ -74,8 +74,8 @@ void pvio_ratelimit_flush(struct pvio_ratelimit *rl, const char *who);
 
 /*
  * Parse a whole string as an unsigned decimal (or 0x hex) in [min, max].
- * No sign, no trailing garbage, no empty string. Return 0 or -EINVAL /
- * -ERANGE.
+ * Digits only (after the 0x): no sign, no white space, no trailing
+ * garbage, no empty string. Return 0 or -EINVAL / -ERANGE.
  */
 int pvio_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int pvio_parse_uint(const char *s, unsigned int min, unsigned int max,

@@ -64,6 +64,13 @@ bad "unknown command 'x?y'" pvio-ctl "$(printf 'x\033y')"
 bad "unknown option '--bogus'" pvio-ctl -w /nonexistent create g --bogus
 bad "option '--domid' needs a value" pvio-ctl -w /nonexistent create g --domid
 bad "unknown option '--zz'" pvio-ctl -w /nonexistent vif-attach g --zz
+# numbers: a digit first, after 0x too (strtoull takes a sign or spaces)
+bad "bad --bytes '0x-1'" pvio-ctl -w /nonexistent vbd-limit g1 xvda --bytes 0x-1
+bad "bad --bytes '0x+1'" pvio-ctl -w /nonexistent vbd-limit g1 xvda --bytes 0x+1
+bad "bad --iops '0x 1'" pvio-ctl -w /nonexistent vbd-limit g1 xvda --iops "0x 1"
+bad "bad --iops '?5'" pvio-ctl -w /nonexistent vbd-limit g1 xvda --iops "$(printf '\t5')"
+bad "bad --bytes '0x0x1'" pvio-ctl -w /nonexistent vbd-limit g1 xvda --bytes 0x0x1
+bad "bad --workers" pvio-backd --workers 0x-1
 bad "bad --backend-type" pvio-ctl -w /nonexistent vbd-attach g /dev/null --backend-type "a b"
 echo "PASS: $n bad command lines: one line each, exit 2"
 
