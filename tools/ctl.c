@@ -964,6 +964,10 @@ static void backend_node(const char *kind, const char *dom, const char *dev,
 		die("cannot write %s: %s", be_dir, strerror(-rc));
 }
 
+/* The largest limit pvio-backd takes (blk-xenbus.c vbd_limits()): it
+ * ignores a larger one, with a log line nobody running us reads. */
+#define VBD_LIMIT_MAX	(UINT64_MAX >> 1)
+
 /* vbd-limit DOM VDEV [--iops N] [--bytes N]: 0 lifts a limit */
 static int cmd_vbd_limit(int argc, char **argv)
 {
@@ -973,30 +977,31 @@ static int cmd_vbd_limit(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const keys[2] = { "pvio-iops-limit", "pvio-bytes-limit" };
-	const char *val[2] = { NULL, NULL };	/* --iops, --bytes */
-	uint64_t v;
+	bool set[2] = { false, false };		/* --iops, --bytes */
+	uint64_t val[2];
 	int c, k;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c != 'i' && c != 'b')
 			die_usage("vbd-limit DOM VDEV [--iops N] [--bytes N]");
-		if (pvio_parse_size(optarg, &v))
-			die_usage("bad --%s '%s'", c == 'i' ? "iops" : "bytes", optarg);
-		val[c == 'b'] = optarg;
+		k = c == 'b';
+		if (pvio_parse_size(optarg, &val[k]) || val[k] > VBD_LIMIT_MAX)
+			die_usage("bad --%s '%s' (0..%llu)", k ? "bytes" : "iops",
+				  optarg, (unsigned long long)VBD_LIMIT_MAX);
+		set[k] = true;
 	}
-	if (argc - optind != 2 || (!val[0] && !val[1]))
+	if (argc - optind != 2 || (!set[0] && !set[1]))
 		die_usage("vbd-limit DOM VDEV [--iops N] [--bytes N]");
 	for (k = 0; k < 2; k++) {
 		char buf[32];
 
-		if (!val[k])
+		if (!set[k])
 			continue;
-		pvio_parse_size(val[k], &v);
-		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)val[k]);
 		/* 0: the node goes, and with it the limit */
 		backend_node("vbd", argv[optind], argv[optind + 1], keys[k],
-			     v ? buf : NULL);
+			     val[k] ? buf : NULL);
 	}
 	return 0;
 }

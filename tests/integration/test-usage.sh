@@ -71,6 +71,11 @@ bad "bad --iops '0x 1'" pvio-ctl -w /nonexistent vbd-limit g1 xvda --iops "0x 1"
 bad "bad --iops '?5'" pvio-ctl -w /nonexistent vbd-limit g1 xvda --iops "$(printf '\t5')"
 bad "bad --bytes '0x0x1'" pvio-ctl -w /nonexistent vbd-limit g1 xvda --bytes 0x0x1
 bad "bad --workers" pvio-backd --workers 0x-1
+# vbd-limit: no more than pvio-backd takes (2^63 - 1)
+bad "bad --iops '9223372036854775808' (0..9223372036854775807)" \
+	pvio-ctl -w /nonexistent vbd-limit g1 xvda --iops 9223372036854775808
+bad "bad --bytes '8388608T' (0..9223372036854775807)" \
+	pvio-ctl -w /nonexistent vbd-limit g1 xvda --bytes 8388608T
 bad "bad --backend-type" pvio-ctl -w /nonexistent vbd-attach g /dev/null --backend-type "a b"
 echo "PASS: $n bad command lines: one line each, exit 2"
 
