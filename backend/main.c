@@ -140,6 +140,17 @@ static void parse_kinds(struct backd_opts *o, const char *list)
 	o->types_vif = vif[0] ? vif : "vif";
 }
 
+/* -s PATH: a unix socket's address holds it (with its NUL), or bind fails
+ * at run time; "" would be a socket nobody can reach. */
+static void check_ctl_sock(const char *path)
+{
+	struct sockaddr_un sa;
+
+	if (!path[0] || strlen(path) >= sizeof(sa.sun_path))
+		pvio_usage_error(prog, "bad --ctl-sock '%s' (a path of 1..%zu bytes)",
+				 path, sizeof(sa.sun_path) - 1);
+}
+
 static void parse_args(struct backd_opts *o, int argc, char **argv)
 {
 	enum { O_SPIN = 256, O_ORDER, O_QUEUES, O_INDIRECT, O_BUFFERED,
@@ -206,7 +217,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		switch (c) {
 		case 'p':
 			if (strcmp(optarg, "xen") && strcmp(optarg, "sim") &&
-			    strncmp(optarg, "sim:", 4))
+			    (strncmp(optarg, "sim:", 4) || !optarg[4]))
 				pvio_usage_error(prog, "bad --platform '%s' (sim, sim:DIR, xen)",
 						 optarg);
 			o->platform = optarg;
@@ -307,6 +318,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 			snprintf(o->ovsdb, sizeof(o->ovsdb), "%s", optarg);
 			break;
 		case 's':
+			check_ctl_sock(optarg);
 			o->ctl_sock = optarg;
 			break;
 		case O_JDIR:

@@ -38,6 +38,12 @@ bad "bad --hotplug-timeout" pvio-backd --hotplug-timeout 0
 bad "bad --mtu" pvio-ctl -w /nonexistent vif-attach g --mtu 20
 bad "bad --vifname" pvio-ctl -w /nonexistent vif-attach g --vifname "a/b"
 bad "bad --journal-dir" pvio-backd --journal-dir relative/dir
+# -p sim:/nonexistent: should a case be taken, no world is there to serve
+bad "bad --platform 'sim:'" pvio-backd -p sim:
+bad "bad --ctl-sock '' (a path of 1..107 bytes)" \
+	pvio-backd -p sim:/nonexistent -s ""
+bad "bad --ctl-sock '/0000" \
+	pvio-backd -p sim:/nonexistent --ctl-sock "/$(printf '%0107d' 0)"
 bad "choose one" pvio-backd --no-journal --journal-dir /run/j
 bad "unknown option '--bogus'" pvio-simhv --bogus
 bad "unknown option '--bogus'" pvio-ringbench --bogus
