@@ -761,7 +761,7 @@ static void watch_fired(struct pvio_xs *x, const char *path, void *opaque)
 {
 	struct backd *bd = opaque;
 	const struct device_ops *ops;
-	char prefix[64], type[16];
+	char prefix[64], type[BACKEND_KIND_MAX + 1];
 	unsigned long fe, id;
 	const char *p, *slash;
 	char *end;

@@ -90,13 +90,72 @@ static bool valid_kinds(const char *s)
 {
 	size_t i, n = strlen(s);
 
-	if (n == 0 || n > 200 || s[0] == ',' || s[n - 1] == ',')
+	if (n == 0 || n > 200 || s[0] == ',' || s[n - 1] == ',' ||
+	    strstr(s, ",,"))
 		return false;
 	for (i = 0; i < n; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
 		      s[i] == ',' || s[i] == '_'))
 			return false;
 	return true;
+}
+
+/* Is the kind @name (@len bytes) in the comma-separated @list? */
+static bool kind_listed(const char *list, const char *name, size_t len)
+{
+	size_t n;
+
+	for (;; list += n + 1) {
+		n = strcspn(list, ",");
+		if (n == len && !strncmp(list, name, len))
+			return true;
+		if (!list[n])
+			return false;
+	}
+}
+
+/*
+ * --vbd-types, --vif-types: each kind once, and no longer than a device's
+ * type[] holds. A longer one was taken and then never served: the watch
+ * on its directory cannot name it.
+ */
+static void check_types(const char *opt, const char *list)
+{
+	size_t n;
+
+	if (!valid_kinds(list))
+		pvio_usage_error(prog, "bad %s '%s' (kinds of a-z 0-9 _, comma-separated)",
+				 opt, list);
+	for (;; list += n + 1) {
+		n = strcspn(list, ",");
+		if (n > BACKEND_KIND_MAX)
+			pvio_usage_error(prog, "bad %s: kind '%.*s' is longer than %d characters",
+					 opt, (int)n, list, BACKEND_KIND_MAX);
+		if (!list[n])
+			return;
+		if (kind_listed(list + n + 1, list, n))
+			pvio_usage_error(prog, "bad %s: '%.*s' twice", opt,
+					 (int)n, list);
+	}
+}
+
+/* A kind in both lists: its devices are disks or network interfaces,
+ * not both; which did the user mean? */
+static void check_types_apart(const struct backd_opts *o)
+{
+	const char *p = o->types_vbd;
+	size_t n;
+
+	if (o->no_vbd || o->no_vif)
+		return;
+	for (;; p += n + 1) {
+		n = strcspn(p, ",");
+		if (kind_listed(o->types_vif, p, n))
+			pvio_usage_error(prog, "kind '%.*s' in both --vbd-types and --vif-types (defaults: vbd, vif)",
+					 (int)n, p);
+		if (!p[n])
+			return;
+	}
 }
 
 /*
@@ -257,14 +316,12 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 						 optarg);
 			break;
 		case O_VBDT:
-			if (!valid_kinds(optarg))
-				pvio_usage_error(prog, "bad --vbd-types '%s'", optarg);
+			check_types("--vbd-types", optarg);
 			o->types_vbd = optarg;
 			types = true;
 			break;
 		case O_VIFT:
-			if (!valid_kinds(optarg))
-				pvio_usage_error(prog, "bad --vif-types '%s'", optarg);
+			check_types("--vif-types", optarg);
 			o->types_vif = optarg;
 			types = true;
 			break;
@@ -351,6 +408,7 @@ static void parse_args(struct backd_opts *o, int argc, char **argv)
 		pvio_usage_error(prog, "--kinds or --vbd-types/--vif-types/--no-vbd/--no-vif, not both");
 	if (o->no_vbd && o->no_vif)
 		pvio_usage_error(prog, "--no-vbd and --no-vif: nothing to serve");
+	check_types_apart(o);
 	if (no_journal && o->journal_dir)
 		pvio_usage_error(prog, "--no-journal and --journal-dir: choose one");
 	/* "" until the platform is known: then its default */

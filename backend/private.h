@@ -34,6 +34,9 @@ struct json_object;
 
 /* ---- counters ---------------------------------------------------------------- */
 
+/* A backend kind's name ("vbd", "vbd3", "vif"), at most: --vbd-types and
+ * --vif-types refuse longer ones. */
+#define BACKEND_KIND_MAX 15
 #define NR_BATCH_BUCKETS 10	/* 1, 2-3, 4-7, ..., 256+ */
 #define NR_LAT_BUCKETS	24	/* <2 us, 2-3 us, 4-7 us, ..., 8.4 s+ */
 
@@ -347,7 +350,7 @@ struct device_ops {
 struct device {
 	struct backd *bd;
 	const struct device_ops *ops;
-	char type[16];			/* xenstore backend kind */
+	char type[BACKEND_KIND_MAX + 1];	/* xenstore backend kind */
 	unsigned int fe;		/* frontend domid */
 	unsigned int devid;
 	char path[PVIO_XS_PATH_MAX];	/* our backend directory */

@@ -34,6 +34,22 @@ bad "bad --max-ring-order" pvio-backd --max-ring-order 5
 bad "unknown kind 'vbd4'" pvio-backd --kinds vbd,vbd4
 bad "'vbd' twice" pvio-backd --kinds vbd,vif,vbd
 bad "not both" pvio-backd --kinds vbd3 --no-vif
+# kinds: at most 15 characters (a device's type[16]), each once, and
+# served as one of vbd and vif
+bad "kind 'abcdefghijklmnop' is longer than 15" \
+	pvio-backd -p sim:/nonexistent --vbd-types vbd,abcdefghijklmnop
+bad "bad --vif-types: kind 'abcdefghijklmnop' is longer" \
+	pvio-backd -p sim:/nonexistent --vif-types abcdefghijklmnop
+bad "bad --vbd-types: 'vbd' twice" \
+	pvio-backd -p sim:/nonexistent --vbd-types vbd,vbd3,vbd
+bad "kind 'vif' in both --vbd-types and --vif-types" \
+	pvio-backd -p sim:/nonexistent --vbd-types vif --vif-types vif
+bad "kind 'vbd3' in both" \
+	pvio-backd -p sim:/nonexistent --vbd-types vbd,vbd3 --vif-types vbd3,vif
+bad "kind 'vif' in both" pvio-backd -p sim:/nonexistent --vbd-types vbd,vif
+bad "bad --vbd-types 'vbd,,vbd3'" \
+	pvio-backd -p sim:/nonexistent --vbd-types vbd,,vbd3
+bad "bad --kinds 'vbd,,vif'" pvio-backd -p sim:/nonexistent --kinds vbd,,vif
 bad "bad --hotplug-timeout" pvio-backd --hotplug-timeout 0
 bad "bad --mtu" pvio-ctl -w /nonexistent vif-attach g --mtu 20
 bad "bad --vifname" pvio-ctl -w /nonexistent vif-attach g --vifname "a/b"
