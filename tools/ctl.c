@@ -1636,7 +1636,7 @@ int main(int argc, char **argv)
 {
 	static char sock[PVIO_PATH_BUF];
 	const char *cmd;
-	bool xen = false;
+	bool xen = false, world_set = false;
 	int i;
 
 	world = pvio_sim_default_dir();
@@ -1653,6 +1653,7 @@ int main(int argc, char **argv)
 		} else if ((strcmp(argv[i], "-w") == 0 ||
 			    strcmp(argv[i], "--world") == 0) && i + 1 < argc) {
 			world = argv[++i];
+			world_set = true;
 		} else if (strcmp(argv[i], "--backd-sock") == 0 && i + 1 < argc) {
 			backd_sock = argv[++i];
 		} else {
@@ -1661,6 +1662,8 @@ int main(int argc, char **argv)
 	}
 	if (i == argc)
 		die_usage("no command");
+	if (xen && world_set)
+		die_usage("-w (a sim world) and --xen (real Xen): choose one");
 	if (xen) {
 		platform_spec = "xen";
 	} else {

@@ -84,6 +84,9 @@ bad "bad --kinds 'vbd?x'" pvio-backd --kinds "$(printf 'vbd\nx')"
 bad "bad domain name 'a?b'" pvio-ctl -w /nonexistent create "$(printf 'a\nb')"
 bad "unknown command 'x?y'" pvio-ctl "$(printf 'x\033y')"
 bad "unknown option '--bogus'" pvio-ctl -w /nonexistent create g --bogus
+bad "-w (a sim world) and --xen (real Xen): choose one" \
+	pvio-ctl -w /nonexistent --xen devices
+bad "choose one" pvio-ctl --xen --world /nonexistent stats
 bad "option '--domid' needs a value" pvio-ctl -w /nonexistent create g --domid
 bad "unknown option '--zz'" pvio-ctl -w /nonexistent vif-attach g --zz
 # numbers: a digit first, after 0x too (strtoull takes a sign or spaces)
