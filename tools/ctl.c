@@ -1599,6 +1599,57 @@ static int cmd_top(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_vbd_detach(int argc, char **argv)
+{
+	return cmd_detach(argc, argv, "vbd");
+}
+
+static int cmd_vif_detach(int argc, char **argv)
+{
+	return cmd_detach(argc, argv, "vif");
+}
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "world", cmd_world },
+	{ "create", cmd_create },
+	{ "destroy", cmd_destroy },
+	{ "list", cmd_list },
+	{ "run", cmd_run },
+	{ "vbd-attach", cmd_vbd_attach },
+	{ "vif-attach", cmd_vif_attach },
+	{ "vbd-limit", cmd_vbd_limit },
+	{ "vif-rate", cmd_vif_rate },
+	{ "vbd-detach", cmd_vbd_detach },
+	{ "vif-detach", cmd_vif_detach },
+	{ "devices", cmd_devices },
+	{ "stats", cmd_stats },
+	{ "top", cmd_top },
+};
+
+static const struct command *find_command(const char *name)
+{
+	size_t k;
+
+	for (k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (strcmp(name, commands[k].name) == 0)
+			return &commands[k];
+	die_usage("unknown command '%s'", name);
+}
+
+/* COMMAND ... --help: up to a "--" (run's own command may take --help) */
+static bool wants_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (strcmp(argv[i], "--help") == 0)
+			return true;
+	return false;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -1635,7 +1686,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static char sock[PVIO_PATH_BUF];
-	const char *cmd;
+	const struct command *cmd;
 	bool xen = false, world_set = false;
 	int i;
 
@@ -1662,6 +1713,11 @@ int main(int argc, char **argv)
 	}
 	if (i == argc)
 		die_usage("no command");
+	cmd = find_command(argv[i]);
+	if (wants_help(argc - i, argv + i)) {
+		usage(stdout);
+		return 0;
+	}
 	if (xen && world_set)
 		die_usage("-w (a sim world) and --xen (real Xen): choose one");
 	if (xen) {
@@ -1682,36 +1738,5 @@ int main(int argc, char **argv)
 	atexit(close_handles);
 	/* a daemon that closed on us is an error to report, not a signal */
 	signal(SIGPIPE, SIG_IGN);
-	cmd = argv[i];
-	argc -= i;
-	argv += i;
-	if (strcmp(cmd, "world") == 0)
-		return cmd_world(argc, argv);
-	if (strcmp(cmd, "create") == 0)
-		return cmd_create(argc, argv);
-	if (strcmp(cmd, "destroy") == 0)
-		return cmd_destroy(argc, argv);
-	if (strcmp(cmd, "list") == 0)
-		return cmd_list(argc, argv);
-	if (strcmp(cmd, "run") == 0)
-		return cmd_run(argc, argv);
-	if (strcmp(cmd, "vbd-attach") == 0)
-		return cmd_vbd_attach(argc, argv);
-	if (strcmp(cmd, "vif-attach") == 0)
-		return cmd_vif_attach(argc, argv);
-	if (strcmp(cmd, "vbd-limit") == 0)
-		return cmd_vbd_limit(argc, argv);
-	if (strcmp(cmd, "vif-rate") == 0)
-		return cmd_vif_rate(argc, argv);
-	if (strcmp(cmd, "vbd-detach") == 0)
-		return cmd_detach(argc, argv, "vbd");
-	if (strcmp(cmd, "vif-detach") == 0)
-		return cmd_detach(argc, argv, "vif");
-	if (strcmp(cmd, "devices") == 0)
-		return cmd_devices(argc, argv);
-	if (strcmp(cmd, "stats") == 0)
-		return cmd_stats(argc, argv);
-	if (strcmp(cmd, "top") == 0)
-		return cmd_top(argc, argv);
-	die_usage("unknown command '%s'", cmd);
+	return cmd->run(argc - i, argv + i);
 }

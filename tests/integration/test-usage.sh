@@ -87,6 +87,7 @@ bad "unknown option '--bogus'" pvio-ctl -w /nonexistent create g --bogus
 bad "-w (a sim world) and --xen (real Xen): choose one" \
 	pvio-ctl -w /nonexistent --xen devices
 bad "choose one" pvio-ctl --xen --world /nonexistent stats
+bad "unknown command 'bogus'" pvio-ctl bogus --help
 bad "option '--domid' needs a value" pvio-ctl -w /nonexistent create g --domid
 bad "unknown option '--zz'" pvio-ctl -w /nonexistent vif-attach g --zz
 # numbers: a digit first, after 0x too (strtoull takes a sign or spaces)
@@ -118,11 +119,13 @@ for prog in pvio-backd pvio-simhv pvio-ctl pvio-blkfront pvio-netfront \
 done
 echo "PASS: --version on $v programs"
 
-# --help: every program (and each of pvio-bench's benchmarks), its usage on
-# stdout, exit 0
+# --help: every program (and each of pvio-bench's benchmarks and pvio-ctl's
+# commands), its usage on stdout, exit 0
 h=0
 for cmd in pvio-backd pvio-simhv pvio-ctl pvio-blkfront pvio-netfront \
-	   pvio-ringbench pvio-bench "pvio-bench blk" "pvio-bench net"; do
+	   pvio-ringbench pvio-bench "pvio-bench blk" "pvio-bench net" \
+	   "pvio-ctl vbd-attach" "pvio-ctl -w /nonexistent vif-attach g" \
+	   "pvio-ctl world start" "pvio-ctl top -b" "pvio-ctl stats"; do
 	set -- $cmd
 	prog=$1
 	shift
@@ -134,3 +137,12 @@ for cmd in pvio-backd pvio-simhv pvio-ctl pvio-blkfront pvio-netfront \
 	h=$((h + 1))
 done
 echo "PASS: --help on $h command lines"
+
+# ... but not the --help of the program pvio-ctl run starts: that goes to
+# run, which finds no world (exit 1)
+"$B/pvio-ctl" -w /nonexistent run g -- prog --help >/dev/null 2>"$err"
+rc=$?
+[ $rc -eq 1 ] || fail "pvio-ctl run g -- prog --help: exit $rc, want 1"
+grep -q "no sim world" "$err" ||
+	fail "pvio-ctl run g -- prog --help: '$(cat "$err")'"
+echo "PASS: run's command keeps its --help"
