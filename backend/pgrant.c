@@ -192,7 +192,7 @@ static int map_new(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 	if (rc)
 		return rc;	/* and nothing evicted for it */
 	make_room(c, n);
-	c->maps_left -= n;
+	c->maps_left = n < c->maps_left ? c->maps_left - n : 0;
 	c->maps += n;
 	c->map_calls++;
 	for (k = 0; k < n; k++) {
@@ -239,8 +239,13 @@ int pg_cache_get(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 		 bool write, uint32_t *idx)
 {
 	uint32_t miss[PG_MAP_MAX], mi[PG_MAP_MAX];
-	unsigned int i, k, nmiss = 0;
+	unsigned int i, k, nmiss = 0, room;
 	int rc = 0;
+
+	/* the pass's budget, or a whole request if it is the pass's first
+	 * to map (pgrant.h) */
+	room = c->budget && c->maps_left == c->budget ? PG_MAP_MAX
+						      : c->maps_left;
 
 	for (i = 0; i < n; i++) {
 		int e = lookup(c, grefs[i]);
@@ -259,7 +264,7 @@ int pg_cache_get(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 		for (k = 0; k < nmiss && miss[k] != grefs[i]; k++)
 			;
 		if (k == nmiss) {
-			if (nmiss == c->maps_left || nmiss == PG_MAP_MAX) {
+			if (nmiss == room) {
 				rc = -ENOSPC;
 				break;
 			}
@@ -268,16 +273,8 @@ int pg_cache_get(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 		}
 		idx[i] = NEW(k);
 	}
-	if (rc == -ENOSPC && nmiss && !map_new(c, nmiss, miss, write, mi)) {
-		/* over budget: what it had room for is mapped, unused, for
-		 * the next requests (a large one is mapped over several
-		 * passes) */
-		for (k = 0; k < nmiss; k++)
-			if (c->ents[mi[k]].head == mi[k] + 1)
-				lru_append(c, mi[k]);
-	} else if (!rc && nmiss) {
+	if (!rc && nmiss)
 		rc = map_new(c, nmiss, miss, write, mi);
-	}
 	if (rc) {
 		if (rc == -ENOSPC)
 			c->refused++;

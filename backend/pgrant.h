@@ -17,7 +17,11 @@
  * Bounded (docs/protocol.md rule 3): at most @cap pages mapped; pages no
  * request uses are evicted least recently used first; at most a few new
  * maps per pass, so a guest spraying fresh refs cannot stall the worker in
- * map calls. What does not fit goes the grant-copy way.
+ * map calls: a pass's budget of pages, or one request's new pages (at most
+ * PG_MAP_MAX) if it is the pass's first to map, so that a request larger
+ * than the budget is still mapped as one range. What does not fit goes the
+ * grant-copy way, and nothing of it is mapped (a piece mapped now would
+ * stay a range of its own).
  */
 #ifndef PVIO_BACKEND_PGRANT_H
 #define PVIO_BACKEND_PGRANT_H
@@ -55,7 +59,8 @@ struct pg_cache {
 	uint32_t fresh;		/* slots [fresh, cap) never used yet */
 	uint32_t lru_head, lru_tail;	/* evictable mappings, oldest first */
 	uint32_t lru_pages;	/* their pages */
-	uint32_t maps_left;	/* this pass's budget of pages newly mapped */
+	uint32_t budget;	/* pages newly mapped per pass */
+	uint32_t maps_left;	/* this pass's budget of them */
 	uint64_t hits, misses, maps, unmaps, refused;	/* pages */
 	uint64_t map_calls;	/* mappings made */
 };
@@ -67,7 +72,7 @@ void pg_cache_destroy(struct pg_cache *c);
 /* A new pass: a fresh budget of new maps. */
 static inline void pg_cache_pass(struct pg_cache *c, uint32_t budget)
 {
-	c->maps_left = budget;
+	c->budget = c->maps_left = budget;
 }
 /*
  * The pages of @n grefs (a request's segments, in order), mapped (writable
@@ -75,7 +80,7 @@ static inline void pg_cache_pass(struct pg_cache *c, uint32_t budget)
  * nothing. Those not mapped yet are mapped in one call, so if every page
  * of a request is new, their addresses follow each other in @grefs' order.
  * Return 0, or -errno: -ENOSPC (full of pages in use, or this pass's map
- * budget spent), or the map's error (a grant is bad, or read-only for a
+ * budget spent: nothing mapped), or the map's error (a grant is bad, or read-only for a
  * write into it: the caller goes the copy way, which reports the error per
  * segment).
  */

@@ -42,17 +42,21 @@ struct workload {
 	const char *name;
 	bool write, random;
 	unsigned int bs, qd;
+	bool named;		/* run only when --load names it */
 };
 
 static const struct workload loads[] = {
-	{ "randread-4k-qd1", false, true, 4096, 1 },
-	{ "randread-4k-qd32", false, true, 4096, 32 },
-	{ "randread-4k-qd128", false, true, 4096, 128 },
-	{ "randwrite-4k-qd1", true, true, 4096, 1 },
-	{ "randwrite-4k-qd32", true, true, 4096, 32 },
-	{ "randwrite-4k-qd128", true, true, 4096, 128 },
-	{ "seqread-128k-qd16", false, false, 131072, 16 },
-	{ "seqwrite-128k-qd16", true, false, 131072, 16 },
+	{ "randread-4k-qd1", false, true, 4096, 1, false },
+	{ "randread-4k-qd32", false, true, 4096, 32, false },
+	{ "randread-4k-qd128", false, true, 4096, 128, false },
+	{ "randwrite-4k-qd1", true, true, 4096, 1, false },
+	{ "randwrite-4k-qd32", true, true, 4096, 32, false },
+	{ "randwrite-4k-qd128", true, true, 4096, 128, false },
+	{ "seqread-128k-qd16", false, false, 131072, 16, false },
+	{ "seqwrite-128k-qd16", true, false, 131072, 16, false },
+	/* indirect requests (256 segments) */
+	{ "seqread-1m-qd4", false, false, 1u << 20, 4, true },
+	{ "seqwrite-1m-qd4", true, false, 1u << 20, 4, true },
 };
 #define NR_LOADS (sizeof(loads) / sizeof(loads[0]))
 
@@ -244,13 +248,19 @@ struct blk_opts {
 	bool json;
 	bool copy;		/* grant copy instead of mapped persistent grants */
 	bool pool;		/* guest buffers copied through blkfront's pool */
-	unsigned int only;	/* bitmask of loads, 0: all */
+	unsigned int only;	/* bitmask of loads, 0: the default ones */
 	unsigned int spin_us;
 	bool jcost;		/* baseline: pvio-backd --no-journal */
 	const char *target;	/* remote: an NBD URI or rbd:POOL/IMAGE */
 	const char *base;	/* fio's target (default: the same) */
 	bool busy0;		/* the baseline beside a busy CPU 0 */
 };
+
+/* Is load @li run: named by --load, or by default if none is. */
+static bool load_on(const struct blk_opts *o, unsigned int li)
+{
+	return o->only ? o->only & (1u << li) : !loads[li].named;
+}
 
 /* ---- the remote baseline: fio with the engine's own client ---------------------------- */
 
@@ -433,12 +443,39 @@ static size_t res_size(void)
 	return sizeof(struct run_result) + sizeof(uint32_t) * MAX_LAT;
 }
 
+/*
+ * The guest's queue: 128 slots of blkfront's default 32 segments (as
+ * Linux's); for loads with larger requests, slots as large as they are,
+ * so that a request goes in one piece, and as many as the deepest load
+ * needs (each slot has its own pages).
+ */
+#define GUEST_POOL_PAGES	4096u
+static void guest_geometry(const struct blk_opts *o, unsigned int *depth,
+			   unsigned int *segs)
+{
+	unsigned int li;
+
+	*depth = *segs = 0;
+	for (li = 0; li < NR_LOADS; li++) {
+		if (!load_on(o, li))
+			continue;
+		if (loads[li].qd > *depth)
+			*depth = loads[li].qd;
+		if (loads[li].bs / PVIO_PAGE_SIZE > *segs)
+			*segs = loads[li].bs / PVIO_PAGE_SIZE;
+	}
+	if (*segs <= 32) {
+		*depth = 128;
+		*segs = 0;		/* blkfront's default */
+	}
+}
+
 /* The guest: attach, open xvda, run every requested (workload, run) that
  * the parent asks for on the command pipe, answer on the result pipe. */
 static void guest_proc(struct bench_world *bw, unsigned int domid,
 		       const struct blk_opts *o, int cmd_r, int res_w)
 {
-	struct pvio_blkfront_opts fo = { .max_queues = 1, .queue_depth = 128 };
+	struct pvio_blkfront_opts fo = { .max_queues = 1 };
 	struct pvio_platform *p = NULL;
 	struct pvio_blkfront *dev = NULL;
 	struct pvio_blkfront_queue *q;
@@ -448,6 +485,7 @@ static void guest_proc(struct bench_world *bw, unsigned int domid,
 	unsigned int li;
 	int rc;
 
+	guest_geometry(o, &fo.queue_depth, &fo.max_indirect_segments);
 	bench_pin(0);
 	rc = pvio_platform_open(&p, bw->spec, domid, 0);
 	if (!rc)
@@ -536,7 +574,7 @@ int bench_blk(int argc, char **argv)
 	struct point pts[NR_LOADS];
 	struct run_result *rp = NULL, *rb = NULL;
 	int cmd[2], res[2], cmd2[2], res2[2], fd, i, rc;
-	unsigned int li, run, domid = 1;
+	unsigned int li, run, domid = 1, depth, segs;
 	pid_t guest, guest2 = -1;
 	char img[PVIO_PATH_BUF], img2[PVIO_PATH_BUF + 8] = "";
 	int fd2 = -1;
@@ -595,6 +633,10 @@ int bench_blk(int argc, char **argv)
 			pvio_usage_error("pvio-bench", "blk: unknown option '%s'", argv[i]);
 		}
 	}
+	guest_geometry(&o, &depth, &segs);
+	if (segs && depth * segs > GUEST_POOL_PAGES)
+		pvio_usage_error("pvio-bench", "1 MiB loads go without the QD 32 and 128 ones: the guest's pages would pass %u MiB",
+				 GUEST_POOL_PAGES / 256);
 	if ((o.base || o.busy0) && !o.target)
 		pvio_usage_error("pvio-bench", "%s goes with --target",
 				 o.base ? "--base" : "--base-busy-cpu0");
@@ -672,7 +714,7 @@ attach:
 		uint32_t *lp = NULL, *lb = NULL;
 		uint32_t nlp = 0, nlb = 0;
 
-		if (o.only && !(o.only & (1u << li)))
+		if (!load_on(&o, li))
 			continue;
 		for (run = 0; run < o.runs && !rc; run++) {
 			uint64_t bn0 = bench_backd_notifies(&bw), bn1;
@@ -780,7 +822,7 @@ attach:
 		for (li = 0; li < NR_LOADS; li++) {
 			struct point *pt = &pts[li];
 
-			if (o.only && !(o.only & (1u << li)))
+			if (!load_on(&o, li))
 				continue;
 			printf("%s\n  {\"workload\": \"%s\", \"pvio\": {\"iops\": %.0f, "
 			       "\"iops_min\": %.0f, \"iops_max\": %.0f, \"mb_s\": %.1f, "
@@ -822,7 +864,7 @@ attach:
 		struct point *pt = &pts[li];
 		char a[32], b[32];
 
-		if (o.only && !(o.only & (1u << li)))
+		if (!load_on(&o, li))
 			continue;
 		snprintf(a, sizeof(a), "%.1f/%.1f", pt->p50, pt->p99);
 		snprintf(b, sizeof(b), "%.1f/%.1f", pt->bp50, pt->bp99);

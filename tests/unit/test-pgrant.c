@@ -223,32 +223,51 @@ END_TEST
 
 /*
  * The pass's budget: a request with more new pages than it allows is
- * refused (it goes the copy way), but what fits is mapped, so that a large
- * request is mapped over a few passes rather than never.
+ * refused (it goes the copy way) and nothing of it is mapped, unless it is
+ * the pass's first to map: then all its pages are, as one range, so that a
+ * request larger than the budget is never mapped in pieces.
  */
-START_TEST(t_budget_maps_what_fits)
+START_TEST(t_budget)
 {
 	struct pg_cache c;
-	pvio_gref_t refs[6];
-	uint32_t idx[6];
-	char *g = t_share(6, true, refs);
+	pvio_gref_t refs[13];
+	uint32_t idx[13], first;
+	char *g = t_share(13, true, refs);
+	unsigned int k;
 
-	t_cache(&c, 16);
-	pg_cache_pass(&c, 4);
-	ck_assert_int_eq(pg_cache_get(&c, 6, refs, true, idx), -ENOSPC);
-	ck_assert_uint_eq(c.maps, 4);
-	ck_assert_uint_eq(c.refused, 1);
-	ck_assert_uint_eq(c.maps_left, 0);
-	ck_assert_int_eq(pg_cache_get(&c, 1, refs + 5, true, idx), -ENOSPC);
+	t_cache(&c, 32);
 	pg_cache_pass(&c, 4);
 	ck_assert_int_eq(pg_cache_get(&c, 6, refs, true, idx), 0);
 	ck_assert_uint_eq(c.maps, 6);
-	ck_assert_uint_eq(c.hits, 4);
+	ck_assert_uint_eq(c.map_calls, 1);
+	for (k = 1; k < 6; k++)
+		ck_assert_ptr_eq(pg_cache_addr(&c, idx[k]),
+				 (char *)pg_cache_addr(&c, idx[0]) +
+				 k * PVIO_PAGE_SIZE);
 	t_check_pages(&c, 6, idx, refs, refs);
 	t_put(&c, 6, idx);
-	/* the partial mapping was put where eviction finds it */
-	ck_assert_uint_eq(c.maps, 6);
-	t_done(&c, g, 6);
+	/* that spent the pass's budget */
+	ck_assert_uint_eq(c.maps_left, 0);
+	ck_assert_int_eq(pg_cache_get(&c, 1, refs + 6, true, idx), -ENOSPC);
+	ck_assert_uint_eq(c.refused, 1);
+
+	/* not the pass's first: refused, and nothing of it mapped */
+	pg_cache_pass(&c, 4);
+	ck_assert_int_eq(pg_cache_get(&c, 1, refs + 6, true, &first), 0);
+	ck_assert_int_eq(pg_cache_get(&c, 6, refs + 7, true, idx), -ENOSPC);
+	ck_assert_uint_eq(c.maps, 7);
+	ck_assert_uint_eq(c.refused, 2);
+	pg_cache_put(&c, first);
+	/* hits cost no budget: the next pass's first map is still whole */
+	pg_cache_pass(&c, 4);
+	ck_assert_int_eq(pg_cache_get(&c, 6, refs, true, idx), 0);
+	t_put(&c, 6, idx);
+	ck_assert_int_eq(pg_cache_get(&c, 6, refs + 7, true, idx), 0);
+	ck_assert_uint_eq(c.maps, 13);
+	ck_assert_uint_eq(c.map_calls, 3);
+	t_check_pages(&c, 6, idx, refs + 7, refs);
+	t_put(&c, 6, idx);
+	t_done(&c, g, 13);
 }
 END_TEST
 
@@ -373,7 +392,7 @@ static Suite *pgrant_suite(void)
 	tcase_add_test(tc, t_mixed_hits_and_new);
 	tcase_add_test(tc, t_same_gref_twice);
 	tcase_add_test(tc, t_evicts_whole_unused_mappings);
-	tcase_add_test(tc, t_budget_maps_what_fits);
+	tcase_add_test(tc, t_budget);
 	tcase_add_test(tc, t_read_only);
 	tcase_add_test(tc, t_bad_gref);
 	tcase_add_test(tc, t_no_eviction_in_vain);
