@@ -144,7 +144,7 @@ void ctlsock_accept(struct backd *bd)
 		fd = accept4(bd->ctl_fd, NULL, NULL,
 			     SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0)
-			return;	/* EAGAIN: all taken; else the client's loss */
+			return;	/* EAGAIN: none waits; else the client's loss */
 		for (i = 0; i < CTL_CONNS && !c; i++)
 			if (bd->ctl[i].fd < 0)
 				c = &bd->ctl[i];
@@ -155,7 +155,8 @@ void ctlsock_accept(struct backd *bd)
 				conn_close(bd, c);
 			}
 		}
-		ev.data.u32 = CTL_EV_BASE + (uint32_t)(c - bd->ctl);
+		if (c)
+			ev.data.u32 = CTL_EV_BASE + (uint32_t)(c - bd->ctl);
 		if (!c || epoll_ctl(bd->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			bd->ctl_refused++;
 			close(fd);

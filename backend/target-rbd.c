@@ -362,8 +362,9 @@ static void rbd_queue_start(struct blk_queue *q)
 
 /*
  * A write of several pieces (a guest's pages mapped apart, or bounce
- * pages out of order) as one buffer. librbd copies a write before rbd_aio_write returns
- * (rbd_disable_zero_copy_writes), so one buffer serves every write.
+ * pages out of order) as one buffer. librbd copies a write before
+ * rbd_aio_write returns (rbd_disable_zero_copy_writes), so one buffer
+ * serves every write.
  * Handed the pieces (rbd_aio_writev), librbd built a bufferlist of as
  * many pieces and spent 4x fio's CPU per 128 KiB write on the message's
  * CRC32C and 5x on malloc (docs/benchmarks.md): this copy costs less.
