@@ -749,7 +749,7 @@ static void net_flush(struct dp_queue *dq)
 	if (q->rx_dirty) {
 		q->rx_dirty = false;
 		if (pvio_ring_back_push(&q->rx) || q->kick_guest)
-			dp_queue_notify(dq, q->vif->split ? 1 : 0);
+			dp_queue_notify(dq, dq->nr_ports > 1 ? 1 : 0);
 	}
 	if (pvio_unlikely(q->kick_guest)) {
 		/* re-attached after a crash: what the last process published
@@ -986,7 +986,9 @@ int net_queue_create(struct device *d, struct vif *v, struct worker *w,
 		goto fail;
 	q->dq.ports[0] = (pvio_port_t)rc;
 	q->dq.nr_ports = 1;
-	if (v->split) {
+	/* split event channels are the queue's own choice (netback reads
+	 * them per queue): a frontend may mix the two layouts */
+	if (port_rx != port_tx) {
 		rc = pvio_evtchn_bind(w->plat, d->fe, port_rx);
 		if (rc < 0)
 			goto fail;

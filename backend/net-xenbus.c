@@ -535,12 +535,15 @@ static int read_queue(struct device *d, struct vif *v, unsigned int i,
 		snprintf(key, sizeof(key), "%s/event-channel", dir);
 		rc = pvio_xs_read_uint(d->bd->xs, 0, key, 1, (1u << 17) - 1, &ptx);
 		prx = ptx;
-		v->split = false;
 	} else if (!rc) {
 		snprintf(key, sizeof(key), "%s/event-channel-rx", dir);
 		rc = pvio_xs_read_uint(d->bd->xs, 0, key, 1, (1u << 17) - 1, &prx);
-		v->split = true;
 	}
+	/* per queue (net_queue_create); the vif's for its log and stats:
+	 * any queue split */
+	if (i == 0)
+		v->split = false;
+	v->split |= !rc && prx != ptx;
 	if (rc)
 		return pvio_xenbus_fatal(d->xb, rc, "reading event channels of queue %u: %s",
 					 i, strerror(-rc));

@@ -19,6 +19,13 @@
  *   t-netclient DEVID flap N          N rounds as fast as the backend
  *                                     answers: a frame, then Closing, Closed,
  *                                     Initialising, Connected again
+ *   t-netclient DEVID mq-mixed N      two queues, one event channel for
+ *                                     queue 0, split ones for queue 1;
+ *                                     receive N UDP frames to port 9999,
+ *                                     each queue's ring read only when its
+ *                                     own rx port fires (as netfront's
+ *                                     interrupt handlers); both queues must
+ *                                     get some
  */
 #include "config.h"
 
@@ -397,6 +404,118 @@ static void flap(unsigned int n)
 }
 
 /* Every exit path gives the handles back (a leak checker is watching). */
+/* ---- two queues, mixed event-channel layouts --------------------------------- */
+
+#define MQ_BUFS	16	/* rx buffers per queue: pages q * MQ_BUFS + i */
+
+static struct pvio_ring_front mq_rx[2];
+
+static void mq_post(unsigned int q, unsigned int i, int rx_port)
+{
+	struct netif_rx_request *r = pvio_netif_rx_front_req(&mq_rx[q]);
+
+	r->id = (uint16_t)i;
+	r->gref = refs[q * MQ_BUFS + i];
+	pvio_ring_front_req_commit(&mq_rx[q]);
+	if (pvio_ring_front_push(&mq_rx[q]))
+		pvio_evtchn_notify(plat, (pvio_port_t)rx_port);
+}
+
+static void mq_connect(int *rx_port)
+{
+	static struct pvio_ring_front mq_tx[2];
+	pvio_gref_t tref, rref;
+	void *tmem, *rmem;
+	char key[64];
+	unsigned int q;
+	int tx_port;
+
+	wr("state", "1");
+	if (!wait_be(2, 5000))
+		FAIL("backend not in InitWait");
+	if (pvio_gnt_share(plat, 0, NPAGES, true, refs, &pages))
+		FAIL("share");
+	wr("multi-queue-num-queues", "2");
+	for (q = 0; q < 2; q++) {
+		if (pvio_gnt_share(plat, 0, 1, true, &tref, &tmem) ||
+		    pvio_gnt_share(plat, 0, 1, true, &rref, &rmem))
+			FAIL("share rings");
+		pvio_netif_tx_front_init(&mq_tx[q], tmem, 1);
+		pvio_netif_rx_front_init(&mq_rx[q], rmem, 1);
+		snprintf(key, sizeof(key), "queue-%u/tx-ring-ref", q);
+		wr(key, "%u", tref);
+		snprintf(key, sizeof(key), "queue-%u/rx-ring-ref", q);
+		wr(key, "%u", rref);
+		tx_port = pvio_evtchn_alloc_unbound(plat, 0);
+		if (q == 0) {
+			rx_port[q] = tx_port;
+			wr("queue-0/event-channel", "%d", tx_port);
+		} else {
+			rx_port[q] = pvio_evtchn_alloc_unbound(plat, 0);
+			wr("queue-1/event-channel-tx", "%d", tx_port);
+			wr("queue-1/event-channel-rx", "%d", rx_port[q]);
+		}
+	}
+	wr("request-rx-copy", "1");
+	wr("feature-rx-notify", "1");
+	wr("feature-sg", "1");
+	wr("state", "4");
+	if (!wait_be(4, 5000))
+		FAIL("backend not Connected (%lu)", be_state());
+}
+
+/* A UDP frame to port 9999 in @q's buffer @i? */
+static bool mq_frame(unsigned int q, const struct netif_rx_response *r)
+{
+	const uint8_t *f = (const uint8_t *)page(q * MQ_BUFS + r->id) + r->offset;
+
+	return r->status >= 38 && !(r->flags & NETRXF_more_data) &&
+	       f[12] == 0x08 && f[13] == 0x00 && f[23] == 17 &&
+	       f[36] == 9999 >> 8 && f[37] == (9999 & 0xff);
+}
+
+static void mq_mixed(unsigned int n)
+{
+	unsigned int got[2] = { 0, 0 }, q, i;
+	int rx_port[2], waited = 0, pt;
+
+	mq_connect(rx_port);
+	for (q = 0; q < 2; q++) {
+		for (i = 0; i < MQ_BUFS; i++)
+			mq_post(q, i, rx_port[q]);
+		pvio_ring_front_final_check(&mq_rx[q], 1);
+	}
+	printf("OK ready\n");
+	while (got[0] + got[1] < n) {
+		struct pollfd p = { .fd = pvio_evtchn_fd(plat), .events = POLLIN };
+
+		if ((waited += 100) > 10000)
+			FAIL("rx: %u of %u frames (queue 0 %u, queue 1 %u): a queue's port did not fire",
+			     got[0] + got[1], n, got[0], got[1]);
+		poll(&p, 1, 100);
+		while ((pt = pvio_evtchn_pending(plat)) >= 0) {
+			q = pt == rx_port[0] ? 0 : pt == rx_port[1] ? 1 : 2;
+			if (q == 2)
+				continue;	/* queue 1's tx port */
+			do {
+				struct netif_rx_response r;
+
+				while (pvio_netif_rx_front_consume(&mq_rx[q], &r, 1) == 1) {
+					if (r.id >= MQ_BUFS)
+						FAIL("rx response id %u", r.id);
+					got[q] += mq_frame(q, &r);
+					mq_post(q, r.id, rx_port[q]);
+				}
+			} while (pvio_ring_front_final_check(&mq_rx[q], 1));
+		}
+	}
+	if (!got[0] || !got[1])
+		FAIL("all %u frames on one queue (0: %u, 1: %u): nothing shown", n,
+		     got[0], got[1]);
+	printf("OK %u frames: queue 0 (one event channel) %u, queue 1 (split) %u\n",
+	       n, got[0], got[1]);
+}
+
 static void close_handles(void)
 {
 	pvio_xs_close(xs);
@@ -426,6 +545,10 @@ int main(int argc, char **argv)
 		FAIL("no vif %u", devid);
 	snprintf(be, sizeof(be), "%s", b);
 	free(b);
+	if (!strcmp(cmd, "mq-mixed") && argc > 3) {
+		mq_mixed((unsigned int)atoi(argv[3]));
+		goto close;
+	}
 	connect_dev();
 	if (!strcmp(cmd, "tx") && argc > 4) {
 		/* with a go file: connected, wait for it before sending (the
@@ -464,6 +587,7 @@ int main(int argc, char **argv)
 	} else {
 		FAIL("bad command");
 	}
+close:
 	wr("state", "5");
 	wait_be(5, 3000);
 	wr("state", "6");

@@ -6,7 +6,9 @@
 #    a vif moved to another bridge while pvio-backd was down has its TAP
 #    moved there when pvio-backd comes back; a TAP deleted under a
 #    connected vif fails that vif (it used to spin its worker), the other
-#    vif goes on;
+#    vif goes on; a two-queue frontend with one event channel for queue 0
+#    and split ones for queue 1 gets its rx events on each queue's own
+#    port (the layout was once taken per vif, from the last queue read);
 #  - tx: single- and multi-slot frames arrive whole on the vif;
 #  - rx: frames injected on the vif reach the guest whole (multi-slot too);
 #  - every malformed tx packet is dropped with error responses and counted,
@@ -21,7 +23,7 @@ PKT="$S/tests/integration/pkt.py"
 [ -c /dev/net/tun ] || t_skip "no /dev/net/tun"
 command -v python3 >/dev/null || t_skip "no python3"
 BR=pviotbr$$ BR2=pviotbs$$
-T_EXTRA_CLEANUP="ip link del $BR 2>/dev/null; ip link del $BR2 2>/dev/null; ip link del vif42.0 2>/dev/null"
+T_EXTRA_CLEANUP="ip link del $BR 2>/dev/null; ip link del $BR2 2>/dev/null; ip link del vif42.0 2>/dev/null; ip link del vif43.0 2>/dev/null"
 
 t_world_up
 # domids of their own: TAP names (vif<domid>.<devid>, as on Xen) are
@@ -183,6 +185,30 @@ t_wait_states g2 0 "Initialising InitWait"
 grep -q "vif$D2.0: out of bridge $BR, where it was before" "$W/backd.log" ||
 	t_fail "the move is not logged"
 t_pass "a vif moved to another bridge while pvio-backd was down: its TAP moved too"
+
+# two queues, event channels one way on queue 0 and split on queue 1; UDP
+# flows from dom0 spread over both queues (the TAP's flow hash)
+D3=43 MAC3=00:16:3e:00:00:43
+ctl create g3 --domid $D3 >/dev/null || t_fail "create g3"
+ctl vif-attach g3 --mac $MAC3 >/dev/null || t_fail "vif-attach g3"
+run g3 0 mq-mixed 40 >"$W/out-mq" 2>&1 &
+MQ=$!
+T_PIDS="$T_PIDS $MQ"
+for _ in $(seq 200); do grep -q "OK ready" "$W/out-mq" && break; sleep 0.05; done
+grep -q "OK ready" "$W/out-mq" || t_fail "mq-mixed: $(cat "$W/out-mq")"
+ip addr add 10.251.0.1/24 dev vif$D3.0 &&
+	ip neigh replace 10.251.0.2 lladdr $MAC3 dev vif$D3.0 || t_fail "vif$D3.0 address"
+python3 - <<'PY' || t_fail "sending UDP to g3"
+import socket
+for i in range(40):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("10.251.0.1", 40000 + i))
+    s.sendto(b"x" * 64, ("10.251.0.2", 9999))
+    s.close()
+PY
+wait "$MQ" || t_fail "mq-mixed: $(cat "$W/out-mq")"
+grep -q "^OK 40 frames" "$W/out-mq" || t_fail "mq-mixed: $(cat "$W/out-mq")"
+t_pass "two queues, one event channel and split ones: $(grep "^OK 40" "$W/out-mq" | cut -c4-)"
 
 ctl vif-attach g1 >/dev/null || t_fail "vif-attach g1"
 run g1 0 rx 1000000 >"$W/out-del" 2>&1 &
