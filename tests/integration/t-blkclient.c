@@ -912,6 +912,29 @@ static void close_handles(void)
 	plat = NULL;
 }
 
+/* A bogus req_prod (1000 requests more than the ring holds): the backend
+ * must fail the device (Closing). */
+static void break_ring(void)
+{
+	struct pvio_sring *s = ring_mem;
+
+	s->req_prod += 1000;
+	pvio_evtchn_notify(plat, (pvio_port_t)port);
+	if (!wait_be(5, 5000))
+		FAIL("backend state %lu after ring overflow, want Closing",
+		     be_state());
+}
+
+/* Our Closed: the backend must drain what it holds and close within 5 s
+ * (before any remote timeout: nothing may wait for one). */
+static void closed_after_drain(void)
+{
+	wr("state", "6");
+	if (!wait_be(6, 5000))
+		FAIL("backend state %lu 5 s after our Closed: it did not drain",
+		     be_state());
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -968,10 +991,7 @@ int main(int argc, char **argv)
 		if (!wait_be(5, 5000))
 			FAIL("backend state %lu, want Closing (a queue that cannot start)",
 			     be_state());
-		wr("state", "6");
-		if (!wait_be(6, 5000))
-			FAIL("backend state %lu 5 s after our Closed: it did not drain",
-			     be_state());
+		closed_after_drain();
 		printf("OK a queue that could not start: nothing taken, Closed\n");
 		return 0;
 	}
@@ -986,19 +1006,12 @@ int main(int argc, char **argv)
 		bad();
 		teardown();
 	} else if (!strcmp(cmd, "overflow")) {
-		struct pvio_sring *s = ring_mem;
-
 		io_check(2);
-		s->req_prod += 1000;	/* claims 1000 requests more */
-		pvio_evtchn_notify(plat, (pvio_port_t)port);
-		if (!wait_be(5, 5000))
-			FAIL("backend state %lu after ring overflow, want Closing",
-			     be_state());
+		break_ring();
 		printf("OK ring overflow: backend closed the device\n");
 		wr("state", "6");
 		wait_be(6, 5000);
 	} else if (!strcmp(cmd, "halt-pending")) {
-		struct pvio_sring *s = ring_mem;
 		struct blkif_response rsp;
 
 		rq(BLKIF_OP_WRITE, 1, 0, 1);
@@ -1007,16 +1020,8 @@ int main(int argc, char **argv)
 		if (pvio_blkif_front_consume(&ring, &rsp, 1) != 0)
 			FAIL("the write was answered (%d): is the server up?",
 			     rsp.status);
-		s->req_prod += 1000;
-		pvio_evtchn_notify(plat, (pvio_port_t)port);
-		if (!wait_be(5, 5000))
-			FAIL("backend state %lu after ring overflow, want Closing",
-			     be_state());
-		wr("state", "6");
-		/* before the remote timeout: nothing waits for it now */
-		if (!wait_be(6, 5000))
-			FAIL("backend state %lu 5 s after our Closed: it did not drain",
-			     be_state());
+		break_ring();
+		closed_after_drain();
 		printf("OK halted with a write waiting for a server: drained, Closed\n");
 		return 0;
 	} else if (!strcmp(cmd, "storm")) {

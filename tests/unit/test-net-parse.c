@@ -15,103 +15,58 @@
 
 #include "net.h"
 
-static struct tx_pkt pkt;
+/* A packet as (offset, size) pairs, more_data on all but the last slot. */
+struct t_case {
+	const char *what;
+	unsigned int n;
+	unsigned int os[2 * 19];
+	int want;		/* net_tx_check()'s return */
+	uint32_t first;		/* the first slot's own length, if kept */
+};
 
-/* slots as (offset, size) pairs; more_data on all but the last */
-static void t_pkt(unsigned int n, const unsigned int *os)
+static const struct t_case cases[] = {
+	{ "good: two slots", 2, { 100, 3000, 0, 1000 }, 0, 2000 },
+	/* a frame of 64 KiB or more: the first size wrapped, a later slot
+	 * looks larger than the frame; netback drops it ("buggy
+	 * frontends") before it looks at the first slot's page, which here
+	 * it would cross */
+	{ "size chain: dropped before the page check", 2,
+	  { 3500, 1000, 0, 4096 }, 1 + DROP_MALFORMED, 0 },
+	{ "shorter than a header: dropped, though it crosses its page", 1,
+	  { 4090, 10 }, 1 + DROP_MALFORMED, 0 },
+	/* more slots than a frontend may use (18), fewer than the fatal 20 */
+	{ "19 slots: dropped before the page check", 19,
+	  { 4000, 1900, 0, 100, 0, 100, 0, 100, 0, 100, 0, 100, 0, 100, 0, 100,
+	    0, 100, 0, 100, 0, 100, 0, 100, 0, 100, 0, 100, 0, 100, 0, 100,
+	    0, 100, 0, 100, 0, 100 }, 1 + DROP_TOO_BIG, 0 },
+	{ "kept so far, the first slot crosses its page: fatal", 1,
+	  { 4090, 100 }, -EPROTO, 0 },
+	{ "a later slot crosses its page: fatal", 2, { 0, 100, 4000, 200 },
+	  -EPROTO, 0 },
+};
+
+START_TEST(t_tx_check)
 {
+	const struct t_case *c = &cases[_i];
+	struct tx_pkt pkt;
+	const char *why = NULL;
+	uint32_t first = 0;
 	unsigned int i;
+	int rc;
 
 	memset(&pkt, 0, sizeof(pkt));
-	pkt.nslots = (uint16_t)n;
-	for (i = 0; i < n; i++) {
-		pkt.slot[i].offset = (uint16_t)os[2 * i];
-		pkt.slot[i].size = (uint16_t)os[2 * i + 1];
-		pkt.slot[i].flags = i + 1 < n ? NETTXF_more_data : 0;
+	pkt.nslots = (uint16_t)c->n;
+	for (i = 0; i < c->n; i++) {
+		pkt.slot[i].offset = (uint16_t)c->os[2 * i];
+		pkt.slot[i].size = (uint16_t)c->os[2 * i + 1];
+		pkt.slot[i].flags = i + 1 < c->n ? NETTXF_more_data : 0;
 	}
-}
-
-static int t_check(uint32_t *first_len)
-{
-	const char *why = NULL;
-	int rc = net_tx_check(&pkt, first_len, &why);
-
+	rc = net_tx_check(&pkt, &first, &why);
+	ck_assert_msg(rc == c->want, "%s: %d, want %d", c->what, rc, c->want);
 	if (rc < 0)
 		ck_assert_ptr_nonnull(why);
-	return rc;
-}
-
-START_TEST(t_good)
-{
-	static const unsigned int os[] = { 100, 3000, 0, 1000 };
-	uint32_t first = 0;
-
-	t_pkt(2, os);
-	ck_assert_int_eq(t_check(&first), 0);
-	ck_assert_uint_eq(first, 2000);
-}
-END_TEST
-
-/* A frame of 64 KiB or more: the first size wrapped, later slots look
- * larger than the frame. Netback drops it ("buggy frontends"), before it
- * looks at the first slot's page, which here it would cross. */
-START_TEST(t_size_chain_drop_before_page)
-{
-	static const unsigned int os[] = { 3500, 1000, 0, 4096 };
-	uint32_t first;
-
-	t_pkt(2, os);
-	ck_assert_int_eq(t_check(&first), 1 + DROP_MALFORMED);
-}
-END_TEST
-
-/* Shorter than an Ethernet header: dropped, though it crosses its page. */
-START_TEST(t_short_drop_before_page)
-{
-	static const unsigned int os[] = { 4090, 10 };
-	uint32_t first;
-
-	t_pkt(1, os);
-	ck_assert_int_eq(t_check(&first), 1 + DROP_MALFORMED);
-}
-END_TEST
-
-/* More slots than a frontend may use (18), fewer than the fatal 20. */
-START_TEST(t_too_many_drop_before_page)
-{
-	unsigned int os[2 * 19], i;
-	uint32_t first;
-
-	for (i = 0; i < 19; i++) {
-		os[2 * i] = 0;
-		os[2 * i + 1] = 100;
-	}
-	os[0] = 4000;
-	os[1] = 19 * 100;
-	t_pkt(19, os);
-	ck_assert_int_eq(t_check(&first), 1 + DROP_TOO_BIG);
-}
-END_TEST
-
-/* Kept so far, and its first slot crosses its page: fatal. */
-START_TEST(t_first_crosses_fatal)
-{
-	static const unsigned int os[] = { 4090, 100 };
-	uint32_t first;
-
-	t_pkt(1, os);
-	ck_assert_int_eq(t_check(&first), -EPROTO);
-}
-END_TEST
-
-/* A later slot crossing its page is fatal, whatever else is wrong. */
-START_TEST(t_later_crosses_fatal)
-{
-	static const unsigned int os[] = { 0, 100, 4000, 200 };
-	uint32_t first;
-
-	t_pkt(2, os);
-	ck_assert_int_eq(t_check(&first), -EPROTO);
+	if (rc == 0)
+		ck_assert_uint_eq(first, c->first);
 }
 END_TEST
 
@@ -122,12 +77,8 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	tcase_add_test(tc, t_good);
-	tcase_add_test(tc, t_size_chain_drop_before_page);
-	tcase_add_test(tc, t_short_drop_before_page);
-	tcase_add_test(tc, t_too_many_drop_before_page);
-	tcase_add_test(tc, t_first_crosses_fatal);
-	tcase_add_test(tc, t_later_crosses_fatal);
+	tcase_add_loop_test(tc, t_tx_check, 0,
+			    (int)(sizeof(cases) / sizeof(cases[0])));
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
