@@ -495,34 +495,6 @@ static void replay(struct blk_queue *q)
 
 /* ---- limits --------------------------------------------------------------------- */
 
-/* A bucket holds at most 50 ms of its rate (at least one request or 4
- * KiB): an idle guest does not save up a burst. */
-static void bucket_refill(struct blk_bucket *b, uint64_t rate, uint64_t dt_ns,
-			  uint64_t min)
-{
-	int64_t cap, add;
-
-	if (b->rate != rate) {	/* set, changed or lifted */
-		b->rate = rate;
-		b->tokens = 0;
-	}
-	if (!rate)
-		return;
-	cap = (int64_t)(rate * 50 > min * 1000 ? rate * 50 : min * 1000);
-	if (dt_ns > 1000000000u)
-		dt_ns = 1000000000u;
-	add = (int64_t)(rate * dt_ns / 1000000u);	/* rate * dt * 1000 */
-	b->tokens = b->tokens + add > cap ? cap : b->tokens + add;
-}
-
-/* When will @b have a positive balance? */
-static uint64_t bucket_wait_ns(const struct blk_bucket *b)
-{
-	if (!b->rate || b->tokens > 0)
-		return 0;
-	return (uint64_t)(-b->tokens) * 1000000u / b->rate + 1000u;
-}
-
 /*
  * Refill the queue's buckets; false (and the worker's wake-up set) if it
  * must wait. Requests are not taken meanwhile: they wait in the ring, and
@@ -569,17 +541,20 @@ static bool limits_allow(struct blk_queue *q, unsigned int *budget)
 
 static void limits_charge_bytes(struct blk_queue *q, uint64_t bytes)
 {
-	if (q->lim_bytes.rate)
-		q->lim_bytes.tokens -= (int64_t)bytes * 1000;
+	bucket_charge(&q->lim_bytes, bytes);
 }
 
-/* A request taken: one of the IOPS, and its bytes (an indirect one's are
- * charged once its segments are read: run_taken). */
-static void limits_charge(struct blk_queue *q, uint64_t bytes)
+/*
+ * A request taken: one of the IOPS, and its bytes (an indirect one's are
+ * charged once its segments are read: run_taken). A discard moves no data:
+ * one sector, as Linux's blk-throttle counts it (its whole range made a
+ * mkfs or fstrim wait minutes).
+ */
+static void limits_charge(struct blk_queue *q, const struct blk_req *r)
 {
-	if (q->lim_iops.rate)
-		q->lim_iops.tokens -= 1000;
-	limits_charge_bytes(q, bytes);
+	bucket_charge(&q->lim_iops, 1);
+	if (r->status == BLKIF_RSP_OKAY)
+		limits_charge_bytes(q, r->kind == BK_DISCARD ? 512 : r->bytes);
 }
 
 static int blk_process(struct dp_queue *dq)
@@ -650,7 +625,7 @@ static int blk_process(struct dp_queue *dq)
 			q->inflight++;
 			r->taken_ns = now;
 			take_one(q, &c[i], r);
-			limits_charge(q, r->status == BLKIF_RSP_OKAY ? r->bytes : 0);
+			limits_charge(q, r);
 			if (r->status == BLKIF_RSP_OKAY && r->indirect)
 				ind[ni++] = r;
 			ready[nr++] = r;

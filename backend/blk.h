@@ -9,6 +9,7 @@
 
 #include <sys/uio.h>
 
+#include "bucket.h"
 #include "journal.h"
 #include "lazy.h"
 #include "pgrant.h"
@@ -133,10 +134,7 @@ struct blk_queue {
 	/* token buckets of the limits: requests and bytes this queue may
 	 * still start; they go below zero (a debt the next refills pay)
 	 * rather than split a request */
-	struct blk_bucket {
-		uint64_t rate;		/* per second, this queue's share */
-		int64_t tokens;		/* in 1/1000 of a request or byte */
-	} lim_iops, lim_bytes;
+	struct blk_bucket lim_iops, lim_bytes;	/* bucket.h */
 	uint64_t lim_ns;		/* last refill */
 	/* the fds as registered files of the worker's ring, or -1 */
 	int slot_direct, slot_buffered;

@@ -27,6 +27,8 @@
  *   t-blkclient DEVID close                 Closing -> Closed
  *   t-blkclient DEVID ro                    a read-only disk refuses writes
  *   t-blkclient DEVID ops                   flush, barrier, discard
+ *   t-blkclient DEVID discard-io SECTORS    a discard of SECTORS at 0, then
+ *                                           write+read checks (one session)
  *   t-blkclient DEVID resize                wait for the disk to grow
  *   t-blkclient DEVID mark I                write block I filled with
  *                                           (I & 0xff) | 1, read it back
@@ -446,6 +448,13 @@ static void ro(void)
 static void discard_8(struct blkif_request *r)
 {
 	((struct blkif_request_discard *)r)->nr_sectors = 16;
+}
+
+static uint64_t discard_sectors;
+
+static void discard_n(struct blkif_request *r)
+{
+	((struct blkif_request_discard *)r)->nr_sectors = discard_sectors;
 }
 
 static void ops(void)
@@ -1033,6 +1042,18 @@ int main(int argc, char **argv)
 		teardown();
 	} else if (!strcmp(cmd, "ro")) {
 		ro();
+		teardown();
+	} else if (!strcmp(cmd, "discard-io") && argc > 3) {
+		int16_t st;
+
+		discard_sectors = strtoull(argv[3], NULL, 0);
+		st = one(BLKIF_OP_DISCARD, 77, 0, 0, discard_n);
+		if (st)
+			FAIL("discard of %llu sectors: status %d",
+			     (unsigned long long)discard_sectors, st);
+		io_check(2);
+		printf("OK discard of %llu sectors, then I/O\n",
+		       (unsigned long long)discard_sectors);
 		teardown();
 	} else if (!strcmp(cmd, "ops")) {
 		ops();

@@ -84,6 +84,17 @@ check_rate "vbd bytes, indirect" 2097152 $((B1 - B0)) "$T0" "$T1" ||
 	t_fail "bytes limit not kept for indirect requests"
 t_pass "vbd pvio-bytes-limit 2 MiB/s: kept for indirect requests too"
 
+# a discard moves no data: it counts as one sector, as in Linux's
+# blk-throttle (its whole range once made this disk wait 32 s, a mkfs of a
+# large one minutes)
+T0=$(now_ns)
+timeout 20 "$PVIO_CTL" -w "$W" run g1 -- "$BLK" 51712 discard-io 131072 >"$W/out" 2>&1 ||
+	t_fail "a discard of the disk, then I/O, under a bytes limit: $(cat "$W/out")"
+T1=$(now_ns)
+[ $(( (T1 - T0) / 1000000 )) -lt 10000 ] ||
+	t_fail "a discard and I/O took $(( (T1 - T0) / 1000000 )) ms under 2 MiB/s"
+t_pass "a discard of the whole disk under a bytes limit: no wait for its range"
+
 # lifted: the same work well above the limit
 ctl vbd-limit g1 xvda --bytes 0 || t_fail "vbd-limit off"
 T0=$(now_ns)
