@@ -118,6 +118,8 @@ static void conn_close(struct backd *bd, struct ctl_conn *c)
 	c->fd = -1;
 }
 
+static void conn_read(struct backd *bd, struct ctl_conn *c);
+
 /* The client that has waited longest without a request, if any. */
 static struct ctl_conn *oldest_idle(struct backd *bd)
 {
@@ -164,6 +166,10 @@ void ctlsock_accept(struct backd *bd)
 		}
 		c->fd = fd;
 		c->start_ms = pvio_now_ms();
+		/* a client sends its request as it connects: served now,
+		 * it never counts as idle (a burst of more clients than
+		 * places would evict those not read yet) */
+		conn_read(bd, c);
 	}
 }
 

@@ -1076,7 +1076,9 @@ static size_t backd_ask(const char *req, char **out)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	n = (ssize_t)strlen(req);
-	if (write(fd, req, (size_t)n) != n)
+	/* a daemon that closed on us is an error to report, not a signal
+	 * (SIGPIPE stays as it is: `pvio-ctl top | head` must end) */
+	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
 		die("cannot talk to pvio-backd: %s", strerror(errno));
 	buf = malloc(cap);
 	if (!buf)
@@ -1736,7 +1738,5 @@ int main(int argc, char **argv)
 	}
 	pvio_log_init(prog, PVIO_LOG_WARN);
 	atexit(close_handles);
-	/* a daemon that closed on us is an error to report, not a signal */
-	signal(SIGPIPE, SIG_IGN);
 	return cmd->run(argc - i, argv + i);
 }

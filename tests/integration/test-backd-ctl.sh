@@ -9,6 +9,8 @@
 #  - clients that connect and send nothing do not stall the main loop:
 #    with 40 of them holding connections, pvio-ctl stats answers and a new
 #    vbd is offered at once (each used to cost the loop a second);
+#  - a burst of 60 clients sending their requests at once: all answered;
+#    pvio-ctl top in a pipeline that closes ends;
 #  - requests "stats" and "stats-json", with or without numbers, are
 #    answered; malformed ones get an error line.
 . "$(dirname "$0")/lib.sh"
@@ -55,6 +57,30 @@ t_wait_states 5 51728 "Initialising InitWait" 3
 kill "$IDLE" 2>/dev/null
 wait "$IDLE" 2>/dev/null
 t_pass "40 idle clients: stats answered, a new vbd offered at once"
+
+# a burst of more clients than places, each sending its request as it
+# connects: every one answered (those not read yet were once evicted)
+python3 - "$W/backd.sock" 60 <<'PY' || t_fail "a burst of 60 clients"
+import socket, sys
+conns = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.sendall(b"stats\n")
+    conns.append(s)
+for i, s in enumerate(conns):
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    assert out.startswith(b"kind "), (i, out[:60])
+PY
+# pvio-ctl in a pipeline that closes: it ends (SIGPIPE), as any filter
+timeout 10 sh -c '"$0" -w "$1" top -b | head -1 >/dev/null' "$PVIO_CTL" "$W" ||
+	t_fail "pvio-ctl top -b | head -1 did not end"
+t_pass "a burst of 60 clients all answered; pvio-ctl top | head ends"
 
 python3 - "$W/backd.sock" <<'PY' || t_fail "requests"
 import socket, sys
