@@ -839,6 +839,9 @@ int main(int argc, char **argv)
 	pvio_xs_close(bd.xs);
 	pvio_platform_close(bd.plat);
 	ctlsock_close(&bd, bd.o.ctl_sock);
+	/* the host is free for the next pvio-backd now, even if abandoned
+	 * I/O keeps this process (its io-wq threads share our fds) */
+	close(bd.lock_fd);
 	close(ep);
 	if (abandoned)
 		log_warn("stopped; %u device%s abandoned with I/O still in flight on a hung target",

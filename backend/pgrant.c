@@ -180,6 +180,9 @@ static int map_new(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 	/* nothing is evicted for a request that cannot fit anyway */
 	if (c->cap - c->used + c->lru_pages < n)
 		return -ENOSPC;
+	/* the budget pays for the attempt: a guest's bad grefs must not buy
+	 * it a fresh budget of map calls for every request of a pass */
+	c->maps_left = n < c->maps_left ? c->maps_left - n : 0;
 	/* writable when it can be: the same page serves reads and writes */
 	rc = pvio_gnt_map(c->plat, c->domid, n, grefs, true, &addr);
 	if (rc == -EPERM && !write) {
@@ -192,7 +195,6 @@ static int map_new(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 	if (rc)
 		return rc;	/* and nothing evicted for it */
 	make_room(c, n);
-	c->maps_left = n < c->maps_left ? c->maps_left - n : 0;
 	c->maps += n;
 	c->map_calls++;
 	for (k = 0; k < n; k++) {
@@ -264,7 +266,7 @@ int pg_cache_get(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 		for (k = 0; k < nmiss && miss[k] != grefs[i]; k++)
 			;
 		if (k == nmiss) {
-			if (nmiss == room) {
+			if (nmiss == room || nmiss == PG_MAP_MAX) {
 				rc = -ENOSPC;
 				break;
 			}

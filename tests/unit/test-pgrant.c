@@ -377,6 +377,13 @@ START_TEST(t_bad_gref)
 	ck_assert_int_eq(pg_cache_get(&c, 3, req, true, idx + 1), -EINVAL);
 	ck_assert_uint_eq(c.maps, 1);
 	t_unused(&c, idx[0]);
+	/* the failed map paid from the pass's budget like any other: a
+	 * guest's bad grefs buy no fresh budget for each request */
+	pg_cache_pass(&c, 2);
+	req[0] = 100000;
+	req[1] = 100001;
+	ck_assert_int_eq(pg_cache_get(&c, 2, req, true, idx), -EINVAL);
+	ck_assert_int_eq(pg_cache_get(&c, 1, refs + 2, true, idx), -ENOSPC);
 	t_done(&c, g, 4);
 }
 END_TEST
