@@ -591,6 +591,19 @@ static int ep_add(int ep, int fd, uint32_t what)
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+/* A failure before any thread exists: what is open goes, exit 1 (and a
+ * leak checker sees nothing left). */
+static int early_exit(struct backd *bd)
+{
+	if (bd->ctl_fd >= 0)	/* its places are set up with it */
+		ctlsock_close(bd, bd->o.ctl_sock);
+	if (bd->lock_fd >= 0)
+		close(bd->lock_fd);
+	pvio_xs_close(bd->xs);
+	pvio_platform_close(bd->plat);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	static struct backd bd;
@@ -635,13 +648,13 @@ int main(int argc, char **argv)
 	rc = pvio_xs_open(&bd.xs, bd.plat);
 	if (rc) {
 		log_err("cannot connect to xenstore: %s", strerror(-rc));
-		return 1;
+		return early_exit(&bd);
 	}
 	if (!bd.o.platform)
 		bd.o.platform = strcmp(pvio_platform_name(bd.plat), "xen") == 0
 					? "xen" : NULL;
 	if (instance_lock(&bd))
-		return 1;
+		return early_exit(&bd);
 	if (!bd.o.ctl_sock) {
 		runtime_path(&bd, ctl_path, sizeof(ctl_path), "backd.sock");
 		bd.o.ctl_sock = ctl_path;
@@ -663,18 +676,18 @@ int main(int argc, char **argv)
 		if (mkdir(bd.o.journal_dir, 0700) < 0 && errno != EEXIST) {
 			log_err("cannot create the journal directory %s: %s",
 				bd.o.journal_dir, strerror(errno));
-			return 1;
+			return early_exit(&bd);
 		}
 	}
 	pvio_fault_init();
 	if (ctlsock_open(&bd, bd.o.ctl_sock))
-		return 1;
+		return early_exit(&bd);
 	/* before the first thread: the workers start with these sets */
 	if (!bd.o.no_confine) {
 		rc = confine_caps();
 		if (rc) {
 			log_err("cannot drop capabilities: %s", strerror(-rc));
-			return 1;
+			return early_exit(&bd);
 		}
 	}
 	bd.done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
