@@ -656,12 +656,11 @@ int bench_blk(int argc, char **argv)
 		goto attach;
 	}
 	snprintf(img, sizeof(img), "%s/pvio-bench-%d.img", o.dir, (int)getpid());
-	fd = open(img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = pvio_guard_create(img, 0600);
 	if (fd < 0) {
-		fprintf(stderr, "pvio-bench: cannot create %s: %s\n", img, strerror(errno));
+		fprintf(stderr, "pvio-bench: cannot create %s: %s\n", img, strerror(-fd));
 		goto out;
 	}
-	pvio_guard_file(img);
 	/* real data, in memory: no holes, no disk */
 	for (uint64_t off = 0; off < o.size; off += 1u << 20)
 		if (pwrite(fd, bufs, 1u << 20, (off_t)off) != 1 << 20) {
@@ -676,14 +675,12 @@ attach:
 	if (!rc && o.jcost) {
 		/* its own image: pvio-backd locks a writable target */
 		snprintf(img2, sizeof(img2), "%s.2", img);
-		fd2 = open(img2, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd2 >= 0)
-			pvio_guard_file(img2);
+		fd2 = pvio_guard_create(img2, 0600);
 		for (uint64_t off = 0; fd2 >= 0 && off < o.size; off += 1u << 20)
 			if (pwrite(fd2, bufs, 1u << 20, (off_t)off) != 1 << 20)
 				rc = -EIO;
 		if (fd2 < 0)
-			rc = -errno;
+			rc = fd2;
 	}
 	if (!rc && o.jcost) {
 		rc = bench_world_up_opt(&bw2, o.spin_us, !o.copy, 1, "--no-journal");

@@ -441,16 +441,17 @@ static int make_image(const char *path, uint64_t size)
 	uint64_t off;
 	int fd;
 
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = pvio_guard_create(path, 0600);
 	if (fd < 0 || !buf) {
 		fprintf(stderr, "pvio-bench: cannot create %s: %s\n", path,
-			strerror(fd < 0 ? errno : ENOMEM));
-		if (fd >= 0)
+			strerror(fd < 0 ? -fd : ENOMEM));
+		if (fd >= 0) {
 			close(fd);
+			unlink(path);
+		}
 		free(buf);
 		return -1;
 	}
-	pvio_guard_file(path);
 	memset(buf, 0xa5, 1u << 20);
 	for (off = 0; off < size; off += 1u << 20)
 		if (pwrite(fd, buf, 1u << 20, (off_t)off) != 1 << 20) {

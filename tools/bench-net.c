@@ -820,11 +820,18 @@ static int tcp_setup(struct env *e)
 	snprintf(e->ns, sizeof(e->ns), "pvio-bench-%d", pid);
 	snprintf(e->veth[0], sizeof(e->veth[0]), "pvbv%d", pid);
 	snprintf(e->veth[1], sizeof(e->veth[1]), "pvbw%d", pid);
-	if (bench_attach_vif(&e->bw, DOM_TCP) || sh_run("ip netns add %s", e->ns))
+	if (bench_attach_vif(&e->bw, DOM_TCP))
 		return -EIO;
-	/* ours alone now (it did not exist): the veth pair is made in it */
+	/* registered before it is made (a kill may land in between); the
+	 * veth pair is made once the namespace is ours alone */
 	pvio_guard_cmd("ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null",
 		       e->veth[0], e->ns);
+	if (sh_run("ip netns add %s", e->ns)) {
+		/* it existed: not ours */
+		pvio_guard_cmd_cancel("ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null",
+				      e->veth[0], e->ns);
+		return -EIO;
+	}
 	fflush(NULL);
 	e->netfront = pvio_guard_fork();
 	if (e->netfront == 0) {

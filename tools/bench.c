@@ -151,9 +151,9 @@ int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
 	memset(bw, 0, sizeof(*bw));
 	snprintf(bw->dir, sizeof(bw->dir), "%s/pvio-bench.XXXXXX",
 		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(bw->dir))
-		return -errno;
-	pvio_guard_world(bw->dir);
+	rc = pvio_guard_mkdtemp(bw->dir);
+	if (rc)
+		return rc;
 	rc = pvio_world_start(bw->dir, NULL);
 	if (rc) {
 		fprintf(stderr, "pvio-bench: cannot start a sim world (%s): %s\n",

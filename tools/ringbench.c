@@ -1191,11 +1191,11 @@ int main(int argc, char **argv)
 					strerror(-rc));
 				return 1;
 			}
-			if (!mkdtemp(world)) {
-				fprintf(stderr, "pvio-ringbench: mkdtemp: %s\n", strerror(errno));
+			rc = pvio_guard_mkdtemp(world);
+			if (rc) {
+				fprintf(stderr, "pvio-ringbench: mkdtemp: %s\n", strerror(-rc));
 				return 1;
 			}
-			pvio_guard_world(world);
 			rc = pvio_world_start(world, NULL);
 			if (rc) {
 				fprintf(stderr, "pvio-ringbench: cannot start a sim world (%s): %s\n",

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,9 +22,15 @@
 /*
  * The program writes records to the guard through a pipe, one per line,
  * each shorter than PIPE_BUF (so that a write is whole or not at all):
- * "W dir", "F dev ino path" or "C command". The pipe's write end is
- * close-on-exec and closed in pvio_guard_fork()'s children, so the guard
- * reads EOF when the program is gone, however it went.
+ * "W dir", "F dev ino path", "C command", or "U record": the newest
+ * earlier record that reads "record" is not undone. The pipe's write end
+ * is close-on-exec and closed in pvio_guard_fork()'s children, so the
+ * guard reads EOF when the program is gone, however it went.
+ *
+ * A thing is registered before it has its name, never after: a SIGKILL
+ * can land between any two instructions, and one that lands after the
+ * name is made and before the record is written would leave the thing
+ * behind for good (an image, once, in CI).
  */
 #define REC_MAX		PIPE_BUF
 
@@ -62,17 +69,126 @@ void pvio_guard_world(const char *dir)
 	guard_record('W', "", dir);
 }
 
+static void guard_file_record(const struct stat *st, const char *path)
+{
+	char id[64];
+
+	snprintf(id, sizeof(id), "%llu %llu ", (unsigned long long)st->st_dev,
+		 (unsigned long long)st->st_ino);
+	guard_record('F', id, path);
+}
+
 void pvio_guard_file(const char *path)
 {
 	struct stat st;
-	char id[64];
 
 	/* the file itself, not whatever has its name by the end */
-	if (lstat(path, &st) < 0)
-		return;
-	snprintf(id, sizeof(id), "%llu %llu ", (unsigned long long)st.st_dev,
-		 (unsigned long long)st.st_ino);
-	guard_record('F', id, path);
+	if (lstat(path, &st) == 0)
+		guard_file_record(&st, path);
+}
+
+void pvio_guard_test_pause(const char *what)
+{
+	const char *want = getenv("PVIO_TEST_GUARD_PAUSE");
+
+	if (want && !strcmp(want, what))
+		raise(SIGSTOP);
+}
+
+/* Give the unnamed file @fd the name @path (which must not exist). */
+static int link_tmpfile(int fd, const char *path)
+{
+	char proc[32];
+
+	/* AT_EMPTY_PATH wants CAP_DAC_READ_SEARCH; /proc does without */
+	if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != ENOENT && errno != EPERM)
+		return -errno;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	return -errno;
+}
+
+int pvio_guard_create(const char *path, mode_t mode)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	struct stat st;
+	int fd, rc;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if ((size_t)snprintf(dir, sizeof(dir), "%.*s",
+				  slash == path ? 1 : (int)(slash - path),
+				  path) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	/* made unnamed, registered, then named: whenever the program is
+	 * killed, the file is either still unnamed (the kernel frees it) or
+	 * already registered */
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR)
+		return -errno;
+	if (fd < 0) {
+		/* a file system without O_TMPFILE: named, then registered,
+		 * and a kill between the two leaves the file */
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+		if (fd < 0)
+			return -errno;
+		pvio_guard_test_pause("file");
+		pvio_guard_file(path);
+		return fd;
+	}
+	pvio_guard_test_pause("file");
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	/* should @path exist by now, it is not ours: the record names our
+	 * file's inode, which the guard will not find there */
+	guard_file_record(&st, path);
+	rc = link_tmpfile(fd, path);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+int pvio_guard_mkdtemp(char *templ)
+{
+	static const char set[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789";
+	size_t n = strlen(templ);
+	char *x = templ + n - 6;
+	int tries, i, rc;
+
+	if (n < 6 || strcmp(x, "XXXXXX"))
+		return -EINVAL;
+	for (tries = 0; tries < 100; tries++) {
+		unsigned char r[6];
+
+		if (getrandom(r, sizeof(r), 0) != sizeof(r))
+			return -EIO;
+		for (i = 0; i < 6; i++)
+			x[i] = set[r[i] % (sizeof(set) - 1)];
+		/* registered before it exists: undoing a world that is not
+		 * there is harmless */
+		guard_record('W', "", templ);
+		if (mkdir(templ, 0700) == 0) {
+			pvio_guard_test_pause("world");
+			return 0;
+		}
+		rc = -errno;
+		/* someone else's: not ours to remove */
+		guard_record('U', "W ", templ);
+		if (rc != -EEXIST)
+			break;
+	}
+	memcpy(x, "XXXXXX", 6);
+	return tries == 100 ? -EEXIST : rc;
 }
 
 void pvio_guard_cmd(const char *fmt, ...)
@@ -84,6 +200,17 @@ void pvio_guard_cmd(const char *fmt, ...)
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
 	guard_record('C', "", cmd);
+}
+
+void pvio_guard_cmd_cancel(const char *fmt, ...)
+{
+	char cmd[REC_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	guard_record('U', "C ", cmd);
 }
 
 pid_t pvio_guard_fork(void)
@@ -126,6 +253,25 @@ static void undo_world(const char *prog, const char *dir)
 		if (pvio_world_remove(dir) != -ENOTEMPTY)
 			break;
 		sleep_ms(100);
+	}
+}
+
+/* "U rec": the newest record in @log[0, @len) that reads @rec is not
+ * undone (each there ends in '\n') */
+static void cancel(char *log, size_t len, const char *rec)
+{
+	size_t rl = strlen(rec);
+
+	while (len > 0) {
+		char *nl = len > 1 ? memrchr(log, '\n', len - 1) : NULL;
+		char *start = nl ? nl + 1 : log;
+
+		if ((size_t)(log + len - 1 - start) == rl &&
+		    !memcmp(start, rec, rl)) {
+			start[0] = '-';
+			return;
+		}
+		len = (size_t)(start - log);
 	}
 }
 
@@ -207,9 +353,11 @@ static void __attribute__((noreturn)) guard_main(const char *prog, int fd)
 		log[--len] = 0;
 		end = memrchr(log, '\n', len);
 		end = end ? end + 1 : log;
-		if (strlen(end) > 2 && end[1] == ' ')
-			undo(prog, end);
 		len = (size_t)(end - log);
+		if (strlen(end) > 2 && end[1] == ' ' && end[0] == 'U')
+			cancel(log, len, end + 2);
+		else if (strlen(end) > 2 && end[1] == ' ')
+			undo(prog, end);
 	}
 	_exit(0);
 }

@@ -24,15 +24,35 @@
  * 0 or -errno; without a guard the registrations below do nothing.
  */
 int pvio_guard_start(const char *prog);
+/*
+ * Register a thing before it has its name, never after: a SIGKILL that
+ * lands between naming and registering leaves the thing behind.
+ */
 /* At the end: stop the sim world in @dir if it still runs (or is still
  * starting), remove @dir. Call it before the world is started. */
 void pvio_guard_world(const char *dir);
+/* mkdtemp(3) for a world's directory, registered (pvio_guard_world())
+ * before it is made. Returns 0 or -errno. */
+int pvio_guard_mkdtemp(char *templ);
+/* Create @path (O_RDWR, which must not exist: -EEXIST) as a file
+ * unlinked at the end if it is still there: made unnamed (O_TMPFILE),
+ * registered, then named, so that no moment's kill leaves it. Returns
+ * its fd (close-on-exec) or -errno. */
+int pvio_guard_create(const char *path, mode_t mode);
 /* At the end: unlink @path, if it is still the file it is now (call it
- * once the file is made). */
+ * once the file is made; pvio_guard_create() leaves no moment between). */
 void pvio_guard_file(const char *path);
 /* At the end: run this shell command (e.g. "ip netns del NAME"), its
- * output discarded. */
+ * output discarded. Call it before the thing it undoes is made, and
+ * pvio_guard_cmd_cancel() with the same command if making it failed
+ * because the thing exists: it is not ours. */
 void pvio_guard_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pvio_guard_cmd_cancel(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+/* A test's hook: with PVIO_TEST_GUARD_PAUSE=@what in the environment,
+ * the program stops itself (SIGSTOP) here, once @what ("file", "world")
+ * is made, for the test to kill it at that moment. */
+void pvio_guard_test_pause(const char *what);
 /*
  * fork() for a child that must not outlive this process: it is killed
  * (SIGKILL) when this process ends, and it holds no handle on the guard.

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # A benchmark leaves nothing behind, however it ends. pvio-bench blk is
 # killed (SIGKILL) and interrupted (^C: SIGINT to its process group) while
-# its guest does I/O, and killed twice more at random moments; pvio-bench
+# its guest does I/O, killed twice more at random moments and the moment
+# its image and its world's directory are made; pvio-bench
 # net is killed in its TCP phase (its guest's namespace and a veth pair
 # exist); pvio-ringbench --sim is killed mid-run; pvio-bench blk is
 # killed while its world starts (its pvio-simhv held stopped, then let go).
@@ -94,6 +95,18 @@ for r in 1 2; do
 	sleep "0.$(( RANDOM % 10 ))$(( RANDOM % 10 ))"
 	kill -KILL "$RUN" 2>/dev/null
 	ended "pvio-bench blk, SIGKILL at a random moment ($r)"
+done
+
+# killed the moment its image, then its world's directory, is made: with
+# PVIO_TEST_GUARD_PAUSE=WHAT it stops itself there (SIGSTOP), the place a
+# SIGKILL at a random moment can land (CI, Dec 6: an image was left)
+stopped() { [ "$(ps -o stat= -p "$RUN" | cut -c1)" = T ]; }
+for what in file world; do
+	PVIO_TEST_GUARD_PAUSE=$what start "$BENCH" blk --time 300 --runs 3 \
+		--size 32M --dir "$D/img"
+	wait_for "pvio-bench blk, stopped once its $what is made" stopped
+	kill -KILL "$RUN"
+	ended "pvio-bench blk, SIGKILL the moment its $what is made"
 done
 
 # killed while its world starts: a pvio-simhv that stops itself first
