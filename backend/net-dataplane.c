@@ -584,6 +584,13 @@ static int rx_deliver(struct net_queue *q)
 			continue;
 		}
 		ndata = (uint16_t)((len + PVIO_PAGE_SIZE - 1) / PVIO_PAGE_SIZE);
+		if (ndata > 1 && !q->vif->fe_sg) {
+			/* one slot is all such a frontend takes: the MTU
+			 * (lowered at connect) was raised by hand since */
+			STAT_ADD(&q->dq, drops[DROP_TOO_BIG], 1);
+			rx_recycle(q, rx_pop(q));
+			continue;
+		}
 		need = ndata + (o.gso_type ? 1u : 0u);
 		if (pvio_ring_back_unconsumed(&q->rx) < need) {
 			/* The guest has no room: packets wait, up to the drain

@@ -617,6 +617,22 @@ static int vif_connect(struct device *d)
 						 strerror(-rc));
 		}
 	}
+	/* netback's rule (xenvif_carrier_on()): a frontend without
+	 * scatter-gather takes a frame in one slot, and dom0's stack learns
+	 * it from the MTU; a larger frame is dropped on its way (rx_deliver) */
+	if (!v->fe_sg) {
+		unsigned int mtu;
+
+		if (!tap_get_mtu(v->ifname, &mtu) && mtu > NET_NOSG_MTU) {
+			rc = tap_set_mtu(v->ifname, NET_NOSG_MTU);
+			if (rc)
+				dev_warn(d, "%s: the frontend has no feature-sg, and its MTU %u cannot be lowered to %u: %s",
+					 v->ifname, mtu, NET_NOSG_MTU, strerror(-rc));
+			else
+				dev_info(d, "%s: MTU %u lowered to %u: the frontend has no feature-sg",
+					 v->ifname, mtu, NET_NOSG_MTU);
+		}
+	}
 	for (i = 0; i < nq; i++)
 		worker_start_queue(d->queues[i]->w, d->queues[i]);
 	tap_set_carrier(v->tap0, true);

@@ -21,6 +21,7 @@
 #define NET_MAX_SLOTS	XEN_NETIF_NR_SLOTS_MIN	/* 18: Linux netfront's max */
 #define NET_FATAL_SLOTS	20	/* netback's fatal_skb_slots */
 #define NET_RX_DRAIN_NS	10000000000ull	/* XSA-392: 10 s, 30 ms w/o rx-notify */
+#define NET_NOSG_MTU	1500	/* ETH_DATA_LEN: a frontend without feature-sg */
 
 /* drops[] of struct dp_stats */
 enum { DROP_MALFORMED, DROP_GRANT, DROP_RX_NOBUF, DROP_RX_STALL, DROP_TAP,
@@ -156,6 +157,7 @@ int tap_set_offloads(int fd, unsigned int offloads);
 int tap_set_carrier(int fd, bool on);
 void tap_unbridge(const char *name, const char *bridge);
 int tap_set_mtu(const char *name, unsigned int mtu);
+int tap_get_mtu(const char *name, unsigned int *mtu);
 int tap_set_alias(const char *name, const char *alias);
 int tap_bridge_add(const char *name, const char *bridge);
 int tap_leave_other_bridge(const char *name, const char *bridge);

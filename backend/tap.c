@@ -208,6 +208,19 @@ int tap_set_mtu(const char *name, unsigned int mtu)
 	return sock_ioctl(SIOCSIFMTU, &ifr);
 }
 
+int tap_get_mtu(const char *name, unsigned int *mtu)
+{
+	struct ifreq ifr;
+	int rc;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	rc = sock_ioctl(SIOCGIFMTU, &ifr);
+	if (!rc)
+		*mtu = (unsigned int)ifr.ifr_mtu;
+	return rc;
+}
+
 /*
  * The TAP's alias (ip link's "alias", /sys/class/net/NAME/ifalias) says
  * whose it is: "pvio-backd SPEC BACKEND-PATH". An operator sees which

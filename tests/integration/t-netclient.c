@@ -7,7 +7,8 @@
  *                                     0x88b5, payload: frame number), in
  *                                     slots of at most 2048 bytes
  *   t-netclient DEVID rx N            receive N frames, print their sizes
- *                                     and first payload bytes
+ *                                     and first payload bytes (with T_NO_SG
+ *                                     in the environment: no feature-sg)
  *   t-netclient DEVID drop KIND       a malformed packet the backend must
  *                                     drop (ERROR responses), then a good one
  *   t-netclient DEVID fatal KIND      a packet the backend must treat as
@@ -115,7 +116,7 @@ static void connect_dev(void)
 	wr("event-channel", "%d", port);
 	wr("request-rx-copy", "1");
 	wr("feature-rx-notify", getenv("T_NO_RX_NOTIFY") ? "0" : "1");
-	wr("feature-sg", "1");
+	wr("feature-sg", getenv("T_NO_SG") ? "0" : "1");
 	wr("state", "4");
 	if (!wait_be(4, 5000))
 		FAIL("backend not Connected (%lu)", be_state());

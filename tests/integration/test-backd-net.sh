@@ -11,6 +11,9 @@
 #    port (the layout was once taken per vif, from the last queue read);
 #  - tx: single- and multi-slot frames arrive whole on the vif;
 #  - rx: frames injected on the vif reach the guest whole (multi-slot too);
+#    a frontend without feature-sg has its MTU lowered to 1500 at connect,
+#    and a larger frame is dropped and counted (it was handed over in
+#    slots such a guest cannot put together);
 #  - every malformed tx packet is dropped with error responses and counted,
 #    and the vif goes on; every fatal one disconnects that vif only, while a
 #    second guest's traffic continues; the next connection works;
@@ -88,6 +91,31 @@ python3 "$PKT" inject vif$D1.0 10 9000
 wait $RPID || t_fail "rx: $(cat "$W/out")"
 [ "$(grep -c "^RX 9000 bytes" "$W/out")" = 10 ] || t_fail "rx: $(cat "$W/out")"
 t_pass "rx: 60, 1400 and 9000-byte frames (3 slots) reach the guest whole"
+
+# a frontend without feature-sg takes a frame in one slot: its vif's MTU
+# is lowered to 1500 at connect (netback's rule), and a larger frame, sent
+# once the MTU was raised again by hand, is dropped and counted, not handed
+# over in slots the guest cannot put together
+drops() {
+	ctl stats --json | python3 -c 'import json, sys
+print([x for x in json.load(sys.stdin)["devices"] if x["domid"] == '"$1"'][0]["drops"]["'"$2"'"])'
+}
+TB0=$(drops $D1 too_big)
+T_NO_SG=1 run g1 0 rx 10 >"$W/out" 2>&1 &
+RPID=$!
+t_wait_states g1 0 "Connected Connected"
+wait_oper_up vif$D1.0
+mtu=$(cat /sys/class/net/vif$D1.0/mtu)
+[ "$mtu" = 1500 ] || t_fail "no feature-sg: MTU $mtu at connect, want 1500"
+ip link set vif$D1.0 mtu 9000
+python3 "$PKT" inject vif$D1.0 5 9000
+python3 "$PKT" inject vif$D1.0 10 1400
+wait $RPID || t_fail "rx without sg: $(cat "$W/out")"
+[ "$(grep -c "^RX 1400 bytes" "$W/out")" = 10 ] ||
+	t_fail "rx without sg: $(cat "$W/out")"
+tb=$(( $(drops $D1 too_big) - TB0 ))
+[ $tb -ge 5 ] || t_fail "rx without sg: $tb frames counted too big, want 5"
+t_pass "no feature-sg: MTU 9000 lowered to 1500 at connect; 9000-byte frames dropped and counted, 1400-byte ones delivered"
 
 # g2 sends all along; g1 misbehaves
 run g2 0 tx 20000 200 >"$W/healthy" 2>&1 &
