@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -326,7 +327,6 @@ static void fio_run(const struct blk_opts *o, const struct workload *w,
 		    struct run_result *r, double *p50, double *p99)
 {
 	const char *t = o->base ? o->base : o->target;
-	char out[] = "/tmp/pvio-bench-fio-XXXXXX";
 	char a_out[64], a_rw[32], a_bs[32], a_qd[32], a_rt[32], a_size[48];
 	char a_eng[64], a_1[4200], a_2[600], a_3[300], conf[4200];
 	char *argv[24], json[65536];
@@ -336,7 +336,9 @@ static void fio_run(const struct blk_opts *o, const struct workload *w,
 	pid_t pid, busy;
 	int fd, st = 0, rc;
 
-	fd = mkstemp(out);
+	/* fio's report, in memory: a file would outlive a killed run (one
+	 * in /tmp did, before) */
+	fd = memfd_create("pvio-bench-fio", MFD_CLOEXEC);
 	if (fd < 0) {
 		r->error = -errno;
 		return;
@@ -345,7 +347,7 @@ static void fio_run(const struct blk_opts *o, const struct workload *w,
 	argv[n++] = "fio";
 	argv[n++] = "--name=baseline";
 	argv[n++] = "--output-format=json";
-	snprintf(a_out, sizeof(a_out), "--output=%s", out);
+	snprintf(a_out, sizeof(a_out), "--output=/proc/self/fd/%d", fd);
 	argv[n++] = a_out;
 	if (!strncmp(t, "rbd:", 4)) {
 		char spec[4096], *img, *opt;
@@ -392,6 +394,10 @@ static void fio_run(const struct blk_opts *o, const struct workload *w,
 	argv[n++] = "--time_based";
 	argv[n++] = "--norandommap";
 	argv[n++] = "--randrepeat=0";
+	/* the job a thread of fio's, which dies with pvio-bench: a job
+	 * process, its own session, outlived a killed run waiting for fio's
+	 * main process to start it */
+	argv[n++] = "--thread";
 	argv[n++] = NULL;
 	fflush(NULL);
 	busy = o->busy0 ? busy_cpu0() : 0;
@@ -407,6 +413,7 @@ static void fio_run(const struct blk_opts *o, const struct workload *w,
 		setenv("CEPH_ARGS", "--rbd_cache=false", 1);
 		if (conf[0])
 			setenv("CEPH_CONF", conf, 1);
+		fcntl(fd, F_SETFD, 0);	/* fio's, through /proc/self/fd */
 		execvp("fio", argv);
 		_exit(127);
 	}
@@ -416,7 +423,7 @@ static void fio_run(const struct blk_opts *o, const struct workload *w,
 		waitpid(busy, NULL, 0);
 	}
 	if (rc < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
-		fprintf(stderr, "pvio-bench: fio failed (installed? %s)\n", out);
+		fprintf(stderr, "pvio-bench: fio failed (installed?)\n");
 		r->error = -EIO;
 		goto out;
 	}
@@ -434,7 +441,6 @@ static void fio_run(const struct blk_opts *o, const struct workload *w,
 		r->error = -EIO;
 out:
 	close(fd);
-	unlink(out);
 }
 
 

@@ -12,7 +12,9 @@
 # no world directory, no image, no namespace, no veth and no TAP of its
 # world. pvio-ringbench --sim and tools/bench-remote.sh nbd (pvio-bench blk
 # --target), run to their end, leave nothing either (in a sanitizer build,
-# their leak checks at exit pass).
+# their leak checks at exit pass), nor does pvio-bench blk --target killed
+# while fio runs its baseline (fio's report was a file in /tmp, which
+# stayed).
 . "$(dirname "$0")/lib.sh"
 BENCH="$B/pvio-bench"
 RING="$B/pvio-ringbench"
@@ -158,6 +160,27 @@ if command -v nbdkit >/dev/null && command -v fio >/dev/null; then
 	left=$(ls -A "$D/tmp"; pgrep -f -a "nbdkit.*$D/tmp/")
 	[ -z "$left" ] || t_fail "tools/bench-remote.sh nbd left: $(echo $left)"
 	t_pass "tools/bench-remote.sh nbd: nothing left"
+
+	# pvio-bench killed while fio runs its baseline: fio ends, and its
+	# report goes with it (it was a file in /tmp, which stayed)
+	old=$(ls -d /tmp/pvio-bench-fio-* 2>/dev/null | sort)
+	(cd "$B" && TMPDIR="$D/tmp" exec setsid "$S/tools/bench-remote.sh" nbd \
+		--runs 3 --time 2000 --load randread-4k-qd32) >"$D/out" 2>&1 &
+	RUN=$!
+	fio_of_run() { pgrep -a fio | grep -F -- "--name=baseline" | grep -F "$D/tmp/"; }
+	for _ in $(seq 400); do fio_of_run >/dev/null && break; sleep 0.1; done
+	fio_of_run >/dev/null || t_fail "fio's baseline did not start in 40 s: $(tail -3 "$D/out")"
+	# the script's child, not its guard (a fork with the same command line)
+	pkill -KILL -P "$RUN" -f "pvio-bench blk --target"
+	wait "$RUN" 2>/dev/null
+	for i in $(seq 200); do
+		left=$(fio_of_run; pgrep -a -f "pvio-bench.*$D/tmp/"; ls -A "$D/tmp"
+		       comm -13 <(echo "$old") <(ls -d /tmp/pvio-bench-fio-* 2>/dev/null | sort))
+		[ -z "$left" ] && break
+		sleep 0.1
+	done
+	[ -z "$left" ] || t_fail "pvio-bench killed while fio runs left: $(echo $left)"
+	t_pass "pvio-bench blk --target, SIGKILL while fio runs: nothing left after $(( i / 10 )).$(( i % 10 )) s"
 else
 	t_log "SKIP: tools/bench-remote.sh nbd (needs nbdkit and fio: tools/install-deps.sh)"
 fi
