@@ -338,6 +338,18 @@ static void open_drop(struct ctl_job *j)
 
 static int vbd_offer(struct device *d, struct vbd *v);
 
+/* What an opened target offers (device_opened(): may run more than once) */
+static int opened_offer(struct device *d)
+{
+	struct vbd *v = VBD(d);
+	int rc = target_features(d, v);
+
+	if (rc)
+		return rc;
+	v->opened = true;
+	return vbd_offer(d, v);
+}
+
 /* Main thread: the open's result is the device's now. */
 static void open_done(struct ctl_job *j)
 {
@@ -367,17 +379,11 @@ static void open_done(struct ctl_job *j)
 	/* whole logical blocks only */
 	v->size_bytes -= v->size_bytes % v->logical;
 	v->feat_discard = v->feat_discard && v->discard_enable;
-	rc = target_features(d, v);
-	if (!rc) {
-		v->opened = true;
-		log_info("%s: %s (%s), %llu bytes, %s, sector %u/%u%s", d->path,
-			 v->params, v->tops->kind,
-			 (unsigned long long)v->size_bytes,
-			 v->readonly ? "read-only" : "read-write", v->logical,
-			 v->physical, v->feat_discard ? "" : ", no discard");
-		rc = vbd_offer(d, v);
-	}
-	device_probe_done(d, rc);
+	log_info("%s: %s (%s), %llu bytes, %s, sector %u/%u%s", d->path,
+		 v->params, v->tops->kind, (unsigned long long)v->size_bytes,
+		 v->readonly ? "read-only" : "read-write", v->logical,
+		 v->physical, v->feat_discard ? "" : ", no discard");
+	device_opened(d, opened_offer);
 }
 
 /* -EINPROGRESS: open_done() finishes the probe. */

@@ -30,7 +30,7 @@ int device_write(struct device *d, const char *key, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(val, sizeof(val), fmt, ap);
 	va_end(ap);
-	return pvio_xs_write(d->bd->xs, 0, path, val);
+	return pvio_xs_write(d->bd->xs, d->tx, path, val);
 }
 
 int device_read_uint(struct device *d, const char *key, unsigned long min,
@@ -41,9 +41,9 @@ int device_read_uint(struct device *d, const char *key, unsigned long min,
 
 	snprintf(path, sizeof(path), "%s/%s", d->path, key);
 	if (required)
-		return pvio_xs_read_uint(d->bd->xs, 0, path, min, max, out);
-	return pvio_xs_read_uint_default(d->bd->xs, 0, path, min, max, dflt,
-					 out);
+		return pvio_xs_read_uint(d->bd->xs, d->tx, path, min, max, out);
+	return pvio_xs_read_uint_default(d->bd->xs, d->tx, path, min, max,
+					 dflt, out);
 }
 
 int device_read_str(struct device *d, const char *key, char **val)
@@ -51,7 +51,7 @@ int device_read_str(struct device *d, const char *key, char **val)
 	char path[PVIO_XS_PATH_MAX + 64];
 
 	snprintf(path, sizeof(path), "%s/%s", d->path, key);
-	return pvio_xs_read(d->bd->xs, 0, path, val);
+	return pvio_xs_read(d->bd->xs, d->tx, path, val);
 }
 
 struct worker *backd_pick_worker(struct backd *bd)
@@ -484,6 +484,49 @@ void device_probe_done(struct device *d, int rc)
 		frontend_changed(d->xb, other, d);
 		check_online(d);
 	}
+}
+
+void device_opened(struct device *d, int (*offer)(struct device *d))
+{
+	struct pvio_xs *xs = d->bd->xs;
+	char key[PVIO_XS_PATH_MAX + 32];
+	int rc, end, tries = 0;
+
+	snprintf(key, sizeof(key), "%s/%s", d->path, OPENING_NODE);
+	/*
+	 * The removal may come at any moment, also between two of @offer's
+	 * writes, and each write would bring the directory back (xenstored
+	 * makes the missing parents): a directory of feature nodes, and the
+	 * device kept for it. Removed and written anew, the new instance's
+	 * Initialising would be overwritten, and the old device (its old
+	 * target) would serve it. In one transaction with the marker, the
+	 * removal makes the commit fail, and the next round sees it.
+	 */
+	do {
+		rc = pvio_xs_tx_start(xs, &d->tx);
+		if (rc) {
+			d->tx = 0;
+			break;
+		}
+		if (!pvio_xs_exists(xs, d->tx, key)) {
+			pvio_xs_tx_end(xs, d->tx, true);
+			d->tx = 0;
+			log_info("%s: removed while it was being set up: nothing offered",
+				 d->path);
+			d->opening = false;
+			d->recreated = true;	/* whatever is there is not ours */
+			return;
+		}
+		rc = offer(d);
+		end = pvio_xs_tx_end(xs, d->tx, false);
+		d->tx = 0;
+		if (!rc && end)
+			rc = end;
+	} while (rc == -EAGAIN && ++tries < 100);
+	if (tries && rc != -EAGAIN)
+		log_debug("%s: offered in %d round(s) (the directory changed)",
+			  d->path, tries + 1);
+	device_probe_done(d, rc);
 }
 
 unsigned int devices_opening(const struct backd *bd)

@@ -323,6 +323,11 @@ static int vif_script_bridge(struct device *d, struct vif *v)
 static int vif_offer(struct device *d, struct vif *v);
 static void vif_untap(struct vif *v);
 
+static int ovs_offer(struct device *d)
+{
+	return vif_offer(d, VIF(d));
+}
+
 /* Main thread: OVSDB answered (or its bound passed); the probe goes on. */
 static void ovs_done(struct ctl_job *j)
 {
@@ -347,10 +352,13 @@ static void ovs_done(struct ctl_job *j)
 		rc = vif_bridge_done(d, v, o);
 	}
 	free(o);
-	if (!rc)
-		rc = vif_offer(d, v);
-	if (rc)
-		vif_untap(v);
+	if (!rc) {
+		device_opened(d, ovs_offer);
+		if (d->failed)
+			vif_untap(v);
+		return;
+	}
+	vif_untap(v);
 	device_probe_done(d, rc);
 }
 

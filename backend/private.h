@@ -372,6 +372,8 @@ struct device {
 	bool opening;			/* set-up waits for a control step off
 					 * the main thread (ctlwork.c): XenBus
 					 * steps wait for device_probe_done() */
+	pvio_xs_tx_t tx;		/* device_write()'s and device_read_*()'s
+					 * (device_opened()), else 0 */
 	uint64_t drain_ns;		/* when the stop began */
 	uint64_t connects;
 	struct dp_stats retired;	/* counters of queues already freed */
@@ -412,6 +414,15 @@ int device_hotplug_error(struct device *d, const char *script);
  * device fails as a failed probe does.
  */
 void device_probe_done(struct device *d, int rc);
+/*
+ * The end of such a probe when it went well: @offer writes what the
+ * device offers (device_write()), in one transaction with the check that
+ * the directory is still the one the probe marked; then as
+ * device_probe_done(@offer's result). A directory the toolstack removed
+ * meanwhile (or removed and wrote anew) gets nothing: the scan its
+ * removal fired frees (or replaces) the device.
+ */
+void device_opened(struct device *d, int (*offer)(struct device *d));
 /* Devices whose set-up is still off the main thread. */
 unsigned int devices_opening(const struct backd *bd);
 /* Act on the frontend's state again (connect was deferred: -EAGAIN). */

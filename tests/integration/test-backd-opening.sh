@@ -16,6 +16,9 @@
 #    its port is being added leaves no port behind once OVSDB is back;
 #  - READY=1 (Type=notify) after a restart only once the re-attached NBD
 #    disk, whose open is slow, is connected again;
+#  - a directory the toolstack removes (xenstore-rm) while pvio-backd
+#    writes what a slow open found does not come back, and the device goes
+#    (the writes brought it back: feature nodes, a device kept);
 #  - SIGTERM with an open in flight exits within the drain bound.
 # Needs root (TAPs), nbdkit and Open vSwitch's ovsdb-server: SKIPs
 # otherwise (tools/install-deps.sh installs them).
@@ -69,7 +72,7 @@ vs() { ovs-vsctl --timeout=10 --no-wait --db=unix:"$O/db.sock" "$@"; }
 vs init && vs add-br br-x || t_fail "ovsdb-server"
 
 D1=$(ctl create g1) && ctl create g2 >/dev/null && D3=$(ctl create g3) &&
-	D4=$(ctl create g4) && ctl create g5 >/dev/null || t_fail "create"
+	D4=$(ctl create g4) && D5=$(ctl create g5) || t_fail "create"
 t_backd_up --workers 1 --remote-timeout $TMO --lock-dir "$W/locks" \
 	--ovsdb unix:"$O/db.sock"
 
@@ -220,6 +223,36 @@ wait $T_NOTIFY_PID || t_fail "no READY=1: $(cat "$W/notify.log")"
 	t_fail "g5's file disk after the restart: $(cat "$W/g5b.out")"
 kill $HOLD 2>/dev/null
 t_pass "restart: READY=1 only once the NBD disk (3 s to open) was re-attached"
+
+# ---- removed while what the open found is offered ----------------------------------------
+# The toolstack removes the directory (xenstore-rm, no Closing handshake)
+# while pvio-backd writes what the open found: the world's xenstore is
+# held (SIGSTOP) from before the open ends until the removal is queued
+# beside pvio-backd's first write. Those writes brought the directory back
+# (xenstored makes the missing parents): feature nodes and a state of
+# Closed, a device pvio-backd kept, and its target open.
+start_nbd gone --filter=delay memory 64M delay-open=2
+ctl vbd-attach g5 "nbd+unix:///?socket=$W/gone.sock" --vdev xvdc --no-wait \
+	>/dev/null || t_fail "attach g5 xvdc"
+wait_opening g5 51744
+HV=$(cat "$W/simhv.pid")
+T_EXTRA_CLEANUP="kill -CONT $HV 2>/dev/null; $T_EXTRA_CLEANUP"
+kill -STOP "$HV"
+XENSTORED_PATH="$W/xs/dom0.sock" xenstore-rm "$BE/vbd/$D5/51744" &
+RM=$!
+sleep 3		# the open (2 s) is over: its offer waits for xenstore
+kill -CONT "$HV"
+wait $RM || t_fail "xenstore-rm the backend directory"
+for _ in $(seq 40); do
+	"$PVIO_CTL" -w "$W" stats g5 51744 --json 2>/dev/null | grep -q '"devid"' || break
+	sleep 0.05
+done
+sleep 1		# anything still to come would have come
+XENSTORED_PATH="$W/xs/dom0.sock" xenstore-exists "$BE/vbd/$D5/51744" &&
+	t_fail "the removed directory is back: $(XENSTORED_PATH="$W/xs/dom0.sock" xenstore-ls "$BE/vbd/$D5/51744" | tr '\n' ' ')"
+"$PVIO_CTL" -w "$W" stats g5 51744 --json 2>/dev/null | grep -q '"devid"' &&
+	t_fail "pvio-backd still has the removed device"
+t_pass "removed while its open's result was being offered: nothing written back, the device gone"
 
 # ---- SIGTERM with an open in flight ------------------------------------------------------
 ctl vbd-attach g1 "$HANG" --vdev xvdc --no-wait >/dev/null || t_fail "attach g1 xvdc"
