@@ -241,12 +241,23 @@ static void undo_world(const char *prog, const char *dir)
 {
 	int i;
 
-	/* a world still starting needs nothing: it did not outlive its
-	 * starter (pvio_world_start()) */
-	if (pvio_world_running(dir)) {
-		fprintf(stderr, "%s: ended leaving its sim world running: "
-			"stopping it (%s)\n", prog, dir);
-		pvio_world_stop(dir, 5000);
+	/*
+	 * A world still starting (no pid file yet) goes by itself: its
+	 * starter dies with the program (PR_SET_PDEATHSIG) and its daemon,
+	 * told nobody waits, exits (pvio_world_start()). But the kernel kills
+	 * the starter only after the program's files are closed, which is
+	 * what woke us: a daemon that said "ready" in between runs on, its
+	 * pid file written after we looked. So until the world answers no
+	 * more or has its pid file: wait (5 s at most), then stop it.
+	 */
+	for (i = 0; i < 100 && pvio_world_running(dir); i++) {
+		if (pvio_world_pid(dir) > 0) {
+			fprintf(stderr, "%s: ended leaving its sim world running: "
+				"stopping it (%s)\n", prog, dir);
+			pvio_world_stop(dir, 5000);
+			break;
+		}
+		sleep_ms(50);
 	}
 	/* pvio-backd may still be writing in it while it ends */
 	for (i = 0; i < 20; i++) {
