@@ -197,7 +197,7 @@ static bool device_recreated(struct device *d)
 
 	if (d->recreated)
 		return true;
-	if (d->opening) {
+	if (d->opening && d->marked) {
 		char *v = NULL;
 
 		/* our marker gone with the directory it was in */
@@ -429,8 +429,10 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 		 * (device_recreated) while our state node is still the
 		 * toolstack's Initialising */
 		d->opening = true;
-		if (device_write(d, OPENING_NODE, "1"))
-			log_debug("%s: cannot write %s", d->path, OPENING_NODE);
+		d->marked = device_write(d, OPENING_NODE, "1") == 0;
+		if (!d->marked)
+			log_warn("%s: cannot write %s: a removal while it opens is not seen",
+				 d->path, OPENING_NODE);
 		return;
 	}
 	device_probe_done(d, rc);
@@ -503,12 +505,16 @@ void device_opened(struct device *d, int (*offer)(struct device *d))
 	 * removal makes the commit fail, and the next round sees it.
 	 */
 	do {
+		char *v = NULL;
+
 		rc = pvio_xs_tx_start(xs, &d->tx);
 		if (rc) {
 			d->tx = 0;
 			break;
 		}
-		if (!pvio_xs_exists(xs, d->tx, key)) {
+		rc = d->marked ? pvio_xs_read(xs, d->tx, key, &v) : 0;
+		free(v);
+		if (rc == -ENOENT) {
 			pvio_xs_tx_end(xs, d->tx, true);
 			d->tx = 0;
 			log_info("%s: removed while it was being set up: nothing offered",
@@ -517,10 +523,12 @@ void device_opened(struct device *d, int (*offer)(struct device *d))
 			d->recreated = true;	/* whatever is there is not ours */
 			return;
 		}
-		rc = offer(d);
-		end = pvio_xs_tx_end(xs, d->tx, false);
+		if (rc >= 0)
+			rc = offer(d);
+		/* a failed offer writes nothing: the device fails */
+		end = pvio_xs_tx_end(xs, d->tx, rc < 0);
 		d->tx = 0;
-		if (!rc && end)
+		if (rc >= 0)
 			rc = end;
 	} while (rc == -EAGAIN && ++tries < 100);
 	if (tries && rc != -EAGAIN)

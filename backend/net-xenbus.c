@@ -354,7 +354,10 @@ static void ovs_done(struct ctl_job *j)
 	free(o);
 	if (!rc) {
 		device_opened(d, ovs_offer);
-		if (d->failed)
+		/* the TAP goes with a failed offer only: not with a failed
+		 * connect or re-attach after it (the guest's port, and its
+		 * OVSDB record, which vif_destroy removes through it) */
+		if (d->setup_failed)
 			vif_untap(v);
 		return;
 	}

@@ -372,6 +372,7 @@ struct device {
 	bool opening;			/* set-up waits for a control step off
 					 * the main thread (ctlwork.c): XenBus
 					 * steps wait for device_probe_done() */
+	bool marked;			/* its "pvio-opening" marker written */
 	pvio_xs_tx_t tx;		/* device_write()'s and device_read_*()'s
 					 * (device_opened()), else 0 */
 	uint64_t drain_ns;		/* when the stop began */

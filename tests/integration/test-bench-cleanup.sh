@@ -103,7 +103,12 @@ done
 # PVIO_TEST_GUARD_PAUSE=WHAT it stops itself there (SIGSTOP), the place a
 # SIGKILL at a random moment can land (CI, Dec 6: an image was left)
 stopped() { [ "$(ps -o stat= -p "$RUN" | cut -c1)" = T ]; }
-for what in file world; do
+# without O_TMPFILE (overlayfs before Linux 6.6, NFS) an image is named,
+# then registered: that moment is not covered there
+whats="file world"
+python3 -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_TMPFILE | os.O_RDWR, 0o600))' \
+	"$D/img" 2>/dev/null || { whats=world; t_log "SKIP: the image's moment (no O_TMPFILE in $D/img)"; }
+for what in $whats; do
 	PVIO_TEST_GUARD_PAUSE=$what start "$BENCH" blk --time 300 --runs 3 \
 		--size 32M --dir "$D/img"
 	wait_for "pvio-bench blk, stopped once its $what is made" stopped
