@@ -697,7 +697,8 @@ static void tn_poll(struct blk_queue *q)
 		next = t->whead->deadline_ns;
 	if (t->whead && !t->h && t->next_try_ns < next)
 		next = t->next_try_ns;
-	if (t->connecting && t->connect_deadline_ns < next)
+	/* the attempt's own deadline, also with nothing waiting any more */
+	if (t->connecting && (!next || t->connect_deadline_ns < next))
 		next = t->connect_deadline_ns;
 	q->dq.timer_ns = next;
 }

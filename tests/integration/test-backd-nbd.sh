@@ -192,6 +192,17 @@ el2=$(( ($(date +%s%N) - t0) / 1000000 ))
 hang=$(grep -oE "(failing requests \(an attempt began [0-9]+ ms ago; |no connection within [0-9]+ s \()libnbd: [A-Z_.]+" \
 	"$W/backd.log" | tail -1)
 [ -n "$hang" ] || t_fail "the hanging attempt not logged: $(grep unreachable "$W/backd.log" | tail -2)"
+# nothing waits now, and the attempt is still given up at its own deadline
+# (its timer was armed only while a request waited: it hung on, unlogged,
+# until the next request)
+last_ts() { grep "$1" "$W/backd.log" | tail -1 | cut -d' ' -f1; }
+failed_at=$(last_ts "failing requests")
+for _ in $(seq 60); do
+	[[ ! "$(last_ts "no connection within")" < "$failed_at" ]] && break
+	sleep 0.1
+done
+[[ ! "$(last_ts "no connection within")" < "$failed_at" ]] ||
+	t_fail "the attempt was not given up at its deadline: nothing logged since the requests failed at $failed_at"
 kill -CONT "$MEMSRV"
 dd if="$W/blk1" of="$MNT/xvda" bs=1M seek=9 conv=fsync,notrunc status=none ||
 	t_fail "writes after the server came back"
