@@ -191,26 +191,31 @@ int pvio_guard_mkdtemp(char *templ)
 	return tries == 100 ? -EEXIST : rc;
 }
 
-void pvio_guard_cmd(const char *fmt, ...)
+static void __attribute__((format(printf, 3, 0)))
+guard_cmd_v(char kind, const char *prefix, const char *fmt, va_list ap)
 {
 	char cmd[REC_MAX];
+
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	guard_record(kind, prefix, cmd);
+}
+
+void pvio_guard_cmd(const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	guard_cmd_v('C', "", fmt, ap);
 	va_end(ap);
-	guard_record('C', "", cmd);
 }
 
 void pvio_guard_cmd_cancel(const char *fmt, ...)
 {
-	char cmd[REC_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	guard_cmd_v('U', "C ", fmt, ap);	/* cancels "C <cmd>" */
 	va_end(ap);
-	guard_record('U', "C ", cmd);
 }
 
 pid_t pvio_guard_fork(void)

@@ -32,6 +32,7 @@
 #include "t-mockblk.h"
 #include "t-world.h"
 #include "toolstack.h"
+#include "t-check.h"
 
 #define FE_DOM		5u
 #define DEVID		51712u		/* xvda */
@@ -1646,18 +1647,10 @@ static Suite *blkfront_suite(void)
 int main(void)
 {
 	const char *child = getenv("T_CHILD_WRITES_AND_DIES");
-	SRunner *sr;
-	int failed;
 
 	if (child) {	/* t_reconnect's crashing frontend */
 		snprintf(t_world_spec, sizeof(t_world_spec), "%s", child);
 		t_child_writes_and_dies();
 	}
-	sr = srunner_create(blkfront_suite());
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return t_run_suite(blkfront_suite(), true);
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "bucket.h"
+#include "t-check.h"
 
 #define S	1000000000ull
 
@@ -101,8 +102,6 @@ int main(void)
 {
 	Suite *s = suite_create("bucket");
 	TCase *tc = tcase_create("limits");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, t_debt_paid_in_its_time);
 	tcase_add_test(tc, t_no_burst_saved);
@@ -110,9 +109,5 @@ int main(void)
 	tcase_add_test(tc, t_huge_debt);
 	tcase_add_test(tc, t_rate_changed);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return t_run_suite(s, false);
 }

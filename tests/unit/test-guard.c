@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "guard.h"
+#include "t-check.h"
 
 static char dir[PATH_MAX];
 
@@ -287,8 +288,6 @@ int main(void)
 {
 	Suite *s = suite_create("guard");
 	TCase *tc = tcase_create("undo");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
@@ -299,9 +298,5 @@ int main(void)
 	tcase_add_test(tc, t_cancel_newest_first);
 	tcase_add_test(tc, t_world_starting);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return t_run_suite(s, false);
 }

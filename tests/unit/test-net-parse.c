@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "net.h"
+#include "t-check.h"
 
 /* A packet as (offset, size) pairs, more_data on all but the last slot. */
 struct t_case {
@@ -74,15 +75,9 @@ int main(void)
 {
 	Suite *s = suite_create("net-parse");
 	TCase *tc = tcase_create("tx-check");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_loop_test(tc, t_tx_check, 0,
 			    (int)(sizeof(cases) / sizeof(cases[0])));
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return t_run_suite(s, false);
 }

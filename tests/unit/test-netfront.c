@@ -31,6 +31,7 @@
 #include "t-mocknet.h"
 #include "t-world.h"
 #include "toolstack.h"
+#include "t-check.h"
 
 #define FE_DOM		5u
 #define DEVID		0u
@@ -1745,12 +1746,5 @@ static Suite *netfront_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(netfront_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return t_run_suite(netfront_suite(), true);
 }

@@ -24,6 +24,7 @@
 #include <json-c/json.h>
 
 #include "../../backend/net.h"
+#include "t-check.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -440,8 +441,6 @@ int main(void)
 {
 	Suite *su = suite_create("ovs");
 	TCase *tp = tcase_create("bridge-syntax"), *tc = tcase_create("ovsdb");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_loop_test(tp, test_parse_good, 0, ARRAY_SIZE(good));
 	tcase_add_loop_test(tp, test_parse_bad, 0, ARRAY_SIZE(bad));
@@ -455,9 +454,5 @@ int main(void)
 	tcase_add_test(tc, test_no_server);
 	tcase_add_test(tc, test_no_answer);
 	suite_add_tcase(su, tc);
-	sr = srunner_create(su);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return t_run_suite(su, false);
 }

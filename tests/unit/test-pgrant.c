@@ -15,6 +15,7 @@
 
 #include "pgrant.h"
 #include "t-world.h"
+#include "t-check.h"
 
 #define GUEST	3u
 
@@ -410,11 +411,5 @@ static Suite *pgrant_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(pgrant_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return t_run_suite(pgrant_suite(), false);
 }

@@ -12,6 +12,8 @@
 
 #include <pvio/ring.h>
 
+#include "t-check.h"
+
 #define PAGES_MAX PVIO_RING_MAX_PAGES
 
 static void *t_ring_alloc(unsigned int pages)
@@ -537,11 +539,5 @@ static Suite *ring_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(ring_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return t_run_suite(ring_suite(), false);
 }

@@ -18,6 +18,7 @@
 #include <pvio/ring.h>
 
 #include "t-world.h"
+#include "t-check.h"
 
 static void setup(void)
 {
@@ -567,11 +568,5 @@ static Suite *sim_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(sim_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return t_run_suite(sim_suite(), false);
 }

@@ -20,6 +20,7 @@
 #include <xen/io/xs_wire.h>
 
 #include "xs-store.h"
+#include "t-check.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1299,12 +1300,5 @@ static Suite *xs_store_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(xs_store_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return t_run_suite(xs_store_suite(), true);
 }

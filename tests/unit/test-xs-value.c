@@ -14,6 +14,8 @@
 
 #include <pvio/xenbus.h>
 
+#include "t-check.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct {
@@ -88,17 +90,11 @@ int main(void)
 {
 	Suite *su = suite_create("xs-value");
 	TCase *tc = tcase_create("parse-uint");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_loop_test(tc, test_good, 0, ARRAY_SIZE(good));
 	tcase_add_loop_test(tc, test_bad, 0, ARRAY_SIZE(bad));
 	tcase_add_loop_test(tc, test_overflow, 0, ARRAY_SIZE(too_big));
 	tcase_add_test(tc, test_range);
 	suite_add_tcase(su, tc);
-	sr = srunner_create(su);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return t_run_suite(su, false);
 }
