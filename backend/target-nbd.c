@@ -41,11 +41,21 @@
 
 enum { NT_READ, NT_WRITE };	/* the two poll tags */
 
+/*
+ * An NBD command's length is 32 bits (without extended headers, which
+ * libnbd 1.14 lacks), a blkif discard's 64: a longer discard is sent as
+ * parts of 2 GiB (a multiple of any discard granularity), one after the
+ * other, answered once the last is done.
+ */
+#define NBD_TRIM_MAX	(UINT32_C(1) << 31)
+
 struct nbd_cmd {
 	struct blk_req *r;
 	struct nbd_tgt *t;
 	void *stage;		/* contiguous buffer of a multi-segment request */
 	uint64_t deadline_ns;
+	uint64_t trimmed;	/* a discard's bytes done (NBD_TRIM_MAX parts) */
+	uint32_t part;		/* the part in flight */
 	bool live;		/* libnbd holds it; its callback answers it */
 	struct nbd_cmd *prev, *next;	/* in flight or waiting, oldest first */
 };
@@ -351,6 +361,15 @@ static int on_done(void *user_data, int *error)
 		return 1;	/* answered already (timed out, connection lost) */
 	c->live = false;
 	list_del(&t->head, &t->tail, c);
+	if (!*error && r->kind == BK_DISCARD) {
+		c->trimmed += c->part;
+		if (c->trimmed < r->bytes) {
+			/* the next part: sent once libnbd has returned (no
+			 * libnbd call from its own callback), by more() */
+			list_add(&t->whead, &t->wtail, c);
+			return 1;
+		}
+	}
 	if (*error) {
 		log_debug("%s: NBD %s of %llu bytes at %llu: %s",
 			  t->q->dq.dev->path, r->kind == BK_READ ? "read" : "command",
@@ -414,7 +433,9 @@ static int start_cmd(struct nbd_tgt *t, struct nbd_cmd *c)
 		cookie = nbd_aio_flush(t->h, cb, 0);
 		break;
 	case BK_DISCARD:
-		cookie = nbd_aio_trim(t->h, r->bytes, off, cb, 0);
+		c->part = (uint32_t)(r->bytes - c->trimmed < NBD_TRIM_MAX ?
+				     r->bytes - c->trimmed : NBD_TRIM_MAX);
+		cookie = nbd_aio_trim(t->h, c->part, off + c->trimmed, cb, 0);
 		break;
 	default:
 		cookie = -1;
@@ -462,6 +483,13 @@ static void start_waiting(struct nbd_tgt *t)
 		list_del(&t->whead, &t->wtail, c);
 		start_cmd(t, c);
 	}
+}
+
+/* After libnbd ran callbacks: a discard's next part, if one waits. */
+static void more(struct nbd_tgt *t)
+{
+	if (t->whead && !t->connecting && up(t->h))
+		start_waiting(t);
 }
 
 static void try_connect(struct nbd_tgt *t, uint64_t now)
@@ -577,6 +605,7 @@ static void tn_submit(struct blk_queue *q, struct blk_req *r)
 		   !remote_contiguous(r->iov, r->nseg) ?
 		   t->stage + t->stage_bytes * (size_t)(r - q->reqs) : NULL;
 	c->deadline_ns = pvio_now_ns() + t->timeout_ns;
+	c->trimmed = 0;
 	if (t->connecting || !up(t->h)) {
 		/* wait for the connection, at most the timeout */
 		list_add(&t->whead, &t->wtail, c);
@@ -626,6 +655,7 @@ static void tn_event(struct blk_queue *q, struct dp_tag *tag, int res)
 	else
 		nbd_aio_notify_write(t->h);
 	check_state(t);
+	more(t);
 	rearm(t);
 }
 
@@ -687,6 +717,7 @@ static void tn_poll(struct blk_queue *q)
 		list_del(&t->whead, &t->wtail, c);
 		cmd_finish(t, c, -ETIMEDOUT);
 	}
+	more(t);
 	if (t->whead && !t->h)
 		try_connect(t, now);
 	rearm(t);
