@@ -223,6 +223,7 @@ static inline void dp_sqe_file(struct io_uring_sqe *sqe, int slot)
 /* ---- workers ------------------------------------------------------------------------ */
 
 #define WORKER_FILES	512u	/* registered files per worker ring */
+#define WORKER_CQ_ENTRIES	4096u	/* completions a worker ring holds */
 /*
  * Requests a queue may take in one pass while other queues of its worker
  * are busy too: a flooding guest waits for the next pass instead of
@@ -240,6 +241,7 @@ struct worker {
 	struct pvio_platform *plat;
 	struct io_uring ring;
 	unsigned int sq_entries;
+	unsigned int test_chain_fill;	/* PVIO_TEST_CHAIN_FILL: worker_sqe_room */
 	int cmd_efd;
 	pthread_mutex_t lock;		/* the command lists */
 	struct dp_queue *to_start;
@@ -287,6 +289,9 @@ void worker_shutdown(struct worker *w, bool abandon);
 void worker_check_stall(struct worker *w, uint64_t now, uint64_t limit_ns);
 /* An SQE from the worker's ring, submitting what is queued if full. */
 struct io_uring_sqe *worker_sqe(struct worker *w);
+/* Before a linked chain of @n: the queue gets room for all of it (a
+ * chain split by worker_sqe()'s submit loses its order across the split) */
+void worker_sqe_room(struct worker *w, unsigned int n);
 /*
  * In the middle of a long pass: submit what is queued, reap what has
  * completed (cached reads complete inside the submit) and publish the

@@ -102,6 +102,7 @@ static void file_submit(struct blk_queue *q, struct blk_req *r)
 	case BK_BARRIER:
 		/* everything before it has completed (the queue drained):
 		 * flush, the write, flush again, in order */
+		worker_sqe_room(q->dq.w, r->nseg ? 3 : 1);
 		if (r->nseg) {
 			submit_fsync(q, r, IOSQE_IO_LINK);
 			submit_rw(q, r, true, IOSQE_IO_LINK);

@@ -109,6 +109,21 @@ struct io_uring_sqe *worker_sqe(struct worker *w)
 	return sqe;
 }
 
+void worker_sqe_room(struct worker *w, unsigned int n)
+{
+	unsigned int i;
+
+	/* tests: entries queued before the chain, as other queues' are */
+	for (i = 0; pvio_unlikely(i < w->test_chain_fill); i++) {
+		struct io_uring_sqe *sqe = worker_sqe(w);
+
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data(sqe, NULL);	/* its CQE: ignored */
+	}
+	if (io_uring_sq_space_left(&w->ring) < n)
+		io_uring_submit(&w->ring);
+}
+
 void dp_sqe_own(struct dp_queue *q, struct io_uring_sqe *sqe,
 		struct dp_tag *tag)
 {
@@ -171,9 +186,17 @@ fail_plat:
 static int ring_init(struct worker *w)
 {
 	struct io_uring_params p;
+	const char *t = getenv("PVIO_TEST_SQ_ENTRIES");
 	int rc;
 
+	/* tests: a small submission queue fills within one pass (a linked
+	 * chain then meets worker_sqe()'s submit; see worker_sqe_room) */
 	w->sq_entries = 1024;
+	if (t && atoi(t) >= 4 && atoi(t) <= 1024)
+		w->sq_entries = (unsigned int)atoi(t);
+	t = getenv("PVIO_TEST_CHAIN_FILL");
+	if (t && atoi(t) > 0 && atoi(t) < 4)
+		w->test_chain_fill = (unsigned int)atoi(t);
 	memset(&p, 0, sizeof(p));
 	/* COOP_TASKRUN: no interrupting IPIs for completions; TASKRUN_FLAG:
 	 * the kernel says in the SQ ring when completions wait as task work,
@@ -182,12 +205,12 @@ static int ring_init(struct worker *w)
 	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
 		  IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL |
 		  IORING_SETUP_CQSIZE;
-	p.cq_entries = 4 * w->sq_entries;
+	p.cq_entries = WORKER_CQ_ENTRIES;
 	rc = io_uring_queue_init_params(w->sq_entries, &w->ring, &p);
 	if (rc == -EINVAL) {	/* an older kernel */
 		memset(&p, 0, sizeof(p));
 		p.flags = IORING_SETUP_CQSIZE;
-		p.cq_entries = 4 * w->sq_entries;
+		p.cq_entries = WORKER_CQ_ENTRIES;
 		rc = io_uring_queue_init_params(w->sq_entries, &w->ring, &p);
 	}
 	/*

@@ -27,6 +27,8 @@
  *   t-blkclient DEVID close                 Closing -> Closed
  *   t-blkclient DEVID ro                    a read-only disk refuses writes
  *   t-blkclient DEVID ops                   flush, barrier, discard
+ *   t-blkclient DEVID barriers N            N barrier writes of 4 KiB, one
+ *                                           after the other
  *   t-blkclient DEVID discard-io SECTORS    a discard of SECTORS at 0, then
  *                                           write+read checks (one session)
  *   t-blkclient DEVID resize                wait for the disk to grow
@@ -1042,6 +1044,20 @@ int main(int argc, char **argv)
 		teardown();
 	} else if (!strcmp(cmd, "ro")) {
 		ro();
+		teardown();
+	} else if (!strcmp(cmd, "barriers") && argc > 3) {
+		unsigned int n = (unsigned int)atoi(argv[3]), i;
+		unsigned long sectors = 0;
+
+		rd_uint(be, "sectors", &sectors);
+		for (i = 0; i < n; i++) {
+			int16_t st = one(BLKIF_OP_WRITE_BARRIER, i,
+					 (i * 8ull) % (sectors - 8), 1, NULL);
+
+			if (st)
+				FAIL("barrier %u: status %d", i, st);
+		}
+		printf("OK %u barriers\n", n);
 		teardown();
 	} else if (!strcmp(cmd, "discard-io") && argc > 3) {
 		int16_t st;

@@ -12,6 +12,10 @@
  *
  * Runs in the foreground, multi-threaded (a hung request holds one thread,
  * the others answer getattr and the like).
+ *
+ * With $T_HANGFS_ORDER=LOG, each write and fsync appends a line to LOG as
+ * it begins ("W OFFSET LEN", "F") and as it ends ("w", "f"), and an fsync
+ * takes 5 ms more: the order the target saw a barrier's parts in.
  */
 #define FUSE_USE_VERSION 31
 #include "config.h"
@@ -28,6 +32,19 @@
 
 static const char *image, *hangflag;
 static int img_fd = -1;
+static int order_fd = -1;
+
+static void order(const char *fmt, unsigned long long a, unsigned long long b)
+{
+	char line[64];
+	int n;
+
+	if (order_fd < 0)
+		return;
+	n = snprintf(line, sizeof(line), fmt, a, b);
+	if (write(order_fd, line, (size_t)n) != n)
+		abort();
+}
 
 /* Wait while the flag exists; -EINTR if the kernel gave up on us. */
 static int hang(void)
@@ -108,19 +125,28 @@ static int hf_write(const char *path, const char *buf, size_t size,
 
 	(void)path;
 	(void)fi;
+	order("W %llu %llu\n", (unsigned long long)off, size);
 	rc = hang();
 	if (rc)
 		return rc;
 	n = pwrite(img_fd, buf, size, off);
+	order("w\n", 0, 0);
 	return n < 0 ? -errno : (int)n;
 }
 
 static int hf_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
+	int rc;
+
 	(void)path;
 	(void)datasync;
 	(void)fi;
-	return hang();
+	order("F\n", 0, 0);
+	rc = hang();
+	if (order_fd >= 0)
+		poll(NULL, 0, 5);
+	order("f\n", 0, 0);
+	return rc;
 }
 
 static const struct fuse_operations ops = {
@@ -147,6 +173,14 @@ int main(int argc, char **argv)
 	if (img_fd < 0) {
 		perror(image);
 		return 1;
+	}
+	if (getenv("T_HANGFS_ORDER")) {
+		order_fd = open(getenv("T_HANGFS_ORDER"),
+				O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (order_fd < 0) {
+			perror(getenv("T_HANGFS_ORDER"));
+			return 1;
+		}
 	}
 	fargv[fargc++] = argv[0];
 	fargv[fargc++] = "-f";
