@@ -64,19 +64,17 @@ static struct device *same_vm_holder(struct device *d, struct vbd *v)
 {
 	char mine[128], theirs[128];
 	struct device *o;
-	struct stat a, b;
 
-	if (fstat(v->fd_buffered, &a))
-		return NULL;
 	dom_vm(d, d->fe, mine, sizeof(mine));
 	if (!mine[0])
 		return NULL;
 	for (o = d->bd->devices; o; o = o->next) {
 		struct vbd *ov = o->ops == d->ops ? o->priv : NULL;
 
+		/* the inodes their opens found: no fstat of another
+		 * device's file here (its server may hang) */
 		if (o == d || !ov || ov->fd_buffered < 0 || o->fe == d->fe ||
-		    fstat(ov->fd_buffered, &b) || a.st_dev != b.st_dev ||
-		    a.st_ino != b.st_ino)
+		    ov->st_dev != v->st_dev || ov->st_ino != v->st_ino)
 			continue;
 		dom_vm(d, o->fe, theirs, sizeof(theirs));
 		if (strcmp(mine, theirs) == 0)
@@ -203,6 +201,8 @@ static int open_target(struct device *d, struct vbd *v)
 		return -errno;
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return -EINVAL;
+	v->st_dev = st.st_dev;
+	v->st_ino = st.st_ino;
 	rc = lock_target(d, v);
 	if (rc) {
 		close(v->fd_buffered);	/* opened again for the next try */
@@ -303,7 +303,7 @@ static int target_open(struct device *d, struct vbd *v)
  * Its close waits on the same peer (librbd gives back the exclusive lock,
  * closes the image's watch, shuts its cluster session down): a close
  * job, on a thread of its own too, with the vbd's target handed over
- * (remote_close()). The rule that keeps a re-attach from meeting our own
+ * (close_off()). The rule that keeps a re-attach from meeting our own
  * old handle: opens and closes are keyed by the target's params
  * (ctlwork.c), so an open of an image whose previous holder still closes
  * starts once that close is done.
@@ -877,6 +877,8 @@ static void vbd_disconnect(struct device *d)
 
 /* Removed while it opened: the open's thread releases what it took (or
  * this thread, if it finished and was not reaped yet). */
+static void look_cancel(struct device *d, struct vbd *v);
+
 static void vbd_abort(struct device *d)
 {
 	struct vbd *v = VBD(d);
@@ -885,10 +887,12 @@ static void vbd_abort(struct device *d)
 		ctl_job_cancel(d->bd, &((struct open_job *)v->open_job)->j);
 		v->open_job = NULL;
 	}
+	if (v)
+		look_cancel(d, v);
 }
 
-/* A remote target's close: off the main thread, what it took released
- * there; done() only says so. */
+/* A remote target's close, or a may-block file's: off the main thread,
+ * what it took released there; done() only says so. */
 struct close_job {
 	struct ctl_job j;
 	char path[PVIO_XS_PATH_MAX];
@@ -900,7 +904,13 @@ static void close_run(struct ctl_job *j)
 {
 	struct close_job *c = (struct close_job *)j;
 
-	c->v.tops->close(&c->v);
+	if (c->v.tpriv)
+		c->v.tops->close(&c->v);
+	/* NFS writes back, FUSE asks its server: at every close(2) */
+	if (c->v.fd_direct >= 0)
+		close(c->v.fd_direct);
+	if (c->v.fd_buffered >= 0)
+		close(c->v.fd_buffered);
 }
 
 /* after run(): on the main thread, or on the close's own (shutdown) */
@@ -913,13 +923,22 @@ static void close_done(struct ctl_job *j)
 	free(c);
 }
 
-/* A remote target's handle is open: its close is a job (remote_close) */
+/* A remote target's handle is open: its close is a job (close_off) */
 static bool remote_held(const struct vbd *v)
 {
 	return v->tops && v->tops->close && v->tpriv;
 }
 
-static void remote_close(struct device *d, struct vbd *v)
+/* A file whose close may wait on its server (target_may_block): a job */
+static bool file_may_block(const struct vbd *v)
+{
+	return !v->tpriv && v->sqe_flags &&
+	       (v->fd_direct >= 0 || v->fd_buffered >= 0);
+}
+
+/* The target closed off the main thread (a remote one's after the jobs of
+ * its key) */
+static void close_off(struct device *d, struct vbd *v)
 {
 	struct close_job *c = malloc(sizeof(*c));
 	int rc = -ENOMEM;
@@ -933,15 +952,19 @@ static void remote_close(struct device *d, struct vbd *v)
 		snprintf(c->path, sizeof(c->path), "%s", d->path);
 		c->t0 = pvio_now_ms();
 		c->v = *v;
-		c->j.key = c->v.params;
+		/* a remote target's next open waits for this close; a
+		 * file's close waits for nothing (its lock goes with it) */
+		c->j.key = c->v.tpriv ? c->v.params : NULL;
 		rc = v->close_hold ?
 		     ctl_job_start_held(d->bd, &c->j, v->close_hold) :
 		     ctl_job_start(d->bd, &c->j, false);
 		v->close_hold = NULL;	/* consumed either way */
 		if (!rc) {
-			v->tpriv = NULL;	/* the job's */
+			/* the job's now */
+			v->tpriv = NULL;
+			v->fd_direct = v->fd_buffered = -1;
 			log_info("%s: closing %s (%s)", d->path, v->params,
-				 v->tops->kind);
+				 v->tops ? v->tops->kind : "file");
 			return;
 		}
 		free(c);
@@ -949,7 +972,8 @@ static void remote_close(struct device *d, struct vbd *v)
 	/* no thread for it: here, waiting on the peer if it must */
 	log_warn("%s: cannot close %s off the main thread: %s", d->path,
 		 v->params, strerror(-rc));
-	v->tops->close(v);
+	if (v->tpriv)
+		v->tops->close(v);
 }
 
 static void vbd_destroy(struct device *d)
@@ -959,8 +983,8 @@ static void vbd_destroy(struct device *d)
 	if (!v)
 		return;
 	vbd_abort(d);
-	if (remote_held(v))
-		remote_close(d, v);
+	if (remote_held(v) || file_may_block(v))
+		close_off(d, v);
 	ctl_key_release(d->bd, v->close_hold);
 	if (v->fd_direct >= 0)
 		close(v->fd_direct);
@@ -985,62 +1009,47 @@ static void vbd_going(struct device *d)
 		v->close_hold = ctl_key_hold(d->bd, v->params);
 }
 
-/* A target deleted under a running device: the guest's writes go to an
- * inode that vanishes when we close it. Logged once, an error node. */
-static void check_target(struct device *d, struct vbd *v)
+/* What a look at the target found: its links (files) and its size. */
+struct target_look {
+	int nlink_rc, size_rc;	/* 0, or -errno (nlink: -ENOTTY, not looked) */
+	nlink_t nlink;
+	uint64_t size;
+};
+
+static void look_fd(int fd, bool blockdev, struct target_look *l)
 {
 	struct stat st;
 
-	if (v->is_blockdev || fstat(v->fd_buffered, &st) < 0)
+	l->nlink_rc = -ENOTTY;
+	if (blockdev) {
+		l->size_rc = target_size(fd, true, &l->size);
 		return;
-	if (st.st_nlink == 0 && !v->deleted) {
+	}
+	l->nlink_rc = l->size_rc = fstat(fd, &st) < 0 ? -errno : 0;
+	l->nlink = st.st_nlink;
+	l->size = (uint64_t)st.st_size;
+}
+
+/* On the main thread: a deleted target is logged once, with an error node
+ * (the guest's writes go to an inode that vanishes when we close it); a
+ * bigger one is announced, a smaller one reported. */
+static void look_apply(struct device *d, struct vbd *v,
+		       const struct target_look *l)
+{
+	uint64_t size = l->size;
+	unsigned int i;
+
+	if (!l->nlink_rc && l->nlink == 0 && !v->deleted) {
 		v->deleted = true;
 		log_warn("%s: %s was deleted under domain %u: its writes go to an unlinked file, lost when the device goes",
 			 d->path, v->params, d->fe);
 		device_write(d, "error", "%d target %s deleted", ENOENT,
 			     v->params);
-	} else if (st.st_nlink > 0 && v->deleted) {
+	} else if (!l->nlink_rc && l->nlink > 0 && v->deleted) {
 		v->deleted = false;	/* linked again (ln from /proc) */
 		log_info("%s: %s is linked again", d->path, v->params);
 	}
-}
-
-/* Once a second: a bigger target is announced, a smaller or deleted one
- * reported; failed features go. */
-static void vbd_tick(struct device *d)
-{
-	struct vbd *v = VBD(d);
-	uint64_t size;
-	unsigned int i;
-
-	if (v && !v->opened)
-		vbd_changed(d);
-	if (!v || !v->opened)
-		return;
-	if (__atomic_exchange_n(&v->flush_unsupported, 0, __ATOMIC_RELAXED) &&
-	    v->feat_flush) {
-		char key[PVIO_XS_PATH_MAX + 32];
-
-		log_warn("%s: flush not supported by %s: withdrawing the feature",
-			 d->path, v->params);
-		v->feat_flush = v->feat_barrier = false;
-		snprintf(key, sizeof(key), "%s/feature-flush-cache", d->path);
-		pvio_xs_rm(d->bd->xs, 0, key);
-		snprintf(key, sizeof(key), "%s/feature-barrier", d->path);
-		pvio_xs_rm(d->bd->xs, 0, key);
-	}
-	if (__atomic_exchange_n(&v->discard_unsupported, 0, __ATOMIC_RELAXED) &&
-	    v->feat_discard) {
-		log_warn("%s: discard not supported by %s: withdrawing it",
-			 d->path, v->params);
-		v->feat_discard = false;
-		device_write(d, "feature-discard", "0");
-	}
-	check_target(d, v);
-	if (!d->connected)
-		return;
-	if (v->tops->size ? v->tops->size(v, &size) :
-	    target_size(v->fd_buffered, v->is_blockdev, &size))
+	if (!d->connected || l->size_rc)
 		return;
 	size -= size % v->logical;
 	if (size < v->size_bytes) {
@@ -1070,6 +1079,135 @@ static void vbd_tick(struct device *d)
 	 * frontend's watch */
 	device_write(d, "sectors", "%llu", (unsigned long long)(size / 512u));
 	pvio_xenbus_touch(d->xb);
+}
+
+/*
+ * A file on a file system that may block (NFS, FUSE, ...: sqe_flags):
+ * its fstat waits on the server, and a server gone would hold the main
+ * thread, and every other guest's control path with it. The look is a
+ * job on a thread of its own, one at a time per device; done() applies
+ * what it found. Cancelled (the device goes), its fstat may still be
+ * waiting when the fds are closed: it holds its own reference to the
+ * file, and a result from a reused fd number is dropped unread. A look not back after --stall-timeout
+ * is logged once.
+ */
+struct look_job {
+	struct ctl_job j;
+	struct device *d;	/* done() only: cancelled with the device */
+	int fd;			/* the vbd's (see above) */
+	bool blockdev;
+	struct target_look l;
+};
+
+static void look_run(struct ctl_job *j)
+{
+	struct look_job *lj = (struct look_job *)j;
+
+	look_fd(lj->fd, lj->blockdev, &lj->l);
+}
+
+static void look_done(struct ctl_job *j)
+{
+	struct look_job *lj = (struct look_job *)j;
+	struct device *d = lj->d;
+	struct vbd *v = VBD(d);
+
+	v->look_job = NULL;
+	if (v->look_slow)
+		log_info("%s: %s answers again (fstat took %llu s)", d->path,
+			 v->params, (unsigned long long)((pvio_now_ns() -
+							  v->look_since_ns) / 1000000000u));
+	v->look_slow = false;
+	look_apply(d, v, &lj->l);
+	free(lj);
+}
+
+static void look_drop(struct ctl_job *j)
+{
+	free(j);
+}
+
+/* done() will not run; a fstat still waiting returns to nobody */
+static void look_cancel(struct device *d, struct vbd *v)
+{
+	if (v->look_job) {
+		ctl_job_cancel(d->bd, &((struct look_job *)v->look_job)->j);
+		v->look_job = NULL;
+	}
+}
+
+static void look_start(struct device *d, struct vbd *v)
+{
+	struct look_job *lj;
+	uint64_t now = pvio_now_ns();
+
+	if (v->look_job) {
+		uint64_t limit = (uint64_t)d->bd->o.stall_s * 1000000000u;
+
+		if (limit && !v->look_slow && now - v->look_since_ns > limit) {
+			v->look_slow = true;
+			log_warn("%s: %s does not answer: fstat waiting for %u s (its file system hangs); the other devices go on",
+				 d->path, v->params, d->bd->o.stall_s);
+		}
+		return;
+	}
+	lj = calloc(1, sizeof(*lj));
+	if (!lj)
+		return;
+	lj->j.run = look_run;
+	lj->j.done = look_done;
+	lj->j.drop = look_drop;
+	lj->j.name = "pvio-look";
+	lj->d = d;
+	lj->fd = v->fd_buffered;
+	lj->blockdev = v->is_blockdev;
+	if (ctl_job_start(d->bd, &lj->j, false)) {
+		free(lj);
+		return;
+	}
+	v->look_job = lj;
+	v->look_since_ns = now;
+}
+
+/* Once a second: a bigger target is announced, a smaller or deleted one
+ * reported; failed features go. */
+static void vbd_tick(struct device *d)
+{
+	struct vbd *v = VBD(d);
+	struct target_look l = { .nlink_rc = -ENOTTY };
+
+	if (v && !v->opened)
+		vbd_changed(d);
+	if (!v || !v->opened)
+		return;
+	if (__atomic_exchange_n(&v->flush_unsupported, 0, __ATOMIC_RELAXED) &&
+	    v->feat_flush) {
+		char key[PVIO_XS_PATH_MAX + 32];
+
+		log_warn("%s: flush not supported by %s: withdrawing the feature",
+			 d->path, v->params);
+		v->feat_flush = v->feat_barrier = false;
+		snprintf(key, sizeof(key), "%s/feature-flush-cache", d->path);
+		pvio_xs_rm(d->bd->xs, 0, key);
+		snprintf(key, sizeof(key), "%s/feature-barrier", d->path);
+		pvio_xs_rm(d->bd->xs, 0, key);
+	}
+	if (__atomic_exchange_n(&v->discard_unsupported, 0, __ATOMIC_RELAXED) &&
+	    v->feat_discard) {
+		log_warn("%s: discard not supported by %s: withdrawing it",
+			 d->path, v->params);
+		v->feat_discard = false;
+		device_write(d, "feature-discard", "0");
+	}
+	if (v->tops->size) {	/* a remote target knows its own */
+		l.size_rc = v->tops->size(v, &l.size);
+	} else if (v->sqe_flags) {
+		look_start(d, v);
+		return;
+	} else {
+		look_fd(v->fd_buffered, v->is_blockdev, &l);
+	}
+	look_apply(d, v, &l);
 }
 
 static void vbd_describe(struct device *d, struct json_object *o)

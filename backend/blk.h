@@ -7,6 +7,7 @@
 #ifndef PVIO_BACKEND_BLK_H
 #define PVIO_BACKEND_BLK_H
 
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "bucket.h"
@@ -37,12 +38,17 @@ struct vbd {
 	const struct blk_target_ops *tops;
 	void *tpriv;		/* the target's own state (remote kinds) */
 	void *open_job;		/* opening off the main thread (blk-xenbus.c) */
+	void *look_job;		/* a may-block file's fstat, off it (vbd_tick) */
+	uint64_t look_since_ns;	/* ... started then */
+	bool look_slow;		/* ... not back within --stall-timeout (logged) */
 	struct cw_slot *close_hold;	/* removed, draining: the close's place */
 	char why[512];		/* a remote target's one-line failure reason */
 	int fd_direct;		/* O_DIRECT, or -1 */
 	int fd_buffered;
 	bool readonly;
 	bool is_blockdev;
+	dev_t st_dev;		/* the inode the open found */
+	ino_t st_ino;
 	/* IOSQE_ASYNC for a target that may block its submitter (see
 	 * target_may_block() in blk-xenbus.c), else 0 */
 	uint8_t sqe_flags;

@@ -21,6 +21,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <fuse.h>
 #include <poll.h>
@@ -32,16 +33,22 @@
 
 static const char *image, *hangflag;
 static int img_fd = -1;
+/* $T_HANGFS_ATTR: its getattr and open hang too, as a dead NFS server's
+ * fstat and open do; $T_HANGFS_ALL: and its flush, as NFS's write-back at
+ * close(2) of a file with dirty pages */
+static bool hang_attr, hang_flush;
 static int order_fd = -1;
 
-static void order(const char *fmt, unsigned long long a, unsigned long long b)
+/* @ev: W, w, F or f; a write's beginning says where */
+static void order(char ev, unsigned long long off, unsigned long long len)
 {
 	char line[64];
 	int n;
 
 	if (order_fd < 0)
 		return;
-	n = snprintf(line, sizeof(line), fmt, a, b);
+	n = ev == 'W' ? snprintf(line, sizeof(line), "W %llu %llu\n", off, len)
+		      : snprintf(line, sizeof(line), "%c\n", ev);
 	if (write(order_fd, line, (size_t)n) != n)
 		abort();
 }
@@ -71,6 +78,8 @@ static int hf_getattr(const char *path, struct stat *st,
 	}
 	if (strcmp(path, "/disk") != 0)
 		return -ENOENT;
+	if (hang_attr && hang())
+		return -EINTR;
 	if (fstat(img_fd, &ist) < 0)
 		return -errno;
 	st->st_mode = S_IFREG | 0600;
@@ -98,6 +107,8 @@ static int hf_open(const char *path, struct fuse_file_info *fi)
 {
 	if (strcmp(path, "/disk") != 0)
 		return -ENOENT;
+	if (hang_attr && hang())
+		return -EINTR;
 	fi->direct_io = 1;	/* every read and write reaches us */
 	return 0;
 }
@@ -125,12 +136,12 @@ static int hf_write(const char *path, const char *buf, size_t size,
 
 	(void)path;
 	(void)fi;
-	order("W %llu %llu\n", (unsigned long long)off, size);
+	order('W', (unsigned long long)off, size);
 	rc = hang();
 	if (rc)
 		return rc;
 	n = pwrite(img_fd, buf, size, off);
-	order("w\n", 0, 0);
+	order('w', 0, 0);
 	return n < 0 ? -errno : (int)n;
 }
 
@@ -141,12 +152,19 @@ static int hf_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	(void)path;
 	(void)datasync;
 	(void)fi;
-	order("F\n", 0, 0);
+	order('F', 0, 0);
 	rc = hang();
 	if (order_fd >= 0)
 		poll(NULL, 0, 5);
-	order("f\n", 0, 0);
+	order('f', 0, 0);
 	return rc;
+}
+
+static int hf_flush(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	(void)fi;
+	return hang_flush ? hang() : 0;
 }
 
 static const struct fuse_operations ops = {
@@ -156,6 +174,7 @@ static const struct fuse_operations ops = {
 	.read = hf_read,
 	.write = hf_write,
 	.fsync = hf_fsync,
+	.flush = hf_flush,
 };
 
 int main(int argc, char **argv)
@@ -174,6 +193,8 @@ int main(int argc, char **argv)
 		perror(image);
 		return 1;
 	}
+	hang_flush = getenv("T_HANGFS_ALL") != NULL;
+	hang_attr = hang_flush || getenv("T_HANGFS_ATTR") != NULL;
 	if (getenv("T_HANGFS_ORDER")) {
 		order_fd = open(getenv("T_HANGFS_ORDER"),
 				O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

@@ -2,17 +2,24 @@
 # SPDX-License-Identifier: MIT
 # One hung target hurts nobody else (no head-of-line blocking). Four
 # guests on ONE worker; the fourth's disk is a file on a FUSE file system
-# (t-hangfs) whose reads and writes block until told:
+# (t-hangfs) where every call blocks until told (reads and writes, and
+# getattr, open and flush: as a dead NFS server's fstat and close); a
+# fifth guest's disk, idle, is on another such mount:
 #  - the hung target is submitted through io-wq, the others inline;
 #  - while its guest's I/O hangs, the three others' verified I/O runs to
-#    the end, pvio-ctl stats answers, the stuck device is logged;
+#    the end, pvio-ctl stats answers, the stuck device is logged, and so
+#    is its file that no longer answers fstat (the once-a-second size
+#    check, off the main thread: it held the main thread, and every other
+#    guest's control path, from the first check after the hang);
+#  - the idle disk on the hung file system detached: its close (FUSE's
+#    flush, NFS's write-back) is off the main thread too: stats answer;
 #  - the hung guest's frontend dies (kill -9): the backend fails that
 #    device without waiting for its drain; stats still answer and a new
 #    guest connects and does verified I/O;
-#  - SIGTERM: pvio-backd exits (status 0) within 2 s (--drain-timeout's
-#    1.5 s and the exit; 3 s in a sanitizer build, whose exit scans the
-#    heap for leaks: 0.5 s in a CI run), the hung device abandoned and
-#    logged.
+#  - SIGTERM: pvio-backd stops within 2 s (--drain-timeout's 1.5 s; 3 s
+#    in a sanitizer build), the hung device abandoned and logged, the
+#    host's lock free; the process exits (status 0) once the file system
+#    answers (the kernel's close of its files waits for it).
 . "$(dirname "$0")/lib.sh"
 BLK="$B/tests/integration/t-blkclient"
 HANGFS="$B/tests/integration/t-hangfs"
@@ -24,22 +31,28 @@ command -v mountpoint >/dev/null || t_skip "no mountpoint"
 
 t_world_up
 MNT="$W/mnt"
-mkdir "$MNT"
-T_EXTRA_CLEANUP="rm -f '$W/hang'; fusermount3 -u '$MNT' 2>/dev/null"
-truncate -s 64M "$W/hang.img"
-"$HANGFS" "$W/hang.img" "$W/hang" "$MNT" 2>"$W/hangfs.log" &
+MNT2="$W/mnt2"
+mkdir "$MNT" "$MNT2"
+T_EXTRA_CLEANUP="rm -f '$W/hang'; fusermount3 -u '$MNT' 2>/dev/null; fusermount3 -u '$MNT2' 2>/dev/null"
+truncate -s 64M "$W/hang.img" "$W/idle.img"
+T_HANGFS_ATTR=1 "$HANGFS" "$W/hang.img" "$W/hang" "$MNT" 2>"$W/hangfs.log" &
 T_PIDS="$T_PIDS $!"
-for _ in $(seq 100); do mountpoint -q "$MNT" && break; sleep 0.05; done
-mountpoint -q "$MNT" || t_skip "cannot mount FUSE: $(cat "$W/hangfs.log")"
+T_HANGFS_ALL=1 "$HANGFS" "$W/idle.img" "$W/hang" "$MNT2" 2>>"$W/hangfs.log" &
+T_PIDS="$T_PIDS $!"
+for _ in $(seq 100); do mountpoint -q "$MNT" && mountpoint -q "$MNT2" && break; sleep 0.05; done
+mountpoint -q "$MNT" && mountpoint -q "$MNT2" ||
+	t_skip "cannot mount FUSE: $(cat "$W/hangfs.log")"
 
-for g in g1 g2 g3 gh; do ctl create $g >/dev/null || t_fail "create $g"; done
+for g in g1 g2 g3 gh gi; do ctl create $g >/dev/null || t_fail "create $g"; done
 for k in 1 2 3; do
 	truncate -s 64M "$W/d$k.img"
 	ctl vbd-attach g$k "$W/d$k.img" >/dev/null || t_fail "attach g$k"
 done
 ctl vbd-attach gh "$MNT/disk" >/dev/null || t_fail "attach gh"
+ctl vbd-attach gi "$MNT2/disk" >/dev/null || t_fail "attach gi"
 t_backd_up -w 1 --stall-timeout 2
 t_wait_states gh 51712 "Initialising InitWait"
+t_wait_states gi 51712 "Initialising InitWait"
 grep -q "$MNT/disk.*submitted through io-wq" "$W/backd.log" ||
 	t_fail "the FUSE target is not submitted through io-wq"
 grep -q "$W/d1.img.*submitted inline" "$W/backd.log" ||
@@ -81,7 +94,26 @@ for _ in $(seq 100); do
 done
 grep -q "backend/vbd/4/51712.*no I/O completed for" "$W/backd.log" ||
 	t_fail "the stuck device was not logged"
-t_pass "3 guests' verified I/O (1500 each) ran beside a hung target on the same worker; stats answered; the stuck device was logged"
+for _ in $(seq 100); do
+	grep -q "backend/vbd/4/51712.*does not answer: fstat waiting" "$W/backd.log" && break
+	sleep 0.05
+done
+grep -q "backend/vbd/4/51712.*does not answer: fstat waiting" "$W/backd.log" ||
+	t_fail "the file that no longer answers fstat was not logged"
+t_pass "3 guests' verified I/O (1500 each) ran beside a hung target on the same worker; stats answered; the stuck device and its silent file were logged"
+
+# the idle disk on the other hung mount goes: its close waits on the server
+timeout 5 "$PVIO_CTL" -w "$W" vbd-detach gi xvda >/dev/null ||
+	t_fail "detaching the idle disk on the hung file system"
+for _ in $(seq 100); do
+	grep -q "backend/vbd/5/51712: closing $MNT2/disk" "$W/backd.log" && break
+	sleep 0.05
+done
+grep -q "backend/vbd/5/51712: closing $MNT2/disk" "$W/backd.log" ||
+	t_fail "the idle disk's close did not start"
+timeout 2 "$PVIO_CTL" -w "$W" stats >/dev/null ||
+	t_fail "stats unanswered while a detached disk's close waits on its file system"
+t_pass "an idle disk on the hung file system detached: its close waits off the main thread; stats answer"
 
 kill -9 $HUNG; wait $HUNG 2>/dev/null
 for _ in $(seq 100); do
@@ -97,17 +129,32 @@ timeout 20 "$PVIO_CTL" -w "$W" run g5 -- "$BLK" 51712 io 200 >"$W/g5.out" 2>&1 |
 run g1 51712 io 200 >"$W/g1.out" 2>&1 || t_fail "g1 after: $(cat "$W/g1.out")"
 t_pass "the hung guest's frontend died: its device failed, stats answer, a new guest connects and does I/O"
 
+# SIGTERM: pvio-backd's own part (the drain bound, the abandoned device
+# logged, the host's lock released for the next pvio-backd) within
+# EXIT_MS. The process itself ends only once the hung file system answers:
+# the kernel closes its files at exit, and a close of the idle disk's file
+# waits in FUSE's flush, which nothing interrupts (so would NFS's
+# write-back of dirty pages).
 EXIT_MS=2000
 grep -q 'libasan\|libubsan' "/proc/$BACKD_PID/maps" && EXIT_MS=3000
 t0=$(date +%s%N)
 kill -TERM "$BACKD_PID"
-for _ in $(seq 250); do kill -0 "$BACKD_PID" 2>/dev/null || break; sleep 0.02; done
+for _ in $(seq 250); do
+	grep -q "stopped; 1 device abandoned" "$W/backd.log" && break
+	kill -0 "$BACKD_PID" 2>/dev/null || break
+	sleep 0.02
+done
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-kill -0 "$BACKD_PID" 2>/dev/null && t_fail "pvio-backd still running ${ms} ms after SIGTERM"
+grep -q "stopped; 1 device abandoned" "$W/backd.log" ||
+	t_fail "pvio-backd did not stop within ${ms} ms of SIGTERM: $(tail -3 "$W/backd.log")"
+[ $ms -le $EXIT_MS ] || t_fail "SIGTERM: stopped after $ms ms (more than $EXIT_MS ms)"
+grep -q "backend/vbd/4/51712.*abandoned" "$W/backd.log" || t_fail "the hung device's abandonment was not logged"
+[ -e "$W/backd.lock" ] || t_fail "no $W/backd.lock"
+flock -n "$W/backd.lock" true || t_fail "the host's lock is still held after the stop"
+rm -f "$W/hang"
+for _ in $(seq 250); do kill -0 "$BACKD_PID" 2>/dev/null || break; sleep 0.02; done
+kill -0 "$BACKD_PID" 2>/dev/null && t_fail "pvio-backd still running 5 s after the file system answered again"
 wait "$BACKD_PID"; rc=$?
 [ $rc = 0 ] || t_fail "pvio-backd exited with $rc"
-[ $ms -le $EXIT_MS ] || t_fail "SIGTERM took $ms ms (more than $EXIT_MS ms)"
-grep -q "backend/vbd/4/51712.*abandoned" "$W/backd.log" || t_fail "the hung device's abandonment was not logged"
-t_pass "SIGTERM: exited in $ms ms, the hung device abandoned"
-rm -f "$W/hang"
+t_pass "SIGTERM: stopped in $ms ms, the hung device abandoned, the host's lock released; exit 0 once the file system answered"
 exit 0
