@@ -833,9 +833,12 @@ static int vbd_connect(struct device *d)
 		{
 			char key[PVIO_XS_PATH_MAX + 32];
 
+			/* not into a directory the toolstack removed */
+			rc = pvio_xs_exists(d->bd->xs, tx, d->path) ? 0 : -ENOENT;
 			snprintf(key, sizeof(key), "%s/sectors", d->path);
-			rc = pvio_xs_printf(d->bd->xs, tx, key, "%llu",
-					    (unsigned long long)(v->size_bytes / 512u));
+			if (!rc)
+				rc = pvio_xs_printf(d->bd->xs, tx, key, "%llu",
+						    (unsigned long long)(v->size_bytes / 512u));
 			snprintf(key, sizeof(key), "%s/info", d->path);
 			if (!rc)
 				rc = pvio_xs_printf(d->bd->xs, tx, key, "%u",

@@ -21,15 +21,23 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
+/*
+ * Outside a transaction, only into our directory as it still is
+ * (pvio_xenbus_write): a write just after the toolstack removed it would
+ * bring it back, a directory of feature nodes and a device kept for it.
+ * In one (d->tx: device_opened), the transaction checked it.
+ */
 int device_write(struct device *d, const char *key, const char *fmt, ...)
 {
 	char path[PVIO_XS_PATH_MAX + 64], val[4096];
 	va_list ap;
 
-	snprintf(path, sizeof(path), "%s/%s", d->path, key);
 	va_start(ap, fmt);
 	vsnprintf(val, sizeof(val), fmt, ap);
 	va_end(ap);
+	if (!d->tx && d->xb)
+		return pvio_xenbus_write(d->xb, key, val);
+	snprintf(path, sizeof(path), "%s/%s", d->path, key);
 	return pvio_xs_write(d->bd->xs, d->tx, path, val);
 }
 
@@ -429,8 +437,10 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 		 * (device_recreated) while our state node is still the
 		 * toolstack's Initialising */
 		d->opening = true;
-		d->marked = device_write(d, OPENING_NODE, "1") == 0;
-		if (!d->marked)
+		rc = device_write(d, OPENING_NODE, "1");
+		d->marked = rc == 0;
+		/* removed already: device_opened() finds the directory gone */
+		if (rc && rc != -ENOENT && rc != -ESTALE)
 			log_warn("%s: cannot write %s: a removal while it opens is not seen",
 				 d->path, OPENING_NODE);
 		return;
@@ -512,7 +522,11 @@ void device_opened(struct device *d, int (*offer)(struct device *d))
 			d->tx = 0;
 			break;
 		}
-		rc = d->marked ? pvio_xs_read(xs, d->tx, key, &v) : 0;
+		/* without our marker (its write failed): the directory */
+		if (d->marked)
+			rc = pvio_xs_read(xs, d->tx, key, &v);
+		else
+			rc = pvio_xs_exists(xs, d->tx, d->path) ? 0 : -ENOENT;
 		free(v);
 		if (rc == -ENOENT) {
 			pvio_xs_tx_end(xs, d->tx, true);

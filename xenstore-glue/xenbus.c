@@ -290,6 +290,12 @@ static int write_existing(struct pvio_xenbus *xb, const char *key,
 	return rc;
 }
 
+int pvio_xenbus_write(struct pvio_xenbus *xb, const char *key,
+		      const char *val)
+{
+	return write_existing(xb, key, val);
+}
+
 int pvio_xenbus_switch(struct pvio_xenbus *xb, enum pvio_xb_state s)
 {
 	enum pvio_xb_state old = xb->state;

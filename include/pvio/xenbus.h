@@ -200,6 +200,14 @@ PVIO_API enum pvio_xb_state pvio_xenbus_other_state(struct pvio_xenbus *xb);
 
 /* The one writer of our state: a repeat is not written again. */
 PVIO_API int pvio_xenbus_switch(struct pvio_xenbus *xb, enum pvio_xb_state s);
+/*
+ * Write @key of our directory only while it exists and is still the
+ * instance we opened (checked and written in one transaction): -ENOENT
+ * if it was removed, -ESTALE if re-created since. A plain write would
+ * bring a removed directory back (xenstored makes missing parents).
+ */
+PVIO_API int pvio_xenbus_write(struct pvio_xenbus *xb, const char *key,
+			       const char *val);
 /* Write our (unchanged) state again, so that the peer's watch fires: how a
  * backend tells a connected frontend to look at a changed property. */
 PVIO_API int pvio_xenbus_touch(struct pvio_xenbus *xb);

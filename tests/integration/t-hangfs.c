@@ -15,7 +15,8 @@
  *
  * With $T_HANGFS_ORDER=LOG, each write and fsync appends a line to LOG as
  * it begins ("W OFFSET LEN", "F") and as it ends ("w", "f"), and an fsync
- * takes 5 ms more: the order the target saw a barrier's parts in.
+ * takes 5 ms more: the order the target saw a barrier's parts in; an open
+ * appends "O" as it begins.
  */
 #define FUSE_USE_VERSION 31
 #include "config.h"
@@ -33,13 +34,13 @@
 
 static const char *image, *hangflag;
 static int img_fd = -1;
-/* $T_HANGFS_ATTR: its getattr and open hang too, as a dead NFS server's
- * fstat and open do; $T_HANGFS_ALL: and its flush, as NFS's write-back at
- * close(2) of a file with dirty pages */
-static bool hang_attr, hang_flush;
+/* $T_HANGFS_OPEN: its open hangs too; $T_HANGFS_ATTR: and its getattr, as
+ * a dead NFS server's open and fstat do; $T_HANGFS_ALL: and its flush, as
+ * NFS's write-back at close(2) of a file with dirty pages */
+static bool hang_open, hang_attr, hang_flush;
 static int order_fd = -1;
 
-/* @ev: W, w, F or f; a write's beginning says where */
+/* @ev: O, W, w, F or f; a write's beginning says where */
 static void order(char ev, unsigned long long off, unsigned long long len)
 {
 	char line[64];
@@ -107,7 +108,8 @@ static int hf_open(const char *path, struct fuse_file_info *fi)
 {
 	if (strcmp(path, "/disk") != 0)
 		return -ENOENT;
-	if (hang_attr && hang())
+	order('O', 0, 0);
+	if (hang_open && hang())
 		return -EINTR;
 	fi->direct_io = 1;	/* every read and write reaches us */
 	return 0;
@@ -195,6 +197,7 @@ int main(int argc, char **argv)
 	}
 	hang_flush = getenv("T_HANGFS_ALL") != NULL;
 	hang_attr = hang_flush || getenv("T_HANGFS_ATTR") != NULL;
+	hang_open = hang_attr || getenv("T_HANGFS_OPEN") != NULL;
 	if (getenv("T_HANGFS_ORDER")) {
 		order_fd = open(getenv("T_HANGFS_ORDER"),
 				O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

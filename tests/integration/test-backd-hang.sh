@@ -6,6 +6,9 @@
 # getattr, open and flush: as a dead NFS server's fstat and close); a
 # fifth guest's disk, idle, is on another such mount:
 #  - the hung target is submitted through io-wq, the others inline;
+#  - a disk whose open waits on its file system, removed meanwhile by the
+#    toolstack: what pvio-backd then writes does not bring its directory
+#    back (feature nodes, a state: a device kept, its file open);
 #  - while its guest's I/O hangs, the three others' verified I/O runs to
 #    the end, pvio-ctl stats answers, the stuck device is logged, and so
 #    is its file that no longer answers fstat (the once-a-second size
@@ -28,6 +31,7 @@ HANGFS="$B/tests/integration/t-hangfs"
 [ -c /dev/fuse ] || t_skip "no /dev/fuse"
 command -v fusermount3 >/dev/null || t_skip "no fusermount3"
 command -v mountpoint >/dev/null || t_skip "no mountpoint"
+command -v xenstore-exists >/dev/null || t_skip "xenstore-utils not installed"
 
 t_world_up
 MNT="$W/mnt"
@@ -58,6 +62,41 @@ grep -q "$MNT/disk.*submitted through io-wq" "$W/backd.log" ||
 grep -q "$W/d1.img.*submitted inline" "$W/backd.log" ||
 	t_fail "a local file is not submitted inline"
 t_pass "FUSE target through io-wq, local files inline"
+
+# ---- removed while its open waits on the file system ---------------------------------------
+# The open of a file target is still on the main thread (left): a third
+# mount whose open hangs holds it. The toolstack removes the backend
+# directory meanwhile (xenstore-rm); once the open returns, what
+# pvio-backd writes must not bring the directory back (feature nodes, a
+# state node: a device kept, its file open and locked).
+MNT3="$W/mnt3"
+mkdir "$MNT3"
+T_EXTRA_CLEANUP="rm -f '$W/hang3'; fusermount3 -u '$MNT3' 2>/dev/null; $T_EXTRA_CLEANUP"
+truncate -s 16M "$W/gone.img"
+touch "$W/hang3"
+T_HANGFS_OPEN=1 T_HANGFS_ORDER="$W/opens" "$HANGFS" "$W/gone.img" "$W/hang3" "$MNT3" \
+	2>>"$W/hangfs.log" &
+T_PIDS="$T_PIDS $!"
+for _ in $(seq 100); do mountpoint -q "$MNT3" && break; sleep 0.05; done
+mountpoint -q "$MNT3" || t_fail "cannot mount $MNT3: $(cat "$W/hangfs.log")"
+ctl create gr >/dev/null || t_fail "create gr"
+D6=$(ctl domid gr 2>/dev/null || echo 6)
+ctl vbd-attach gr "$MNT3/disk" --no-wait >/dev/null || t_fail "attach gr"
+for _ in $(seq 100); do grep -q "^O" "$W/opens" 2>/dev/null && break; sleep 0.05; done
+grep -q "^O" "$W/opens" || t_fail "pvio-backd did not open $MNT3/disk"
+ctl run 0 -- xenstore-rm "/local/domain/0/backend/vbd/$D6/51712" ||
+	t_fail "xenstore-rm the backend directory"
+rm -f "$W/hang3"
+for _ in $(seq 40); do
+	grep -q "vbd/$D6/51712: removed" "$W/backd.log" && break
+	sleep 0.05
+done
+sleep 0.5	# anything still to come would have come
+ctl run 0 -- xenstore-exists "/local/domain/0/backend/vbd/$D6/51712" &&
+	t_fail "the removed directory is back: $(ctl run 0 -- xenstore-ls "/local/domain/0/backend/vbd/$D6/51712" | tr '\n' ' ')"
+grep -q "vbd/$D6/51712: removed" "$W/backd.log" ||
+	t_fail "pvio-backd kept the removed device: $(grep "vbd/$D6/" "$W/backd.log" | tail -3)"
+t_pass "removed while its open waited on the file system: nothing written back, the device gone"
 
 run() { "$PVIO_CTL" -w "$W" run "$1" -- "$BLK" "${@:2}"; }
 # the three guests' verified I/O, at once; each one's wall time in ms
