@@ -172,9 +172,9 @@ static int map_each(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 static int map_new(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 		   bool write, uint32_t *idx)
 {
+	uint32_t k, prev = 0, left = c->maps_left;
 	bool rw = true;
 	void *addr;
-	uint32_t k, prev = 0;
 	int rc;
 
 	/* nothing is evicted for a request that cannot fit anyway */
@@ -186,9 +186,13 @@ static int map_new(struct pg_cache *c, unsigned int n, const uint32_t *grefs,
 	/* writable when it can be: the same page serves reads and writes */
 	rc = pvio_gnt_map(c->plat, c->domid, n, grefs, true, &addr);
 	if (rc == -EPERM && !write) {
-		/* a read-only grant among them: only it is mapped so */
-		if (n > 1)
+		/* a read-only grant among them: only it is mapped so; the
+		 * budget gets this attempt's charge back, map_each() charges
+		 * each page (they were paid for twice) */
+		if (n > 1) {
+			c->maps_left = left;
 			return map_each(c, n, grefs, write, idx);
+		}
 		rc = pvio_gnt_map(c->plat, c->domid, n, grefs, false, &addr);
 		rw = false;
 	}

@@ -349,6 +349,10 @@ START_TEST(t_read_only_among_new)
 	/* the guest writes: pvio-backd reads its pages */
 	ck_assert_int_eq(pg_cache_get(&c, 3, req, false, idx), 0);
 	ck_assert_str_eq((char *)pg_cache_addr(&c, idx[1]), "read-only");
+	/* three pages from the pass's budget, once: the refused writable
+	 * attempt and the page-by-page maps are one request's pages (it paid
+	 * them twice) */
+	ck_assert_uint_eq(c.maps_left, 64 - 3);
 	t_put(&c, 3, idx);
 	/* the guest reads into a writable one of them: mapped writable */
 	ck_assert_int_eq(pg_cache_get(&c, 1, &rw[1], true, &one), 0);
