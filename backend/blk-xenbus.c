@@ -91,6 +91,8 @@ static struct device *same_vm_holder(struct device *d, struct vbd *v)
  */
 #define LOCK_WAIT_NS	(10ull * 1000000000u)
 
+static bool closing_file(dev_t dev, ino_t ino);
+
 static int lock_target(struct device *d, struct vbd *v)
 {
 	struct flock fl = {
@@ -115,10 +117,17 @@ static int lock_target(struct device *d, struct vbd *v)
 	 * restart), wait a little for the lock (without blocking: opened
 	 * again on the next change or tick) before calling the target
 	 * someone else's. A new device is refused at once. */
-	if (pvio_xenbus_state(d->xb) != PVIO_XB_CONNECTED)
+	if (closing_file(v->st_dev, v->st_ino)) {
+		/* our own close of it still runs (close_off(): its file
+		 * system may block), the lock goes with it: a detach and
+		 * attach of the same image, a re-created device */
+		if (v->lock_deadline_ns <= 1)
+			v->lock_deadline_ns = pvio_now_ns() + LOCK_WAIT_NS;
+	} else if (pvio_xenbus_state(d->xb) != PVIO_XB_CONNECTED) {
 		v->lock_deadline_ns = 1;	/* no wait */
-	else if (!v->lock_deadline_ns)
+	} else if (!v->lock_deadline_ns) {
 		v->lock_deadline_ns = pvio_now_ns() + LOCK_WAIT_NS;
+	}
 	if (pvio_now_ns() < v->lock_deadline_ns)
 		return -EAGAIN;
 	fl.l_type = F_WRLCK;
@@ -900,8 +909,24 @@ struct close_job {
 	struct ctl_job j;
 	char path[PVIO_XS_PATH_MAX];
 	uint64_t t0;			/* pvio_now_ms() */
+	struct close_job *next;		/* closing_files (a file's close) */
+	bool file;
 	struct vbd v;			/* the target handed over */
 };
+
+/* Files whose close (and with it their lock) is still running: main
+ * thread only (close_off(), close_done() from ctlwork_reap()) */
+static struct close_job *closing_files;
+
+static bool closing_file(dev_t dev, ino_t ino)
+{
+	const struct close_job *c;
+
+	for (c = closing_files; c; c = c->next)
+		if (c->v.st_dev == dev && c->v.st_ino == ino)
+			return true;
+	return false;
+}
 
 static void close_run(struct ctl_job *j)
 {
@@ -919,8 +944,13 @@ static void close_run(struct ctl_job *j)
 /* after run(): on the main thread, or on the close's own (shutdown) */
 static void close_done(struct ctl_job *j)
 {
-	struct close_job *c = (struct close_job *)j;
+	struct close_job *c = (struct close_job *)j, **pp;
 
+	for (pp = &closing_files; c->file && *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
 	log_info("%s: %s closed (%llu ms)", c->path, c->v.params,
 		 (unsigned long long)(pvio_now_ms() - c->t0));
 	free(c);
@@ -963,7 +993,12 @@ static void close_off(struct device *d, struct vbd *v)
 		     ctl_job_start(d->bd, &c->j, false);
 		v->close_hold = NULL;	/* consumed either way */
 		if (!rc) {
-			/* the job's now */
+			/* the job's now; a file's lock is held until it ran */
+			c->file = !v->tpriv;
+			if (c->file) {
+				c->next = closing_files;
+				closing_files = c;
+			}
 			v->tpriv = NULL;
 			v->fd_direct = v->fd_buffered = -1;
 			log_info("%s: closing %s (%s)", d->path, v->params,
@@ -1010,6 +1045,8 @@ static void vbd_going(struct device *d)
 
 	if (v && remote_held(v) && !v->close_hold)
 		v->close_hold = ctl_key_hold(d->bd, v->params);
+	if (v)
+		look_cancel(d, v);	/* nothing more to report */
 }
 
 /* What a look at the target found: its links (files) and its size. */
@@ -1021,7 +1058,7 @@ struct target_look {
 
 static void look_fd(int fd, bool blockdev, struct target_look *l)
 {
-	struct stat st;
+	struct stat st = { 0 };
 
 	l->nlink_rc = -ENOTTY;
 	if (blockdev) {
@@ -1116,6 +1153,10 @@ static void look_done(struct ctl_job *j)
 	struct vbd *v = VBD(d);
 
 	v->look_job = NULL;
+	if (!d->xb) {	/* removed, draining (device_going): not ours */
+		free(lj);
+		return;
+	}
 	if (v->look_slow)
 		log_info("%s: %s answers again (fstat took %llu s)", d->path,
 			 v->params, (unsigned long long)((pvio_now_ns() -

@@ -439,8 +439,11 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 		d->opening = true;
 		rc = device_write(d, OPENING_NODE, "1");
 		d->marked = rc == 0;
-		/* removed already: device_opened() finds the directory gone */
-		if (rc && rc != -ENOENT && rc != -ESTALE)
+		/* removed (and maybe written anew) while it probed: whatever
+		 * is there is not ours (device_opened() offers nothing) */
+		if (rc == -ENOENT || rc == -ESTALE)
+			d->recreated = true;
+		else if (rc)
 			log_warn("%s: cannot write %s: a removal while it opens is not seen",
 				 d->path, OPENING_NODE);
 		return;
@@ -514,6 +517,12 @@ void device_opened(struct device *d, int (*offer)(struct device *d))
 	 * target) would serve it. In one transaction with the marker, the
 	 * removal makes the commit fail, and the next round sees it.
 	 */
+	if (d->recreated) {	/* gone before its marker was written */
+		log_info("%s: removed while it was being set up: nothing offered",
+			 d->path);
+		d->opening = false;
+		return;
+	}
 	do {
 		char *v = NULL;
 

@@ -44,17 +44,23 @@ enum { NT_READ, NT_WRITE };	/* the two poll tags */
 /*
  * An NBD command's length is 32 bits (without extended headers, which
  * libnbd 1.14 lacks), a blkif discard's 64: a longer discard is sent as
- * parts of 2 GiB (a multiple of any discard granularity), one after the
- * other, answered once the last is done.
+ * parts of the most whole discard extents a command holds (Linux's
+ * largest, 4 GiB less one extent, is one), one after the other, each
+ * with the timeout of its own, answered once the last is done.
  */
-#define NBD_TRIM_MAX	(UINT32_C(1) << 31)
+static uint32_t trim_max(const struct vbd *v)
+{
+	uint32_t g = v->discard_granularity ? v->discard_granularity : 512;
+
+	return UINT32_MAX / g * g;
+}
 
 struct nbd_cmd {
 	struct blk_req *r;
 	struct nbd_tgt *t;
 	void *stage;		/* contiguous buffer of a multi-segment request */
 	uint64_t deadline_ns;
-	uint64_t trimmed;	/* a discard's bytes done (NBD_TRIM_MAX parts) */
+	uint64_t trimmed;	/* a discard's bytes done (trim_max() parts) */
 	uint32_t part;		/* the part in flight */
 	bool live;		/* libnbd holds it; its callback answers it */
 	struct nbd_cmd *prev, *next;	/* in flight or waiting, oldest first */
@@ -365,7 +371,9 @@ static int on_done(void *user_data, int *error)
 		c->trimmed += c->part;
 		if (c->trimmed < r->bytes) {
 			/* the next part: sent once libnbd has returned (no
-			 * libnbd call from its own callback), by more() */
+			 * libnbd call from its own callback), by more(); its
+			 * own timeout (the in-flight list stays oldest first) */
+			c->deadline_ns = pvio_now_ns() + t->timeout_ns;
 			list_add(&t->whead, &t->wtail, c);
 			return 1;
 		}
@@ -433,8 +441,8 @@ static int start_cmd(struct nbd_tgt *t, struct nbd_cmd *c)
 		cookie = nbd_aio_flush(t->h, cb, 0);
 		break;
 	case BK_DISCARD:
-		c->part = (uint32_t)(r->bytes - c->trimmed < NBD_TRIM_MAX ?
-				     r->bytes - c->trimmed : NBD_TRIM_MAX);
+		c->part = (uint32_t)(r->bytes - c->trimmed < trim_max(t->q->vbd) ?
+				     r->bytes - c->trimmed : trim_max(t->q->vbd));
 		cookie = nbd_aio_trim(t->h, c->part, off + c->trimmed, cb, 0);
 		break;
 	default:

@@ -38,6 +38,8 @@ static int img_fd = -1;
  * a dead NFS server's open and fstat do; $T_HANGFS_ALL: and its flush, as
  * NFS's write-back at close(2) of a file with dirty pages */
 static bool hang_open, hang_attr, hang_flush;
+/* $T_HANGFS_FLUSH_MS: every flush (each close(2)) takes that long */
+static int flush_ms;
 static int order_fd = -1;
 
 /* @ev: O, W, w, F or f; a write's beginning says where */
@@ -166,6 +168,8 @@ static int hf_flush(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
 	(void)fi;
+	if (flush_ms)
+		poll(NULL, 0, flush_ms);
 	return hang_flush ? hang() : 0;
 }
 
@@ -198,6 +202,8 @@ int main(int argc, char **argv)
 	hang_flush = getenv("T_HANGFS_ALL") != NULL;
 	hang_attr = hang_flush || getenv("T_HANGFS_ATTR") != NULL;
 	hang_open = hang_attr || getenv("T_HANGFS_OPEN") != NULL;
+	if (getenv("T_HANGFS_FLUSH_MS"))
+		flush_ms = atoi(getenv("T_HANGFS_FLUSH_MS"));
 	if (getenv("T_HANGFS_ORDER")) {
 		order_fd = open(getenv("T_HANGFS_ORDER"),
 				O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

@@ -9,6 +9,8 @@
 #  - a disk whose open waits on its file system, removed meanwhile by the
 #    toolstack: what pvio-backd then writes does not bring its directory
 #    back (feature nodes, a state: a device kept, its file open);
+#  - on that mount, whose closes take 1.5 s: the disk detached and attached
+#    again at once waits for its own close's lock instead of being refused;
 #  - while its guest's I/O hangs, the three others' verified I/O runs to
 #    the end, pvio-ctl stats answers, the stuck device is logged, and so
 #    is its file that no longer answers fstat (the once-a-second size
@@ -74,7 +76,8 @@ mkdir "$MNT3"
 T_EXTRA_CLEANUP="rm -f '$W/hang3'; fusermount3 -u '$MNT3' 2>/dev/null; $T_EXTRA_CLEANUP"
 truncate -s 16M "$W/gone.img"
 touch "$W/hang3"
-T_HANGFS_OPEN=1 T_HANGFS_ORDER="$W/opens" "$HANGFS" "$W/gone.img" "$W/hang3" "$MNT3" \
+T_HANGFS_OPEN=1 T_HANGFS_FLUSH_MS=1500 T_HANGFS_ORDER="$W/opens" \
+	"$HANGFS" "$W/gone.img" "$W/hang3" "$MNT3" \
 	2>>"$W/hangfs.log" &
 T_PIDS="$T_PIDS $!"
 for _ in $(seq 100); do mountpoint -q "$MNT3" && break; sleep 0.05; done
@@ -87,7 +90,7 @@ grep -q "^O" "$W/opens" || t_fail "pvio-backd did not open $MNT3/disk"
 ctl run 0 -- xenstore-rm "/local/domain/0/backend/vbd/$D6/51712" ||
 	t_fail "xenstore-rm the backend directory"
 rm -f "$W/hang3"
-for _ in $(seq 40); do
+for _ in $(seq 100); do
 	grep -q "vbd/$D6/51712: removed" "$W/backd.log" && break
 	sleep 0.05
 done
@@ -97,6 +100,26 @@ ctl run 0 -- xenstore-exists "/local/domain/0/backend/vbd/$D6/51712" &&
 grep -q "vbd/$D6/51712: removed" "$W/backd.log" ||
 	t_fail "pvio-backd kept the removed device: $(grep "vbd/$D6/" "$W/backd.log" | tail -3)"
 t_pass "removed while its open waited on the file system: nothing written back, the device gone"
+
+# ---- detached and attached again while its close still runs --------------------------------
+# Every close on this mount takes 1.5 s (its flush), and runs off the main
+# thread; the image's lock goes with it. The same image attached again
+# meanwhile must wait for our own close, not be refused as in use.
+for _ in $(seq 100); do
+	grep -q "vbd/$D6/51712: .*mnt3/disk closed" "$W/backd.log" && break
+	sleep 0.05
+done
+# (xvdb: the removal above left xvda's frontend directory)
+ctl vbd-attach gr "$MNT3/disk" --vdev xvdb >/dev/null || t_fail "attach gr again"
+timeout 10 "$PVIO_CTL" -w "$W" vbd-detach gr xvdb >/dev/null || t_fail "detach gr"
+ctl vbd-attach gr "$MNT3/disk" --vdev xvdb >/dev/null ||
+	t_fail "attached again while its close ran: $(grep "vbd/$D6/" "$W/backd.log" | tail -2)"
+t_wait_states gr 51728 "Initialising InitWait"
+grep -q "vbd/$D6/51728: .*mnt3/disk is locked: waiting" "$W/backd.log" ||
+	t_fail "the new attach did not meet the old close's lock (the test proves nothing)"
+ctl run gr -- "$BLK" 51728 io 20 >"$W/gr.out" 2>&1 || t_fail "gr's I/O: $(cat "$W/gr.out")"
+timeout 10 "$PVIO_CTL" -w "$W" vbd-detach gr xvdb >/dev/null || t_fail "detach gr again"
+t_pass "detached and attached again while its close (1.5 s) ran off the main thread: waited for it, then served"
 
 run() { "$PVIO_CTL" -w "$W" run "$1" -- "$BLK" "${@:2}"; }
 # the three guests' verified I/O, at once; each one's wall time in ms
