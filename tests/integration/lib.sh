@@ -105,6 +105,36 @@ t_wait_states() {	# dom devid "Fe Be" [timeout-s]
 	t_fail "device $1/$2: states '$(t_states "$1" "$2")', want '$3'"
 }
 
+# True once pvio-backd's log has a line matching REGEX (grep's), waiting up
+# to SECONDS (5) for it.
+t_wait_log() {	# regex [timeout-s]
+	local i
+	for i in $(seq $((${2:-5} * 20))); do
+		grep -q -- "$1" "$W/backd.log" && return 0
+		sleep 0.05
+	done
+	grep -q -- "$1" "$W/backd.log"
+}
+
+# t-hangfs (a FUSE file system that hangs when told): SKIP where it cannot
+# run; t_hangfs IMAGE FLAG MOUNTPOINT mounts one in the background (its
+# T_HANGFS_* settings from the caller's environment), made and unmounted
+# by the caller.
+HANGFS="$B/tests/integration/t-hangfs"
+t_hangfs_need() {
+	[ "$(id -u)" = 0 ] || t_skip "needs root (FUSE mount)"
+	[ -x "$HANGFS" ] || t_skip "t-hangfs not built (libfuse3-dev missing)"
+	[ -c /dev/fuse ] || t_skip "no /dev/fuse"
+	command -v fusermount3 >/dev/null || t_skip "no fusermount3"
+	command -v mountpoint >/dev/null || t_skip "no mountpoint"
+}
+t_hangfs() {	# image flag mountpoint
+	"$HANGFS" "$1" "$2" "$3" 2>>"$W/hangfs.log" &
+	T_PIDS="$T_PIDS $!"
+	for _ in $(seq 100); do mountpoint -q "$3" && return 0; sleep 0.05; done
+	t_skip "cannot mount FUSE at $3: $(cat "$W/hangfs.log")"
+}
+
 # Wait until a TCP listener is up on PORT in namespace NS ("" for dom0).
 t_wait_listen() {	# ns port
 	for _ in $(seq 100); do

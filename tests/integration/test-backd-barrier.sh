@@ -14,23 +14,14 @@
 # barrier must be "F f W w F f", nothing overlapping.
 . "$(dirname "$0")/lib.sh"
 BLK="$B/tests/integration/t-blkclient"
-HANGFS="$B/tests/integration/t-hangfs"
-[ "$(id -u)" = 0 ] || t_skip "needs root (FUSE mount)"
-[ -x "$HANGFS" ] || t_skip "t-hangfs not built (libfuse3-dev missing)"
-[ -c /dev/fuse ] || t_skip "no /dev/fuse"
-command -v fusermount3 >/dev/null || t_skip "no fusermount3"
-command -v mountpoint >/dev/null || t_skip "no mountpoint"
+t_hangfs_need
 
 t_world_up
 MNT="$W/mnt"
 mkdir "$MNT"
 T_EXTRA_CLEANUP="fusermount3 -u '$MNT' 2>/dev/null"
 truncate -s 16M "$W/bar.img"
-T_HANGFS_ORDER="$W/order" "$HANGFS" "$W/bar.img" "$W/hang" "$MNT" \
-	2>"$W/hangfs.log" &
-T_PIDS="$T_PIDS $!"
-for _ in $(seq 100); do mountpoint -q "$MNT" && break; sleep 0.05; done
-mountpoint -q "$MNT" || t_skip "cannot mount FUSE: $(cat "$W/hangfs.log")"
+T_HANGFS_ORDER="$W/order" t_hangfs "$W/bar.img" "$W/hang" "$MNT"
 
 ctl create gb >/dev/null || t_fail "create"
 ctl vbd-attach gb "$MNT/disk" >/dev/null || t_fail "attach"

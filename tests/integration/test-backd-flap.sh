@@ -72,11 +72,7 @@ t_log "pvio-backd wrote $L lines about the flapping vif in $(($(date +%s) - T0))
 [ "$L" -le $((WINDOWS * 11)) ] ||
 	t_fail "$L log lines about the flapping vif (at most $((WINDOWS * 11))): $(grep "/vif/$D1/0" "$W/backd.log" | tail -5)"
 # the summary: when the interval ends (at most 5 s, then a tick)
-for _ in $(seq 70); do
-	grep -q "/vif/$D1/0: [0-9]* messages suppressed" "$W/backd.log" && break
-	sleep 0.1
-done
-grep -q "/vif/$D1/0: [0-9]* messages suppressed" "$W/backd.log" ||
+t_wait_log "/vif/$D1/0: [0-9]* messages suppressed" 7 ||
 	t_fail "no 'messages suppressed' summary for the flapping vif"
 t_pass "the flapping vif: $L log lines, the rest counted as suppressed"
 

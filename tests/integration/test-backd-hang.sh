@@ -27,12 +27,7 @@
 #    answers (the kernel's close of its files waits for it).
 . "$(dirname "$0")/lib.sh"
 BLK="$B/tests/integration/t-blkclient"
-HANGFS="$B/tests/integration/t-hangfs"
-[ "$(id -u)" = 0 ] || t_skip "needs root (FUSE mount)"
-[ -x "$HANGFS" ] || t_skip "t-hangfs not built (libfuse3-dev missing)"
-[ -c /dev/fuse ] || t_skip "no /dev/fuse"
-command -v fusermount3 >/dev/null || t_skip "no fusermount3"
-command -v mountpoint >/dev/null || t_skip "no mountpoint"
+t_hangfs_need
 command -v xenstore-exists >/dev/null || t_skip "xenstore-utils not installed"
 
 t_world_up
@@ -41,13 +36,8 @@ MNT2="$W/mnt2"
 mkdir "$MNT" "$MNT2"
 T_EXTRA_CLEANUP="rm -f '$W/hang'; fusermount3 -u '$MNT' 2>/dev/null; fusermount3 -u '$MNT2' 2>/dev/null"
 truncate -s 64M "$W/hang.img" "$W/idle.img"
-T_HANGFS_ATTR=1 "$HANGFS" "$W/hang.img" "$W/hang" "$MNT" 2>"$W/hangfs.log" &
-T_PIDS="$T_PIDS $!"
-T_HANGFS_ALL=1 "$HANGFS" "$W/idle.img" "$W/hang" "$MNT2" 2>>"$W/hangfs.log" &
-T_PIDS="$T_PIDS $!"
-for _ in $(seq 100); do mountpoint -q "$MNT" && mountpoint -q "$MNT2" && break; sleep 0.05; done
-mountpoint -q "$MNT" && mountpoint -q "$MNT2" ||
-	t_skip "cannot mount FUSE: $(cat "$W/hangfs.log")"
+T_HANGFS_ATTR=1 t_hangfs "$W/hang.img" "$W/hang" "$MNT"
+T_HANGFS_ALL=1 t_hangfs "$W/idle.img" "$W/hang" "$MNT2"
 
 for g in g1 g2 g3 gh gi; do ctl create $g >/dev/null || t_fail "create $g"; done
 for k in 1 2 3; do
@@ -77,11 +67,7 @@ T_EXTRA_CLEANUP="rm -f '$W/hang3'; fusermount3 -u '$MNT3' 2>/dev/null; $T_EXTRA_
 truncate -s 16M "$W/gone.img"
 touch "$W/hang3"
 T_HANGFS_OPEN=1 T_HANGFS_FLUSH_MS=1500 T_HANGFS_ORDER="$W/opens" \
-	"$HANGFS" "$W/gone.img" "$W/hang3" "$MNT3" \
-	2>>"$W/hangfs.log" &
-T_PIDS="$T_PIDS $!"
-for _ in $(seq 100); do mountpoint -q "$MNT3" && break; sleep 0.05; done
-mountpoint -q "$MNT3" || t_fail "cannot mount $MNT3: $(cat "$W/hangfs.log")"
+	t_hangfs "$W/gone.img" "$W/hang3" "$MNT3"
 ctl create gr >/dev/null || t_fail "create gr"
 D6=$(ctl domid gr 2>/dev/null || echo 6)
 ctl vbd-attach gr "$MNT3/disk" --no-wait >/dev/null || t_fail "attach gr"
@@ -90,10 +76,7 @@ grep -q "^O" "$W/opens" || t_fail "pvio-backd did not open $MNT3/disk"
 ctl run 0 -- xenstore-rm "/local/domain/0/backend/vbd/$D6/51712" ||
 	t_fail "xenstore-rm the backend directory"
 rm -f "$W/hang3"
-for _ in $(seq 100); do
-	grep -q "vbd/$D6/51712: removed" "$W/backd.log" && break
-	sleep 0.05
-done
+t_wait_log "vbd/$D6/51712: removed"
 sleep 0.5	# anything still to come would have come
 ctl run 0 -- xenstore-exists "/local/domain/0/backend/vbd/$D6/51712" &&
 	t_fail "the removed directory is back: $(ctl run 0 -- xenstore-ls "/local/domain/0/backend/vbd/$D6/51712" | tr '\n' ' ')"
@@ -105,10 +88,7 @@ t_pass "removed while its open waited on the file system: nothing written back, 
 # Every close on this mount takes 1.5 s (its flush), and runs off the main
 # thread; the image's lock goes with it. The same image attached again
 # meanwhile must wait for our own close, not be refused as in use.
-for _ in $(seq 100); do
-	grep -q "vbd/$D6/51712: .*mnt3/disk closed" "$W/backd.log" && break
-	sleep 0.05
-done
+t_wait_log "vbd/$D6/51712: .*mnt3/disk closed"
 # (xvdb: the removal above left xvda's frontend directory)
 ctl vbd-attach gr "$MNT3/disk" --vdev xvdb >/dev/null || t_fail "attach gr again"
 timeout 10 "$PVIO_CTL" -w "$W" vbd-detach gr xvdb >/dev/null || t_fail "detach gr"
@@ -150,28 +130,16 @@ hung=$(three "beside the hung target")
 t_log "3 guests x 1500 verified write+read (ms each): before the hang $base, beside the hung target $hung"
 kill -0 $HUNG 2>/dev/null || t_fail "the hung guest's I/O completed: $(cat "$W/hung.out")"
 timeout 2 "$PVIO_CTL" -w "$W" stats >/dev/null || t_fail "stats unanswered while a target hangs"
-for _ in $(seq 100); do
-	grep -q "backend/vbd/4/51712.*no I/O completed for" "$W/backd.log" && break
-	sleep 0.05
-done
-grep -q "backend/vbd/4/51712.*no I/O completed for" "$W/backd.log" ||
+t_wait_log "backend/vbd/4/51712.*no I/O completed for" ||
 	t_fail "the stuck device was not logged"
-for _ in $(seq 100); do
-	grep -q "backend/vbd/4/51712.*does not answer: fstat waiting" "$W/backd.log" && break
-	sleep 0.05
-done
-grep -q "backend/vbd/4/51712.*does not answer: fstat waiting" "$W/backd.log" ||
+t_wait_log "backend/vbd/4/51712.*does not answer: fstat waiting" ||
 	t_fail "the file that no longer answers fstat was not logged"
 t_pass "3 guests' verified I/O (1500 each) ran beside a hung target on the same worker; stats answered; the stuck device and its silent file were logged"
 
 # the idle disk on the other hung mount goes: its close waits on the server
 timeout 5 "$PVIO_CTL" -w "$W" vbd-detach gi xvda >/dev/null ||
 	t_fail "detaching the idle disk on the hung file system"
-for _ in $(seq 100); do
-	grep -q "backend/vbd/5/51712: closing $MNT2/disk" "$W/backd.log" && break
-	sleep 0.05
-done
-grep -q "backend/vbd/5/51712: closing $MNT2/disk" "$W/backd.log" ||
+t_wait_log "backend/vbd/5/51712: closing $MNT2/disk" ||
 	t_fail "the idle disk's close did not start"
 timeout 2 "$PVIO_CTL" -w "$W" stats >/dev/null ||
 	t_fail "stats unanswered while a detached disk's close waits on its file system"
