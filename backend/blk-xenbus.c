@@ -203,24 +203,32 @@ static int open_target(struct device *d, struct vbd *v)
 	struct stat st;
 	int rc;
 
-	v->fd_buffered = open(v->params, flags);
-	if (v->fd_buffered < 0)
-		return -errno;
+	/* kept from a try that met our own close's lock (below) */
+	if (v->fd_buffered < 0) {
+		v->fd_buffered = open(v->params, flags);
+		if (v->fd_buffered < 0)
+			return -errno;
+	}
 	if (fstat(v->fd_buffered, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return -EINVAL;
 	v->st_dev = st.st_dev;
 	v->st_ino = st.st_ino;
+	v->is_blockdev = S_ISBLK(st.st_mode);
+	v->sqe_flags = target_may_block(v->fd_buffered, &st, v->io_why,
+					sizeof(v->io_why)) ? IOSQE_ASYNC : 0;
 	rc = lock_target(d, v);
 	if (rc) {
+		/* our own close of it still runs (its file system may
+		 * block): the fd is kept for the next try, which waits for
+		 * that close (vbd_open_again), and nothing closes here */
+		if (rc == -EAGAIN && closing_file(v->st_dev, v->st_ino))
+			return rc;
 		close(v->fd_buffered);	/* opened again for the next try */
 		v->fd_buffered = -1;
 		return rc;
 	}
-	v->is_blockdev = S_ISBLK(st.st_mode);
-	v->sqe_flags = target_may_block(v->fd_buffered, &st, v->io_why,
-					sizeof(v->io_why)) ? IOSQE_ASYNC : 0;
 	v->logical = 512;
 	v->physical = v->is_blockdev ? 512 : 4096;
 	if (v->is_blockdev) {
@@ -442,6 +450,11 @@ static void vbd_open_again(struct device *d)
 	struct vbd *v = VBD(d);
 	int rc;
 
+	/* our own close of it still runs: no try until it is done (or the
+	 * wait is over), its lock would only be met again */
+	if (v->fd_buffered >= 0 && closing_file(v->st_dev, v->st_ino) &&
+	    pvio_now_ns() < v->lock_deadline_ns)
+		return;
 	rc = target_open(d, v);
 	if (rc == -EAGAIN)
 		return;
@@ -941,7 +954,9 @@ static void close_run(struct ctl_job *j)
 		close(c->v.fd_buffered);
 }
 
-/* after run(): on the main thread, or on the close's own (shutdown) */
+/* after run(): on the main thread (ctlwork_reap(); a close job is never
+ * cancelled, so never dropped on its own thread: closing_files is the
+ * main thread's) */
 static void close_done(struct ctl_job *j)
 {
 	struct close_job *c = (struct close_job *)j, **pp;

@@ -10,7 +10,8 @@
 #    toolstack: what pvio-backd then writes does not bring its directory
 #    back (feature nodes, a state: a device kept, its file open);
 #  - on that mount, whose closes take 1.5 s: the disk detached and attached
-#    again at once waits for its own close's lock instead of being refused;
+#    again at once waits for its own close's lock instead of being refused,
+#    and closes nothing on the main thread meanwhile;
 #  - while its guest's I/O hangs, the three others' verified I/O runs to
 #    the end, pvio-ctl stats answers, the stuck device is logged, and so
 #    is its file that no longer answers fstat (the once-a-second size
@@ -97,6 +98,13 @@ ctl vbd-attach gr "$MNT3/disk" --vdev xvdb >/dev/null ||
 t_wait_states gr 51728 "Initialising InitWait"
 grep -q "vbd/$D6/51728: .*mnt3/disk is locked: waiting" "$W/backd.log" ||
 	t_fail "the new attach did not meet the old close's lock (the test proves nothing)"
+# while it waits, nothing of it is closed (nor opened) on the main thread:
+# each try closed its new fd there, 1.5 s of flush each time
+for _ in 1 2 3 4 5 6; do
+	timeout 1 "$PVIO_CTL" -w "$W" stats >/dev/null ||
+		t_fail "stats unanswered (1 s) while the attach waits for our own close"
+	sleep 0.3
+done
 ctl run gr -- "$BLK" 51728 io 20 >"$W/gr.out" 2>&1 || t_fail "gr's I/O: $(cat "$W/gr.out")"
 timeout 10 "$PVIO_CTL" -w "$W" vbd-detach gr xvdb >/dev/null || t_fail "detach gr again"
 t_pass "detached and attached again while its close (1.5 s) ran off the main thread: waited for it, then served"
