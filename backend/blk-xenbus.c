@@ -1141,10 +1141,12 @@ static void look_apply(struct device *d, struct vbd *v,
  * its fstat waits on the server, and a server gone would hold the main
  * thread, and every other guest's control path with it. The look is a
  * job on a thread of its own, one at a time per device; done() applies
- * what it found. Cancelled (the device goes), its fstat may still be
- * waiting when the fds are closed: it holds its own reference to the
- * file, and a result from a reused fd number is dropped unread. A look not back after --stall-timeout
- * is logged once.
+ * what it found. It is cancelled whenever the device loses its xenbus
+ * handle (vbd_going(), vbd_destroy()), so done() always has one. Once
+ * cancelled, its fstat may still be waiting when the fds are closed: it
+ * holds its own reference to the file, and a result from a reused fd
+ * number is dropped unread. A look not back after --stall-timeout is
+ * logged once.
  */
 struct look_job {
 	struct ctl_job j;
@@ -1168,10 +1170,6 @@ static void look_done(struct ctl_job *j)
 	struct vbd *v = VBD(d);
 
 	v->look_job = NULL;
-	if (!d->xb) {	/* removed, draining (device_going): not ours */
-		free(lj);
-		return;
-	}
 	if (v->look_slow)
 		log_info("%s: %s answers again (fstat took %llu s)", d->path,
 			 v->params, (unsigned long long)((pvio_now_ns() -

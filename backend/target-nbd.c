@@ -440,11 +440,13 @@ static int start_cmd(struct nbd_tgt *t, struct nbd_cmd *c)
 	case BK_FLUSH:
 		cookie = nbd_aio_flush(t->h, cb, 0);
 		break;
-	case BK_DISCARD:
-		c->part = (uint32_t)(r->bytes - c->trimmed < trim_max(t->q->vbd) ?
-				     r->bytes - c->trimmed : trim_max(t->q->vbd));
+	case BK_DISCARD: {
+		uint64_t left = r->bytes - c->trimmed, max = trim_max(t->q->vbd);
+
+		c->part = (uint32_t)(left < max ? left : max);
 		cookie = nbd_aio_trim(t->h, c->part, off + c->trimmed, cb, 0);
 		break;
+	}
 	default:
 		cookie = -1;
 		break;

@@ -187,16 +187,18 @@ static int ring_init(struct worker *w)
 {
 	struct io_uring_params p;
 	const char *t = getenv("PVIO_TEST_SQ_ENTRIES");
-	int rc;
+	int rc, n;
 
 	/* tests: a small submission queue fills within one pass (a linked
 	 * chain then meets worker_sqe()'s submit; see worker_sqe_room) */
 	w->sq_entries = 1024;
-	if (t && atoi(t) >= 4 && atoi(t) <= 1024)
-		w->sq_entries = (unsigned int)atoi(t);
+	n = t ? atoi(t) : 0;
+	if (n >= 4 && n <= 1024)
+		w->sq_entries = (unsigned int)n;
 	t = getenv("PVIO_TEST_CHAIN_FILL");
-	if (t && atoi(t) > 0 && atoi(t) < 4)
-		w->test_chain_fill = (unsigned int)atoi(t);
+	n = t ? atoi(t) : 0;
+	if (n > 0 && n < 4)
+		w->test_chain_fill = (unsigned int)n;
 	memset(&p, 0, sizeof(p));
 	/* COOP_TASKRUN: no interrupting IPIs for completions; TASKRUN_FLAG:
 	 * the kernel says in the SQ ring when completions wait as task work,
