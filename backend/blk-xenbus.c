@@ -9,8 +9,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <sys/sysmacros.h>
 #include <linux/fs.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +74,10 @@ static struct device *same_vm_holder(struct device *d, struct vbd *v)
 		struct vbd *ov = o->ops == d->ops ? o->priv : NULL;
 
 		/* the inodes their opens found: no fstat of another
-		 * device's file here (its server may hang) */
-		if (o == d || !ov || ov->fd_buffered < 0 || o->fe == d->fe ||
+		 * device's file here (its server may hang); an open that
+		 * waits for the lock (fds kept) holds nothing to share */
+		if (o == d || !ov || !ov->opened || ov->fd_buffered < 0 ||
+		    o->fe == d->fe ||
 		    ov->st_dev != v->st_dev || ov->st_ino != v->st_ino)
 			continue;
 		dom_vm(d, o->fe, theirs, sizeof(theirs));
@@ -87,24 +91,28 @@ static struct device *same_vm_holder(struct device *d, struct vbd *v)
  * Image exclusivity, as QEMU's image locking: an open file description
  * lock (F_OFD_SETLK) on the whole target, exclusive for read-write use,
  * shared for read-only. OFD locks conflict between any two opens, also
- * two devices of this process, and go with the last fd of the open.
+ * two devices of this process, and go with the last fd of the open. The
+ * open's job tries it (file_open_run()); a conflict is decided here, on
+ * the main thread, which knows the other devices and our own closes.
  */
 #define LOCK_WAIT_NS	(10ull * 1000000000u)
 
 static bool closing_file(dev_t dev, ino_t ino);
+/* Files' closes done (close_done()): main thread only */
+static unsigned long file_closes_done;
 
-static int lock_target(struct device *d, struct vbd *v)
+/*
+ * The lock is held by another open (of type @held, F_UNLCK: unknown):
+ * 0, ours to share; -EAGAIN, try again later; or the device fails.
+ * @raced: a close of ours ended while the open's job ran, maybe the one
+ * whose lock it met (the job tries the lock; the main thread sees the
+ * close end only later).
+ */
+static int lock_decide(struct device *d, struct vbd *v, short held,
+		       bool raced)
 {
-	struct flock fl = {
-		.l_type = v->readonly ? F_RDLCK : F_WRLCK,
-		.l_whence = SEEK_SET,
-	};
 	struct device *o;
 
-	if (fcntl(v->fd_buffered, F_OFD_SETLK, &fl) == 0)
-		return 0;
-	if (errno != EAGAIN && errno != EACCES)
-		return -errno;
 	o = same_vm_holder(d, v);
 	if (o) {
 		log_info("%s: %s is also domain %u's, of the same VM (migration): shared",
@@ -114,10 +122,10 @@ static int lock_target(struct device *d, struct vbd *v)
 	/* A pvio-backd killed with I/O in flight: its io_uring lets go of
 	 * the files (and their locks) only when that I/O completes. When
 	 * re-attaching (the device is Connected: we served it before a
-	 * restart), wait a little for the lock (without blocking: opened
-	 * again on the next change or tick) before calling the target
-	 * someone else's. A new device is refused at once. */
-	if (closing_file(v->st_dev, v->st_ino)) {
+	 * restart), wait a little for the lock (tried again on the next
+	 * change or tick) before calling the target someone else's. A new
+	 * device is refused at once. */
+	if (raced || closing_file(v->st_dev, v->st_ino)) {
 		/* our own close of it still runs (close_off(): its file
 		 * system may block), the lock goes with it: a detach and
 		 * attach of the same image, a re-created device */
@@ -130,14 +138,10 @@ static int lock_target(struct device *d, struct vbd *v)
 	}
 	if (pvio_now_ns() < v->lock_deadline_ns)
 		return -EAGAIN;
-	fl.l_type = F_WRLCK;
-	fl.l_pid = 0;
-	if (fcntl(v->fd_buffered, F_OFD_GETLK, &fl) < 0)
-		fl.l_type = F_UNLCK;
 	return pvio_xenbus_fatal(d->xb, -EBUSY,
 		"%s is in use (%s lock held by another device or program): "
 		"%s use refused", v->params,
-		fl.l_type == F_RDLCK ? "a read-only" : "a read-write",
+		held == F_RDLCK ? "a read-only" : "a read-write",
 		v->readonly ? "read-only" : "read-write");
 }
 
@@ -197,65 +201,6 @@ static bool target_may_block(int fd, const struct stat *st, char *why,
 	return true;
 }
 
-static int open_target(struct device *d, struct vbd *v)
-{
-	int flags = (v->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
-	struct stat st;
-	int rc;
-
-	/* kept from a try that met our own close's lock (below) */
-	if (v->fd_buffered < 0) {
-		v->fd_buffered = open(v->params, flags);
-		if (v->fd_buffered < 0)
-			return -errno;
-	}
-	if (fstat(v->fd_buffered, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return -EINVAL;
-	v->st_dev = st.st_dev;
-	v->st_ino = st.st_ino;
-	v->is_blockdev = S_ISBLK(st.st_mode);
-	v->sqe_flags = target_may_block(v->fd_buffered, &st, v->io_why,
-					sizeof(v->io_why)) ? IOSQE_ASYNC : 0;
-	rc = lock_target(d, v);
-	if (rc) {
-		/* our own close of it still runs (its file system may
-		 * block): the fd is kept for the next try, which waits for
-		 * that close (vbd_open_again), and nothing closes here */
-		if (rc == -EAGAIN && closing_file(v->st_dev, v->st_ino))
-			return rc;
-		close(v->fd_buffered);	/* opened again for the next try */
-		v->fd_buffered = -1;
-		return rc;
-	}
-	v->logical = 512;
-	v->physical = v->is_blockdev ? 512 : 4096;
-	if (v->is_blockdev) {
-		int ss = 0;
-		unsigned int pbs = 0;
-
-		if (ioctl(v->fd_buffered, BLKSSZGET, &ss) == 0 && ss >= 512)
-			v->logical = (unsigned int)ss;
-		if (ioctl(v->fd_buffered, BLKPBSZGET, &pbs) == 0 &&
-		    pbs >= v->logical)
-			v->physical = pbs;
-	}
-	rc = target_size(v->fd_buffered, v->is_blockdev, &v->size_bytes);
-	if (rc)
-		return rc;
-	/* whole logical blocks only */
-	v->size_bytes -= v->size_bytes % v->logical;
-	v->fd_direct = -1;
-	if (v->want_direct) {
-		v->fd_direct = open(v->params, flags | O_DIRECT);
-		if (v->fd_direct < 0)
-			log_info("%s: %s refuses O_DIRECT (%s): buffered I/O",
-				 d->path, v->params, strerror(errno));
-	}
-	return 0;
-}
-
 /* What the target decides (discard), written once it is open. */
 static int target_features(struct device *d, struct vbd *v)
 {
@@ -273,39 +218,6 @@ static int target_features(struct device *d, struct vbd *v)
 	return rc;
 }
 
-static int target_open(struct device *d, struct vbd *v)
-{
-	int rc = open_target(d, v);
-
-	if (rc == -EAGAIN) {
-		if (!v->lock_wait)
-			log_info("%s: %s is locked: waiting up to %llu s for it", d->path,
-				 v->params, LOCK_WAIT_NS / 1000000000u);
-		v->lock_wait = true;
-		return rc;
-	}
-	v->lock_wait = false;
-	if (rc) {
-		if (!pvio_xenbus_last_error(d->xb)[0])
-			pvio_xenbus_fatal(d->xb, rc, "cannot open %s: %s",
-					  v->params, strerror(-rc));
-		log_warn("%s: %s", d->path, pvio_xenbus_last_error(d->xb));
-		return rc;
-	}
-	v->feat_discard = !v->readonly && v->discard_enable;
-	v->discard_granularity = v->is_blockdev ? v->physical : 4096;
-	rc = target_features(d, v);
-	if (rc)
-		return rc;
-	v->opened = true;
-	log_info("%s: %s, %llu bytes, %s%s, sector %u/%u%s, %s: %s", d->path,
-		 v->params, (unsigned long long)v->size_bytes,
-		 v->readonly ? "read-only" : "read-write",
-		 v->fd_direct >= 0 ? ", O_DIRECT" : ", buffered", v->logical,
-		 v->physical, v->feat_discard ? "" : ", no discard", v->io_why,
-		 v->sqe_flags ? "submitted through io-wq" : "submitted inline");
-	return 0;
-}
 
 /*
  * A remote target (target.h: NBD, RBD) opens itself, on a thread of its
@@ -331,6 +243,13 @@ struct open_job {
 	struct blk_open_env env;
 	char path[PVIO_XS_PATH_MAX];
 	int rc;
+	/* a file's (file_open_start()) */
+	bool probing;			/* the probe's: device_opened() goes on */
+	bool busy;			/* the lock is held by another open */
+	short held;			/* ... of this type (F_OFD_GETLK) */
+	unsigned long closes_seen;	/* file_closes_done at its start */
+	unsigned int test_busy_ms;	/* PVIO_TEST_LOCK_BUSY_MS */
+	int direct_err;			/* O_DIRECT refused: errno */
 	struct vbd v;			/* the open's own */
 };
 
@@ -418,12 +337,11 @@ static int remote_open(struct device *d, struct vbd *v)
 	o = malloc(sizeof(*o));
 	if (!o)
 		return pvio_xenbus_fatal(d->xb, -ENOMEM, "no memory");
-	memset(&o->j, 0, sizeof(o->j));
+	memset(o, 0, offsetof(struct open_job, v));
 	o->j.run = open_run;
 	o->j.done = open_done;
 	o->j.drop = open_drop;
 	o->d = d;
-	o->rc = 0;
 	snprintf(o->path, sizeof(o->path), "%s", d->path);
 	o->env.path = o->path;
 	o->env.remote_timeout_s = d->bd->o.remote_timeout_s;
@@ -442,28 +360,319 @@ static int remote_open(struct device *d, struct vbd *v)
 	return -EINPROGRESS;
 }
 
-static void vbd_hotplug_check(struct device *d);
 
-/* Open the target (again: its lock was held); connect a waiting frontend. */
-static void vbd_open_again(struct device *d)
+/*
+ * A file target's open (an image file, a block device, a hotplug
+ * script's device) is a job too: open(2), fstat, the lock and the size
+ * each wait on the file system's server on NFS or FUSE, and a server gone
+ * would hold the main thread, every other guest's control path with it,
+ * and a restarted pvio-backd's re-attach of every device after that one.
+ * The job works on a copy of the vbd, the device's kept fds handed to it
+ * and back; a lock conflict is decided on the main thread
+ * (lock_decide()). Keyed by the path: two opens of one file run one
+ * after the other, so the second sees the first's device holding it
+ * (same_vm_holder()), and an open cancelled with its device (its close
+ * of the file, the lock with it, on the job's thread) is over before the
+ * path's next open starts. An open not back after --stall-timeout is
+ * logged (vbd_tick()).
+ */
+static int file_open_blocking(struct open_job *o)
 {
-	struct vbd *v = VBD(d);
+	struct vbd *v = &o->v;
+	int flags = (v->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	struct flock fl = {
+		.l_type = v->readonly ? F_RDLCK : F_WRLCK,
+		.l_whence = SEEK_SET,
+	};
+	struct stat st;
 	int rc;
 
-	/* our own close of it still runs: no try until it is done (or the
-	 * wait is over), its lock would only be met again */
-	if (v->fd_buffered >= 0 && closing_file(v->st_dev, v->st_ino) &&
-	    pvio_now_ns() < v->lock_deadline_ns)
+	/* kept from a try that met a lock (lock_decide()) */
+	if (v->fd_buffered < 0) {
+		v->fd_buffered = open(v->params, flags);
+		if (v->fd_buffered < 0)
+			return -errno;
+	}
+	if (fstat(v->fd_buffered, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return -EINVAL;
+	v->st_dev = st.st_dev;
+	v->st_ino = st.st_ino;
+	v->is_blockdev = S_ISBLK(st.st_mode);
+	v->sqe_flags = target_may_block(v->fd_buffered, &st, v->io_why,
+					sizeof(v->io_why)) ? IOSQE_ASYNC : 0;
+	if (fcntl(v->fd_buffered, F_OFD_SETLK, &fl) < 0) {
+		if (errno != EAGAIN && errno != EACCES)
+			return -errno;
+		/* the rest goes on: shared (a migration) or waited for,
+		 * the main thread decides */
+		o->busy = true;
+		fl.l_type = F_WRLCK;
+		fl.l_pid = 0;
+		o->held = fcntl(v->fd_buffered, F_OFD_GETLK, &fl) < 0 ?
+			  F_UNLCK : fl.l_type;
+		/* a test's slow file system: the rest of the open takes this
+		 * long once the lock was met (a close may end meanwhile) */
+		if (o->test_busy_ms)
+			poll(NULL, 0, (int)o->test_busy_ms);
+	}
+	v->logical = 512;
+	v->physical = v->is_blockdev ? 512 : 4096;
+	if (v->is_blockdev) {
+		int ss = 0;
+		unsigned int pbs = 0;
+
+		if (ioctl(v->fd_buffered, BLKSSZGET, &ss) == 0 && ss >= 512)
+			v->logical = (unsigned int)ss;
+		if (ioctl(v->fd_buffered, BLKPBSZGET, &pbs) == 0 &&
+		    pbs >= v->logical)
+			v->physical = pbs;
+	}
+	rc = target_size(v->fd_buffered, v->is_blockdev, &v->size_bytes);
+	if (rc)
+		return rc;
+	/* whole logical blocks only */
+	v->size_bytes -= v->size_bytes % v->logical;
+	if (v->want_direct && v->fd_direct < 0) {
+		v->fd_direct = open(v->params, flags | O_DIRECT);
+		if (v->fd_direct < 0)
+			o->direct_err = errno;
+	}
+	return 0;
+}
+
+/* What the job holds, closed on its own thread (NFS writes back, FUSE
+ * asks its server: at every close(2)) */
+static void file_open_close(struct vbd *v)
+{
+	if (v->fd_direct >= 0)
+		close(v->fd_direct);
+	if (v->fd_buffered >= 0)
+		close(v->fd_buffered);
+	v->fd_direct = v->fd_buffered = -1;
+}
+
+static void file_open_run(struct ctl_job *j)
+{
+	struct open_job *o = (struct open_job *)j;
+
+	o->rc = file_open_blocking(o);
+	if (o->rc)
+		file_open_close(&o->v);
+}
+
+static void close_off(struct device *d, struct vbd *v);
+static bool file_may_block(const struct vbd *v);
+
+/*
+ * Cancelled with its device: on the job's thread (what it opened closed
+ * before its key's next open starts), or on the main thread if it had
+ * just finished, its device still there: then a file that may block is
+ * closed by a close job, on closing_files (an open of it meanwhile waits
+ * for that close's lock).
+ */
+static void file_open_drop(struct ctl_job *j)
+{
+	struct open_job *o = (struct open_job *)j;
+
+	if (o->v.fd_buffered >= 0 && j->dropped_here && file_may_block(&o->v))
+		close_off(o->d, &o->v);	/* its fds are the close's now */
+	if (o->v.fd_buffered >= 0) {	/* or here, if no thread took them */
+		file_open_close(&o->v);
+		log_info("%s: %s closed (its device went while it opened)",
+			 o->path, o->v.params);
+	}
+	free(o);
+}
+
+/* The fds of an open that failed its device: closed off the main thread
+ * if its file system may block */
+static void file_release(struct device *d, struct vbd *v)
+{
+	if (file_may_block(v))
+		close_off(d, v);	/* its fds are the close's now */
+	if (v->fd_direct >= 0)
+		close(v->fd_direct);
+	if (v->fd_buffered >= 0)
+		close(v->fd_buffered);
+	v->fd_direct = v->fd_buffered = -1;
+}
+
+/* The open's result: 0 (open, locked or shared), -EAGAIN (the lock: the
+ * fds kept, tried again later) or the device fails. */
+static int file_opened(struct device *d, struct vbd *v, int rc)
+{
+	if (rc == -EAGAIN) {
+		if (!v->lock_wait)
+			log_info("%s: %s is locked: waiting up to %llu s for it", d->path,
+				 v->params, LOCK_WAIT_NS / 1000000000u);
+		v->lock_wait = true;
+		return rc;
+	}
+	v->lock_wait = false;
+	if (rc) {
+		if (!pvio_xenbus_last_error(d->xb)[0])
+			pvio_xenbus_fatal(d->xb, rc, "cannot open %s: %s",
+					  v->params, strerror(-rc));
+		log_warn("%s: %s", d->path, pvio_xenbus_last_error(d->xb));
+		file_release(d, v);
+		return rc;
+	}
+	v->feat_discard = !v->readonly && v->discard_enable;
+	v->discard_granularity = v->is_blockdev ? v->physical : 4096;
+	log_info("%s: %s, %llu bytes, %s%s, sector %u/%u%s, %s: %s", d->path,
+		 v->params, (unsigned long long)v->size_bytes,
+		 v->readonly ? "read-only" : "read-write",
+		 v->fd_direct >= 0 ? ", O_DIRECT" : ", buffered", v->logical,
+		 v->physical, v->feat_discard ? "" : ", no discard", v->io_why,
+		 v->sqe_flags ? "submitted through io-wq" : "submitted inline");
+	return 0;
+}
+
+/* The probe's offer while the lock is waited for: the target's own
+ * features come with the open (vbd_open_again()) */
+static int waiting_offer(struct device *d)
+{
+	return vbd_offer(d, VBD(d));
+}
+
+static void vbd_open_again(struct device *d);
+
+/* Main thread: what the open found is the device's now. */
+static void file_open_done(struct ctl_job *j)
+{
+	struct open_job *o = (struct open_job *)j;
+	struct device *d = o->d;
+	struct vbd *v = VBD(d);
+	bool probing = o->probing;
+	bool raced = o->busy && o->closes_seen != file_closes_done;
+	int rc = o->rc;
+
+	v->open_job = NULL;
+	d->open_pending = false;
+	if (v->open_slow)
+		log_info("%s: %s answers again (its open took %llu s)", d->path,
+			 v->params, (unsigned long long)((pvio_now_ns() -
+							  v->open_since_ns) / 1000000000u));
+	v->open_slow = false;
+	v->fd_buffered = o->v.fd_buffered;
+	v->fd_direct = o->v.fd_direct;
+	v->st_dev = o->v.st_dev;
+	v->st_ino = o->v.st_ino;
+	v->is_blockdev = o->v.is_blockdev;
+	v->sqe_flags = o->v.sqe_flags;
+	memcpy(v->io_why, o->v.io_why, sizeof(v->io_why));
+	v->logical = o->v.logical;
+	v->physical = o->v.physical;
+	v->size_bytes = o->v.size_bytes;
+	if (!rc && o->direct_err)
+		log_info("%s: %s refuses O_DIRECT (%s): buffered I/O", d->path,
+			 v->params, strerror(o->direct_err));
+	if (!rc && o->busy)
+		rc = lock_decide(d, v, o->held, raced);
+	free(o);
+	rc = file_opened(d, v, rc);
+	if (probing) {
+		if (rc && rc != -EAGAIN)
+			device_probe_done(d, rc);
+		else
+			device_opened(d, rc ? waiting_offer : opened_offer);
+		/* the close it may have met is over: at once */
+		if (rc == -EAGAIN && raced && !d->recreated)
+			vbd_open_again(d);
 		return;
-	rc = target_open(d, v);
-	if (rc == -EAGAIN)
+	}
+	if (rc == -EAGAIN) {
+		if (raced)
+			vbd_open_again(d);
 		return;
+	}
+	if (!rc)
+		rc = target_features(d, v);
 	if (rc) {
 		d->failed = true;
 		d->setup_failed = true;
 		return;
 	}
+	v->opened = true;
 	device_recheck(d);	/* a frontend that waited connects now */
+}
+
+/*
+ * -EINPROGRESS: file_open_done() goes on (@probing: the probe's, which
+ * then finishes through device_opened()).
+ */
+static int file_open_start(struct device *d, struct vbd *v, bool probing)
+{
+	struct open_job *o = malloc(sizeof(*o));
+	int rc;
+
+	if (!o)
+		return pvio_xenbus_fatal(d->xb, -ENOMEM, "no memory");
+	memset(o, 0, offsetof(struct open_job, v));
+	o->j.run = file_open_run;
+	o->j.done = file_open_done;
+	o->j.drop = file_open_drop;
+	o->d = d;
+	o->probing = probing;
+	o->closes_seen = file_closes_done;
+	{
+		const char *t = getenv("PVIO_TEST_LOCK_BUSY_MS");
+
+		o->test_busy_ms = t ? (unsigned int)strtoul(t, NULL, 10) : 0;
+	}
+	snprintf(o->path, sizeof(o->path), "%s", d->path);
+	o->v = *v;
+	o->j.key = o->v.params;
+	rc = ctl_job_start(d->bd, &o->j, false);
+	if (rc) {
+		free(o);
+		return pvio_xenbus_fatal(d->xb, rc, "cannot start opening %s: %s",
+					 v->params, strerror(-rc));
+	}
+	v->fd_buffered = v->fd_direct = -1;	/* the job's now */
+	v->open_job = o;
+	v->open_since_ns = pvio_now_ns();
+	if (!probing) {		/* READY=1 waits for it (a restart's) */
+		d->open_pending = true;
+		d->opening_ns = v->open_since_ns;
+	}
+	return -EINPROGRESS;
+}
+
+/* An open not back after --stall-timeout: its file system hangs */
+static void file_open_stalled(struct device *d, struct vbd *v)
+{
+	uint64_t limit = (uint64_t)d->bd->o.stall_s * 1000000000u;
+
+	if (!v->open_job || v->tops != &blk_target_file || v->open_slow ||
+	    !limit || pvio_now_ns() - v->open_since_ns <= limit)
+		return;
+	v->open_slow = true;
+	log_warn("%s: %s does not answer: its open waiting for %u s (its file system hangs); the other devices go on",
+		 d->path, v->params, d->bd->o.stall_s);
+}
+
+static void vbd_hotplug_check(struct device *d);
+
+/* Open the target (again: its lock was held; a hotplug script's device);
+ * a waiting frontend connects once it is open (file_open_done()). */
+static void vbd_open_again(struct device *d)
+{
+	struct vbd *v = VBD(d);
+
+	if (v->open_job)
+		return;
+	/* our own close of it still runs: no try until it is done (or the
+	 * wait is over), its lock would only be met again */
+	if (v->fd_buffered >= 0 && closing_file(v->st_dev, v->st_ino) &&
+	    pvio_now_ns() < v->lock_deadline_ns)
+		return;
+	if (file_open_start(d, v, false) != -EINPROGRESS) {
+		d->failed = true;
+		d->setup_failed = true;
+	}
 }
 
 static void vbd_changed(struct device *d)
@@ -722,9 +931,8 @@ static int vbd_probe(struct device *d)
 	} else if (!v->hotplug) {
 		v->feat_flush = true;
 		v->feat_barrier = true;
-		rc = target_open(d, v);
-		if (rc && rc != -EAGAIN)	/* -EAGAIN: the lock, later */
-			return rc;
+		/* -EINPROGRESS: off the main thread too, then vbd_offer() */
+		return file_open_start(d, v, true);
 	} else {
 		v->hotplug_since_ns = pvio_now_ns();
 		log_info("%s: hotplug script %s: waiting for physical-device", d->path,
@@ -814,8 +1022,16 @@ static int vbd_connect(struct device *d)
 	pvio_xs_tx_t tx;
 	int rc;
 
-	if (!v->opened)
-		return -EAGAIN;	/* the hotplug script has not answered yet */
+	if (!v->opened) {
+		/* the ops call device_recheck() once it is open */
+		if (v->hotplug)
+			log_info("%s: frontend waits for the hotplug script", d->path);
+		else if (v->lock_wait)
+			log_info("%s: frontend waits for the target's lock", d->path);
+		else
+			log_info("%s: frontend waits for the target's open", d->path);
+		return -EAGAIN;
+	}
 	rc = pvio_xb_read_protocol(d->bd->xs, fe);
 	if (rc < 0)
 		return pvio_xenbus_fatal(d->xb, rc, "unsupported protocol");
@@ -911,6 +1127,7 @@ static void vbd_abort(struct device *d)
 	if (v && v->open_job) {
 		ctl_job_cancel(d->bd, &((struct open_job *)v->open_job)->j);
 		v->open_job = NULL;
+		d->open_pending = false;
 	}
 	if (v)
 		look_cancel(d, v);
@@ -920,6 +1137,7 @@ static void vbd_abort(struct device *d)
  * what it took released there; done() only says so. */
 struct close_job {
 	struct ctl_job j;
+	struct backd *bd;
 	char path[PVIO_XS_PATH_MAX];
 	uint64_t t0;			/* pvio_now_ms() */
 	struct close_job *next;		/* closing_files (a file's close) */
@@ -960,6 +1178,11 @@ static void close_run(struct ctl_job *j)
 static void close_done(struct ctl_job *j)
 {
 	struct close_job *c = (struct close_job *)j, **pp;
+	struct backd *bd = c->bd;
+	dev_t dev = c->v.st_dev;
+	ino_t ino = c->v.st_ino;
+	bool file = c->file;
+	struct device *d;
 
 	for (pp = &closing_files; c->file && *pp; pp = &(*pp)->next)
 		if (*pp == c) {
@@ -969,6 +1192,18 @@ static void close_done(struct ctl_job *j)
 	log_info("%s: %s closed (%llu ms)", c->path, c->v.params,
 		 (unsigned long long)(pvio_now_ms() - c->t0));
 	free(c);
+	file_closes_done += file;
+	/* an attach that waits for this close's lock tries again now, not
+	 * on the next tick */
+	if (!file || bd->stopping || closing_file(dev, ino))
+		return;
+	for (d = bd->devices; d; d = d->next) {
+		struct vbd *v = d->ops == &vbd_ops ? VBD(d) : NULL;
+
+		if (v && v->lock_wait && !v->opened && !d->failed &&
+		    v->fd_buffered >= 0 && v->st_dev == dev && v->st_ino == ino)
+			vbd_open_again(d);
+	}
 }
 
 /* A remote target's handle is open: its close is a job (close_off) */
@@ -996,6 +1231,7 @@ static void close_off(struct device *d, struct vbd *v)
 		c->j.run = close_run;
 		c->j.done = close_done;
 		c->j.drop = close_done;	/* never cancelled */
+		c->bd = d->bd;
 		c->j.name = "pvio-close";
 		snprintf(c->path, sizeof(c->path), "%s", d->path);
 		c->t0 = pvio_now_ms();
@@ -1233,8 +1469,10 @@ static void vbd_tick(struct device *d)
 	struct vbd *v = VBD(d);
 	struct target_look l = { .nlink_rc = -ENOTTY };
 
-	if (v && !v->opened)
+	if (v && !v->opened) {
+		file_open_stalled(d, v);
 		vbd_changed(d);
+	}
 	if (!v || !v->opened)
 		return;
 	if (__atomic_exchange_n(&v->flush_unsupported, 0, __ATOMIC_RELAXED) &&

@@ -38,6 +38,8 @@ struct vbd {
 	const struct blk_target_ops *tops;
 	void *tpriv;		/* the target's own state (remote kinds) */
 	void *open_job;		/* opening off the main thread (blk-xenbus.c) */
+	uint64_t open_since_ns;	/* ... started then */
+	bool open_slow;		/* ... a file's, not back within --stall-timeout */
 	void *look_job;		/* a may-block file's fstat, off it (vbd_tick) */
 	uint64_t look_since_ns;	/* ... started then */
 	bool look_slow;		/* ... not back within --stall-timeout (logged) */

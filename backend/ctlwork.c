@@ -280,6 +280,7 @@ int ctl_job_start(struct backd *bd, struct ctl_job *j, bool serial)
 	if (!serial)
 		return ctl_job_start_held(bd, j, NULL);
 	j->cancelled = false;
+	j->dropped_here = false;
 	j->next = NULL;
 	j->state = JOB_QUEUED;
 	pthread_mutex_lock(&cw_lock);
@@ -323,6 +324,7 @@ int ctl_job_start_held(struct backd *bd, struct ctl_job *j,
 	int rc;
 
 	j->cancelled = false;
+	j->dropped_here = false;
 	j->next = NULL;
 	j->state = JOB_RUNNING;
 	pthread_mutex_lock(&cw_lock);
@@ -372,8 +374,10 @@ void ctl_job_cancel(struct backd *bd, struct ctl_job *j)
 	 * for its key, at once: woken here) */
 	pthread_cond_broadcast(&cw_keys);
 	pthread_mutex_unlock(&cw_lock);
-	if (drop_now)
+	if (drop_now) {
+		j->dropped_here = true;
 		j->drop(j);
+	}
 }
 
 void ctlwork_reap(struct backd *bd)

@@ -167,12 +167,9 @@ static void do_connect(struct device *d)
 	if (d->connected || d->failed || d->draining)
 		return;
 	rc = d->ops->connect(d);
-	if (rc == -EAGAIN) {
-		/* not ready (a hotplug script has not answered): the ops call
-		 * device_recheck() when it is */
-		log_info("%s: frontend waits for the hotplug script", d->path);
+	if (rc == -EAGAIN)	/* not ready (the ops said why): the ops call
+				 * device_recheck() when it is */
 		return;
-	}
 	if (rc) {
 		/* the ops wrote the reason with pvio_xenbus_fatal() */
 		dev_warn(d, "%s: cannot connect domain %u: %s", d->path, d->fe,
@@ -437,6 +434,7 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 		 * (device_recreated) while our state node is still the
 		 * toolstack's Initialising */
 		d->opening = true;
+		d->opening_ns = pvio_now_ns();
 		rc = device_write(d, OPENING_NODE, "1");
 		d->marked = rc == 0;
 		/* removed (and maybe written anew) while it probed: whatever
@@ -475,9 +473,9 @@ void device_probe_done(struct device *d, int rc)
 		d->setup_failed = true;
 		return;
 	}
-	/* a hotplug script's answer already there: the probe opened the
-	 * target and device_recheck() re-attached (a second attach of the
-	 * same rings fails, and its Closing would kill the guest's disk) */
+	/* already re-attached (by device_recheck() from a step that ended
+	 * first): a second attach of the same rings fails, and its Closing
+	 * would kill the guest's disk */
 	if (d->connected || d->failed)
 		return;
 	be = pvio_xenbus_state(d->xb);
@@ -560,13 +558,15 @@ void device_opened(struct device *d, int (*offer)(struct device *d))
 	device_probe_done(d, rc);
 }
 
-unsigned int devices_opening(const struct backd *bd)
+unsigned int devices_opening(const struct backd *bd, uint64_t for_ns)
 {
+	uint64_t now = pvio_now_ns();
 	const struct device *d;
 	unsigned int n = 0;
 
 	for (d = bd->devices; d; d = d->next)
-		n += d->opening;
+		n += (d->opening || d->open_pending) &&
+		     (!for_ns || now - d->opening_ns < for_ns);
 	return n;
 }
 

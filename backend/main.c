@@ -537,14 +537,26 @@ static void notify_status(struct backd *bd, const char *prefix)
 
 /*
  * READY=1 once every device found at start is set up: a restarted
- * pvio-backd has re-attached to the live rings (or failed them), remote
- * targets' opens included, which finish off the main thread.
+ * pvio-backd has re-attached to the live rings (or failed them), the
+ * targets' opens included, which finish off the main thread. Not later
+ * than --stall-timeout, though: an open that waits on a dead file server
+ * may wait for ever, and a service manager's start timeout would kill
+ * the daemon that serves every other guest (and again at each restart).
  */
 static void notify_ready(struct backd *bd)
 {
-	if (bd->ready_sent || devices_opening(bd))
+	/* --stall-timeout 0 reports nothing; READY=1 still does not wait
+	 * for ever */
+	unsigned int s = bd->o.stall_s ? bd->o.stall_s : 10, stuck;
+
+	if (bd->ready_sent || devices_opening(bd, (uint64_t)s * 1000000000u))
 		return;
 	bd->ready_sent = true;
+	notify_status(bd, "");	/* what READY=1 says is up */
+	stuck = devices_opening(bd, 0);
+	if (stuck)
+		log_warn("ready, %u device%s still opening after %u s (--stall-timeout): the others are served",
+			 stuck, stuck == 1 ? "" : "s", s);
 	sd_notify(0, "READY=1");
 }
 
@@ -790,6 +802,7 @@ int main(int argc, char **argv)
 				devices_tick(&bd);
 				ctlsock_tick(&bd);
 				notify_status(&bd, "");
+				notify_ready(&bd);
 				/* what dead guests left in each handle (the
 				 * sim's view of a guest's memory): the workers'
 				 * handles may see no call for long */

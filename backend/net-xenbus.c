@@ -577,8 +577,11 @@ static int vif_connect(struct device *d)
 	unsigned int nq, i;
 	int rc;
 
-	if (v->hotplug && !v->hotplug_ok)
-		return -EAGAIN;	/* netback too waits for hotplug-status */
+	if (v->hotplug && !v->hotplug_ok) {
+		/* netback too waits for hotplug-status */
+		log_info("%s: frontend waits for the hotplug script", d->path);
+		return -EAGAIN;
+	}
 	rc = fe_flag(d, "request-rx-copy", false, &rx_copy);
 	if (rc)
 		return rc;

@@ -378,6 +378,11 @@ struct device {
 					 * the main thread (ctlwork.c): XenBus
 					 * steps wait for device_probe_done() */
 	bool marked;			/* its "pvio-opening" marker written */
+	uint64_t opening_ns;		/* ... since then */
+	bool open_pending;		/* a target's open off the main thread
+					 * after the probe (a hotplug script's
+					 * device, a lock's next try): READY=1
+					 * waits for it as for an opening one */
 	pvio_xs_tx_t tx;		/* device_write()'s and device_read_*()'s
 					 * (device_opened()), else 0 */
 	uint64_t drain_ns;		/* when the stop began */
@@ -429,8 +434,9 @@ void device_probe_done(struct device *d, int rc);
  * removal fired frees (or replaces) the device.
  */
 void device_opened(struct device *d, int (*offer)(struct device *d));
-/* Devices whose set-up is still off the main thread. */
-unsigned int devices_opening(const struct backd *bd);
+/* Devices whose set-up is still off the main thread, for less than
+ * @for_ns (0: however long). */
+unsigned int devices_opening(const struct backd *bd, uint64_t for_ns);
 /* Act on the frontend's state again (connect was deferred: -EAGAIN). */
 void device_recheck(struct device *d);
 /*
@@ -547,6 +553,8 @@ struct ctl_job {
 	struct ctl_job *next;
 	int state;
 	bool cancelled;
+	bool dropped_here;		/* drop() runs on the main thread (it had
+					 * finished: ctl_job_cancel()) */
 };
 
 void ctlwork_init(struct backd *bd);

@@ -173,6 +173,20 @@ static int hf_flush(const char *path, struct fuse_file_info *fi)
 	return hang_flush ? hang() : 0;
 }
 
+/* a guest's discard (FALLOC_FL_PUNCH_HOLE) and write-zeroes, as NFS 4.2's */
+static int hf_fallocate(const char *path, int mode, off_t off, off_t len,
+			struct fuse_file_info *fi)
+{
+	int rc;
+
+	(void)path;
+	(void)fi;
+	rc = hang();
+	if (rc)
+		return rc;
+	return fallocate(img_fd, mode, off, len) < 0 ? -errno : 0;
+}
+
 static const struct fuse_operations ops = {
 	.getattr = hf_getattr,
 	.readdir = hf_readdir,
@@ -181,6 +195,7 @@ static const struct fuse_operations ops = {
 	.write = hf_write,
 	.fsync = hf_fsync,
 	.flush = hf_flush,
+	.fallocate = hf_fallocate,
 };
 
 int main(int argc, char **argv)

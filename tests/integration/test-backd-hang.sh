@@ -57,11 +57,12 @@ grep -q "$W/d1.img.*submitted inline" "$W/backd.log" ||
 t_pass "FUSE target through io-wq, local files inline"
 
 # ---- removed while its open waits on the file system ---------------------------------------
-# The open of a file target is still on the main thread (left): a third
-# mount whose open hangs holds it. The toolstack removes the backend
+# A third mount whose open hangs holds the open of a file target (off the
+# main thread: test-backd-deadfs.sh). The toolstack removes the backend
 # directory meanwhile (xenstore-rm); once the open returns, what
 # pvio-backd writes must not bring the directory back (feature nodes, a
-# state node: a device kept, its file open and locked).
+# state node: a device kept, its file open and locked), and the file is
+# closed (with its lock).
 MNT3="$W/mnt3"
 mkdir "$MNT3"
 T_EXTRA_CLEANUP="rm -f '$W/hang3'; fusermount3 -u '$MNT3' 2>/dev/null; $T_EXTRA_CLEANUP"

@@ -264,6 +264,51 @@ offline type_if=vif state=6 vif=vif2.6" ] ||
 fi
 kill -0 "$BACKD_PID" || t_fail "pvio-backd died"
 
+# ---- a device waiting for its lock holds nothing to share ---------------------------
+# pvio-backd restarts while another program holds the lock of g1's image
+# (a killed pvio-backd's io_uring still finishing, say): the re-attach
+# waits for it. The same VM's next domain (a migration: g3, same vm node
+# as g1 above) attaching the image meanwhile must not share it with the
+# waiting device, which holds no lock: refused as in use.
+truncate -s 8M "$W/mig.img"
+ctl vbd-attach g1 "$W/mig.img" --vdev xvdm >/dev/null 2>"$W/err" ||
+	t_fail "attach mig.img: $(cat "$W/err")"
+"$PVIO_CTL" -w "$W" run g1 -- "$CLIENT" 51904 connect >"$W/mighold" 2>&1 &
+MH=$!
+T_PIDS="$T_PIDS $MH"
+t_wait_states g1 51904 "Connected Connected"
+t_backd_down
+python3 - "$W/mig.img" "$W/mig.locked" <<'PYEOF' &
+import fcntl, os, struct, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+# F_OFD_SETLK (37): a write lock on the whole file, as another program's
+fcntl.fcntl(fd, 37, struct.pack('hhxxxxqqixxxx', fcntl.F_WRLCK, 0, 0, 0, 0))
+open(sys.argv[2], 'w').close()
+while os.path.exists(sys.argv[2]):
+	time.sleep(0.05)
+PYEOF
+LP=$!
+T_PIDS="$T_PIDS $LP"
+for _ in $(seq 100); do [ -e "$W/mig.locked" ] && break; sleep 0.05; done
+[ -e "$W/mig.locked" ] || t_fail "the other program did not take the lock"
+t_backd_up --hotplug-timeout 2
+t_wait_log "vbd/1/51904: .*mig.img is locked: waiting" ||
+	t_fail "the re-attach did not wait for the lock: $(grep "vbd/1/51904" "$W/backd.log" | tail -2)"
+ctl vbd-attach g3 "$W/mig.img" --vdev xvdb --timeout 5 >/dev/null 2>"$W/err"
+rc=$?
+grep -q "mig.img is also domain 1's" "$W/backd.log" &&
+	t_fail "the same VM's next domain shared the image with a device that waits for its lock"
+[ $rc -eq 1 ] && grep -q "in use" "$W/err" ||
+	t_fail "the same VM's next domain, the lock held elsewhere: exit $rc, '$(cat "$W/err")'"
+rm -f "$W/mig.locked"
+wait $LP
+t_wait_log "vbd/1/51904: re-attached" 12 ||
+	t_fail "g1's xvdm did not re-attach once the lock was free: $(grep "vbd/1/51904" "$W/backd.log" | tail -2)"
+[ "$(t_states g1 51904)" = "Connected Connected" ] || t_fail "g1 xvdm: states $(t_states g1 51904)"
+kill $MH 2>/dev/null
+ctl vbd-detach g3 xvdb >/dev/null 2>&1
+t_pass "a re-attach waiting for a lock another program holds: the same VM's next domain is refused, not shared with it; the re-attach follows the lock"
+
 # ---- --kinds vbd3: that kind only ------------------------------------------------------
 t_backd_down
 t_backd_up --kinds vbd3

@@ -153,7 +153,10 @@ t_backd_down
 NOTIFY_SOCKET="$W/notify.sock" t_backd_up
 wait $T_NOTIFY_PID || t_fail "no READY=1: $(cat "$W/notify.log")"
 grep -q "re-attached" "$W/backd.log" || t_fail "the device was not re-attached"
-st=$(grep "^STATUS=" "$W/notify.log" | head -1)
+# the last STATUS before READY=1 (the listener stops there): the first
+# one comes with the startup line, before the re-attaches, which run off
+# the main thread
+st=$(grep "^STATUS=" "$W/notify.log" | tail -1)
 echo "$st" | grep -Eq "STATUS=[0-9]+ devices?: [1-9][0-9]* connected" ||
 	t_fail "STATUS before READY=1 does not show the re-attached device: $(cat "$W/notify.log")"
 [ "$(t_states g1 51712)" = "Connected Connected" ] || t_fail "states $(t_states g1 51712)"
