@@ -98,6 +98,26 @@ static struct device *same_vm_holder(struct device *d, struct vbd *v)
 #define LOCK_WAIT_NS	(10ull * 1000000000u)
 
 static bool closing_file(dev_t dev, ino_t ino);
+
+/*
+ * A device of ours removed while its queues still drain (I/O in flight
+ * on a target that does not answer) holds its file until the drain ends
+ * and it is closed: its lock goes with it, as with closing_file().
+ */
+static bool draining_file(struct backd *bd, dev_t dev, ino_t ino)
+{
+	const struct device *o;
+
+	for (o = bd->dying; o; o = o->next) {
+		const struct vbd *ov = o->ops == &vbd_ops ? o->priv : NULL;
+
+		if (ov && ov->fd_buffered >= 0 && ov->st_dev == dev &&
+		    ov->st_ino == ino)
+			return true;
+	}
+	return false;
+}
+
 /* Files' closes done (close_done()): main thread only */
 static unsigned long file_closes_done;
 
@@ -125,10 +145,12 @@ static int lock_decide(struct device *d, struct vbd *v, short held,
 	 * restart), wait a little for the lock (tried again on the next
 	 * change or tick) before calling the target someone else's. A new
 	 * device is refused at once. */
-	if (raced || closing_file(v->st_dev, v->st_ino)) {
+	if (raced || closing_file(v->st_dev, v->st_ino) ||
+	    draining_file(d->bd, v->st_dev, v->st_ino)) {
 		/* our own close of it still runs (close_off(): its file
-		 * system may block), the lock goes with it: a detach and
-		 * attach of the same image, a re-created device */
+		 * system may block), or comes once a removed device's queues
+		 * drained; the lock goes with it: a detach and attach of the
+		 * same image, a re-created device */
 		if (v->lock_deadline_ns <= 1)
 			v->lock_deadline_ns = pvio_now_ns() + LOCK_WAIT_NS;
 	} else if (pvio_xenbus_state(d->xb) != PVIO_XB_CONNECTED) {
@@ -664,10 +686,12 @@ static void vbd_open_again(struct device *d)
 
 	if (v->open_job)
 		return;
-	/* our own close of it still runs: no try until it is done (or the
-	 * wait is over), its lock would only be met again */
-	if (v->fd_buffered >= 0 && closing_file(v->st_dev, v->st_ino) &&
-	    pvio_now_ns() < v->lock_deadline_ns)
+	/* our own close of it still runs, or a removed device of ours
+	 * still drains with it: no try until it is closed (or the wait is
+	 * over), its lock would only be met again */
+	if (v->fd_buffered >= 0 && pvio_now_ns() < v->lock_deadline_ns &&
+	    (closing_file(v->st_dev, v->st_ino) ||
+	     draining_file(d->bd, v->st_dev, v->st_ino)))
 		return;
 	if (file_open_start(d, v, false) != -EINPROGRESS) {
 		d->failed = true;
@@ -1172,6 +1196,24 @@ static void close_run(struct ctl_job *j)
 		close(c->v.fd_buffered);
 }
 
+/* A file of ours closed (its lock with it): an attach that waits for
+ * that lock tries again now, not on the next tick */
+static void file_released(struct backd *bd, dev_t dev, ino_t ino)
+{
+	struct device *d;
+
+	if (bd->stopping || closing_file(dev, ino) ||
+	    draining_file(bd, dev, ino))
+		return;
+	for (d = bd->devices; d; d = d->next) {
+		struct vbd *v = d->ops == &vbd_ops ? VBD(d) : NULL;
+
+		if (v && v->lock_wait && !v->opened && !d->failed &&
+		    v->fd_buffered >= 0 && v->st_dev == dev && v->st_ino == ino)
+			vbd_open_again(d);
+	}
+}
+
 /* after run(): on the main thread (ctlwork_reap(); a close job is never
  * cancelled, so never dropped on its own thread: closing_files is the
  * main thread's) */
@@ -1182,7 +1224,6 @@ static void close_done(struct ctl_job *j)
 	dev_t dev = c->v.st_dev;
 	ino_t ino = c->v.st_ino;
 	bool file = c->file;
-	struct device *d;
 
 	for (pp = &closing_files; c->file && *pp; pp = &(*pp)->next)
 		if (*pp == c) {
@@ -1193,17 +1234,8 @@ static void close_done(struct ctl_job *j)
 		 (unsigned long long)(pvio_now_ms() - c->t0));
 	free(c);
 	file_closes_done += file;
-	/* an attach that waits for this close's lock tries again now, not
-	 * on the next tick */
-	if (!file || bd->stopping || closing_file(dev, ino))
-		return;
-	for (d = bd->devices; d; d = d->next) {
-		struct vbd *v = d->ops == &vbd_ops ? VBD(d) : NULL;
-
-		if (v && v->lock_wait && !v->opened && !d->failed &&
-		    v->fd_buffered >= 0 && v->st_dev == dev && v->st_ino == ino)
-			vbd_open_again(d);
-	}
+	if (file)
+		file_released(bd, dev, ino);
 }
 
 /* A remote target's handle is open: its close is a job (close_off) */
@@ -1268,6 +1300,7 @@ static void close_off(struct device *d, struct vbd *v)
 static void vbd_destroy(struct device *d)
 {
 	struct vbd *v = VBD(d);
+	bool held;
 
 	if (!v)
 		return;
@@ -1275,12 +1308,15 @@ static void vbd_destroy(struct device *d)
 	if (remote_held(v) || file_may_block(v))
 		close_off(d, v);
 	ctl_key_release(d->bd, v->close_hold);
+	held = v->fd_buffered >= 0;	/* closed here, not by a job */
 	if (v->fd_direct >= 0)
 		close(v->fd_direct);
 	if (v->fd_buffered >= 0)
 		close(v->fd_buffered);
-	free(v);
 	d->priv = NULL;
+	if (held)
+		file_released(d->bd, v->st_dev, v->st_ino);
+	free(v);
 }
 
 /*

@@ -19,7 +19,10 @@
 #    both;
 #  - a disk detached and attached again at once, its old close (the
 #    image's lock with it) ending while the new open runs: the attach
-#    waits for it and is served, not refused as in use.
+#    waits for it and is served, not refused as in use;
+#  - an image attached while a removed device of ours still drains with
+#    it (I/O in flight on a file system that hangs): it waits for that
+#    device's close, then is served.
 . "$(dirname "$0")/lib.sh"
 BLK="$B/tests/integration/t-blkclient"
 t_hangfs_need
@@ -134,5 +137,41 @@ grep -q "vbd/$D2/51728: .*mnt2/disk is locked: waiting" "$W/backd.log" ||
 	t_fail "the new open did not meet the old close's lock (the test proves nothing)"
 run g2 51728 io 50 >"$W/g2b.out" 2>&1 || t_fail "g2's xvdb: $(cat "$W/g2b.out")"
 t_pass "detached and attached again, the old close (2 s) ending while the new open ran: waited for, then served"
+
+# ---- the image attached again while a removed device still drains with it ------------------
+# g3's disk is on a mount whose I/O hangs while told: its guest dies with
+# a request in flight, and the toolstack removes the device while that
+# request still waits on the file system. The device drains (its file,
+# and the image's lock, are held until that request is answered and the
+# file closed). The image attached to g2 meanwhile waits for that close,
+# not refused as in use; once the file system answers, the drain ends,
+# the file is closed and g2's disk opens.
+MNT3="$W/mnt3"
+mkdir "$MNT3"
+T_EXTRA_CLEANUP="rm -f '$W/hang3'; $T_EXTRA_CLEANUP; fusermount3 -u '$MNT3' 2>/dev/null"
+truncate -s 16M "$W/drain.img"
+t_hangfs "$W/drain.img" "$W/hang3" "$MNT3"
+D3=$(ctl create g3) || t_fail "create g3"
+ctl vbd-attach g3 "$MNT3/disk" >/dev/null 2>&1 || t_fail "attach g3"
+touch "$W/hang3"
+"$PVIO_CTL" -w "$W" run g3 -- "$BLK" 51712 io 50 >"$W/g3.out" 2>&1 &
+G3=$!
+t_wait_states g3 51712 "Connected Connected"
+sleep 0.3	# its first request waits on the file system
+kill -9 $G3
+wait $G3 2>/dev/null
+for _ in $(seq 100); do
+	[ "$(t_states g3 51712 | cut -d' ' -f2)" = Closing ] && break; sleep 0.05
+done
+ctl run 0 -- xenstore-rm "/local/domain/0/backend/vbd/$D3/51712" ||
+	t_fail "xenstore-rm g3's backend directory"
+t_wait_log "vbd/$D3/51712: removed" || t_fail "g3's device was not removed"
+timeout 10 "$PVIO_CTL" -w "$W" vbd-attach g2 "$MNT3/disk" --vdev xvdc >/dev/null 2>"$W/err" ||
+	t_fail "attached while a removed device drains with it: $(cat "$W/err")"
+t_wait_log "vbd/$D2/51744: .*mnt3/disk is locked: waiting" ||
+	t_fail "g2's xvdc did not wait for the draining device's close: $(grep "vbd/$D2/51744" "$W/backd.log" | tail -2)"
+rm -f "$W/hang3"
+run g2 51744 io 50 >"$W/g2c.out" 2>&1 || t_fail "g2's xvdc after the drain: $(cat "$W/g2c.out")"
+t_pass "attached while a removed device still drained with the image: waited for its close, then served"
 t_backd_down
 exit 0
