@@ -1411,43 +1411,62 @@ static void look_apply(struct device *d, struct vbd *v,
 /*
  * A file on a file system that may block (NFS, FUSE, ...: sqe_flags):
  * its fstat waits on the server, and a server gone would hold the main
- * thread, and every other guest's control path with it. The look is a
- * job on a thread of its own, one at a time per device; done() applies
- * what it found. It is cancelled whenever the device loses its xenbus
- * handle (vbd_going(), vbd_destroy()), so done() always has one. Once
- * cancelled, its fstat may still be waiting when the fds are closed: it
- * holds its own reference to the file, and a result from a reused fd
- * number is dropped unread. A look not back after --stall-timeout is
- * logged once.
+ * thread, and every other guest's control path with it. The looks are
+ * jobs: one per file system (st_dev) per tick, for every such device on
+ * it that has none in flight (vbd_tick() marks them, vbd_tick_end()
+ * starts them): a thread a second per file system, not per device (256
+ * disks on one NFS server). A device whose look has not come back after
+ * --stall-timeout is logged once; so are the others that wait behind it
+ * in its job (their file system hangs too). A device that loses its
+ * xenbus handle (vbd_going(), vbd_destroy()) marks its entry gone, and
+ * done() skips it: a job is never cancelled as a whole. The fstat of a
+ * gone entry may still run after its fd was closed: it holds its own
+ * reference to the file while it waits, and a result from a reused fd
+ * number is dropped unread.
  */
-struct look_job {
-	struct ctl_job j;
-	struct device *d;	/* done() only: cancelled with the device */
+struct look_ent {
+	struct device *d;	/* done() only, unless gone */
 	int fd;			/* the vbd's (see above) */
 	bool blockdev;
+	bool gone;		/* main thread: the device went */
 	struct target_look l;
+};
+
+struct look_job {
+	struct ctl_job j;
+	unsigned int n;
+	struct look_ent e[];
 };
 
 static void look_run(struct ctl_job *j)
 {
 	struct look_job *lj = (struct look_job *)j;
+	unsigned int i;
 
-	look_fd(lj->fd, lj->blockdev, &lj->l);
+	for (i = 0; i < lj->n; i++)
+		look_fd(lj->e[i].fd, lj->e[i].blockdev, &lj->e[i].l);
 }
 
 static void look_done(struct ctl_job *j)
 {
 	struct look_job *lj = (struct look_job *)j;
-	struct device *d = lj->d;
-	struct vbd *v = VBD(d);
+	unsigned int i;
 
-	v->look_job = NULL;
-	if (v->look_slow)
-		log_info("%s: %s answers again (fstat took %llu s)", d->path,
-			 v->params, (unsigned long long)((pvio_now_ns() -
-							  v->look_since_ns) / 1000000000u));
-	v->look_slow = false;
-	look_apply(d, v, &lj->l);
+	for (i = 0; i < lj->n; i++) {
+		struct device *d = lj->e[i].d;
+		struct vbd *v;
+
+		if (lj->e[i].gone)
+			continue;
+		v = VBD(d);
+		v->look_job = NULL;
+		if (v->look_slow)
+			log_info("%s: %s answers again (fstat took %llu s)", d->path,
+				 v->params, (unsigned long long)((pvio_now_ns() -
+								  v->look_since_ns) / 1000000000u));
+		v->look_slow = false;
+		look_apply(d, v, &lj->e[i].l);
+	}
 	free(lj);
 }
 
@@ -1456,46 +1475,84 @@ static void look_drop(struct ctl_job *j)
 	free(j);
 }
 
-/* done() will not run; a fstat still waiting returns to nobody */
+/* done() will not look at it; a fstat still waiting returns to nobody */
 static void look_cancel(struct device *d, struct vbd *v)
 {
+	(void)d;
+	v->look_due = false;
 	if (v->look_job) {
-		ctl_job_cancel(d->bd, &((struct look_job *)v->look_job)->j);
+		((struct look_job *)v->look_job)->e[v->look_idx].gone = true;
 		v->look_job = NULL;
 	}
 }
 
-static void look_start(struct device *d, struct vbd *v)
+/* A look wanted at this tick's end (vbd_tick_end()), or the one in flight
+ * not back yet */
+static void look_want(struct device *d, struct vbd *v)
 {
-	struct look_job *lj;
+	uint64_t limit = (uint64_t)d->bd->o.stall_s * 1000000000u;
+
+	if (!v->look_job) {
+		v->look_due = true;
+		return;
+	}
+	if (limit && !v->look_slow &&
+	    pvio_now_ns() - v->look_since_ns > limit) {
+		v->look_slow = true;
+		log_warn("%s: %s does not answer: fstat waiting for %u s (its file system hangs); the other devices go on",
+			 d->path, v->params, d->bd->o.stall_s);
+	}
+}
+
+/* After every vbd's tick: one look job per file system for the devices
+ * that want one */
+static void vbd_tick_end(struct backd *bd)
+{
 	uint64_t now = pvio_now_ns();
+	struct device *d, *o;
 
-	if (v->look_job) {
-		uint64_t limit = (uint64_t)d->bd->o.stall_s * 1000000000u;
+	for (d = bd->devices; d; d = d->next) {
+		struct vbd *v = d->ops == &vbd_ops ? VBD(d) : NULL;
+		struct look_job *lj;
+		unsigned int n = 0;
 
-		if (limit && !v->look_slow && now - v->look_since_ns > limit) {
-			v->look_slow = true;
-			log_warn("%s: %s does not answer: fstat waiting for %u s (its file system hangs); the other devices go on",
-				 d->path, v->params, d->bd->o.stall_s);
+		if (!v || !v->look_due)
+			continue;
+		for (o = d; o; o = o->next) {
+			struct vbd *ov = o->ops == &vbd_ops ? VBD(o) : NULL;
+
+			n += ov && ov->look_due && ov->st_dev == v->st_dev;
 		}
-		return;
+		lj = calloc(1, sizeof(*lj) + n * sizeof(lj->e[0]));
+		if (!lj)
+			return;		/* tried again at the next tick */
+		lj->j.run = look_run;
+		lj->j.done = look_done;
+		lj->j.drop = look_drop;
+		lj->j.name = "pvio-look";
+		for (o = d; o && lj->n < n; o = o->next) {
+			struct vbd *ov = o->ops == &vbd_ops ? VBD(o) : NULL;
+			struct look_ent *e = &lj->e[lj->n];
+
+			if (!ov || !ov->look_due || ov->st_dev != v->st_dev)
+				continue;
+			e->d = o;
+			e->fd = ov->fd_buffered;
+			e->blockdev = ov->is_blockdev;
+			ov->look_due = false;
+			ov->look_job = lj;
+			ov->look_idx = lj->n++;
+			ov->look_since_ns = now;
+		}
+		if (ctl_job_start(bd, &lj->j, false)) {
+			unsigned int i;
+
+			for (i = 0; i < lj->n; i++)
+				VBD(lj->e[i].d)->look_job = NULL;
+			free(lj);
+			return;
+		}
 	}
-	lj = calloc(1, sizeof(*lj));
-	if (!lj)
-		return;
-	lj->j.run = look_run;
-	lj->j.done = look_done;
-	lj->j.drop = look_drop;
-	lj->j.name = "pvio-look";
-	lj->d = d;
-	lj->fd = v->fd_buffered;
-	lj->blockdev = v->is_blockdev;
-	if (ctl_job_start(d->bd, &lj->j, false)) {
-		free(lj);
-		return;
-	}
-	v->look_job = lj;
-	v->look_since_ns = now;
 }
 
 /* Once a second: a bigger target is announced, a smaller or deleted one
@@ -1533,7 +1590,7 @@ static void vbd_tick(struct device *d)
 	if (v->tops->size) {	/* a remote target knows its own */
 		l.size_rc = v->tops->size(v, &l.size);
 	} else if (v->sqe_flags) {
-		look_start(d, v);
+		look_want(d, v);
 		return;
 	} else {
 		look_fd(v->fd_buffered, v->is_blockdev, &l);
@@ -1574,6 +1631,7 @@ const struct device_ops vbd_ops = {
 	.abort = vbd_abort,
 	.going = vbd_going,
 	.tick = vbd_tick,
+	.tick_end = vbd_tick_end,
 	.changed = vbd_changed,
 	.limits = vbd_limits,
 	.describe = vbd_describe,

@@ -41,6 +41,8 @@ struct vbd {
 	uint64_t open_since_ns;	/* ... started then */
 	bool open_slow;		/* ... a file's, not back within --stall-timeout */
 	void *look_job;		/* a may-block file's fstat, off it (vbd_tick) */
+	unsigned int look_idx;	/* ... its entry there (one job per file system) */
+	bool look_due;		/* ... to be started at this tick's end */
 	uint64_t look_since_ns;	/* ... started then */
 	bool look_slow;		/* ... not back within --stall-timeout (logged) */
 	struct cw_slot *close_hold;	/* removed, draining: the close's place */

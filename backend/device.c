@@ -995,6 +995,10 @@ void devices_tick(struct backd *bd)
 		pvio_ratelimit_flush(&d->log_rl[0], d->path);
 		pvio_ratelimit_flush(&d->log_rl[1], d->path);
 	}
+	if (vbd_ops.tick_end)
+		vbd_ops.tick_end(bd);
+	if (vif_ops.tick_end)
+		vif_ops.tick_end(bd);
 	if (!n)
 		return;
 	if (bd->peer_cursor >= n)

@@ -337,6 +337,9 @@ struct device_ops {
 	void (*destroy)(struct device *d);
 	/* Once a second from the main loop (resize checks, ...). */
 	void (*tick)(struct device *d);
+	/* ... then once for the kind, after every device's tick: work
+	 * gathered across its devices (NULL: none) */
+	void (*tick_end)(struct backd *bd);
 	/* Something changed under the backend directory (hotplug nodes). */
 	void (*changed)(struct device *d);
 	/* The toolstack changed a rate-limit node (@key): read it again. */
