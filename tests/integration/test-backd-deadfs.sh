@@ -22,7 +22,9 @@
 #    waits for it and is served, not refused as in use;
 #  - an image attached while a removed device of ours still drains with
 #    it (I/O in flight on a file system that hangs): it waits for that
-#    device's close, then is served.
+#    device's close, then is served;
+#  - two disks of one image on a FUSE mount, looked at by one job a
+#    second: both see the image grow, and the one left after a detach.
 . "$(dirname "$0")/lib.sh"
 BLK="$B/tests/integration/t-blkclient"
 t_hangfs_need
@@ -35,7 +37,7 @@ T_EXTRA_CLEANUP="rm -f '$W/hang'; fusermount3 -u '$MNT' 2>/dev/null"
 truncate -s 16M "$W/dead.img" "$W/d1.img" "$W/d2.img"
 T_HANGFS_OPEN=1 t_hangfs "$W/dead.img" "$W/hang" "$MNT"
 
-ctl create g1 >/dev/null || t_fail "create g1"
+D1=$(ctl create g1) || t_fail "create g1"
 DD=$(ctl create gd) || t_fail "create gd"
 ctl vbd-attach g1 "$W/d1.img" --no-wait >/dev/null || t_fail "attach g1"
 ctl vbd-attach gd "$MNT/disk" --no-wait >/dev/null || t_fail "attach gd"
@@ -173,5 +175,37 @@ t_wait_log "vbd/$D2/51744: .*mnt3/disk is locked: waiting" ||
 rm -f "$W/hang3"
 run g2 51744 io 50 >"$W/g2c.out" 2>&1 || t_fail "g2's xvdc after the drain: $(cat "$W/g2c.out")"
 t_pass "attached while a removed device still drained with the image: waited for its close, then served"
+
+# ---- looks at files on one file system: one job for them all ---------------------------------
+# Two read-only disks of one image on a FUSE mount share their once-a-
+# second look (one job per file system): the image grown, both announce
+# it; one of them detached, the other still sees the next growth.
+MNT4="$W/mnt4"
+mkdir "$MNT4"
+T_EXTRA_CLEANUP="$T_EXTRA_CLEANUP; fusermount3 -u '$MNT4' 2>/dev/null"
+truncate -s 16M "$W/grow.img"
+t_hangfs "$W/grow.img" "$W/hang4" "$MNT4"
+ctl vbd-attach g1 "$MNT4/disk" --vdev xvdd --mode r >/dev/null 2>&1 || t_fail "attach g1 xvdd"
+ctl vbd-attach g2 "$MNT4/disk" --vdev xvdd --mode r >/dev/null 2>&1 || t_fail "attach g2 xvdd"
+# connected (a resize is announced to a frontend)
+"$PVIO_CTL" -w "$W" run g1 -- "$BLK" 51760 connect >/dev/null 2>&1 &
+H1=$!
+"$PVIO_CTL" -w "$W" run g2 -- "$BLK" 51760 connect >/dev/null 2>&1 &
+H2=$!
+T_PIDS="$T_PIDS $H1 $H2"
+t_wait_states g1 51760 "Connected Connected"
+t_wait_states g2 51760 "Connected Connected"
+truncate -s 32M "$W/grow.img"
+t_wait_log "vbd/$D1/51760: .*mnt4/disk grew to 33554432 bytes" 5 ||
+	t_fail "g1's xvdd did not see the image grow"
+t_wait_log "vbd/$D2/51760: .*mnt4/disk grew to 33554432 bytes" 5 ||
+	t_fail "g2's xvdd did not see the image grow"
+kill $H1
+ctl vbd-detach g1 xvdd >/dev/null || t_fail "detach g1 xvdd"
+truncate -s 48M "$W/grow.img"
+t_wait_log "vbd/$D2/51760: .*mnt4/disk grew to 50331648 bytes" 5 ||
+	t_fail "g2's xvdd did not see the image grow once g1's went"
+kill $H2
+t_pass "two disks of one image on a FUSE mount: their shared look saw it grow, and the one left after a detach"
 t_backd_down
 exit 0
