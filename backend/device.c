@@ -951,17 +951,20 @@ static void check_stalls(struct device *d, uint64_t now)
 	for (i = 0; limit && i < d->nr_queues; i++) {
 		struct dp_queue *q = d->queues[i];
 		uint32_t n;
-		uint64_t since;
+		uint64_t since, idle;
 
 		if (!q || !q->started)
 			continue;
 		n = __atomic_load_n(&q->io_busy, __ATOMIC_RELAXED);
 		since = __atomic_load_n(&q->progress_ns, __ATOMIC_RELAXED);
-		if (n && since && now - since >= limit) {
+		/* the worker may have stamped a completion after @now was
+		 * read: no negative time (it wrapped: 18446744073 s) */
+		idle = since ? pvio_since_ns(now, since) : 0;
+		if (n && idle >= limit) {
 			if (!q->stall_logged)
 				log_warn("%s: domain %u, queue %u (worker %u): no I/O completed for %llu s, %u in flight: its target is stuck",
 					 d->path, d->fe, i, q->w->idx,
-					 (unsigned long long)((now - since) / 1000000000u),
+					 (unsigned long long)(idle / 1000000000u),
 					 n);
 			q->stall_logged = true;
 		} else if (q->stall_logged) {
