@@ -100,14 +100,17 @@ static struct device *same_vm_holder(struct device *d, struct vbd *v)
 static bool closing_file(dev_t dev, ino_t ino);
 
 /*
- * A device of ours removed while its queues still drain (I/O in flight
- * on a target that does not answer) holds its file until the drain ends
- * and it is closed: its lock goes with it, as with closing_file().
+ * The file's lock is ours until a close still to come: a close job that
+ * runs (closing_file(): its file system may block), or a device of ours
+ * removed while its queues still drain (I/O in flight on a target that
+ * does not answer), which closes the file once the drain ends.
  */
-static bool draining_file(struct backd *bd, dev_t dev, ino_t ino)
+static bool close_to_come(struct backd *bd, dev_t dev, ino_t ino)
 {
 	const struct device *o;
 
+	if (closing_file(dev, ino))
+		return true;
 	for (o = bd->dying; o; o = o->next) {
 		const struct vbd *ov = o->ops == &vbd_ops ? o->priv : NULL;
 
@@ -145,8 +148,7 @@ static int lock_decide(struct device *d, struct vbd *v, short held,
 	 * restart), wait a little for the lock (tried again on the next
 	 * change or tick) before calling the target someone else's. A new
 	 * device is refused at once. */
-	if (raced || closing_file(v->st_dev, v->st_ino) ||
-	    draining_file(d->bd, v->st_dev, v->st_ino)) {
+	if (raced || close_to_come(d->bd, v->st_dev, v->st_ino)) {
 		/* our own close of it still runs (close_off(): its file
 		 * system may block), or comes once a removed device's queues
 		 * drained; the lock goes with it: a detach and attach of the
@@ -464,9 +466,9 @@ static int file_open_blocking(struct open_job *o)
 	return 0;
 }
 
-/* What the job holds, closed on its own thread (NFS writes back, FUSE
- * asks its server: at every close(2)) */
-static void file_open_close(struct vbd *v)
+/* A file target's fds closed, on the calling thread (NFS writes back,
+ * FUSE asks its server: at every close(2)) */
+static void vbd_close_fds(struct vbd *v)
 {
 	if (v->fd_direct >= 0)
 		close(v->fd_direct);
@@ -481,7 +483,7 @@ static void file_open_run(struct ctl_job *j)
 
 	o->rc = file_open_blocking(o);
 	if (o->rc)
-		file_open_close(&o->v);
+		vbd_close_fds(&o->v);
 }
 
 static void close_off(struct device *d, struct vbd *v);
@@ -501,7 +503,7 @@ static void file_open_drop(struct ctl_job *j)
 	if (o->v.fd_buffered >= 0 && j->dropped_here && file_may_block(&o->v))
 		close_off(o->d, &o->v);	/* its fds are the close's now */
 	if (o->v.fd_buffered >= 0) {	/* or here, if no thread took them */
-		file_open_close(&o->v);
+		vbd_close_fds(&o->v);
 		log_info("%s: %s closed (its device went while it opened)",
 			 o->path, o->v.params);
 	}
@@ -514,11 +516,7 @@ static void file_release(struct device *d, struct vbd *v)
 {
 	if (file_may_block(v))
 		close_off(d, v);	/* its fds are the close's now */
-	if (v->fd_direct >= 0)
-		close(v->fd_direct);
-	if (v->fd_buffered >= 0)
-		close(v->fd_buffered);
-	v->fd_direct = v->fd_buffered = -1;
+	vbd_close_fds(v);		/* or here, if no thread took them */
 }
 
 /* The open's result: 0 (open, locked or shared), -EAGAIN (the lock: the
@@ -663,15 +661,24 @@ static int file_open_start(struct device *d, struct vbd *v, bool probing)
 	return -EINPROGRESS;
 }
 
-/* An open not back after --stall-timeout: its file system hangs */
-static void file_open_stalled(struct device *d, struct vbd *v)
+/* A step of @d's in flight since @since_ns: true once, when it has been
+ * for longer than --stall-timeout (the caller logs it; *@slow says so) */
+static bool stalled_once(struct device *d, uint64_t since_ns, bool *slow)
 {
 	uint64_t limit = (uint64_t)d->bd->o.stall_s * 1000000000u;
 
-	if (!v->open_job || v->tops != &blk_target_file || v->open_slow ||
-	    !limit || pvio_now_ns() - v->open_since_ns <= limit)
+	if (!limit || *slow || pvio_since_ns(pvio_now_ns(), since_ns) <= limit)
+		return false;
+	*slow = true;
+	return true;
+}
+
+/* An open not back after --stall-timeout: its file system hangs */
+static void file_open_stalled(struct device *d, struct vbd *v)
+{
+	if (!v->open_job || v->tops != &blk_target_file ||
+	    !stalled_once(d, v->open_since_ns, &v->open_slow))
 		return;
-	v->open_slow = true;
 	log_warn("%s: %s does not answer: its open waiting for %u s (its file system hangs); the other devices go on",
 		 d->path, v->params, d->bd->o.stall_s);
 }
@@ -690,8 +697,7 @@ static void vbd_open_again(struct device *d)
 	 * still drains with it: no try until it is closed (or the wait is
 	 * over), its lock would only be met again */
 	if (v->fd_buffered >= 0 && pvio_now_ns() < v->lock_deadline_ns &&
-	    (closing_file(v->st_dev, v->st_ino) ||
-	     draining_file(d->bd, v->st_dev, v->st_ino)))
+	    close_to_come(d->bd, v->st_dev, v->st_ino))
 		return;
 	if (file_open_start(d, v, false) != -EINPROGRESS) {
 		d->failed = true;
@@ -1189,11 +1195,7 @@ static void close_run(struct ctl_job *j)
 
 	if (c->v.tpriv)
 		c->v.tops->close(&c->v);
-	/* NFS writes back, FUSE asks its server: at every close(2) */
-	if (c->v.fd_direct >= 0)
-		close(c->v.fd_direct);
-	if (c->v.fd_buffered >= 0)
-		close(c->v.fd_buffered);
+	vbd_close_fds(&c->v);
 }
 
 /* A file of ours closed (its lock with it): an attach that waits for
@@ -1202,8 +1204,7 @@ static void file_released(struct backd *bd, dev_t dev, ino_t ino)
 {
 	struct device *d;
 
-	if (bd->stopping || closing_file(dev, ino) ||
-	    draining_file(bd, dev, ino))
+	if (bd->stopping || close_to_come(bd, dev, ino))
 		return;
 	for (d = bd->devices; d; d = d->next) {
 		struct vbd *v = d->ops == &vbd_ops ? VBD(d) : NULL;
@@ -1309,10 +1310,7 @@ static void vbd_destroy(struct device *d)
 		close_off(d, v);
 	ctl_key_release(d->bd, v->close_hold);
 	held = v->fd_buffered >= 0;	/* closed here, not by a job */
-	if (v->fd_direct >= 0)
-		close(v->fd_direct);
-	if (v->fd_buffered >= 0)
-		close(v->fd_buffered);
+	vbd_close_fds(v);
 	d->priv = NULL;
 	if (held)
 		file_released(d->bd, v->st_dev, v->st_ino);
@@ -1490,15 +1488,11 @@ static void look_cancel(struct device *d, struct vbd *v)
  * not back yet */
 static void look_want(struct device *d, struct vbd *v)
 {
-	uint64_t limit = (uint64_t)d->bd->o.stall_s * 1000000000u;
-
 	if (!v->look_job) {
 		v->look_due = true;
 		return;
 	}
-	if (limit && !v->look_slow &&
-	    pvio_now_ns() - v->look_since_ns > limit) {
-		v->look_slow = true;
+	if (stalled_once(d, v->look_since_ns, &v->look_slow)) {
 		log_warn("%s: %s does not answer: fstat waiting for %u s (its file system hangs); the other devices go on",
 			 d->path, v->params, d->bd->o.stall_s);
 	}
