@@ -121,7 +121,7 @@ static bool close_to_come(struct backd *bd, dev_t dev, ino_t ino)
 	return false;
 }
 
-/* Files' closes done (close_done()): main thread only */
+/* Files of ours closed (file_released()): main thread only */
 static unsigned long file_closes_done;
 
 /*
@@ -1204,6 +1204,7 @@ static void file_released(struct backd *bd, dev_t dev, ino_t ino)
 {
 	struct device *d;
 
+	file_closes_done++;	/* an open's job may have met its lock */
 	if (bd->stopping || close_to_come(bd, dev, ino))
 		return;
 	for (d = bd->devices; d; d = d->next) {
@@ -1234,7 +1235,6 @@ static void close_done(struct ctl_job *j)
 	log_info("%s: %s closed (%llu ms)", c->path, c->v.params,
 		 (unsigned long long)(pvio_now_ms() - c->t0));
 	free(c);
-	file_closes_done += file;
 	if (file)
 		file_released(bd, dev, ino);
 }
