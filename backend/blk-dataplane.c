@@ -309,7 +309,11 @@ static void unpark(struct blk_queue *q)
 			b.n = b.segs = 0;
 			q->barrier = r;
 			start_batch(q, &r, 1);
-			break;
+			/* still in flight: the rest waits for it (the loop's
+			 * test); answered at once (a target that fails it
+			 * inside its submit): they go on now, as no completion
+			 * will come to call this again */
+			continue;
 		}
 		batch_add(q, &b, r);
 	}

@@ -162,11 +162,11 @@ static int lock_decide(struct device *d, struct vbd *v, short held,
 	}
 	if (pvio_now_ns() < v->lock_deadline_ns)
 		return -EAGAIN;
-	return pvio_xenbus_fatal(d->xb, -EBUSY,
-		"%s is in use (%s lock held by another device or program): "
-		"%s use refused", v->params,
-		held == F_RDLCK ? "a read-only" : "a read-write",
-		v->readonly ? "read-only" : "read-write");
+	snprintf(v->why, sizeof(v->why),
+		 "%.400s is in use (%s lock held by another device or program): %s use refused",
+		 v->params, held == F_RDLCK ? "a read-only" : "a read-write",
+		 v->readonly ? "read-only" : "read-write");
+	return -EBUSY;
 }
 
 /*
@@ -310,6 +310,56 @@ static int opened_offer(struct device *d)
 	return vbd_offer(d, v);
 }
 
+static bool remote_held(const struct vbd *v);
+static void close_off(struct device *d, struct vbd *v);
+
+/*
+ * The target cannot be opened (@v->why says why): a new device fails
+ * (its error node, Closing). A restarted pvio-backd's device under a
+ * guest still connected serves without its target instead
+ * (target-absent.c): the guest's requests in flight, those the last
+ * process left and every later one, are answered with an I/O error. A
+ * Closing would leave them unanswered for ever (docs/protocol.md rule
+ * 11). 0: it does; what the target's device properties were comes back
+ * from our directory, as the guest saw them.
+ */
+static int vbd_open_failed(struct device *d, struct vbd *v, int rc)
+{
+	unsigned long sectors, val;
+	char err[sizeof(v->why) + 64];
+
+	if (!device_reattaching(d)) {
+		log_warn("%s: %s", d->path, v->why);
+		return pvio_xenbus_fatal(d->xb, rc, "%s", v->why);
+	}
+	log_warn("%s: %s: re-attached without it, every request answered with an I/O error",
+		 d->path, v->why);
+	if (remote_held(v))	/* what the failed open took (its lock) */
+		close_off(d, v);
+	v->tops = &blk_target_absent;
+	v->tpriv = NULL;
+	device_read_uint(d, "sectors", 0, UINT64_MAX / 512u, 0, false, &sectors);
+	v->size_bytes = (uint64_t)sectors * 512u;
+	device_read_uint(d, "sector-size", 512, 4096, 512, false, &val);
+	v->logical = (unsigned int)val;
+	device_read_uint(d, "physical-sector-size", v->logical, 1u << 20,
+			 v->logical, false, &val);
+	v->physical = (unsigned int)val;
+	device_read_uint(d, "feature-flush-cache", 0, 1, 0, false, &val);
+	v->feat_flush = val;
+	device_read_uint(d, "feature-barrier", 0, 1, 0, false, &val);
+	v->feat_barrier = val;
+	device_read_uint(d, "feature-discard", 0, 1, 0, false, &val);
+	v->feat_discard = val;
+	device_read_uint(d, "discard-granularity", 512, 1u << 30, 4096, false,
+			 &val);
+	v->discard_granularity = (unsigned int)val;
+	snprintf(err, sizeof(err), "%d %s: every request answered with an I/O error",
+		 -rc, v->why);
+	pvio_xenbus_write(d->xb, "error", err);
+	return 0;
+}
+
 /* Main thread: the open's result is the device's now. */
 static void open_done(struct ctl_job *j)
 {
@@ -332,8 +382,11 @@ static void open_done(struct ctl_job *j)
 	memcpy(v->why, o->v.why, sizeof(v->why));
 	free(o);
 	if (rc) {
-		log_warn("%s: %s", d->path, v->why);
-		device_probe_done(d, pvio_xenbus_fatal(d->xb, rc, "%s", v->why));
+		rc = vbd_open_failed(d, v, rc);
+		if (rc)
+			device_probe_done(d, rc);
+		else
+			device_opened(d, opened_offer);
 		return;
 	}
 	/* whole logical blocks only */
@@ -352,11 +405,12 @@ static int remote_open(struct device *d, struct vbd *v)
 	struct open_job *o;
 	int rc;
 
-	if (!v->tops) {
-		snprintf(v->why, sizeof(v->why), "cannot open %.400s: %s",
-			 v->params, strerror(EPROTONOSUPPORT));
-		log_warn("%s: %s", d->path, v->why);
-		return pvio_xenbus_fatal(d->xb, -EPROTONOSUPPORT, "%s", v->why);
+	if (!v->tops) {	/* parse_params() said why */
+		if (!v->why[0])
+			snprintf(v->why, sizeof(v->why), "cannot open %.400s: %s",
+				 v->params, strerror(EPROTONOSUPPORT));
+		rc = vbd_open_failed(d, v, -EPROTONOSUPPORT);
+		return rc ? rc : opened_offer(d);
 	}
 	o = malloc(sizeof(*o));
 	if (!o)
@@ -532,12 +586,11 @@ static int file_opened(struct device *d, struct vbd *v, int rc)
 	}
 	v->lock_wait = false;
 	if (rc) {
-		if (!pvio_xenbus_last_error(d->xb)[0])
-			pvio_xenbus_fatal(d->xb, rc, "cannot open %s: %s",
-					  v->params, strerror(-rc));
-		log_warn("%s: %s", d->path, pvio_xenbus_last_error(d->xb));
+		if (!v->why[0])	/* else lock_decide()'s */
+			snprintf(v->why, sizeof(v->why), "cannot open %.400s: %s",
+				 v->params, strerror(-rc));
 		file_release(d, v);
-		return rc;
+		return vbd_open_failed(d, v, rc);
 	}
 	v->feat_discard = !v->readonly && v->discard_enable;
 	v->discard_granularity = v->is_blockdev ? v->physical : 4096;
@@ -589,6 +642,7 @@ static void file_open_done(struct ctl_job *j)
 	if (!rc && o->direct_err)
 		log_info("%s: %s refuses O_DIRECT (%s): buffered I/O", d->path,
 			 v->params, strerror(o->direct_err));
+	v->why[0] = 0;
 	if (!rc && o->busy)
 		rc = lock_decide(d, v, o->held, raced);
 	free(o);
@@ -1602,6 +1656,8 @@ static void vbd_describe(struct device *d, struct json_object *o)
 	}
 	json_add_name(o, "target", v->params);
 	json_add_name(o, "target_kind", v->tops ? v->tops->kind : "none");
+	if (v->tops == &blk_target_absent)	/* why (vbd_open_failed()) */
+		json_add_name(o, "target_error", v->why);
 	json_object_object_add(o, "size_bytes",
 			       json_object_new_uint64(v->size_bytes));
 	json_object_object_add(o, "read_only",

@@ -46,7 +46,7 @@ struct vbd {
 	uint64_t look_since_ns;	/* ... started then */
 	bool look_slow;		/* ... not back within --stall-timeout (logged) */
 	struct cw_slot *close_hold;	/* removed, draining: the close's place */
-	char why[512];		/* a remote target's one-line failure reason */
+	char why[512];		/* the target's one-line failure reason */
 	int fd_direct;		/* O_DIRECT, or -1 */
 	int fd_buffered;
 	bool readonly;

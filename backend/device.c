@@ -451,9 +451,19 @@ static void dev_create(struct backd *bd, const struct device_ops *ops,
 
 static void check_online(struct device *d);
 
+bool device_reattaching(struct device *d)
+{
+	enum pvio_xb_state other;
+
+	if (pvio_xenbus_state(d->xb) != PVIO_XB_CONNECTED)
+		return false;
+	other = pvio_xenbus_other_state(d->xb);
+	return other == PVIO_XB_CONNECTED || other == PVIO_XB_INITIALISED;
+}
+
 void device_probe_done(struct device *d, int rc)
 {
-	enum pvio_xb_state be, other;
+	enum pvio_xb_state other;
 	bool was_opening = d->opening;
 
 	d->opening = false;
@@ -478,10 +488,7 @@ void device_probe_done(struct device *d, int rc)
 	 * would kill the guest's disk */
 	if (d->connected || d->failed)
 		return;
-	be = pvio_xenbus_state(d->xb);
-	other = pvio_xenbus_other_state(d->xb);
-	if (be == PVIO_XB_CONNECTED &&
-	    (other == PVIO_XB_CONNECTED || other == PVIO_XB_INITIALISED)) {
+	if (device_reattaching(d)) {
 		/* a backend restarting under a connected guest: attach at the
 		 * live ring indices (or where its in-flight record says the
 		 * last process was), do not go through Closing
@@ -494,6 +501,7 @@ void device_probe_done(struct device *d, int rc)
 	 * (frontend_changed): the state they left, now, as the first watch
 	 * event is after a probe on the main thread */
 	if (was_opening) {
+		other = pvio_xenbus_other_state(d->xb);
 		frontend_changed(d->xb, other, d);
 		check_online(d);
 	}

@@ -429,6 +429,13 @@ int device_hotplug_error(struct device *d, const char *script);
  */
 void device_probe_done(struct device *d, int rc);
 /*
+ * Is @d a restarted pvio-backd's device under a guest still connected
+ * (our state Connected, the frontend's Connected or Initialised)? Such a
+ * device re-attaches at the live rings and never goes through Closing
+ * (docs/protocol.md rule 11).
+ */
+bool device_reattaching(struct device *d);
+/*
  * The end of such a probe when it went well: @offer writes what the
  * device offers (device_write()), in one transaction with the check that
  * the directory is still the one the probe marked; then as

@@ -98,6 +98,8 @@ struct blk_target_ops {
 extern const struct blk_target_ops blk_target_file;
 extern const struct blk_target_ops blk_target_nbd;	/* HAVE_LIBNBD */
 extern const struct blk_target_ops blk_target_rbd;	/* HAVE_LIBRBD */
+/* none: a re-attach's target that cannot be opened (target-absent.c) */
+extern const struct blk_target_ops blk_target_absent;
 
 /*
  * The target kind @params names ("rbd:...", "nbd://...", "nbd+unix://...",
