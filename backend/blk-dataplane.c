@@ -296,9 +296,17 @@ static void unpark(struct blk_queue *q)
 	while (q->parked && !q->barrier) {
 		struct blk_req *r = q->parked;
 
+		/* what this pass took is started before a barrier, or when
+		 * pages run out; a target that answers inside its submit
+		 * (target-absent.c) gives them back at once, and no
+		 * completion would come to call this again: look again */
+		if (b.n && (r->kind == BK_BARRIER || !take_pages(q, r))) {
+			start_batch(q, b.r, b.n);
+			b.n = b.segs = 0;
+			continue;
+		}
 		/* a barrier starts when only parked requests are taken */
-		if (r->kind == BK_BARRIER &&
-		    (b.n || q->inflight != q->nr_parked))
+		if (r->kind == BK_BARRIER && q->inflight != q->nr_parked)
 			break;
 		if (!take_pages(q, r))
 			break;

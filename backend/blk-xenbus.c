@@ -323,9 +323,17 @@ static void close_off(struct device *d, struct vbd *v);
  * 11). 0: it does; what the target's device properties were comes back
  * from our directory, as the guest saw them.
  */
+/* A property the guest was given, read back: @dflt if unreadable */
+static unsigned long given(struct device *d, const char *key, unsigned long min,
+			   unsigned long max, unsigned long dflt)
+{
+	unsigned long v;
+
+	return device_read_uint(d, key, min, max, dflt, false, &v) ? dflt : v;
+}
+
 static int vbd_open_failed(struct device *d, struct vbd *v, int rc)
 {
-	unsigned long sectors, val;
 	char err[sizeof(v->why) + 64];
 
 	if (!device_reattaching(d)) {
@@ -338,22 +346,18 @@ static int vbd_open_failed(struct device *d, struct vbd *v, int rc)
 		close_off(d, v);
 	v->tops = &blk_target_absent;
 	v->tpriv = NULL;
-	device_read_uint(d, "sectors", 0, UINT64_MAX / 512u, 0, false, &sectors);
-	v->size_bytes = (uint64_t)sectors * 512u;
-	device_read_uint(d, "sector-size", 512, 4096, 512, false, &val);
-	v->logical = (unsigned int)val;
-	device_read_uint(d, "physical-sector-size", v->logical, 1u << 20,
-			 v->logical, false, &val);
-	v->physical = (unsigned int)val;
-	device_read_uint(d, "feature-flush-cache", 0, 1, 0, false, &val);
-	v->feat_flush = val;
-	device_read_uint(d, "feature-barrier", 0, 1, 0, false, &val);
-	v->feat_barrier = val;
-	device_read_uint(d, "feature-discard", 0, 1, 0, false, &val);
-	v->feat_discard = val;
-	device_read_uint(d, "discard-granularity", 512, 1u << 30, 4096, false,
-			 &val);
-	v->discard_granularity = (unsigned int)val;
+	v->logical = (unsigned int)given(d, "sector-size", 512, 4096, 512);
+	if (v->logical & (v->logical - 1))
+		v->logical = 512;
+	v->physical = (unsigned int)given(d, "physical-sector-size", v->logical,
+					  1u << 20, v->logical);
+	v->size_bytes = (uint64_t)given(d, "sectors", 0, UINT64_MAX / 512u, 0) * 512u;
+	v->size_bytes -= v->size_bytes % v->logical;
+	v->feat_flush = given(d, "feature-flush-cache", 0, 1, 0);
+	v->feat_barrier = given(d, "feature-barrier", 0, 1, 0);
+	v->feat_discard = given(d, "feature-discard", 0, 1, 0);
+	v->discard_granularity = (unsigned int)given(d, "discard-granularity",
+						     512, 1u << 30, 4096);
 	snprintf(err, sizeof(err), "%d %s: every request answered with an I/O error",
 		 -rc, v->why);
 	pvio_xenbus_write(d->xb, "error", err);
@@ -842,9 +846,20 @@ static void vbd_hotplug_check(struct device *d)
 	free(s);
 	rc = physical_device_path(d, pd, path, sizeof(path));
 	if (rc) {
-		device_setup_fail(d, rc, "physical-device '%s' (major:minor, hex): %s",
-				  pd, strerror(-rc));
+		snprintf(v->why, sizeof(v->why),
+			 "physical-device '%.100s' (major:minor, hex): %s", pd,
+			 strerror(-rc));
 		free(pd);
+		if (!device_reattaching(d)) {
+			device_setup_fail(d, rc, "%s", v->why);
+			return;
+		}
+		/* the script's device went while we were down (a volume
+		 * removed): as any target that cannot be opened again */
+		vbd_open_failed(d, v, rc);
+		v->hotplug = false;
+		v->opened = true;
+		device_recheck(d);
 		return;
 	}
 	log_info("%s: hotplug script %s: physical-device %s is %s", d->path,

@@ -610,9 +610,13 @@ static struct blkif_request_segment *cr_ind;
 static pvio_gref_t cr_ind_refs[CR_INFLIGHT];
 /* indirect requests and barriers acknowledged */
 static uint64_t cr_nind, cr_nbar;
-/* --gone: errors allowed, acknowledged records written here; errors seen */
+/* --gone: errors allowed (once STOP.killed exists), acknowledged records
+ * written here; errors seen */
 static const char *cr_gone;
+static char cr_killed[PVIO_PATH_BUF];
 static uint64_t cr_errors;
+/* what the backend offers: barriers and discards only then */
+static bool cr_barrier = true, cr_discard = true;
 
 static uint64_t cr_word(uint32_t b, uint32_t v, unsigned int i)
 {
@@ -714,7 +718,7 @@ static bool cr_issue(unsigned int nwrites)
 		pvio_ring_front_req_commit(&ring);
 		return true;
 	}
-	if (dice < 5) {	/* discard: the range's contents become undefined */
+	if (dice < 5 && cr_discard) {	/* discard: the range's contents become undefined */
 		struct blkif_request_discard *d;
 
 		c = cr_new(BLKIF_OP_DISCARD);
@@ -758,7 +762,8 @@ static bool cr_issue(unsigned int nwrites)
 			seg = cr_ind + (size_t)(c - cr_tab) * (4096 / sizeof(*seg));
 		} else {
 			/* a write now and then is a barrier */
-			if (c->op == BLKIF_OP_WRITE && cr_random() % 32 == 0)
+			if (c->op == BLKIF_OP_WRITE && cr_barrier &&
+			    cr_random() % 32 == 0)
 				c->rsp_op = BLKIF_OP_WRITE_BARRIER;
 			r->operation = c->rsp_op;
 			r->id = c->id;
@@ -800,7 +805,9 @@ static unsigned int cr_answer(const struct blkif_response *p, uint64_t *counts)
 	if (p->operation != c->rsp_op)
 		FAIL("the response to id %llu says op %u, want op %u",
 		     (unsigned long long)p->id, p->operation, c->rsp_op);
-	if (p->status != BLKIF_RSP_OKAY && !cr_gone)
+	/* --gone: an I/O error, once the backend was killed */
+	if (p->status != BLKIF_RSP_OKAY &&
+	    (!cr_gone || p->status != BLKIF_RSP_ERROR || access(cr_killed, F_OK)))
 		FAIL("I/O error: op %u on block %u: status %d", c->op, c->block,
 		     p->status);
 	if (p->status != BLKIF_RSP_OKAY) {
@@ -863,6 +870,67 @@ static void cr_wait(uint64_t *idle_ms)
 		FAIL("no response for 20 s (%u in flight)", cr_inflight);
 }
 
+/*
+ * --gone, after the drain: 8 writes, each followed by a barrier (or a
+ * flush), on the ring at once: every one must be answered, with an I/O
+ * error, within 5 s (a backend whose target answers inside its submit
+ * must not leave requests parked behind a barrier)
+ */
+static void cr_train(void)
+{
+	struct blkif_response rsp[32];
+	unsigned int i, got = 0, waited = 0, seen = 0;
+
+	for (i = 0; i < 16; i++) {
+		struct blkif_request *r = pvio_blkif_front_req(&ring);
+
+		memset(r, 0, sizeof(*r));
+		r->id = 90000 + i;
+		r->operation = i % 2 == 0 ? BLKIF_OP_WRITE :
+			       cr_barrier ? BLKIF_OP_WRITE_BARRIER :
+			       BLKIF_OP_FLUSH_DISKCACHE;
+		if (r->operation != BLKIF_OP_FLUSH_DISKCACHE) {
+			r->sector_number = (uint64_t)i * 8;
+			r->nr_segments = 1;
+			r->seg[0].gref = data_refs[i];
+			r->seg[0].last_sect = 7;
+		}
+		pvio_ring_front_req_commit(&ring);
+	}
+	kick();
+	while (got < 16) {
+		int c = pvio_blkif_front_consume(&ring, rsp, 32);
+
+		if (c < 0)
+			FAIL("ring halted: %s", pvio_ring_halt_str(ring.halted));
+		for (i = 0; i < (unsigned int)c; i++, got++) {
+			uint64_t k = rsp[i].id - 90000;
+
+			if (k >= 16 || (seen & (1u << k)) ||
+			    rsp[i].status != BLKIF_RSP_ERROR)
+				FAIL("the train's response for id %llu: %s, status %d",
+				     (unsigned long long)rsp[i].id,
+				     k < 16 && (seen & (1u << k)) ? "twice" : "", rsp[i].status);
+			seen |= 1u << k;
+		}
+		if (c > 0)
+			continue;
+		if (waited > 5000)
+			FAIL("%u of 16 requests (8 writes, each with a %s) answered in 5 s",
+			     got, cr_barrier ? "barrier" : "flush");
+		if (!pvio_ring_front_final_check(&ring, 1)) {
+			struct pollfd pf = { .fd = pvio_evtchn_fd(plat), .events = POLLIN };
+
+			poll(&pf, 1, 20);
+			waited += 20;
+			while (pvio_evtchn_pending(plat) >= 0)
+				;
+		}
+	}
+	printf("OK 8 writes, each with a %s after it, answered with an I/O error, each once\n",
+	       cr_barrier ? "barrier" : "flush");
+}
+
 static void crash_load(const char *stopfile)
 {
 	struct blkif_response rsp[32];
@@ -877,6 +945,11 @@ static void crash_load(const char *stopfile)
 	snprintf(paused, sizeof(paused), "%s.paused", stopfile);
 	unsigned long max_ind = 0;
 
+	unsigned long feat;
+
+	snprintf(cr_killed, sizeof(cr_killed), "%s.killed", stopfile);
+	cr_barrier = rd_uint(be, "feature-barrier", &feat) == 0 && feat;
+	cr_discard = rd_uint(be, "feature-discard", &feat) == 0 && feat;
 	for (i = 0; i < NDATA; i++)
 		cr_free_pg[cr_nfree++] = (uint8_t)i;
 	if (rd_uint(be, "feature-max-indirect-segments", &max_ind) == 0 &&
@@ -938,11 +1011,14 @@ static void crash_load(const char *stopfile)
 		if (be_state() != 4)
 			FAIL("the backend went to state %lu: Linux's blkfront would hang",
 			     be_state());
+		cr_train();
 		printf("OK %llu requests answered with an I/O error, each once; %u acknowledged records to find in the image\n",
 		       (unsigned long long)cr_errors, checked);
 		/* held, Connected, for the caller to look at */
 		while (access(stopfile, F_OK) != 0)
 			poll(NULL, 0, 20);
+		if (pvio_blkif_front_consume(&ring, rsp, 32) != 0)
+			FAIL("a response after every request was answered");
 		return;
 	}
 	/* every acknowledged record is there */
@@ -988,6 +1064,8 @@ static void verify_image(const char *img, const char *acked)
 	}
 	fclose(f);
 	close(fd);
+	if (!n)
+		FAIL("%s: no record to look for", acked);
 	printf("OK %u acknowledged records intact in %s\n", n, img);
 }
 

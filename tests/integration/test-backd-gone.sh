@@ -11,6 +11,12 @@
 #    stats show the target "absent" and the errors; another guest's disk
 #    goes on; every record acknowledged before is intact in the image; a
 #    detach releases the device and the image attaches and serves again;
+#    after the drain, 8 writes each followed by a barrier are answered at
+#    once (none left parked behind a barrier the target answered inside
+#    its submit);
+#  - a hotplug script's device (a loop device, as the stock block script
+#    makes) gone at the restart: the same, and the script's device is
+#    released at the detach;
 #  - an NBD export whose server is gone at the restart (with nbdkit): the
 #    same answer once the open fails (refused, or after --remote-timeout), and the
 #    failed open's writer lock is released (the export, its server back,
@@ -30,13 +36,44 @@ mkdir -p "$W/locks"
 ARGS=(--workers 1 --remote-timeout 2 --lock-dir "$W/locks")
 t_backd_up "${ARGS[@]}"
 
-# kill pvio-backd under a guest's load; $1 runs before the restart
+# kill pvio-backd under a guest's load ($1: its client's stop file: from
+# now on it accepts I/O errors); $2 runs before the restart
 kill_restart() {
+	touch "$1.killed"
 	kill -KILL "$BACKD_PID"
 	wait "$BACKD_PID" 2>/dev/null
 	T_PIDS=${T_PIDS/ $BACKD_PID/}
-	eval "$1"
+	eval "$2"
 	t_backd_up "${ARGS[@]}"
+}
+
+# the absent disk of guest $1 in stats: its kind, reason $2, its errors
+check_absent() {
+	local st
+	st=$("$PVIO_CTL" -w "$W" stats "$1" --json) || t_fail "stats $1"
+	python3 - "$st" "$2" <<'PY' || t_fail "stats of $1's absent disk: $st"
+import json, sys
+d = json.loads(sys.argv[1])
+devs = d["devices"] if isinstance(d, dict) and "devices" in d else d
+v = [x for x in devs if x.get("kind") == "vbd"][0]
+assert v["target_kind"] == "absent", v
+assert sys.argv[2] in v["target_error"], v
+def find(o, k):
+    if isinstance(o, dict):
+        for kk, vv in o.items():
+            if kk == k and isinstance(vv, int):
+                return vv
+            r = find(vv, k)
+            if r is not None:
+                return r
+    if isinstance(o, list):
+        for x in o:
+            r = find(x, k)
+            if r is not None:
+                return r
+    return None
+assert (find(v, "io") or 0) >= 16, v	# at least the client's train
+PY
 }
 
 # ---- a file moved away -------------------------------------------------------------
@@ -45,7 +82,7 @@ kill_restart() {
 C1=$!
 t_wait_states g1 51712 "Connected Connected"
 sleep 1
-kill_restart 'mv "$W/d1.img" "$W/d1.away"'
+kill_restart "$W/stop" 'mv "$W/d1.img" "$W/d1.away"'
 # answered: the client drains, checks the backend is still Connected, and
 # holds (or fails: an answer twice, or none)
 answered() {	# client-pid out-file what
@@ -67,30 +104,7 @@ case $err in
 *"d1.img: No such file or directory: every request answered with an I/O error") ;;
 *) t_fail "g1's error node: '$err'" ;;
 esac
-st=$("$PVIO_CTL" -w "$W" stats g1 --json) || t_fail "stats"
-python3 - "$st" <<'PY' || t_fail "stats of the absent disk: $st"
-import json, sys
-d = json.loads(sys.argv[1])
-devs = d["devices"] if isinstance(d, dict) and "devices" in d else d
-v = [x for x in devs if x.get("kind") == "vbd"][0]
-assert v["target_kind"] == "absent", v
-assert "No such file" in v["target_error"], v
-def find(o, k):
-    if isinstance(o, dict):
-        for kk, vv in o.items():
-            if kk == k and isinstance(vv, int):
-                return vv
-            r = find(vv, k)
-            if r is not None:
-                return r
-    if isinstance(o, list):
-        for x in o:
-            r = find(x, k)
-            if r is not None:
-                return r
-    return None
-assert (find(v, "io") or 0) > 0, v
-PY
+check_absent g1 "No such file"
 "$PVIO_CTL" -w "$W" run g2 -- "$CLIENT" 51712 io 50 >"$W/g2.out" 2>&1 ||
 	t_fail "g2 beside the absent disk: $(tail -2 "$W/g2.out")"
 "$CLIENT" - verify-image "$W/d1.away" "$W/acked" >"$W/verify.out" 2>&1 ||
@@ -109,6 +123,55 @@ ctl vbd-attach g1 "$W/d1.img" >/dev/null || t_fail "attach d1 again"
 "$PVIO_CTL" -w "$W" run g1 -- "$CLIENT" 51712 io 50 >"$W/g1b.out" 2>&1 ||
 	t_fail "g1 after the image came back: $(tail -2 "$W/g1b.out")"
 t_pass "the absent disk detached; the image attached again and served 50 verified write+read"
+
+# ---- a hotplug script's device gone ---------------------------------------------------
+if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
+	mkdir -p "$W/scripts"
+	cat >"$W/scripts/block" <<'SH'
+#!/bin/sh
+# as the stock block script: a loop device for the file, its major:minor
+case $1 in
+add)
+	p=$(xenstore-read "$XENBUS_PATH/params") || exit 1
+	l=$(losetup -f --show "$p") || exit 1
+	xenstore-write "$XENBUS_PATH/node" "$l" \
+		"$XENBUS_PATH/physical-device" "$(stat -L -c '%t:%T' "$l")" \
+		"$XENBUS_PATH/hotplug-status" connected ;;
+remove)
+	l=$(xenstore-read "$XENBUS_PATH/node") && losetup -d "$l" ;;
+esac
+SH
+	chmod 755 "$W/scripts/block"
+	ctl create g5 >/dev/null || t_fail "create g5"
+	truncate -s 16M "$W/d5.img"
+	ctl vbd-attach g5 "$W/d5.img" --script "$W/scripts/block" >/dev/null ||
+		t_fail "attach d5 through the script"
+	DG5=$(ctl devices g5 | awk '$3 == 51712 { print $1 }')
+	"$PVIO_CTL" -w "$W" run g5 -- "$CLIENT" 51712 crash "$W/stop5" \
+		--gone "$W/acked5" >"$W/g5.out" 2>&1 &
+	C5=$!
+	t_wait_states g5 51712 "Connected Connected"
+	sleep 1
+	# the volume the script made is gone at the restart (as a removed
+	# logical volume): its major:minor names no device
+	kill_restart "$W/stop5" \
+		'ctl run 0 -- xenstore-write "$BE/vbd/$DG5/51712/physical-device" f0:ff'
+	answered $C5 "$W/g5.out" g5
+	[ "$(t_states g5 51712)" = "Connected Connected" ] ||
+		t_fail "g5's disk went through $(t_states g5 51712)"
+	check_absent g5 "physical-device 'f0:ff'"
+	touch "$W/stop5"
+	wait $C5 || t_fail "g5 at its end: $(tail -2 "$W/g5.out")"
+	ctl vbd-detach g5 xvda >/dev/null || t_fail "detach g5's absent disk"
+	for _ in $(seq 100); do
+		[ -z "$(losetup -j "$W/d5.img")" ] && break; sleep 0.05
+	done
+	"$CLIENT" - verify-image "$W/d5.img" "$W/acked5" >"$W/verify5.out" 2>&1 ||
+		t_fail "$(tail -1 "$W/verify5.out")"
+	t_pass "a hotplug script's device gone at a restart: g5's requests answered once with an I/O error, barriers included, the disk still Connected; detached; $(sed 's/^OK //' "$W/verify5.out")"
+else
+	t_log "SKIP (part): not root, or no loop devices: the hotplug script case is not run"
+fi
 
 # ---- an NBD server gone ---------------------------------------------------------------
 if ! command -v nbdkit >/dev/null 2>&1 ||
@@ -129,10 +192,11 @@ ctl vbd-attach g3 "nbd+unix:///?socket=$W/g3.sock" >/dev/null || t_fail "attach 
 C3=$!
 t_wait_states g3 51712 "Connected Connected"
 sleep 1
-kill_restart 'kill $NBD; wait $NBD 2>/dev/null'
+kill_restart "$W/stop3" 'kill $NBD; wait $NBD 2>/dev/null'
 answered $C3 "$W/g3.out" g3
 [ "$(t_states g3 51712)" = "Connected Connected" ] ||
 	t_fail "g3's disk went through $(t_states g3 51712)"
+check_absent g3 "cannot connect"
 touch "$W/stop3"
 wait $C3 || t_fail "g3 at its end: $(tail -2 "$W/g3.out")"
 # the failed open took the export's writer lock: released, the export
