@@ -18,6 +18,12 @@
  * alternating, with each guest's IOPS: total, min/median/max and the
  * fairness spread (the largest distance from the mean, in % of it).
  *
+ * --restart: then, with every guest reading, pvio-backd killed with
+ * SIGKILL (a crash) and, in the same run, stopped with SIGTERM (a clean
+ * stop), each time started again with the same arguments: the longest
+ * time each guest went without a completion (its outage), and how long
+ * pvio-backd took to come up again.
+ *
  * --noisy: 8 guests; guest 1 floods (4 KiB random writes, QD 128) while
  * the 7 others do QD 1 random reads: each quiet guest's p99 alone, then
  * beside the flood, in the same run.
@@ -54,7 +60,7 @@ struct gopts {
 	unsigned int guests, qd, ms, runs, spin_us, workers, base;
 	uint64_t size;
 	const char *dir;
-	bool json, vif, noisy, copy;
+	bool json, vif, noisy, copy, restart;
 };
 
 /* parent -> driver */
@@ -64,6 +70,7 @@ struct gcmd {
 	uint64_t start_ns;	/* CLOCK_MONOTONIC: every driver starts then */
 	uint32_t active;	/* guests [0, active) run ... */
 	uint32_t flood;		/* ... and the flooder, if set */
+	uint64_t kill_ns;	/* --restart: pvio-backd goes then (0: no) */
 };
 
 enum { CMD_CONNECT = 1, CMD_RUN, CMD_EXIT };
@@ -74,6 +81,7 @@ struct gres {
 	int32_t error;
 	uint64_t ios;
 	double p50, p99;
+	double gap_ms;		/* the longest time without a completion */
 };
 
 struct guest {
@@ -89,6 +97,7 @@ struct guest {
 	struct gjob *jobs;
 	uint64_t rng;
 	uint64_t ios;
+	uint64_t last_ns, max_gap_ns;	/* completions: the last, the longest gap */
 	int error;
 	uint32_t nlat;
 	uint32_t *lat;
@@ -156,6 +165,9 @@ static void job_done(struct pvio_blkfront_io *io, int r)
 		g->error = r;
 		return;
 	}
+	if (t - g->last_ns > g->max_gap_ns)
+		g->max_gap_ns = t - g->last_ns;
+	g->last_ns = t;
 	if (t > run_end_ns)
 		return;
 	g->ios++;
@@ -195,6 +207,18 @@ static unsigned int guest_fill(struct guest *g, uint64_t now, uint64_t blocks)
 	return n;
 }
 
+/* --restart: every guest has had a completion since @after (the killed
+ * pvio-backd is gone by then: the new one answered it), or failed */
+static bool all_back(struct guest **act, unsigned int na, uint64_t after)
+{
+	unsigned int i;
+
+	for (i = 0; i < na; i++)
+		if (!act[i]->error && act[i]->last_ns <= after)
+			return false;
+	return true;
+}
+
 static void driver_run(struct guest *gs, unsigned int ng, const struct gcmd *c,
 		       int ep, const struct gopts *o)
 {
@@ -208,6 +232,7 @@ static void driver_run(struct guest *gs, unsigned int ng, const struct gcmd *c,
 
 		g->ios = 0;
 		g->nlat = 0;
+		g->max_gap_ns = 0;
 		if (!g->error && (g->idx < c->active || (c->flood && g->flooder))) {
 			struct epoll_event ev = { .events = EPOLLIN };
 
@@ -223,14 +248,21 @@ static void driver_run(struct guest *gs, unsigned int ng, const struct gcmd *c,
 	 * machine the command may come after the agreed start */
 	run_end_ns = (now > c->start_ns ? now : c->start_ns) +
 		     (uint64_t)c->ms * 1000000u;
-	for (i = 0; i < na; i++)
+	for (i = 0; i < na; i++) {
+		act[i]->last_ns = now;
 		guest_fill(act[i], pvio_now_ns(), blocks);
+	}
 	while (na) {
 		unsigned int busy = 0;
 		int got = 0;
 
 		now = pvio_now_ns();
 		running = now < run_end_ns;
+		/* --restart: over once everyone is served again (run_end_ns
+		 * is the limit), and the killed process surely gone */
+		if (running && c->kill_ns && now > c->kill_ns + 1000000000u &&
+		    all_back(act, na, c->kill_ns + 50000000u))
+			running = false;
 		for (i = 0; i < na; i++) {
 			struct guest *g = act[i];
 			int n = pvio_blkfront_reap(g->q, 0);
@@ -310,7 +342,8 @@ static void driver_main(const struct gopts *o, unsigned int first,
 		}
 		for (i = 0; i < n; i++) {
 			struct gres r = { .idx = gs[i].idx, .error = gs[i].error,
-					  .ios = gs[i].ios };
+					  .ios = gs[i].ios,
+					  .gap_ms = (double)gs[i].max_gap_ns / 1e6 };
 
 			bench_percentiles(gs[i].lat, gs[i].nlat, &r.p50, &r.p99);
 			if (bench_write(res_w, &r, sizeof(r)))
@@ -335,15 +368,21 @@ struct driver {
 	unsigned int first, n;
 };
 
-static int drivers_cmd(struct driver *d, unsigned int nd, const struct gcmd *c,
-		       struct gres *res)
+static int drivers_send(struct driver *d, unsigned int nd, const struct gcmd *c)
 {
-	unsigned int i, k;
-	int rc = 0;
+	unsigned int i;
 
 	for (i = 0; i < nd; i++)
 		if (bench_write(d[i].cmd_w, c, sizeof(*c)))
 			return -EIO;
+	return 0;
+}
+
+static int drivers_collect(struct driver *d, unsigned int nd, struct gres *res)
+{
+	unsigned int i, k;
+	int rc = 0;
+
 	for (i = 0; i < nd; i++)
 		for (k = 0; k < d[i].n; k++) {
 			struct gres r;
@@ -356,6 +395,14 @@ static int drivers_cmd(struct driver *d, unsigned int nd, const struct gcmd *c,
 				rc = r.error;
 		}
 	return rc;
+}
+
+static int drivers_cmd(struct driver *d, unsigned int nd, const struct gcmd *c,
+		       struct gres *res)
+{
+	int rc = drivers_send(d, nd, c);
+
+	return rc ? rc : drivers_collect(d, nd, res);
 }
 
 /* pvio-backd's RSS (KiB), fds and CPU time (ns) */
@@ -487,6 +534,14 @@ int bench_guests(int argc, char **argv)
 	char img[PVIO_PATH_BUF], img_w[PVIO_PATH_BUF];
 	struct gcmd c;
 	struct rlimit rl;
+	/* --restart: [0] SIGKILL, [1] SIGTERM; per run */
+	struct rstop {
+		int sig;
+		const char *name;
+		double up_s[32], gap_max[32];
+		struct bench_stat3 gap[32];
+	} rs[2] = { { .sig = SIGKILL, .name = "SIGKILL (crash)" },
+		    { .sig = SIGTERM, .name = "SIGTERM (clean)" } };
 	bool qd_given = false;
 	int rc = 0;
 
@@ -520,6 +575,8 @@ int bench_guests(int argc, char **argv)
 			o.noisy = true;
 		} else if (!strcmp(argv[i], "--copy")) {
 			o.copy = true;
+		} else if (!strcmp(argv[i], "--restart")) {
+			o.restart = true;
 		} else {
 			usage_exit("blk --guests: unknown option '%s'", argv[i]);
 		}
@@ -535,6 +592,8 @@ int bench_guests(int argc, char **argv)
 				   "--workers");
 		if (o.vif)
 			usage_exit("--noisy: disks only (%s)", "--vif");
+		if (o.restart)
+			usage_exit("--noisy: no restart (%s)", "--restart");
 		o.guests = 8;
 		o.qd = 1;
 	}
@@ -707,6 +766,37 @@ int bench_guests(int argc, char **argv)
 					i % 8 == 7 ? "\n" : "  ");
 		ratio[run] = base.total[run] > 0 ? all.total[run] / base.total[run] : 0;
 	}
+	/* --restart: a crash and a clean stop under load, alternated */
+	for (run = 0; o.restart && run < o.runs && !rc; run++) {
+		unsigned int k;
+
+		for (k = 0; k < 2 && !rc; k++) {
+			struct rstop *st = &rs[(run + k) % 2];
+			uint64_t kill_ns, up_ns;
+			double v[GUESTS_MAX];
+
+			memset(&c, 0, sizeof(c));
+			c.op = CMD_RUN;
+			c.ms = 60000;	/* the limit: over once all are back */
+			c.active = o.guests;
+			c.start_ns = pvio_now_ns() + 50000000u;
+			c.kill_ns = c.start_ns + 500000000u;
+			rc = drivers_send(d, nd, &c);
+			while (!rc && (kill_ns = pvio_now_ns()) < c.kill_ns)
+				usleep((useconds_t)((c.kill_ns - kill_ns) / 1000u + 1));
+			if (!rc)
+				rc = bench_backd_restart(&bw, st->sig, &up_ns);
+			if (!rc)
+				rc = drivers_collect(d, nd, res);
+			if (rc)
+				break;
+			st->up_s[run] = (double)(up_ns - kill_ns) / 1e9;
+			for (i = 0; i < o.guests; i++)
+				v[i] = res[i].gap_ms;
+			st->gap[run] = bench_stat3(v, o.guests);
+			st->gap_max[run] = st->gap[run].max;
+		}
+	}
 	backd_usage(bw.backd, &rss2, &fds1, &t1);
 	if (rc)
 		fprintf(stderr, "pvio-bench: a run failed: %s\n", strerror(-rc));
@@ -726,7 +816,8 @@ out:
 	{
 		double conn_s = (double)(c1 - a0) / 1e9;
 		double idle_pct = 100.0 * (double)tk / 3e9;
-		double rat = 0, qa = 0, qf = 0, worst = 0;
+		double rat = 0, qa = 0, qf = 0, worst = 0, rratio = 0;
+		struct { double up, min, med, max, maxmed; } rsum[2];
 		struct bench_stat3 st;
 
 		if (o.noisy) {
@@ -746,6 +837,25 @@ out:
 		} else {
 			rat = bench_stat3(ratio, o.runs).med;
 		}
+		for (i = 0; o.restart && i < 2; i++) {
+			double v[32];
+			unsigned int r;
+
+			rsum[i].up = bench_stat3(rs[i].up_s, o.runs).med;
+			rsum[i].min = rs[i].gap[0].min;
+			rsum[i].max = 0;
+			for (r = 0; r < o.runs; r++) {
+				v[r] = rs[i].gap[r].med;
+				if (rs[i].gap[r].min < rsum[i].min)
+					rsum[i].min = rs[i].gap[r].min;
+				if (rs[i].gap[r].max > rsum[i].max)
+					rsum[i].max = rs[i].gap[r].max;
+			}
+			rsum[i].med = bench_stat3(v, o.runs).med;
+			rsum[i].maxmed = bench_stat3(rs[i].gap_max, o.runs).med;
+		}
+		if (o.restart && rsum[1].maxmed > 0)
+			rratio = rsum[0].maxmed / rsum[1].maxmed;
 		st = bench_stat3(base.total, o.runs);
 		base.total_med = st.med;
 		st = bench_stat3(all.total, o.runs);
@@ -770,10 +880,20 @@ out:
 				       " \"all\": {\"guests\": %u, \"iops\": %.0f, \"guest_min\": %.0f, "
 				       "\"guest_median\": %.0f, \"guest_max\": %.0f, "
 				       "\"spread_pct\": %.1f},\n \"ratio\": %.3f, "
-				       "\"backd_rss_after_mb\": %.1f}\n",
+				       "\"backd_rss_after_mb\": %.1f",
 				       o.base, base.total_med, base.worst_spread, o.guests,
 				       all.total_med, all.g_min, all.g_med, all.g_max,
 				       all.worst_spread, rat, rss2 / 1024.0);
+			if (o.restart) {
+				printf(",\n \"restart\": {\"qd\": %u", o.qd);
+				for (i = 0; i < 2; i++)
+					printf(", \"%s\": {\"up_s\": %.3f, \"outage_ms_min\": %.1f, "
+					       "\"outage_ms_median\": %.1f, \"outage_ms_max\": %.1f}",
+					       rs[i].sig == SIGKILL ? "kill" : "term", rsum[i].up,
+					       rsum[i].min, rsum[i].med, rsum[i].max);
+				printf(", \"ratio_max\": %.3f}", rratio);
+			}
+			printf("}\n");
 			return 0;
 		}
 		printf("pvio-bench blk --guests %u: sim domUs (%u per driver process, CPU 0), "
@@ -807,6 +927,20 @@ out:
 		       all.total_med, all.g_min, all.g_med, all.g_max, all.worst_spread);
 		printf("ratio %u/%u guests: %.2fx; spread = the largest distance of a guest "
 		       "from the mean (worst run)\n", o.guests, o.base, rat);
+		if (o.restart) {
+			printf("restart under load: every guest reading (QD %u), pvio-backd stopped "
+			       "and started again\n(same arguments), %u runs each, alternated; "
+			       "outage = the longest time a guest\nwent without a completion "
+			       "(min and max over guests and runs, median of the runs' medians)\n",
+			       o.qd, o.runs);
+			printf("%-17s | %12s | %9s %9s %9s\n", "stop", "up again s",
+			       "min ms", "median", "max");
+			for (i = 0; i < 2; i++)
+				printf("%-17s | %12.2f | %9.1f %9.1f %9.1f\n", rs[i].name,
+				       rsum[i].up, rsum[i].min, rsum[i].med, rsum[i].max);
+			printf("ratio crash/clean (median of the runs' longest outages): %.2fx\n",
+			       rratio);
+		}
 	}
 	return 0;
 }

@@ -142,11 +142,60 @@ int bench_world_up_workers(struct bench_world *bw, unsigned int spin_us,
 	return bench_world_up_opt(bw, spin_us, grant_map, workers, NULL);
 }
 
+/* pvio-backd on CPU 1, its log in the world's directory (appended to:
+ * a restart's goes after the first's); 0 once its socket is there */
+static int backd_start(struct bench_world *bw, bool append)
+{
+	char sock[4300];
+	int i;
+
+	snprintf(sock, sizeof(sock), "%s/backd.sock", bw->dir);
+	unlink(sock);	/* a killed one's: not a sign of the new one */
+	fflush(NULL);
+	bw->backd = pvio_guard_fork();
+	if (bw->backd == 0) {
+		char logp[PVIO_PATH_BUF];
+		const char *argv[16];
+		FILE *f;
+		int n = 0;
+
+		/* its own orderly end, should pvio-bench end first */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		snprintf(logp, sizeof(logp), "%s/backd.log", bw->dir);
+		f = freopen(logp, append ? "a" : "w", stderr);
+		(void)f;
+		bench_pin(1);
+		argv[n++] = "pvio-backd";
+		argv[n++] = "-p";
+		argv[n++] = bw->spec;
+		argv[n++] = "--workers";
+		argv[n++] = bw->workers;
+		argv[n++] = "--spin-us";
+		argv[n++] = bw->spin;
+		argv[n++] = "-l";
+		argv[n++] = bw->grant_map && getenv("PVIO_BENCH_DEBUG") ? "debug" : "warn";
+		if (bw->grant_map)
+			argv[n++] = "--grant-map";
+		if (bw->extra)
+			argv[n++] = bw->extra;
+		argv[n] = NULL;
+		execv(backd_path(), (char *const *)argv);
+		_exit(127);
+	}
+	/* a restart's re-attaches come first: 256 guests' take seconds */
+	for (i = 0; i < 6000 && access(sock, F_OK); i++)
+		usleep(5000);
+	if (access(sock, F_OK)) {
+		fprintf(stderr, "pvio-bench: pvio-backd (%s) did not start\n", backd_path());
+		return -EIO;
+	}
+	return 0;
+}
+
 int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
 		       bool grant_map, unsigned int workers, const char *extra)
 {
-	char sock[4300], spin[16], nw[16];
-	int rc, i;
+	int rc;
 
 	memset(bw, 0, sizeof(*bw));
 	snprintf(bw->dir, sizeof(bw->dir), "%s/pvio-bench.XXXXXX",
@@ -167,48 +216,25 @@ int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
 		rc = pvio_xs_open(&bw->xs, bw->dom0);
 	if (rc)
 		return rc;
-	snprintf(spin, sizeof(spin), "%u", spin_us);
-	snprintf(nw, sizeof(nw), "%u", workers);
-	fflush(NULL);
-	bw->backd = pvio_guard_fork();
-	if (bw->backd == 0) {
-		char logp[PVIO_PATH_BUF];
-		FILE *f;
+	snprintf(bw->spin, sizeof(bw->spin), "%u", spin_us);
+	snprintf(bw->workers, sizeof(bw->workers), "%u", workers);
+	bw->grant_map = grant_map;
+	bw->extra = extra;
+	return backd_start(bw, false);
+}
 
-		/* its own orderly end, should pvio-bench end first */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		snprintf(logp, sizeof(logp), "%s/backd.log", bw->dir);
-		f = freopen(logp, "w", stderr);
-		(void)f;
-		const char *argv[16];
-		int n = 0;
+int bench_backd_restart(struct bench_world *bw, int sig, uint64_t *up_ns)
+{
+	int rc;
 
-		bench_pin(1);
-		argv[n++] = "pvio-backd";
-		argv[n++] = "-p";
-		argv[n++] = bw->spec;
-		argv[n++] = "--workers";
-		argv[n++] = nw;
-		argv[n++] = "--spin-us";
-		argv[n++] = spin;
-		argv[n++] = "-l";
-		argv[n++] = grant_map && getenv("PVIO_BENCH_DEBUG") ? "debug" : "warn";
-		if (grant_map)
-			argv[n++] = "--grant-map";
-		if (extra)
-			argv[n++] = extra;
-		argv[n] = NULL;
-		execv(backd_path(), (char *const *)argv);
-		_exit(127);
+	if (bw->backd > 0) {
+		kill(bw->backd, sig);
+		waitpid(bw->backd, NULL, 0);
 	}
-	snprintf(sock, sizeof(sock), "%s/backd.sock", bw->dir);
-	for (i = 0; i < 200 && access(sock, F_OK); i++)
-		usleep(20000);
-	if (access(sock, F_OK)) {
-		fprintf(stderr, "pvio-bench: pvio-backd (%s) did not start\n", backd_path());
-		return -EIO;
-	}
-	return 0;
+	bw->backd = 0;
+	rc = backd_start(bw, true);
+	*up_ns = pvio_now_ns();
+	return rc;
 }
 
 void bench_world_down(struct bench_world *bw)
@@ -378,11 +404,13 @@ void bench_usage(FILE *f)
 "    --base-busy-cpu0: fio runs beside a process keeping CPU 0 busy, as\n"
 "    the polling guest keeps it in pvio's runs (default: CPU 0 idle)\n"
 "pvio-bench blk --guests N [--qd N] [--workers N] [--vif] [--time MS] [--runs N]\n"
-"               [--size SIZE] [--dir DIR] [--spin-us N] [--copy] [--json]\n"
+"               [--size SIZE] [--dir DIR] [--spin-us N] [--copy] [--restart] [--json]\n"
 "    N guests (own domains, vbds, rings, grants and event channels), up to\n"
 "    256 per driver process: connect time, pvio-backd RSS/fds/idle CPU, then 4 KiB\n"
 "    random reads from the first 8 guests and from all N, alternating:\n"
-"    total IOPS, per-guest min/median/max, fairness spread, ratio N/8\n"
+"    total IOPS, per-guest min/median/max, fairness spread, ratio N/8;\n"
+"    --restart: then pvio-backd killed (SIGKILL) and stopped (SIGTERM) under\n"
+"    every guest's reads, started again each time: each guest's outage\n"
 "pvio-bench blk --noisy [--time MS] [--runs N] [--size SIZE] [--dir DIR]\n"
 "               [--spin-us N] [--copy] [--json]\n"
 "    8 guests on one worker: 7 read 4 KiB at QD 1 alone, then beside a\n"

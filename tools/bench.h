@@ -23,6 +23,10 @@ struct bench_world {
 	struct pvio_platform *dom0;
 	struct pvio_xs *xs;
 	pid_t backd;
+	/* pvio-backd's arguments, for bench_backd_restart() */
+	char spin[16], workers[16];
+	bool grant_map;
+	const char *extra;
 };
 
 /* @grant_map: pvio-backd maps persistent grants (else grant copy) */
@@ -34,6 +38,12 @@ int bench_world_up_workers(struct bench_world *bw, unsigned int spin_us,
 int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
 		       bool grant_map, unsigned int workers, const char *extra);
 void bench_world_down(struct bench_world *bw);
+/*
+ * Stop pvio-backd with @sig (SIGKILL: a crash; SIGTERM: a clean stop),
+ * wait for it, and start it again with the same arguments; 0 once its
+ * control socket is there (*@up_ns: then, CLOCK_MONOTONIC).
+ */
+int bench_backd_restart(struct bench_world *bw, int sig, uint64_t *up_ns);
 /* Create domain @domid and give it xvda backed by @path. */
 int bench_attach_vbd(struct bench_world *bw, unsigned int domid,
 		     const char *path);
