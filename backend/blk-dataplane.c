@@ -1051,24 +1051,35 @@ fail:
 
 void blk_queue_free(struct blk_queue *q)
 {
+	/* SIGTERM: the port, the grants and the mappings are left to the
+	 * process's exit, which releases them at once (docs/architecture.md,
+	 * "Stop and drain") */
+	bool exiting = q && q->dq.w->bd->stopping;
+	bool drained;
+
 	if (!q)
 		return;
 	/* drained: the record goes; with requests still owed (a queue
 	 * stopped before it ran its replay) it stays for the next start */
-	if (q->j)
-		jrnl_close(q->j, !q->nr_replay &&
-				 q->j->h->req_cons == q->j->h->rsp_prod_pvt);
+	drained = q->j && !q->nr_replay &&
+		  q->j->h->req_cons == q->j->h->rsp_prod_pvt;
+	if (q->j && exiting)
+		jrnl_close_exiting(q->j, drained);
+	else if (q->j)
+		jrnl_close(q->j, drained);
 	free(q->replay);
-	if (q->dq.nr_ports)
-		pvio_evtchn_close(q->dq.w->plat, q->dq.ports[0]);
-	if (q->ring_mem)
-		pvio_gnt_unmap(q->dq.w->plat, q->ring_mem, q->ring_pages);
-	if (q->persistent)
-		pg_cache_destroy(&q->pg);
-	if (q->pool)
-		munmap(q->pool, (size_t)q->pool_pages * PVIO_PAGE_SIZE);
+	if (!exiting) {
+		if (q->dq.nr_ports)
+			pvio_evtchn_close(q->dq.w->plat, q->dq.ports[0]);
+		if (q->ring_mem)
+			pvio_gnt_unmap(q->dq.w->plat, q->ring_mem, q->ring_pages);
+		if (q->persistent)
+			pg_cache_destroy(&q->pg);
+		if (q->pool)
+			munmap(q->pool, (size_t)q->pool_pages * PVIO_PAGE_SIZE);
+		lazy_free(q->req_mem, q->req_mem_bytes);
+	}
 	free(q->free_pages);
-	lazy_free(q->req_mem, q->req_mem_bytes);
 	free(q->reqs);
 	worker_unplace(q->dq.w);
 	free(q);

@@ -1081,16 +1081,21 @@ void devices_reap_stopped(struct backd *bd)
 /*
  * SIGTERM: drain every queue and detach, leaving xenstore as it is (a
  * restarted pvio-backd re-attaches at the live rings: Linux frontends do
- * not recover from a backend that closes), for up to @bound_ms. A device
- * whose target does not answer by then is abandoned: logged, its memory
- * left to the exit. Return the number abandoned.
+ * not recover from a backend that closes), for up to @bound_ms once every
+ * device was told to (*@deadline: then). A device whose target does not
+ * answer by then is abandoned: logged, its memory left to the exit.
+ * Return the number abandoned.
  */
-unsigned int devices_shutdown(struct backd *bd, unsigned int bound_ms)
+unsigned int devices_shutdown(struct backd *bd, unsigned int bound_ms,
+			      uint64_t *deadline_ms)
 {
-	uint64_t deadline = pvio_now_ms() + bound_ms;
+	uint64_t deadline;
 	struct device *d;
 	unsigned int n = 0;
 
+	/* the exit closes the connection, and xenstored drops its watches:
+	 * hundreds of unwatch round trips would only hold the stop up */
+	pvio_xs_drop_watches(bd->xs);
 	while ((d = bd->devices)) {
 		bd->devices = d->next;
 		if (d->connected)
@@ -1098,6 +1103,11 @@ unsigned int devices_shutdown(struct backd *bd, unsigned int bound_ms)
 		d->detaching = true;
 		dev_free(d);
 	}
+	/* the bound is the targets': telling hundreds of devices takes the
+	 * main thread seconds on a busy host, and their queues drain
+	 * meanwhile */
+	deadline = pvio_now_ms() + bound_ms;
+	*deadline_ms = deadline;
 	while (bd->dying) {
 		struct pollfd p = { .fd = bd->done_efd, .events = POLLIN };
 		uint64_t now = pvio_now_ms(), v;

@@ -254,7 +254,7 @@ int jrnl_recover(struct jrnl *j, uint32_t req_prod, uint32_t rsp_prod,
 	return 0;
 }
 
-void jrnl_close(struct jrnl *j, bool remove)
+static void jrnl_release(struct jrnl *j, bool remove, bool unmap)
 {
 	struct jrnl **pp;
 
@@ -267,8 +267,19 @@ void jrnl_close(struct jrnl *j, bool remove)
 		}
 	if (remove)
 		unlink(j->path);
-	munmap(j->h, j->map_len);
+	if (unmap)
+		munmap(j->h, j->map_len);
 	free(j);
+}
+
+void jrnl_close(struct jrnl *j, bool remove)
+{
+	jrnl_release(j, remove, true);
+}
+
+void jrnl_close_exiting(struct jrnl *j, bool remove)
+{
+	jrnl_release(j, remove, false);
 }
 
 static bool is_open(const char *path)

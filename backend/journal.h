@@ -179,6 +179,9 @@ int jrnl_recover(struct jrnl *j, uint32_t req_prod, uint32_t rsp_prod,
 void jrnl_reset(struct jrnl *j, uint32_t live_rsp);
 /* Unmap; @remove: the ring is done with (drained, disconnected). */
 void jrnl_close(struct jrnl *j, bool remove);
+/* The same at the process's exit: the mapping is left to the exit (a
+ * munmap is a TLB shootdown on every CPU the process runs on) */
+void jrnl_close_exiting(struct jrnl *j, bool remove);
 /*
  * Records in @dir that no open record claims and whose device @exists
  * says is gone are removed, each with a log line.

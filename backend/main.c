@@ -853,8 +853,7 @@ int main(int argc, char **argv)
 		log_err("exiting: without xenstore and the hypervisor no device can be served or changed");
 		bd.stopping = true;
 	}
-	drain_end = pvio_now_ms() + bd.o.drain_ms;
-	abandoned = devices_shutdown(&bd, bd.o.drain_ms);
+	abandoned = devices_shutdown(&bd, bd.o.drain_ms, &drain_end);
 	/* opens, closes and OVSDB steps still waiting on their peers */
 	steps = ctlwork_shutdown(&bd, drain_end);
 	for (i = 0; i < bd.nr_workers; i++)

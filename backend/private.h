@@ -624,8 +624,10 @@ void devices_reap_halted(struct backd *bd);
 /* A worker stopped a queue: resume what waited for the drain. */
 void devices_reap_stopped(struct backd *bd);
 /* SIGTERM: drain every queue and detach without closing the devices, for
- * up to @bound_ms; return the number of devices abandoned. */
-unsigned int devices_shutdown(struct backd *bd, unsigned int bound_ms);
+ * up to @bound_ms once all were told (*@deadline_ms: until then); return
+ * the number of devices abandoned. */
+unsigned int devices_shutdown(struct backd *bd, unsigned int bound_ms,
+			      uint64_t *deadline_ms);
 /* The stats dump for the control socket. */
 size_t devices_stats(struct backd *bd, char *buf, size_t len, bool json,
 		     int dom, int devid);

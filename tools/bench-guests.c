@@ -61,6 +61,7 @@ struct gopts {
 	uint64_t size;
 	const char *dir;
 	bool json, vif, noisy, copy, restart;
+	const char *backd_opt;	/* one more pvio-backd option, or NULL */
 };
 
 /* parent -> driver */
@@ -539,6 +540,7 @@ int bench_guests(int argc, char **argv)
 		int sig;
 		const char *name;
 		double up_s[32], gap_max[32];
+		unsigned int abandoned[32];	/* at its exit (SIGTERM) */
 		struct bench_stat3 gap[32];
 	} rs[2] = { { .sig = SIGKILL, .name = "SIGKILL (crash)" },
 		    { .sig = SIGTERM, .name = "SIGTERM (clean)" } };
@@ -577,6 +579,8 @@ int bench_guests(int argc, char **argv)
 			o.copy = true;
 		} else if (!strcmp(argv[i], "--restart")) {
 			o.restart = true;
+		} else if (!strcmp(argv[i], "--backd-opt") && i + 1 < (unsigned int)argc) {
+			o.backd_opt = argv[++i];
 		} else {
 			usage_exit("blk --guests: unknown option '%s'", argv[i]);
 		}
@@ -614,7 +618,7 @@ int bench_guests(int argc, char **argv)
 		unlink(img);
 		return 1;
 	}
-	rc = bench_world_up_workers(&bw, o.spin_us, !o.copy, o.workers);
+	rc = bench_world_up_opt(&bw, o.spin_us, !o.copy, o.workers, o.backd_opt);
 	if (rc) {
 		unlink(img);
 		if (o.noisy)
@@ -785,7 +789,8 @@ int bench_guests(int argc, char **argv)
 			while (!rc && (kill_ns = pvio_now_ns()) < c.kill_ns)
 				usleep((useconds_t)((c.kill_ns - kill_ns) / 1000u + 1));
 			if (!rc)
-				rc = bench_backd_restart(&bw, st->sig, &up_ns);
+				rc = bench_backd_restart(&bw, st->sig, &up_ns,
+							 &st->abandoned[run]);
 			if (!rc)
 				rc = drivers_collect(d, nd, res);
 			if (rc)
@@ -817,7 +822,7 @@ out:
 		double conn_s = (double)(c1 - a0) / 1e9;
 		double idle_pct = 100.0 * (double)tk / 3e9;
 		double rat = 0, qa = 0, qf = 0, worst = 0, rratio = 0;
-		struct { double up, min, med, max, maxmed; } rsum[2];
+		struct { double up, min, med, max, maxmed; unsigned int ab; } rsum[2];
 		struct bench_stat3 st;
 
 		if (o.noisy) {
@@ -852,6 +857,10 @@ out:
 					rsum[i].max = rs[i].gap[r].max;
 			}
 			rsum[i].med = bench_stat3(v, o.runs).med;
+			rsum[i].ab = 0;
+			for (r = 0; r < o.runs; r++)
+				if (rs[i].abandoned[r] > rsum[i].ab)
+					rsum[i].ab = rs[i].abandoned[r];
 			rsum[i].maxmed = bench_stat3(rs[i].gap_max, o.runs).med;
 		}
 		if (o.restart && rsum[1].maxmed > 0)
@@ -888,9 +897,10 @@ out:
 				printf(",\n \"restart\": {\"qd\": %u", o.qd);
 				for (i = 0; i < 2; i++)
 					printf(", \"%s\": {\"up_s\": %.3f, \"outage_ms_min\": %.1f, "
-					       "\"outage_ms_median\": %.1f, \"outage_ms_max\": %.1f}",
+					       "\"outage_ms_median\": %.1f, \"outage_ms_max\": %.1f, "
+					       "\"abandoned\": %u}",
 					       rs[i].sig == SIGKILL ? "kill" : "term", rsum[i].up,
-					       rsum[i].min, rsum[i].med, rsum[i].max);
+					       rsum[i].min, rsum[i].med, rsum[i].max, rsum[i].ab);
 				printf(", \"ratio_max\": %.3f}", rratio);
 			}
 			printf("}\n");
@@ -933,11 +943,12 @@ out:
 			       "outage = the longest time a guest\nwent without a completion "
 			       "(min and max over guests and runs, median of the runs' medians)\n",
 			       o.qd, o.runs);
-			printf("%-17s | %12s | %9s %9s %9s\n", "stop", "up again s",
-			       "min ms", "median", "max");
+			printf("%-17s | %12s | %9s %9s %9s | %9s\n", "stop", "up again s",
+			       "min ms", "median", "max", "abandoned");
 			for (i = 0; i < 2; i++)
-				printf("%-17s | %12.2f | %9.1f %9.1f %9.1f\n", rs[i].name,
-				       rsum[i].up, rsum[i].min, rsum[i].med, rsum[i].max);
+				printf("%-17s | %12.2f | %9.1f %9.1f %9.1f | %9u\n",
+				       rs[i].name, rsum[i].up, rsum[i].min, rsum[i].med,
+				       rsum[i].max, rsum[i].ab);
 			printf("ratio crash/clean (median of the runs' longest outages): %.2fx\n",
 			       rratio);
 		}

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -223,14 +224,43 @@ int bench_world_up_opt(struct bench_world *bw, unsigned int spin_us,
 	return backd_start(bw, false);
 }
 
-int bench_backd_restart(struct bench_world *bw, int sig, uint64_t *up_ns)
+/* "stopped; N devices abandoned ..." in the log from @from on, or 0 */
+static unsigned int log_abandoned(const struct bench_world *bw, long from)
 {
+	char p[PVIO_PATH_BUF], line[512];
+	unsigned int n = 0;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/backd.log", bw->dir);
+	f = fopen(p, "r");
+	if (!f)
+		return 0;
+	if (fseek(f, from, SEEK_SET) == 0)
+		while (fgets(line, sizeof(line), f)) {
+			const char *s = strstr(line, "stopped; ");
+
+			if (s && strstr(s, "abandoned with I/O"))
+				n = (unsigned int)strtoul(s + 9, NULL, 10);
+		}
+	fclose(f);
+	return n;
+}
+
+int bench_backd_restart(struct bench_world *bw, int sig, uint64_t *up_ns,
+			unsigned int *abandoned)
+{
+	char p[PVIO_PATH_BUF];
+	struct stat st;
+	long from;
 	int rc;
 
+	snprintf(p, sizeof(p), "%s/backd.log", bw->dir);
+	from = stat(p, &st) == 0 ? (long)st.st_size : 0;
 	if (bw->backd > 0) {
 		kill(bw->backd, sig);
 		waitpid(bw->backd, NULL, 0);
 	}
+	*abandoned = log_abandoned(bw, from);
 	bw->backd = 0;
 	rc = backd_start(bw, true);
 	*up_ns = pvio_now_ns();
@@ -404,13 +434,15 @@ void bench_usage(FILE *f)
 "    --base-busy-cpu0: fio runs beside a process keeping CPU 0 busy, as\n"
 "    the polling guest keeps it in pvio's runs (default: CPU 0 idle)\n"
 "pvio-bench blk --guests N [--qd N] [--workers N] [--vif] [--time MS] [--runs N]\n"
-"               [--size SIZE] [--dir DIR] [--spin-us N] [--copy] [--restart] [--json]\n"
+"               [--size SIZE] [--dir DIR] [--spin-us N] [--copy] [--restart]\n"
+"               [--backd-opt OPT] [--json]\n"
 "    N guests (own domains, vbds, rings, grants and event channels), up to\n"
 "    256 per driver process: connect time, pvio-backd RSS/fds/idle CPU, then 4 KiB\n"
 "    random reads from the first 8 guests and from all N, alternating:\n"
 "    total IOPS, per-guest min/median/max, fairness spread, ratio N/8;\n"
 "    --restart: then pvio-backd killed (SIGKILL) and stopped (SIGTERM) under\n"
-"    every guest's reads, started again each time: each guest's outage\n"
+"    every guest's reads, started again each time: each guest's outage;\n"
+"    --backd-opt OPT: one more pvio-backd option (e.g. --drain-timeout=300)\n"
 "pvio-bench blk --noisy [--time MS] [--runs N] [--size SIZE] [--dir DIR]\n"
 "               [--spin-us N] [--copy] [--json]\n"
 "    8 guests on one worker: 7 read 4 KiB at QD 1 alone, then beside a\n"

@@ -395,6 +395,19 @@ int pvio_xs_unwatch(struct pvio_xs *x, int id)
 	return 0;
 }
 
+void pvio_xs_drop_watches(struct pvio_xs *x)
+{
+	struct xs_watch_ent *w;
+
+	pthread_mutex_lock(&x->lock);
+	while ((w = x->watches)) {
+		x->watches = w->next;
+		free(w->path);
+		free(w);
+	}
+	pthread_mutex_unlock(&x->lock);
+}
+
 int pvio_xs_fd(struct pvio_xs *x)
 {
 	return xs_fileno(x->h);

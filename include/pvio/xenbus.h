@@ -130,6 +130,13 @@ typedef void (*pvio_xs_watch_fn)(struct pvio_xs *x, const char *path,
 PVIO_API int pvio_xs_watch(struct pvio_xs *x, const char *path,
 			   pvio_xs_watch_fn fn, void *opaque);
 PVIO_API int pvio_xs_unwatch(struct pvio_xs *x, int id);
+/*
+ * Forget every watch here, without telling xenstored (an unwatch is a
+ * round trip each): for a process about to close the connection, whose
+ * watches xenstored drops with it. Their events are dropped from now on;
+ * pvio_xs_unwatch() of one of them is -ENOENT, at no cost.
+ */
+PVIO_API void pvio_xs_drop_watches(struct pvio_xs *x);
 /* Readable when watch events are waiting. */
 PVIO_API int pvio_xs_fd(struct pvio_xs *x);
 /*
