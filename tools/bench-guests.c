@@ -32,6 +32,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -74,7 +75,8 @@ struct gcmd {
 	uint64_t kill_ns;	/* --restart: pvio-backd goes then (0: no) */
 };
 
-enum { CMD_CONNECT = 1, CMD_RUN, CMD_EXIT };
+/* CMD_STOP: during a --restart run, its end (everyone is back) */
+enum { CMD_CONNECT = 1, CMD_RUN, CMD_EXIT, CMD_STOP };
 
 /* driver -> parent, one per guest of the driver after a run */
 struct gres {
@@ -208,21 +210,22 @@ static unsigned int guest_fill(struct guest *g, uint64_t now, uint64_t blocks)
 	return n;
 }
 
-/* --restart: every guest has had a completion since @after (the killed
- * pvio-backd is gone by then: the new one answered it), or failed */
-static bool all_back(struct guest **act, unsigned int na, uint64_t after)
+/* --restart: has the parent said CMD_STOP (pvio-backd is up again and
+ * everyone had the time to be back)? */
+static bool stop_said(int cmd_r)
 {
-	unsigned int i;
+	struct pollfd p = { .fd = cmd_r, .events = POLLIN };
+	struct gcmd c;
 
-	for (i = 0; i < na; i++)
-		if (!act[i]->error && act[i]->last_ns <= after)
-			return false;
-	return true;
+	return poll(&p, 1, 0) > 0 && bench_read(cmd_r, &c, sizeof(c)) == 0 &&
+	       c.op == CMD_STOP;
 }
 
 static void driver_run(struct guest *gs, unsigned int ng, const struct gcmd *c,
-		       int ep, const struct gopts *o)
+		       int ep, int cmd_r, const struct gopts *o)
 {
+	uint64_t looked = 0;
+	bool stopped = false;
 	uint64_t blocks = o->size / BS, now;
 	struct guest *act[PER_DRIVER];
 	unsigned int na = 0, i;
@@ -258,12 +261,13 @@ static void driver_run(struct guest *gs, unsigned int ng, const struct gcmd *c,
 		int got = 0;
 
 		now = pvio_now_ns();
-		running = now < run_end_ns;
-		/* --restart: over once everyone is served again (run_end_ns
-		 * is the limit), and the killed process surely gone */
-		if (running && c->kill_ns && now > c->kill_ns + 1000000000u &&
-		    all_back(act, na, c->kill_ns + 50000000u))
-			running = false;
+		/* --restart: over when the parent says (run_end_ns is the
+		 * limit), looked for every 10 ms */
+		if (c->kill_ns && !stopped && now - looked > 10000000u) {
+			looked = now;
+			stopped = stop_said(cmd_r);
+		}
+		running = now < run_end_ns && !stopped;
 		for (i = 0; i < na; i++) {
 			struct guest *g = act[i];
 			int n = pvio_blkfront_reap(g->q, 0);
@@ -339,7 +343,7 @@ static void driver_main(const struct gopts *o, unsigned int first,
 					fprintf(stderr, "pvio-bench: guest %u: %s\n",
 						gs[i].domid, gs[i].err);
 		} else {
-			driver_run(gs, n, &c, ep, o);
+			driver_run(gs, n, &c, ep, cmd_r, o);
 		}
 		for (i = 0; i < n; i++) {
 			struct gres r = { .idx = gs[i].idx, .error = gs[i].error,
@@ -791,6 +795,14 @@ int bench_guests(int argc, char **argv)
 			if (!rc)
 				rc = bench_backd_restart(&bw, st->sig, &up_ns,
 							 &st->abandoned[run]);
+			/* up, and its re-attaches done: a second for everyone
+			 * to be answered again, then the run ends */
+			if (!rc) {
+				struct gcmd stop = { .op = CMD_STOP };
+
+				sleep(1);
+				rc = drivers_send(d, nd, &stop);
+			}
 			if (!rc)
 				rc = drivers_collect(d, nd, res);
 			if (rc)

@@ -263,6 +263,17 @@ int bench_backd_restart(struct bench_world *bw, int sig, uint64_t *up_ns,
 	*abandoned = log_abandoned(bw, from);
 	bw->backd = 0;
 	rc = backd_start(bw, true);
+	/* up: its main loop answers (the socket is there before its start's
+	 * re-attaches, and a signal meanwhile waits for them) */
+	while (!rc) {
+		char buf[256];
+
+		if (bench_backd_stats(bw, 0, 0, buf, sizeof(buf)) == 0 && buf[0])
+			break;
+		if (waitpid(bw->backd, NULL, WNOHANG) != 0)
+			rc = -EIO;
+		usleep(2000);
+	}
 	*up_ns = pvio_now_ns();
 	return rc;
 }

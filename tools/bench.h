@@ -41,8 +41,9 @@ void bench_world_down(struct bench_world *bw);
 /*
  * Stop pvio-backd with @sig (SIGKILL: a crash; SIGTERM: a clean stop),
  * wait for it, and start it again with the same arguments; 0 once its
- * control socket is there (*@up_ns: then, CLOCK_MONOTONIC). *@abandoned:
- * the devices the stopped one logged as abandoned at its exit.
+ * main loop answers on its control socket, its start's re-attaches done
+ * (*@up_ns: then, CLOCK_MONOTONIC). *@abandoned: the devices the stopped
+ * one logged as abandoned at its exit.
  */
 int bench_backd_restart(struct bench_world *bw, int sig, uint64_t *up_ns,
 			unsigned int *abandoned);
