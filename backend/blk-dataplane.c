@@ -1051,10 +1051,10 @@ fail:
 
 void blk_queue_free(struct blk_queue *q)
 {
-	/* SIGTERM: the port, the grants and the mappings are left to the
-	 * process's exit, which releases them at once (docs/architecture.md,
-	 * "Stop and drain") */
-	bool exiting = q && q->dq.w->bd->stopping;
+	/* SIGTERM, drained: the port, the grants and the mappings are left
+	 * to the process's exit, which releases them at once
+	 * (docs/architecture.md, "Stop and drain") */
+	bool exiting = q && q->dq.w->bd->exit_fast;
 	bool drained;
 
 	if (!q)

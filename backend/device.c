@@ -145,6 +145,21 @@ static void trace(struct pvio_xenbus *xb, enum pvio_xb_state from,
  * device's XenBus steps wait: devices_reap_stopped() resumes them when a
  * worker reports a queue stopped.
  */
+/* Has every started queue of @d stopped (drained, handed back)? */
+static bool queues_stopped(const struct device *d)
+{
+	unsigned int i;
+
+	for (i = 0; d->queues && i < d->nr_queues; i++) {
+		const struct dp_queue *q = d->queues[i];
+
+		if (q && q->started &&
+		    __atomic_load_n(&q->state, __ATOMIC_ACQUIRE) != DPQ_STOPPED)
+			return false;
+	}
+	return true;
+}
+
 static bool disconnect(struct device *d)
 {
 	if (d->connected) {
@@ -1108,17 +1123,28 @@ unsigned int devices_shutdown(struct backd *bd, unsigned int bound_ms,
 	 * meanwhile */
 	deadline = pvio_now_ms() + bound_ms;
 	*deadline_ms = deadline;
-	while (bd->dying) {
+	for (;;) {
 		struct pollfd p = { .fd = bd->done_efd, .events = POLLIN };
 		uint64_t now = pvio_now_ms(), v;
 
-		if (now >= deadline)
+		for (d = bd->dying; d && queues_stopped(d); d = d->next)
+			;
+		if (!d || now >= deadline)
 			break;
 		if (poll(&p, 1, (int)(deadline - now)) > 0 &&
 		    read(bd->done_efd, &v, sizeof(v)) < 0)
 			log_debug("done_efd: %s", strerror(errno));
-		devices_reap_stopped(bd);
 	}
+	/*
+	 * Freed only now that it is known whether this process exits at
+	 * once: then a queue's port, grants and mappings are left to the
+	 * exit (one at a time they cost round trips and a TLB shootdown
+	 * each: seconds for hundreds of devices). A device abandoned with
+	 * I/O hung on its target may keep the process (and what it mapped)
+	 * for as long as its target hangs: the others' are released.
+	 */
+	bd->exit_fast = !d;
+	devices_reap_stopped(bd);
 	for (d = bd->dying; d; d = d->next) {
 		log_warn("%s: domain %u: in-flight I/O did not drain within %u ms: abandoned",
 			 d->path, d->fe, bound_ms);

@@ -375,6 +375,8 @@ static void rx_post(struct net_queue *q, struct net_buf *b)
 	io_uring_prep_read(sqe, q->tap_fd, b->data, NET_BUF_SIZE, 0);
 	dp_sqe_file(sqe, q->tap_slot);
 	dp_sqe_own(&q->dq, sqe, &b->tag);
+	b->reading = true;
+	b->cancelling = false;
 	q->rx_reading++;
 }
 
@@ -723,6 +725,7 @@ static void net_complete(struct dp_queue *dq, struct dp_tag *tag, int res)
 		return;
 	}
 	q->rx_reading--;
+	b->reading = false;
 	if (res <= (int)NET_VNET_HDR || q->quiesced) {
 		if (res == -ECANCELED || q->quiesced)
 			return;
@@ -793,26 +796,37 @@ static void net_quiesce(struct dp_queue *dq)
 	struct io_uring_sqe *sqe;
 	unsigned int i;
 
-	if (q->quiesced)
-		return;
-	q->quiesced = true;
-	/* a packet waiting for credit: the device goes, answer it (every
-	 * request gets its response) */
-	if (q->has_held) {
-		tx_answer(q, &q->held, NETIF_RSP_DROPPED);
-		q->has_held = false;
-		tx_publish(q);
+	if (!q->quiesced) {
+		q->quiesced = true;
+		/* a packet waiting for credit: the device goes, answer it
+		 * (every request gets its response) */
+		if (q->has_held) {
+			tx_answer(q, &q->held, NETIF_RSP_DROPPED);
+			q->has_held = false;
+			tx_publish(q);
+		}
 	}
-	/* posted reads would wait for traffic forever: cancel them, each
-	 * by its own tag (a buffer not reading: -ENOENT). Each cancel is the
-	 * queue's own SQE (counted until reaped). One cancel of every read
-	 * on the TAP's fd instead made the kernel walk every armed poll of
-	 * the ring for each read it cancelled: 256 vifs took seconds to
-	 * stop, past the drain bound (test-backd-stop256.sh) */
-	for (i = 0; q->rx_reading && i < NET_RX_BUFS; i++) {
+	/*
+	 * Posted reads would wait for traffic forever: cancel them, each by
+	 * its own tag (a read that ended meanwhile: -ENOENT). One cancel of
+	 * every read on the TAP's fd made the kernel walk every armed poll
+	 * of the ring for each read it cancelled: 256 vifs took seconds to
+	 * stop, past the drain bound (test-backd-stop256.sh). Each cancel is
+	 * the queue's own SQE (counted until reaped), and it and the read it
+	 * ends are two CQEs: a worker sends at most its pass's share (called
+	 * again each pass while the queue stops), so that hundreds of idle
+	 * vifs stopped at once do not overflow its completion queue.
+	 */
+	for (i = 0; i < NET_RX_BUFS && dq->w->cancels_left; i++) {
+		struct net_buf *b = &q->rxb[i];
+
+		if (!b->reading || b->cancelling)
+			continue;
 		sqe = worker_sqe(dq->w);
-		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&q->rxb[i].tag, 0);
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&b->tag, 0);
 		dp_sqe_own(dq, sqe, &q->cancel_tag);
+		b->cancelling = true;
+		dq->w->cancels_left--;
 	}
 }
 
@@ -1028,9 +1042,9 @@ void net_queue_free(struct net_queue *q)
 
 	if (!q)
 		return;
-	/* SIGTERM: ports, grants and mappings are left to the exit
-	 * (blk_queue_free()) */
-	if (q->dq.w->bd->stopping)
+	/* SIGTERM, drained: ports, grants and mappings are left to the
+	 * exit (blk_queue_free()) */
+	if (q->dq.w->bd->exit_fast)
 		jclose = jrnl_close_exiting;
 	/* drained: the records go (one still owing answers stays) */
 	if (q->jtx)

@@ -77,6 +77,8 @@ struct net_buf {
 	uint32_t gidx;			/* first copy segment */
 	uint16_t nsegs;			/* copy segments */
 	bool bad;
+	bool reading;			/* rx: a read posted on the TAP */
+	bool cancelling;		/* ... and its cancel sent (quiesce) */
 };
 
 /* One packet's tx slots while it is assembled. */

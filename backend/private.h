@@ -237,6 +237,9 @@ static inline void dp_sqe_file(struct io_uring_sqe *sqe, int slot)
 struct worker {
 	struct backd *bd;
 	unsigned int idx;
+	/* cancels stopping queues may still send in this pass (each and
+	 * what it ends: two CQEs); set by retire() */
+	unsigned int cancels_left;
 	pthread_t thread;
 	struct pvio_platform *plat;
 	struct io_uring ring;
@@ -526,6 +529,10 @@ struct backd {
 	int lock_fd;			/* one pvio-backd per host */
 	int done_efd;			/* workers: a queue stopped */
 	bool stopping;
+	/* SIGTERM's drain is over with nothing left in flight: the process
+	 * exits now, and what it releases anyway is left to it
+	 * (devices_shutdown()) */
+	bool exit_fast;
 	uint64_t started_ns;
 	bool ready_sent;		/* READY=1: every device set up */
 	/* ctlwork.c's (under its lock) */

@@ -528,6 +528,7 @@ static void retire(struct worker *w)
 	struct dp_queue **pp = &w->queues, *q;
 	bool done = false;
 
+	w->cancels_left = WORKER_CQ_ENTRIES / 8;
 	while ((q = *pp)) {
 		uint32_t st = __atomic_load_n(&q->state, __ATOMIC_ACQUIRE);
 

@@ -133,8 +133,9 @@ PVIO_API int pvio_xs_unwatch(struct pvio_xs *x, int id);
 /*
  * Forget every watch here, without telling xenstored (an unwatch is a
  * round trip each): for a process about to close the connection, whose
- * watches xenstored drops with it. Their events are dropped from now on;
- * pvio_xs_unwatch() of one of them is -ENOENT, at no cost.
+ * watches xenstored drops with it. pvio_xs_dispatch() runs none of their
+ * callbacks from now on (a pvio_xs_thread's, already on its way, may run
+ * once more); pvio_xs_unwatch() of one of them is -ENOENT, at no cost.
  */
 PVIO_API void pvio_xs_drop_watches(struct pvio_xs *x);
 /* Readable when watch events are waiting. */
