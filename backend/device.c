@@ -139,12 +139,6 @@ static void trace(struct pvio_xenbus *xb, enum pvio_xb_state from,
 		 pvio_xb_state_name(from), pvio_xb_state_name(to));
 }
 
-/*
- * Stop the dataplanes: begin it, or look again how far it got. True when
- * every queue has been freed; false while some still drain, and then the
- * device's XenBus steps wait: devices_reap_stopped() resumes them when a
- * worker reports a queue stopped.
- */
 /* Has every started queue of @d stopped (drained, handed back)? */
 static bool queues_stopped(const struct device *d)
 {
@@ -160,6 +154,12 @@ static bool queues_stopped(const struct device *d)
 	return true;
 }
 
+/*
+ * Stop the dataplanes: begin it, or look again how far it got. True when
+ * every queue has been freed; false while some still drain, and then the
+ * device's XenBus steps wait: devices_reap_stopped() resumes them when a
+ * worker reports a queue stopped.
+ */
 static bool disconnect(struct device *d)
 {
 	if (d->connected) {
