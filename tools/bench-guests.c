@@ -56,6 +56,13 @@
 #define PER_DRIVER	256u	/* guests per driver process */
 #define LAT_MAX		20000u	/* samples per guest and run */
 #define BS		4096u
+/*
+ * Guest i is domain DOMID_BASE + i: above the fixed domids the
+ * integration tests give their guests, whose TAPs (vif<domid>.<devid>) are
+ * named host-wide, so that a --guests run beside them (make -j check)
+ * makes no TAP of theirs
+ */
+#define DOMID_BASE	1001u
 
 struct gopts {
 	unsigned int guests, qd, ms, runs, spin_us, workers, base;
@@ -317,7 +324,7 @@ static void driver_main(const struct gopts *o, unsigned int first,
 		struct guest *g = &gs[i];
 
 		g->idx = first + i;
-		g->domid = first + i + 1;
+		g->domid = DOMID_BASE + first + i;
 		g->flooder = o->noisy && g->idx == 0;
 		g->qd = g->flooder ? 128 : o->qd;
 		g->rng = 88172645463325252ull ^ ((uint64_t)g->domid << 32);
@@ -662,11 +669,11 @@ int bench_guests(int argc, char **argv)
 	a0 = pvio_now_ns();
 	for (i = 0; i < o.guests && !rc; i++) {
 		if (o.noisy && i == 0)
-			rc = bench_attach_vbd(&bw, i + 1, img_w);
+			rc = bench_attach_vbd(&bw, DOMID_BASE + i, img_w);
 		else
-			rc = bench_attach_vbd_mode(&bw, i + 1, img, true);
+			rc = bench_attach_vbd_mode(&bw, DOMID_BASE + i, img, true);
 		if (!rc && o.vif)
-			rc = bench_attach_vif(&bw, i + 1);
+			rc = bench_attach_vif(&bw, DOMID_BASE + i);
 	}
 	a1 = pvio_now_ns();
 	memset(&c, 0, sizeof(c));
@@ -685,10 +692,12 @@ int bench_guests(int argc, char **argv)
 				break;
 			if (k)
 				snprintf(path, sizeof(path),
-					 "/local/domain/0/backend/vif/%u/0/state", i + 1);
+					 "/local/domain/0/backend/vif/%u/0/state",
+					 DOMID_BASE + i);
 			else
 				snprintf(path, sizeof(path),
-					 "/local/domain/0/backend/vbd/%u/51712/state", i + 1);
+					 "/local/domain/0/backend/vbd/%u/51712/state",
+					 DOMID_BASE + i);
 			while (pvio_xs_read_uint(bw.xs, 0, path, 0, 8, &st) == 0 &&
 			       st != 4 && pvio_now_ns() - a0 < 60000000000ull)
 				usleep(1000);
