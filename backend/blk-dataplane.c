@@ -1055,18 +1055,15 @@ void blk_queue_free(struct blk_queue *q)
 	 * to the process's exit, which releases them at once
 	 * (docs/architecture.md, "Stop and drain") */
 	bool exiting = q && q->dq.w->bd->exit_fast;
-	bool drained;
 
 	if (!q)
 		return;
 	/* drained: the record goes; with requests still owed (a queue
 	 * stopped before it ran its replay) it stays for the next start */
-	drained = q->j && !q->nr_replay &&
-		  q->j->h->req_cons == q->j->h->rsp_prod_pvt;
-	if (q->j && exiting)
-		jrnl_close_exiting(q->j, drained);
-	else if (q->j)
-		jrnl_close(q->j, drained);
+	if (q->j)
+		jrnl_close(q->j, !q->nr_replay &&
+				 q->j->h->req_cons == q->j->h->rsp_prod_pvt,
+			   !exiting);
 	free(q->replay);
 	if (!exiting) {
 		if (q->dq.nr_ports)

@@ -313,6 +313,15 @@ static int opened_offer(struct device *d)
 static bool remote_held(const struct vbd *v);
 static void close_off(struct device *d, struct vbd *v);
 
+/* A property the guest was given, read back: @dflt if unreadable */
+static unsigned long given(struct device *d, const char *key, unsigned long min,
+			   unsigned long max, unsigned long dflt)
+{
+	unsigned long v;
+
+	return device_read_uint(d, key, min, max, dflt, false, &v) ? dflt : v;
+}
+
 /*
  * The target cannot be opened (@v->why says why): a new device fails
  * (its error node, Closing). A restarted pvio-backd's device under a
@@ -323,15 +332,6 @@ static void close_off(struct device *d, struct vbd *v);
  * 11). 0: it does; what the target's device properties were comes back
  * from our directory, as the guest saw them.
  */
-/* A property the guest was given, read back: @dflt if unreadable */
-static unsigned long given(struct device *d, const char *key, unsigned long min,
-			   unsigned long max, unsigned long dflt)
-{
-	unsigned long v;
-
-	return device_read_uint(d, key, min, max, dflt, false, &v) ? dflt : v;
-}
-
 static int vbd_open_failed(struct device *d, struct vbd *v, int rc)
 {
 	char err[sizeof(v->why) + 64];

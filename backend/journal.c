@@ -254,7 +254,7 @@ int jrnl_recover(struct jrnl *j, uint32_t req_prod, uint32_t rsp_prod,
 	return 0;
 }
 
-static void jrnl_release(struct jrnl *j, bool remove, bool unmap)
+void jrnl_close(struct jrnl *j, bool remove, bool unmap)
 {
 	struct jrnl **pp;
 
@@ -272,15 +272,6 @@ static void jrnl_release(struct jrnl *j, bool remove, bool unmap)
 	free(j);
 }
 
-void jrnl_close(struct jrnl *j, bool remove)
-{
-	jrnl_release(j, remove, true);
-}
-
-void jrnl_close_exiting(struct jrnl *j, bool remove)
-{
-	jrnl_release(j, remove, false);
-}
 
 static bool is_open(const char *path)
 {

@@ -177,11 +177,10 @@ int jrnl_recover(struct jrnl *j, uint32_t req_prod, uint32_t rsp_prod,
 		 unsigned int *slots, unsigned int *nr, const char **why);
 /* Start afresh at @live_rsp (a record refused after opening). */
 void jrnl_reset(struct jrnl *j, uint32_t live_rsp);
-/* Unmap; @remove: the ring is done with (drained, disconnected). */
-void jrnl_close(struct jrnl *j, bool remove);
-/* The same at the process's exit: the mapping is left to the exit (a
- * munmap is a TLB shootdown on every CPU the process runs on) */
-void jrnl_close_exiting(struct jrnl *j, bool remove);
+/* @remove: the ring is done with (drained, disconnected); @unmap: false
+ * at the process's exit, which unmaps it (one munmap is a TLB shootdown
+ * on every CPU the process runs on) */
+void jrnl_close(struct jrnl *j, bool remove, bool unmap);
 /*
  * Records in @dir that no open record claims and whose device @exists
  * says is gone are removed, each with a log line.

@@ -1037,35 +1037,33 @@ fail:
 
 void net_queue_free(struct net_queue *q)
 {
-	void (*jclose)(struct jrnl *, bool) = jrnl_close;
+	/* SIGTERM, drained: ports, grants and mappings are left to the
+	 * exit (blk_queue_free()) */
+	bool exiting = q && q->dq.w->bd->exit_fast;
 	unsigned int i;
 
 	if (!q)
 		return;
-	/* SIGTERM, drained: ports, grants and mappings are left to the
-	 * exit (blk_queue_free()) */
-	if (q->dq.w->bd->exit_fast)
-		jclose = jrnl_close_exiting;
 	/* drained: the records go (one still owing answers stays) */
 	if (q->jtx)
-		jclose(q->jtx, q->jtx->h->req_cons == q->jtx->h->rsp_prod_pvt);
+		jrnl_close(q->jtx, q->jtx->h->req_cons == q->jtx->h->rsp_prod_pvt,
+			   !exiting);
 	if (q->jrx)
-		jclose(q->jrx, q->jrx->h->req_cons == q->jrx->h->rsp_prod_pvt);
+		jrnl_close(q->jrx, q->jrx->h->req_cons == q->jrx->h->rsp_prod_pvt,
+			   !exiting);
 	if (q->own_fd && q->tap_fd >= 0)
 		close(q->tap_fd);
-	if (jclose == jrnl_close_exiting) {
-		worker_unplace(q->dq.w);
-		free(q);
-		return;
+	if (!exiting) {
+		for (i = 0; i < q->dq.nr_ports; i++)
+			pvio_evtchn_close(q->dq.w->plat, q->dq.ports[i]);
+		if (q->tx_mem)
+			pvio_gnt_unmap(q->dq.w->plat, q->tx_mem, 1);
+		if (q->rx_mem)
+			pvio_gnt_unmap(q->dq.w->plat, q->rx_mem, 1);
+		if (q->bufs)
+			munmap(q->bufs, (size_t)(NET_TX_BUFS + NET_RX_BUFS) *
+					NET_BUF_SIZE);
 	}
-	for (i = 0; i < q->dq.nr_ports; i++)
-		pvio_evtchn_close(q->dq.w->plat, q->dq.ports[i]);
-	if (q->tx_mem)
-		pvio_gnt_unmap(q->dq.w->plat, q->tx_mem, 1);
-	if (q->rx_mem)
-		pvio_gnt_unmap(q->dq.w->plat, q->rx_mem, 1);
-	if (q->bufs)
-		munmap(q->bufs, (size_t)(NET_TX_BUFS + NET_RX_BUFS) * NET_BUF_SIZE);
 	worker_unplace(q->dq.w);
 	free(q);
 }
