@@ -47,6 +47,17 @@ kill_restart() {
 	t_backd_up "${ARGS[@]}"
 }
 
+# a crash-record load on guest $1's disk (t-blkclient crash --gone, its
+# output in $W/$1.out): I/O errors are allowed once $W/stop-$1.killed
+# exists (kill_restart); its pid in LOAD, a second after it began
+load_on() {
+	"$PVIO_CTL" -w "$W" run "$1" -- "$CLIENT" 51712 crash "$W/stop-$1" \
+		--gone "$W/acked-$1" >"$W/$1.out" 2>&1 &
+	LOAD=$!
+	t_wait_states "$1" 51712 "Connected Connected"
+	sleep 1
+}
+
 # the absent disk of guest $1 in stats: its kind, reason $2, its errors
 check_absent() {
 	local st
@@ -77,12 +88,9 @@ PY
 }
 
 # ---- a file moved away -------------------------------------------------------------
-"$PVIO_CTL" -w "$W" run g1 -- "$CLIENT" 51712 crash "$W/stop" \
-	--gone "$W/acked" >"$W/g1.out" 2>&1 &
-C1=$!
-t_wait_states g1 51712 "Connected Connected"
-sleep 1
-kill_restart "$W/stop" 'mv "$W/d1.img" "$W/d1.away"'
+load_on g1
+C1=$LOAD
+kill_restart "$W/stop-g1" 'mv "$W/d1.img" "$W/d1.away"'
 # answered: the client drains, checks the backend is still Connected, and
 # holds (or fails: an answer twice, or none)
 answered() {	# client-pid out-file what
@@ -107,9 +115,9 @@ esac
 check_absent g1 "No such file"
 "$PVIO_CTL" -w "$W" run g2 -- "$CLIENT" 51712 io 50 >"$W/g2.out" 2>&1 ||
 	t_fail "g2 beside the absent disk: $(tail -2 "$W/g2.out")"
-"$CLIENT" - verify-image "$W/d1.away" "$W/acked" >"$W/verify.out" 2>&1 ||
+"$CLIENT" - verify-image "$W/d1.away" "$W/acked-g1" >"$W/verify.out" 2>&1 ||
 	t_fail "$(tail -1 "$W/verify.out")"
-touch "$W/stop"
+touch "$W/stop-g1"
 wait $C1 || t_fail "g1 at its end: $(tail -2 "$W/g1.out")"
 t_pass "image gone at a restart: $(sed -n 's/^OK \([0-9]*\) requests.*/\1/p' "$W/g1.out") requests answered once with an I/O error, the disk still Connected with its reason; g2 served; $(sed 's/^OK //' "$W/verify.out")"
 
@@ -147,26 +155,23 @@ SH
 	ctl vbd-attach g5 "$W/d5.img" --script "$W/scripts/block" >/dev/null ||
 		t_fail "attach d5 through the script"
 	DG5=$(ctl devices g5 | awk '$3 == 51712 { print $1 }')
-	"$PVIO_CTL" -w "$W" run g5 -- "$CLIENT" 51712 crash "$W/stop5" \
-		--gone "$W/acked5" >"$W/g5.out" 2>&1 &
-	C5=$!
-	t_wait_states g5 51712 "Connected Connected"
-	sleep 1
+	load_on g5
+	C5=$LOAD
 	# the volume the script made is gone at the restart (as a removed
 	# logical volume): its major:minor names no device
-	kill_restart "$W/stop5" \
+	kill_restart "$W/stop-g5" \
 		'ctl run 0 -- xenstore-write "$BE/vbd/$DG5/51712/physical-device" f0:ff'
 	answered $C5 "$W/g5.out" g5
 	[ "$(t_states g5 51712)" = "Connected Connected" ] ||
 		t_fail "g5's disk went through $(t_states g5 51712)"
 	check_absent g5 "physical-device 'f0:ff'"
-	touch "$W/stop5"
+	touch "$W/stop-g5"
 	wait $C5 || t_fail "g5 at its end: $(tail -2 "$W/g5.out")"
 	ctl vbd-detach g5 xvda >/dev/null || t_fail "detach g5's absent disk"
 	for _ in $(seq 100); do
 		[ -z "$(losetup -j "$W/d5.img")" ] && break; sleep 0.05
 	done
-	"$CLIENT" - verify-image "$W/d5.img" "$W/acked5" >"$W/verify5.out" 2>&1 ||
+	"$CLIENT" - verify-image "$W/d5.img" "$W/acked-g5" >"$W/verify5.out" 2>&1 ||
 		t_fail "$(tail -1 "$W/verify5.out")"
 	t_pass "a hotplug script's device gone at a restart: g5's requests answered once with an I/O error, barriers included, the disk still Connected; detached; $(sed 's/^OK //' "$W/verify5.out")"
 else
@@ -187,17 +192,14 @@ NBD=$!
 T_PIDS="$T_PIDS $NBD"
 for _ in $(seq 100); do [ -S "$W/g3.sock" ] && break; sleep 0.05; done
 ctl vbd-attach g3 "nbd+unix:///?socket=$W/g3.sock" >/dev/null || t_fail "attach g3"
-"$PVIO_CTL" -w "$W" run g3 -- "$CLIENT" 51712 crash "$W/stop3" \
-	--gone "$W/acked3" >"$W/g3.out" 2>&1 &
-C3=$!
-t_wait_states g3 51712 "Connected Connected"
-sleep 1
-kill_restart "$W/stop3" 'kill $NBD; wait $NBD 2>/dev/null'
+load_on g3
+C3=$LOAD
+kill_restart "$W/stop-g3" 'kill $NBD; wait $NBD 2>/dev/null'
 answered $C3 "$W/g3.out" g3
 [ "$(t_states g3 51712)" = "Connected Connected" ] ||
 	t_fail "g3's disk went through $(t_states g3 51712)"
 check_absent g3 "cannot connect"
-touch "$W/stop3"
+touch "$W/stop-g3"
 wait $C3 || t_fail "g3 at its end: $(tail -2 "$W/g3.out")"
 # the failed open took the export's writer lock: released, the export
 # (its server back) attaches to another VM's guest
