@@ -578,6 +578,15 @@ static int blk_process(struct dp_queue *dq)
 	uint64_t now;
 	int n, i;
 
+	if (pvio_unlikely(__atomic_load_n(&q->retarget, __ATOMIC_ACQUIRE)) &&
+	    !q->quiesced) {
+		/* the target came back (blk_queue_retarget()); a queue
+		 * stopping keeps the absent one, whose quiesce it had */
+		__atomic_store_n(&q->retarget, false, __ATOMIC_RELAXED);
+		q->tops = q->vbd->tops;
+		q->dq.no_spin = q->tops->no_spin;
+		q->files_done = false;
+	}
 	if (!q->files_done) {	/* from the worker: its ring, its thread */
 		q->tops->queue_start(q);
 		q->files_done = true;
@@ -1080,6 +1089,11 @@ void blk_queue_free(struct blk_queue *q)
 	free(q->reqs);
 	worker_unplace(q->dq.w);
 	free(q);
+}
+
+void blk_queue_retarget(struct blk_queue *q)
+{
+	__atomic_store_n(&q->retarget, true, __ATOMIC_RELEASE);
 }
 
 void blk_queue_resize(struct blk_queue *q, uint64_t sectors)

@@ -96,6 +96,10 @@ static struct device *same_vm_holder(struct device *d, struct vbd *v)
  * the main thread, which knows the other devices and our own closes.
  */
 #define LOCK_WAIT_NS	(10ull * 1000000000u)
+/* an absent remote target tried again (vbd_revive()): after this, then
+ * at doubling intervals up to the second */
+#define REVIVE_FIRST_NS	(1ull * 1000000000u)
+#define REVIVE_MAX_NS	(10ull * 1000000000u)
 
 static bool closing_file(dev_t dev, ino_t ino);
 
@@ -332,6 +336,8 @@ static unsigned long given(struct device *d, const char *key, unsigned long min,
  * 11). 0: it does; what the target's device properties were comes back
  * from our directory, as the guest saw them.
  */
+static bool revive_worth(int rc);
+
 static int vbd_open_failed(struct device *d, struct vbd *v, int rc)
 {
 	char err[sizeof(v->why) + 64];
@@ -344,6 +350,15 @@ static int vbd_open_failed(struct device *d, struct vbd *v, int rc)
 		 d->path, v->why);
 	if (remote_held(v))	/* what the failed open took (its lock) */
 		close_off(d, v);
+	/* a server or cluster may come back: tried again (vbd_revive()) */
+	v->revive_tops = revive_worth(rc) && v->tops && v->tops->open ?
+			 v->tops : NULL;
+	v->revive_tries = 0;
+	v->revive_at_ns = pvio_now_ns() + REVIVE_FIRST_NS;
+	if (v->revive_tops)
+		log_info("%s: %s (%s) tried again after %llu s, then up to every %llu s",
+			 d->path, v->params, v->tops->kind,
+			 REVIVE_FIRST_NS / 1000000000u, REVIVE_MAX_NS / 1000000000u);
 	v->tops = &blk_target_absent;
 	v->tpriv = NULL;
 	v->logical = (unsigned int)given(d, "sector-size", 512, 4096, 512);
@@ -401,6 +416,148 @@ static void open_done(struct ctl_job *j)
 		 v->readonly ? "read-only" : "read-write", v->logical,
 		 v->physical, v->feat_discard ? "" : ", no discard");
 	device_opened(d, opened_offer);
+}
+
+/*
+ * A remote target absent since a restart (its server or cluster was
+ * unreachable) is tried again while its guest is connected, on a thread
+ * as every open: after 1 s, then at doubling intervals up to
+ * REVIVE_MAX_NS. When it opens as the guest knew it (at least its size,
+ * its sector size, read-only or not, its queues), every queue switches
+ * to it (blk_queue_retarget()): the requests from then on are served, as
+ * after a reconnection at run time. A target that comes back different
+ * is not served (another disk under a running guest): logged once, still
+ * tried. One that has another writer now (the operator gave it to
+ * another VM) or became read-only is not tried again: the guest's disk
+ * must never be taken back from under the new holder.
+ */
+static bool revive_worth(int rc)
+{
+	return rc != -EBUSY && rc != -EROFS;
+}
+
+static unsigned int max_queues(const struct vbd *v, const struct backd *bd);
+
+static bool revive_fits(struct device *d, struct vbd *v, const struct vbd *n,
+			char *why, size_t len)
+{
+	if (n->size_bytes < v->size_bytes)	/* bigger: announced later */
+		snprintf(why, len, "%llu bytes, the guest's disk has %llu",
+			 (unsigned long long)n->size_bytes,
+			 (unsigned long long)v->size_bytes);
+	else if (n->logical != v->logical)
+		snprintf(why, len, "sector size %u, the guest's disk has %u",
+			 n->logical, v->logical);
+	else if (n->readonly != v->readonly)
+		snprintf(why, len, "%s, the guest's disk is %s",
+			 n->readonly ? "read-only" : "writable",
+			 v->readonly ? "read-only" : "writable");
+	else if (d->nr_queues > n->tops->max_queues)
+		snprintf(why, len, "the guest has %u queues, %s serves %u",
+			 d->nr_queues, n->tops->kind, n->tops->max_queues);
+	else
+		return true;
+	return false;
+}
+
+static void withdraw_flush(struct device *d, struct vbd *v);
+static void withdraw_discard(struct device *d, struct vbd *v);
+
+static void revive_done(struct ctl_job *j)
+{
+	struct open_job *o = (struct open_job *)j;
+	struct device *d = o->d;
+	struct vbd *v = VBD(d);
+	char why[160], key[PVIO_XS_PATH_MAX + 16];
+	unsigned int i;
+	uint64_t wait;
+
+	v->open_job = NULL;
+	if (!o->rc && (!v->revive_tops || !d->xb || !d->queues)) {
+		/* going, or its guest gone, meanwhile */
+		close_off(d, &o->v);
+		free(o);
+		return;
+	}
+	if (o->rc && !revive_worth(o->rc)) {
+		log_warn("%s: %s: not tried again", d->path, o->v.why);
+		v->revive_tops = NULL;
+		if (remote_held(&o->v))
+			close_off(d, &o->v);
+		free(o);
+		return;
+	}
+	if (o->rc || !revive_fits(d, v, &o->v, why, sizeof(why))) {
+		if (o->rc)
+			log_debug("%s: %s", d->path, o->v.why);
+		else if (!v->revive_mismatch)
+			log_warn("%s: %s is back but not as the guest's disk was (%s): still answering I/O errors",
+				 d->path, v->params, why);
+		v->revive_mismatch = !o->rc;
+		if (remote_held(&o->v))
+			close_off(d, &o->v);
+		free(o);
+		wait = REVIVE_FIRST_NS << (v->revive_tries < 8 ? v->revive_tries : 8);
+		v->revive_tries++;
+		v->revive_at_ns = pvio_now_ns() +
+				  (wait < REVIVE_MAX_NS ? wait : REVIVE_MAX_NS);
+		return;
+	}
+	/* the target's state before the queues see it (release: the
+	 * worker's acquire of q->retarget) */
+	v->tpriv = o->v.tpriv;
+	v->tops = o->v.tops;
+	v->revive_tops = NULL;
+	v->why[0] = 0;
+	log_info("%s: %s (%s) is back after %u tries: serving it again",
+		 d->path, v->params, v->tops->kind, v->revive_tries + 1);
+	/* what it cannot do any more goes from the guest's features before
+	 * a request reaches it (a bigger size is announced at the tick) */
+	if (v->feat_flush && !o->v.feat_flush)
+		withdraw_flush(d, v);
+	if (v->feat_discard && !o->v.feat_discard)
+		withdraw_discard(d, v);
+	free(o);
+	for (i = 0; i < d->nr_queues; i++)
+		if (d->queues[i])
+			blk_queue_retarget(BQ(d->queues[i]));
+	snprintf(key, sizeof(key), "%s/error", d->path);
+	pvio_xs_rm(d->bd->xs, 0, key);
+	device_write(d, "multi-queue-max-queues", "%u", max_queues(v, d->bd));
+}
+
+/* Once a second, for a disk served without its target (vbd_tick()) */
+static void vbd_revive(struct device *d, struct vbd *v)
+{
+	struct open_job *o;
+
+	if (!v->revive_tops || v->open_job || !d->xb || d->failed ||
+	    !d->queues || pvio_now_ns() < v->revive_at_ns)
+		return;
+	o = malloc(sizeof(*o));
+	if (!o)
+		return;		/* the next tick */
+	memset(o, 0, offsetof(struct open_job, v));
+	o->j.run = open_run;
+	o->j.done = revive_done;
+	o->j.drop = open_drop;
+	o->d = d;
+	snprintf(o->path, sizeof(o->path), "%s", d->path);
+	o->env.path = o->path;
+	o->env.remote_timeout_s = d->bd->o.remote_timeout_s;
+	o->env.lock_dir = d->bd->o.lock_dir;
+	o->v = *v;
+	o->v.tops = v->revive_tops;
+	o->v.tpriv = NULL;
+	o->v.why[0] = 0;
+	o->j.key = o->v.params;
+	if (ctl_job_start(d->bd, &o->j, false)) {
+		free(o);
+		return;
+	}
+	v->open_job = o;
+	log_debug("%s: trying %s (%s) again", d->path, v->params,
+		  v->revive_tops->kind);
 }
 
 /* -EINPROGRESS: open_done() finishes the probe. */
@@ -920,8 +1077,11 @@ static int parse_params(struct device *d, struct vbd *v, char *s)
 /* Queues per device: the daemon's limit, and the target's. */
 static unsigned int max_queues(const struct vbd *v, const struct backd *bd)
 {
-	return v->tops && v->tops->max_queues < bd->o.max_queues ?
-	       v->tops->max_queues : bd->o.max_queues;
+	/* absent: what the target it waits for serves (vbd_revive()) */
+	const struct blk_target_ops *t = v->revive_tops ? v->revive_tops : v->tops;
+
+	return t && t->max_queues < bd->o.max_queues ? t->max_queues
+						      : bd->o.max_queues;
 }
 
 /*
@@ -1400,6 +1560,8 @@ static void vbd_going(struct device *d)
 	if (v && remote_held(v) && !v->close_hold)
 		v->close_hold = ctl_key_hold(d->bd, v->params);
 	if (v)
+		v->revive_tops = NULL;	/* an absent target stays so */
+	if (v)
 		look_cancel(d, v);	/* nothing more to report */
 }
 
@@ -1618,6 +1780,29 @@ static void vbd_tick_end(struct backd *bd)
 	}
 }
 
+/* The target cannot flush (a worker saw it refused, or it came back
+ * without): requests say EOPNOTSUPP from now on, the keys go */
+static void withdraw_flush(struct device *d, struct vbd *v)
+{
+	char key[PVIO_XS_PATH_MAX + 32];
+
+	log_warn("%s: flush not supported by %s: withdrawing the feature",
+		 d->path, v->params);
+	v->feat_flush = v->feat_barrier = false;
+	snprintf(key, sizeof(key), "%s/feature-flush-cache", d->path);
+	pvio_xs_rm(d->bd->xs, 0, key);
+	snprintf(key, sizeof(key), "%s/feature-barrier", d->path);
+	pvio_xs_rm(d->bd->xs, 0, key);
+}
+
+static void withdraw_discard(struct device *d, struct vbd *v)
+{
+	log_warn("%s: discard not supported by %s: withdrawing it", d->path,
+		 v->params);
+	v->feat_discard = false;
+	device_write(d, "feature-discard", "0");
+}
+
 /* Once a second: a bigger target is announced, a smaller or deleted one
  * reported; failed features go. */
 static void vbd_tick(struct device *d)
@@ -1631,25 +1816,14 @@ static void vbd_tick(struct device *d)
 	}
 	if (!v || !v->opened)
 		return;
+	if (v->tops == &blk_target_absent)
+		vbd_revive(d, v);
 	if (__atomic_exchange_n(&v->flush_unsupported, 0, __ATOMIC_RELAXED) &&
-	    v->feat_flush) {
-		char key[PVIO_XS_PATH_MAX + 32];
-
-		log_warn("%s: flush not supported by %s: withdrawing the feature",
-			 d->path, v->params);
-		v->feat_flush = v->feat_barrier = false;
-		snprintf(key, sizeof(key), "%s/feature-flush-cache", d->path);
-		pvio_xs_rm(d->bd->xs, 0, key);
-		snprintf(key, sizeof(key), "%s/feature-barrier", d->path);
-		pvio_xs_rm(d->bd->xs, 0, key);
-	}
+	    v->feat_flush)
+		withdraw_flush(d, v);
 	if (__atomic_exchange_n(&v->discard_unsupported, 0, __ATOMIC_RELAXED) &&
-	    v->feat_discard) {
-		log_warn("%s: discard not supported by %s: withdrawing it",
-			 d->path, v->params);
-		v->feat_discard = false;
-		device_write(d, "feature-discard", "0");
-	}
+	    v->feat_discard)
+		withdraw_discard(d, v);
 	if (v->tops->size) {	/* a remote target knows its own */
 		l.size_rc = v->tops->size(v, &l.size);
 	} else if (v->sqe_flags) {
@@ -1671,8 +1845,12 @@ static void vbd_describe(struct device *d, struct json_object *o)
 	}
 	json_add_name(o, "target", v->params);
 	json_add_name(o, "target_kind", v->tops ? v->tops->kind : "none");
-	if (v->tops == &blk_target_absent)	/* why (vbd_open_failed()) */
+	if (v->tops == &blk_target_absent) {	/* why (vbd_open_failed()) */
 		json_add_name(o, "target_error", v->why);
+		if (v->revive_tops)	/* tried again (vbd_revive()) */
+			json_object_object_add(o, "target_tries",
+					       json_object_new_uint64(v->revive_tries));
+	}
 	json_object_object_add(o, "size_bytes",
 			       json_object_new_uint64(v->size_bytes));
 	json_object_object_add(o, "read_only",

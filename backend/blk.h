@@ -47,6 +47,12 @@ struct vbd {
 	bool look_slow;		/* ... not back within --stall-timeout (logged) */
 	struct cw_slot *close_hold;	/* removed, draining: the close's place */
 	char why[512];		/* the target's one-line failure reason */
+	/* served without its target (target-absent.c): the remote kind
+	 * tried again (vbd_revive() in blk-xenbus.c), when, how often */
+	const struct blk_target_ops *revive_tops;
+	uint64_t revive_at_ns;
+	unsigned int revive_tries;
+	bool revive_mismatch;	/* ... it came back different (logged) */
 	int fd_direct;		/* O_DIRECT, or -1 */
 	int fd_buffered;
 	bool readonly;
@@ -154,6 +160,9 @@ struct blk_queue {
 	unsigned int *replay;		/* slots to run again, in order */
 	unsigned int nr_replay;
 	bool kick_guest;		/* re-attached: notify once */
+	/* the vbd's target is back (blk_queue_retarget()): its worker
+	 * takes vbd->tops at the next pass */
+	bool retarget;
 };
 
 /* The block holding @n slots' seg, iov and pages arrays */
@@ -197,6 +206,13 @@ unsigned int blk_op_stat(uint8_t op);
 
 /* After the worker let go of it (DPQ_STOPPED, or never started). */
 void blk_queue_free(struct blk_queue *q);
+/*
+ * Main thread: @q's vbd served without its target (target-absent.c) has
+ * it again, in vbd->tops and the fields its open filled. The worker
+ * switches before it takes the next request (the guest's notification of
+ * it runs the queue); the absent target holds nothing in flight.
+ */
+void blk_queue_retarget(struct blk_queue *q);
 /* A bigger device: later requests may use the new sectors. */
 void blk_queue_resize(struct blk_queue *q, uint64_t sectors);
 

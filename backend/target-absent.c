@@ -8,7 +8,9 @@
  * recorded are published, and every request, those it left in flight
  * first, is answered with an I/O error, as a disk that died answers. A
  * Closing instead would leave those requests unanswered for ever: Linux's
- * blkfront does not fail them.
+ * blkfront does not fail them. A remote target is tried again
+ * (vbd_revive()); when it is back, each queue switches to it at its next
+ * pass (blk_queue_retarget()): nothing here is ever in flight.
  */
 #include "config.h"
 

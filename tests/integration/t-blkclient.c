@@ -56,7 +56,12 @@
  *                                           and writes the records it may
  *                                           expect to ACKED; the backend
  *                                           must stay Connected; then it
- *                                           holds until STOP exists
+ *                                           holds until STOP exists; with
+ *                                           --back too, it waits instead
+ *                                           for a read to succeed (the
+ *                                           target back, within 60 s) and
+ *                                           runs the load again, errors
+ *                                           not allowed, until STOP
  *   t-blkclient - verify-image IMG ACKED    every record in ACKED intact in
  *                                           the image file IMG (no domain)
  *
@@ -613,6 +618,8 @@ static uint64_t cr_nind, cr_nbar;
 /* --gone: errors allowed (once STOP.killed exists), acknowledged records
  * written here; errors seen */
 static const char *cr_gone;
+/* --back: after the errors, the target comes back (cr_wait_back()) */
+static bool cr_back;
 static char cr_killed[PVIO_PATH_BUF];
 static uint64_t cr_errors;
 /* what the backend offers: barriers and discards only then */
@@ -871,6 +878,29 @@ static void cr_wait(uint64_t *idle_ms)
 }
 
 /*
+ * --gone --back: after the errors, a read of block 0 every 100 ms until
+ * one is answered without error (the target came back), for at most 60 s
+ */
+static void cr_wait_back(void)
+{
+	uint64_t t0 = pvio_now_ms();
+	int16_t st;
+
+	do {
+		if (pvio_now_ms() - t0 > 60000)
+			FAIL("the disk still answers I/O errors 60 s after they began");
+		poll(NULL, 0, 100);
+		st = one(BLKIF_OP_READ, cr_next_id++, 0, 1, NULL);
+		if (st != BLKIF_RSP_OKAY && st != BLKIF_RSP_ERROR)
+			FAIL("a read while the target is away: status %d", st);
+	} while (st != BLKIF_RSP_OKAY);
+	if (be_state() != 4)
+		FAIL("the backend went to state %lu", be_state());
+	printf("OK the disk answers again %llu ms after its errors\n",
+	       (unsigned long long)(pvio_now_ms() - t0));
+}
+
+/*
  * --gone, after the drain: 8 writes, each followed by a barrier (or a
  * flush), on the ring at once: every one must be answered, with an I/O
  * error, within 5 s (a backend whose target answers inside its submit
@@ -957,6 +987,7 @@ static void crash_load(const char *stopfile)
 	    pvio_gnt_share(plat, 0, CR_INFLIGHT, false, cr_ind_refs,
 			   (void **)&cr_ind))
 		FAIL("share the indirect pages");
+again:
 	for (;;) {
 		int c;
 
@@ -1014,6 +1045,13 @@ static void crash_load(const char *stopfile)
 		cr_train();
 		printf("OK %llu requests answered with an I/O error, each once; %u acknowledged records to find in the image\n",
 		       (unsigned long long)cr_errors, checked);
+		if (cr_back) {	/* its target comes back: the load again */
+			cr_wait_back();
+			cr_gone = NULL;
+			cr_errors = 0;
+			stopping = false;
+			goto again;
+		}
 		/* held, Connected, for the caller to look at */
 		while (access(stopfile, F_OK) != 0)
 			poll(NULL, 0, 20);
@@ -1122,6 +1160,9 @@ int main(int argc, char **argv)
 			order = (unsigned int)atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--gone"))
 			cr_gone = argv[i + 1];
+	for (i = 3; i < (unsigned int)argc; i++)
+		if (!strcmp(argv[i], "--back"))
+			cr_back = true;
 	atexit(close_handles);
 	if (pvio_platform_open(&plat, NULL, domid, 0))
 		FAIL("attach as domain %u", domid);

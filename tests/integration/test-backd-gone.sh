@@ -18,9 +18,14 @@
 #    makes) gone at the restart: the same, and the script's device is
 #    released at the detach;
 #  - an NBD export whose server is gone at the restart (with nbdkit): the
-#    same answer once the open fails (refused, or after --remote-timeout), and the
-#    failed open's writer lock is released (the export, its server back,
-#    serves another VM's guest).
+#    same answer once the open fails (refused, or after --remote-timeout);
+#    the server back, the disk is served again under the running guest
+#    (the failed open's writer lock was released: the new open takes it),
+#    its error node gone, and the guest's load runs again, every record
+#    acknowledged before the crash and after read back intact;
+#  - an export that comes back smaller stays absent (another disk is not
+#    put under a running guest), said once, and is still tried; one whose
+#    writer lock another program holds by then is not tried again.
 . "$(dirname "$0")/lib.sh"
 CLIENT="$B/tests/integration/t-blkclient"
 command -v xenstore-read >/dev/null || t_skip "xenstore-utils not installed"
@@ -52,7 +57,7 @@ kill_restart() {
 # exists (kill_restart); its pid in LOAD, a second after it began
 load_on() {
 	"$PVIO_CTL" -w "$W" run "$1" -- "$CLIENT" 51712 crash "$W/stop-$1" \
-		--gone "$W/acked-$1" >"$W/$1.out" 2>&1 &
+		--gone "$W/acked-$1" "${@:2}" >"$W/$1.out" 2>&1 &
 	LOAD=$!
 	t_wait_states "$1" 51712 "Connected Connected"
 	sleep 1
@@ -178,38 +183,133 @@ else
 	t_log "SKIP (part): not root, or no loop devices: the hotplug script case is not run"
 fi
 
-# ---- an NBD server gone ---------------------------------------------------------------
+# ---- an NBD server gone, and back ------------------------------------------------------
 if ! command -v nbdkit >/dev/null 2>&1 ||
    ! "$BACKD" --help | grep -q "targets:.*nbd"; then
 	t_log "SKIP (part): nbdkit or pvio-backd's libnbd missing: the NBD case is not run"
 	exit 0
 fi
+# nbdkit serving $2 (a file) on socket $1, its pid in NBD
+nbd_up() {
+	rm -f "$1"
+	nbdkit --foreground --exit-with-parent --unix "$1" file "$2" \
+		>>"$W/nbd.log" 2>&1 &
+	NBD=$!
+	T_PIDS="$T_PIDS $NBD"
+	for _ in $(seq 100); do [ -S "$1" ] && break; sleep 0.05; done
+	[ -S "$1" ] || t_fail "nbdkit on $2 did not start: $(tail -2 "$W/nbd.log")"
+}
+# the disk of guest $1 in stats is served from kind $2
+served_from() {
+	"$PVIO_CTL" -w "$W" stats "$1" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+devs = d["devices"] if isinstance(d, dict) and "devices" in d else d
+v = [x for x in devs if x.get("kind") == "vbd"][0]
+sys.exit(0 if v["target_kind"] == sys.argv[1] and "target_error" not in v else 1)' "$2"
+}
 ctl create g3 >/dev/null || t_fail "create g3"
-rm -f "$W/g3.sock"
-nbdkit --foreground --exit-with-parent --unix "$W/g3.sock" memory 16M \
-	>>"$W/nbd.log" 2>&1 &
-NBD=$!
-T_PIDS="$T_PIDS $NBD"
-for _ in $(seq 100); do [ -S "$W/g3.sock" ] && break; sleep 0.05; done
+truncate -s 16M "$W/d3.img"
+nbd_up "$W/g3.sock" "$W/d3.img"
 ctl vbd-attach g3 "nbd+unix:///?socket=$W/g3.sock" >/dev/null || t_fail "attach g3"
-load_on g3
+DG3=$(ctl devices g3 | awk '$3 == 51712 { print $1 }')
+# --back: once its errors are answered, the client waits for the disk to
+# answer again and runs its load once more, errors not allowed
+load_on g3 --back
 C3=$LOAD
 kill_restart "$W/stop-g3" 'kill $NBD; wait $NBD 2>/dev/null'
+answered() {	# as above, but the client goes on
+	for _ in $(seq 100); do
+		grep -q "^OK [1-9][0-9]* requests answered with an I/O error, each once" "$2" && return
+		t_ours "$1" || t_fail "$3: $(tail -2 "$2")"
+		sleep 0.1
+	done
+	t_fail "$3's requests not answered 10 s after the restart: $(tail -2 "$2")"
+}
 answered $C3 "$W/g3.out" g3
 [ "$(t_states g3 51712)" = "Connected Connected" ] ||
 	t_fail "g3's disk went through $(t_states g3 51712)"
 check_absent g3 "cannot connect"
+# the server back: the disk is served again (tried after 1 s, then at
+# doubling intervals up to 10 s), the guest's load goes on
+nbd_up "$W/g3.sock" "$W/d3.img"
+t0=$(date +%s%N)
+for _ in $(seq 250); do
+	grep -q "^OK the disk answers again" "$W/g3.out" && break
+	t_ours $C3 || t_fail "g3 while its server came back: $(tail -2 "$W/g3.out")"
+	sleep 0.1
+done
+grep -q "^OK the disk answers again" "$W/g3.out" ||
+	t_fail "g3's disk not served 25 s after its NBD server came back: $(tail -1 "$W/g3.out"); $(grep "vbd/$DG3/51712" "$W/backd.log" | tail -2)"
+back_ms=$((($(date +%s%N) - t0) / 1000000))
+served_from g3 nbd || t_fail "g3 in stats after its server came back: $("$PVIO_CTL" -w "$W" stats g3)"
+! ctl run 0 -- xenstore-exists "$BE/vbd/$DG3/51712/error" 2>/dev/null ||
+	t_fail "g3's error node stays after its target came back"
+grep -q "vbd/$DG3/51712: .* is back after [0-9]* tries" "$W/backd.log" ||
+	t_fail "no log line for g3's target back"
+sleep 2	# the guest's load, on the target back
 touch "$W/stop-g3"
 wait $C3 || t_fail "g3 at its end: $(tail -2 "$W/g3.out")"
-# the failed open took the export's writer lock: released, the export
-# (its server back) attaches to another VM's guest
-rm -f "$W/g3.sock"
-nbdkit --foreground --exit-with-parent --unix "$W/g3.sock" memory 16M \
-	>>"$W/nbd.log" 2>&1 &
-T_PIDS="$T_PIDS $!"
-for _ in $(seq 100); do [ -S "$W/g3.sock" ] && break; sleep 0.05; done
+grep -q "^OK [0-9]* acknowledged records read back intact" "$W/g3.out" ||
+	t_fail "g3's end: $(tail -1 "$W/g3.out")"
+t_pass "NBD server gone at a restart: g3's requests answered once with an I/O error, the disk still Connected; the server back, the disk served again within $back_ms ms, the guest's load verified on it ($(grep -c . "$W/acked-g3") records from before the crash among $(sed -n 's/^OK \([0-9]*\) acknowledged.*/\1/p' "$W/g3.out") read back intact)"
+
+# ---- back, but not the same disk; back, but another writer has it -------------------------
+# An export that comes back smaller is not served under the running
+# guest: still I/O errors, said once in the log. One whose writer lock
+# another program holds now (the export given to another VM) is not
+# tried again: the guest's disk is never taken back from its new holder.
 ctl create g4 >/dev/null || t_fail "create g4"
-out=$(ctl vbd-attach g4 "nbd+unix:///?socket=$W/g3.sock" 2>&1) || t_fail "attach g4: $out"
-"$PVIO_CTL" -w "$W" run g4 -- "$CLIENT" 51712 io 50 >"$W/g4.out" 2>&1 ||
-	t_fail "g4 on the export g3's failed open held: $(tail -2 "$W/g4.out"); $(grep "vbd/[0-9]*/51712" "$W/backd.log" | tail -3)"
-t_pass "NBD server gone at a restart: g3's requests answered once with an I/O error once its open failed, the disk still Connected; its writer lock released (the export served another guest)"
+ctl create g6 >/dev/null || t_fail "create g6"
+truncate -s 16M "$W/d4.img" "$W/d6.img"
+nbd_up "$W/g4.sock" "$W/d4.img"
+NBD4=$NBD
+nbd_up "$W/g6.sock" "$W/d6.img"
+NBD6=$NBD
+ctl vbd-attach g4 "nbd+unix:///?socket=$W/g4.sock" >/dev/null || t_fail "attach g4"
+ctl vbd-attach g6 "nbd+unix:///?socket=$W/g6.sock" >/dev/null || t_fail "attach g6"
+DG4=$(ctl devices g4 | awk '$3 == 51712 { print $1 }')
+DG6=$(ctl devices g6 | awk '$3 == 51712 { print $1 }')
+load_on g6
+C6=$LOAD
+load_on g4
+C4=$LOAD
+touch "$W/stop-g6.killed"
+kill_restart "$W/stop-g4" 'kill $NBD4 $NBD6; wait $NBD4 $NBD6 2>/dev/null'
+answered $C4 "$W/g4.out" g4
+answered $C6 "$W/g6.out" g6
+# g6's lock file (its content names the export) held by another program
+lk=$(grep -l "socket=$W/g6.sock" "$W"/locks/*.lock) || t_fail "no lock file for g6's export"
+python3 -c '
+import fcntl, sys, time
+f = open(sys.argv[1], "r+")
+fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+open(sys.argv[2], "w").close()
+time.sleep(120)' "$lk" "$W/g6.held" &
+HOLDER=$!
+T_PIDS="$T_PIDS $HOLDER"
+for _ in $(seq 50); do [ -e "$W/g6.held" ] && break; sleep 0.1; done
+[ -e "$W/g6.held" ] || t_fail "could not take g6's lock"
+truncate -s 8M "$W/d4.img"
+nbd_up "$W/g4.sock" "$W/d4.img"
+nbd_up "$W/g6.sock" "$W/d6.img"
+for _ in $(seq 300); do
+	grep -q "vbd/$DG4/51712: .* is back but not as the guest's disk was" "$W/backd.log" &&
+	grep -q "vbd/$DG6/51712: .*has a writer already.*not tried again" "$W/backd.log" && break
+	sleep 0.1
+done
+grep -q "vbd/$DG4/51712: .* is back but not as the guest's disk was (8388608 bytes, the guest's disk has 16777216)" "$W/backd.log" ||
+	t_fail "g4's export back smaller: $(grep "vbd/$DG4/51712" "$W/backd.log" | tail -2)"
+grep -q "vbd/$DG6/51712: .*has a writer already.*not tried again" "$W/backd.log" ||
+	t_fail "g6's export locked by another writer: $(grep "vbd/$DG6/51712" "$W/backd.log" | tail -2)"
+check_absent g4 "cannot connect"
+check_absent g6 "cannot connect"
+"$PVIO_CTL" -w "$W" stats g4 --json | grep -q '"target_tries"' ||
+	t_fail "g4's stats do not say its target is still tried"
+! "$PVIO_CTL" -w "$W" stats g6 --json | grep -q '"target_tries"' ||
+	t_fail "g6's target still tried after another writer took it"
+kill $HOLDER
+touch "$W/stop-g4" "$W/stop-g6"
+wait $C4 || t_fail "g4 at its end: $(tail -2 "$W/g4.out")"
+wait $C6 || t_fail "g6 at its end: $(tail -2 "$W/g6.out")"
+t_pass "an export back smaller is not served under the guest (still tried, said once); one another writer locked is not tried again"
