@@ -22,6 +22,17 @@
  * (rbd_lock_acquire EXCLUSIVE, which also stops librbd from handing it to
  * another client that asks) and released when the device goes. A second
  * writer, on any host, fails its device: nothing is written.
+ *
+ * A crash leaves the lock with a client that is gone, and librbd gives it
+ * to the next one only once the cluster has timed that client's watch out
+ * (osd_client_watch_timeout, 30 s): a restarted pvio-backd's disks would
+ * stall that long. So a writer also holds this host's lock file for the
+ * image (target-remote.c, in --lock-dir) and notes there which client it
+ * is. A restarted pvio-backd that takes the file (no live process of
+ * this host has the image) and finds the image's lock held by exactly
+ * the client noted breaks it (librbd blocklists that client, so nothing
+ * it sent can land later) and takes it at once. Any other holder is
+ * another writer, and is refused as before.
  */
 #include "config.h"
 
@@ -48,6 +59,7 @@ struct rbd_tgt {
 	bool have_io;
 	rbd_image_t img;
 	bool locked;
+	struct remote_lock hostlock;	/* this host's lock file (above) */
 	int efd;
 	uint64_t timeout_ns;
 	/* worker state */
@@ -118,6 +130,70 @@ static int set_conf(struct rbd_tgt *t, const char *k, const char *val,
 	return rc;
 }
 
+/* The one owner of the image's exclusive lock, or "" (none, or several) */
+static void lock_owner(struct rbd_tgt *t, char *out, size_t len)
+{
+	char *owners[4];
+	size_t n = 4;
+	rbd_lock_mode_t mode;
+
+	out[0] = 0;
+	if (rbd_lock_get_owners(t->img, &mode, owners, &n) < 0)
+		return;
+	if (n == 1 && mode == RBD_LOCK_MODE_EXCLUSIVE)
+		snprintf(out, len, "%s", owners[0]);
+	rbd_lock_get_owners_cleanup(owners, n);
+}
+
+/* This host's lock file for the image of this cluster (@key: its name) */
+static int host_lock(const struct blk_open_env *e, struct rbd_tgt *t,
+		     const char *pool, const char *image, char *key,
+		     size_t klen, struct vbd *v)
+{
+	char fsid[64] = "";
+	int rc;
+
+	if (rados_cluster_fsid(t->cluster, fsid, sizeof(fsid)) < 0)
+		fsid[0] = 0;
+	snprintf(key, klen, "rbd:%s/%.100s/%.100s", fsid, pool, image);
+	rc = remote_lock_take(&t->hostlock, e->lock_dir, key, v->why,
+			      sizeof(v->why));
+	if (rc == -EBUSY)	/* as the cluster's lock would say */
+		snprintf(v->why, sizeof(v->why),
+			 "rbd image %.100s/%.100s: its exclusive lock is held by another client (a writer on this host): not writing",
+			 pool, image);
+	return rc;
+}
+
+/* The image's lock held by the client our last holder of the file noted:
+ * that process is gone (we hold the file), its lock is broken */
+static void take_over(const struct blk_open_env *e, struct rbd_tgt *t,
+		      const char *pool, const char *image)
+{
+	char owner[128];
+	int rc;
+
+	if (!t->hostlock.note[0])
+		return;
+	lock_owner(t, owner, sizeof(owner));
+	if (!owner[0] || strcmp(owner, t->hostlock.note))
+		return;
+	rc = rbd_lock_break(t->img, RBD_LOCK_MODE_EXCLUSIVE, owner);
+	log_info("%s: rbd %s/%s: its lock was held by %s, this host's last writer of it, which is gone: %s%s",
+		 e->path, pool, image, owner, rc < 0 ? "breaking it failed: " : "broken",
+		 rc < 0 ? strerror(-rc) : "");
+}
+
+/* Ours now: noted for this host's next writer (a restart after a crash) */
+static void note_owner(struct rbd_tgt *t, const char *key)
+{
+	char owner[128];
+
+	lock_owner(t, owner, sizeof(owner));
+	if (owner[0])
+		remote_lock_note(&t->hostlock, key, owner);
+}
+
 static int rbd_topen(const struct blk_open_env *e, struct vbd *v)
 {
 	char spec[sizeof(v->params)], *pool, *image, *snap, *opts;
@@ -136,6 +212,7 @@ static int rbd_topen(const struct blk_open_env *e, struct vbd *v)
 		return -ENOMEM;
 	v->tpriv = t;
 	t->efd = -1;
+	t->hostlock.fd = -1;
 	t->timeout_ns = (uint64_t)e->remote_timeout_s * 1000000000u;
 	/* conf= and id= first: they choose the configuration */
 	for (kv = opts ? strtok_r(opts, ":", &save) : NULL; kv;
@@ -246,6 +323,12 @@ static int rbd_topen(const struct blk_open_env *e, struct vbd *v)
 		goto fail;
 	}
 	if (!v->readonly) {
+		char key[300];
+
+		rc = host_lock(e, t, pool, image, key, sizeof(key), v);
+		if (rc)
+			goto fail;
+		take_over(e, t, pool, image);
 		/* fencing: one writer; librbd will not hand it over on request */
 		rc = rbd_lock_acquire(t->img, RBD_LOCK_MODE_EXCLUSIVE);
 		if (rc < 0) {
@@ -256,6 +339,7 @@ static int rbd_topen(const struct blk_open_env *e, struct vbd *v)
 			goto fail;
 		}
 		t->locked = true;
+		note_owner(t, key);
 	}
 	rc = rbd_get_size(t->img, &size);
 	if (rc == 0)
@@ -315,6 +399,7 @@ static void rbd_tclose(struct vbd *v)
 			rbd_lock_release(t->img);
 		rbd_close(t->img);
 	}
+	remote_lock_drop(&t->hostlock);	/* after the image's lock */
 	if (t->have_io)
 		rados_ioctx_destroy(t->io);
 	if (t->cluster)

@@ -88,11 +88,38 @@ int remote_lock_take(struct remote_lock *l, const char *dir, const char *name,
 		l->fd = -1;
 		return rc;
 	}
+	/* the last holder's note: the line after the name */
+	{
+		char buf[4096 + sizeof(l->note)], *nl, *end;
+		ssize_t n = pread(l->fd, buf, sizeof(buf) - 1, 0);
+
+		l->note[0] = 0;
+		buf[n > 0 ? n : 0] = 0;
+		nl = strchr(buf, '\n');
+		if (nl) {
+			end = strchr(nl + 1, '\n');
+			if (end)
+				*end = 0;
+			snprintf(l->note, sizeof(l->note), "%s", nl + 1);
+		}
+	}
 	/* for operators: which target the file stands for */
-	if (ftruncate(l->fd, 0) == 0 &&
-	    pwrite(l->fd, name, strlen(name), 0) < 0)
-		rc = 0;	/* only a label */
+	remote_lock_note(l, name, "");
 	return 0;
+}
+
+void remote_lock_note(struct remote_lock *l, const char *name,
+		      const char *note)
+{
+	char buf[4096 + 160];
+	int n = snprintf(buf, sizeof(buf), "%s\n%s%s", name, note,
+			 note[0] ? "\n" : "");
+
+	if (l->fd < 0 || n < 0 || (size_t)n >= sizeof(buf))
+		return;
+	/* only a label and a hint: a failure costs a later takeover */
+	if (ftruncate(l->fd, 0) == 0 && pwrite(l->fd, buf, (size_t)n, 0) < 0)
+		return;
 }
 
 void remote_lock_drop(struct remote_lock *l)

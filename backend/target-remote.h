@@ -15,6 +15,9 @@
 struct remote_lock {
 	int fd;		/* -1: not held */
 	char path[512];
+	/* what the last holder noted (remote_lock_note()), read at the take:
+	 * no process holds the lock now, so that holder is gone */
+	char note[128];
 };
 
 /*
@@ -24,6 +27,9 @@ struct remote_lock {
  */
 int remote_lock_take(struct remote_lock *l, const char *dir, const char *name,
 		     char *why, size_t len);
+/* Note @note in the held lock's file, after @name, for its next holder */
+void remote_lock_note(struct remote_lock *l, const char *name,
+		      const char *note);
 void remote_lock_drop(struct remote_lock *l);
 
 /* @iov's @n pieces, in order, into @dst (which holds them all): bytes */

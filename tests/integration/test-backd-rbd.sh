@@ -10,7 +10,12 @@
 #    with a clear error node, the first goes on;
 #  - the cluster stopped (SIGSTOP) mid-I/O: the guest's writes fail after
 #    --remote-timeout while another guest's file disk on the same worker
-#    does verified I/O; the cluster back: I/O works again.
+#    does verified I/O; the cluster back: I/O works again;
+#  - pvio-backd SIGKILLed: its restart breaks the dead client's lock (noted
+#    in this host's lock file) and serves the guest at once, not after the
+#    cluster's 30 s watch timeout;
+#  - the cluster stopped at a restart: the disk is re-attached without its
+#    image (errors); the cluster back, it is served again by itself.
 # With --grant-map: writes go to librbd straight from the guest's mapped
 # pages (librbd copies them before rbd_aio_writev returns, which an option
 # turning that off would break: refused), reads through bounce pages.
@@ -172,4 +177,56 @@ done
 dd if="$MNT/xvda" of="$W/blk1.back" bs=1M skip=9 count=1 iflag=direct status=none &&
 	cmp "$W/blk1" "$W/blk1.back" || t_fail "read back after the cluster came back"
 t_pass "cluster stopped mid-I/O: guest errors after $el ms, file disk verified meanwhile; cluster back: I/O works"
+
+# ---- pvio-backd killed: the restart takes the dead process's lock over ---------------------
+# The image's lock stays with the killed process's client until the
+# cluster times its watch out (30 s): librbd would wait that long. The
+# client was noted in this host's lock file; the restart, holding the
+# file, breaks that client's lock and takes it at once.
+# $1: the 1 MiB block to write and read back through the guest; sets el (ms)
+write_back() {
+	local t0=$(date +%s%N)
+	timeout 60 dd if="$W/blk1" of="$MNT/xvda" bs=1M seek="$1" conv=fsync,notrunc \
+		status=none 2>"$W/dd.err" || t_fail "a write after the restart: $(cat "$W/dd.err")"
+	el=$(( ($(date +%s%N) - t0) / 1000000 ))
+	dd if="$MNT/xvda" of="$W/blk1.back" bs=1M skip="$1" count=1 iflag=direct status=none &&
+		cmp "$W/blk1" "$W/blk1.back" || t_fail "read back after the restart"
+}
+kill -KILL "$BACKD_PID"
+wait "$BACKD_PID" 2>/dev/null
+T_PIDS=${T_PIDS/ $BACKD_PID/}
+t_backd_up --workers 1 --remote-timeout 10 --grant-map
+write_back 11
+[ $el -lt 8000 ] || t_fail "the first write after the restart took $el ms (the dead client's lock waited for?)"
+grep -q "vbd/$D1/51712: rbd rbd/disk1: its lock was held by .*which is gone: broken" "$W/backd.log" ||
+	t_fail "no takeover of the dead process's lock: $(grep "vbd/$D1/51712" "$W/backd.log" | tail -4)"
+t_pass "pvio-backd killed: the restart broke its dead client's lock and served the guest's write in $el ms"
+
+# ---- the cluster unreachable at a restart, then back ---------------------------------
+# The open times out (--remote-timeout): the disk is re-attached without
+# its image, I/O errors; the cluster back, it is opened again by itself
+# and served under the same guest
+n=$(grep -c "vbd/$D1/51712: .* is back after" "$W/backd.log")
+kill -STOP "$CEPH_OSD_PID" "$CEPH_MON_PID"
+kill -KILL "$BACKD_PID"
+wait "$BACKD_PID" 2>/dev/null
+T_PIDS=${T_PIDS/ $BACKD_PID/}
+t_backd_up --workers 1 --remote-timeout 10 --grant-map
+for _ in $(seq 300); do
+	grep -q "vbd/$D1/51712: .*re-attached without it" "$W/backd.log" && break
+	sleep 0.1
+done
+grep -q "vbd/$D1/51712: .*re-attached without it" "$W/backd.log" ||
+	t_fail "the disk was not re-attached without its image: $(grep "vbd/$D1/51712" "$W/backd.log" | tail -3)"
+dd if="$W/blk1" of="$MNT/xvda" bs=1M seek=12 conv=fsync,notrunc status=none 2>"$W/dd.err" &&
+	t_fail "a write succeeded with the image absent"
+kill -CONT "$CEPH_MON_PID" "$CEPH_OSD_PID"
+for _ in $(seq 300); do
+	[ "$(grep -c "vbd/$D1/51712: .* is back after" "$W/backd.log")" -gt "$n" ] && break
+	sleep 0.1
+done
+[ "$(grep -c "vbd/$D1/51712: .* is back after" "$W/backd.log")" -gt "$n" ] ||
+	t_fail "the image not served 30 s after the cluster came back: $(grep "vbd/$D1/51712" "$W/backd.log" | tail -3); $(cluster_state)"
+write_back 12
+t_pass "cluster unreachable at a restart: the disk answered errors, then, the cluster back, was served again ($el ms write)"
 exit 0
