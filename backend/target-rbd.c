@@ -145,24 +145,59 @@ static void lock_owner(struct rbd_tgt *t, char *out, size_t len)
 	rbd_lock_get_owners_cleanup(owners, n);
 }
 
-/* This host's lock file for the image of this cluster (@key: its name) */
+/*
+ * This host's lock file for the image of this cluster (@key: its name):
+ * -EBUSY if another writer of this host holds it. A file that cannot be
+ * made costs only the takeover (the cluster's lock still fences).
+ */
 static int host_lock(const struct blk_open_env *e, struct rbd_tgt *t,
 		     const char *pool, const char *image, char *key,
 		     size_t klen, struct vbd *v)
 {
-	char fsid[64] = "";
+	char fsid[64] = "", why[sizeof(v->why)];
 	int rc;
 
 	if (rados_cluster_fsid(t->cluster, fsid, sizeof(fsid)) < 0)
 		fsid[0] = 0;
-	snprintf(key, klen, "rbd:%s/%.100s/%.100s", fsid, pool, image);
-	rc = remote_lock_take(&t->hostlock, e->lock_dir, key, v->why,
-			      sizeof(v->why));
-	if (rc == -EBUSY)	/* as the cluster's lock would say */
+	snprintf(key, klen, "rbd:%s/%s/%s", fsid, pool, image);
+	rc = remote_lock_take(&t->hostlock, e->lock_dir, key, why, sizeof(why));
+	if (rc == -EBUSY) {	/* as the cluster's lock would say */
 		snprintf(v->why, sizeof(v->why),
-			 "rbd image %.100s/%.100s: its exclusive lock is held by another client (a writer on this host): not writing",
-			 pool, image);
-	return rc;
+			 "rbd image %.100s/%.100s: its exclusive lock is held by another client (a writer on this host: %.200s held): not writing",
+			 pool, image, t->hostlock.path);
+		return rc;
+	}
+	if (rc)
+		log_warn("%s: %s: no crash takeover for it", e->path, why);
+	return 0;
+}
+
+/* Our client's addresses contain @owner (an address with its nonce) */
+static bool owner_is_us(struct rbd_tgt *t, const char *owner)
+{
+	char *addrs = NULL, *p;
+	size_t n = strlen(owner);
+	bool us = false;
+
+	if (!n || !strchr(owner, '/') ||
+	    rados_getaddrs(t->cluster, &addrs) < 0 || !addrs)
+		return false;
+	/* one whole address of the list ("[v2:IP:PORT/NONCE,v1:...]") */
+	for (p = strstr(addrs, owner); p && !us; p = strstr(p + 1, owner))
+		us = (p == addrs || strchr("[,:", p[-1])) &&
+		     (p[n] == 0 || strchr("],", p[n]));
+	rados_buffer_free(addrs);
+	return us;
+}
+
+/* Does breaking a lock blocklist its holder? Without that, what a dead
+ * client's sockets still carry could land after our writes. */
+static bool break_fences(struct rbd_tgt *t)
+{
+	char val[16];
+
+	return rados_conf_get(t->cluster, "rbd_blocklist_on_break_lock", val,
+			      sizeof(val)) == 0 && !strcmp(val, "true");
 }
 
 /* The image's lock held by the client our last holder of the file noted:
@@ -173,25 +208,32 @@ static void take_over(const struct blk_open_env *e, struct rbd_tgt *t,
 	char owner[128];
 	int rc;
 
-	if (!t->hostlock.note[0])
+	if (t->hostlock.fd < 0 || !t->hostlock.note[0])
 		return;
 	lock_owner(t, owner, sizeof(owner));
 	if (!owner[0] || strcmp(owner, t->hostlock.note))
 		return;
+	if (!break_fences(t)) {
+		log_warn("%s: rbd %s/%s: held by %s, this host's last writer of it, which is gone; not broken: rbd_blocklist_on_break_lock is off (waiting for the cluster to time it out)",
+			 e->path, pool, image, owner);
+		return;
+	}
 	rc = rbd_lock_break(t->img, RBD_LOCK_MODE_EXCLUSIVE, owner);
 	log_info("%s: rbd %s/%s: its lock was held by %s, this host's last writer of it, which is gone: %s%s",
 		 e->path, pool, image, owner, rc < 0 ? "breaking it failed: " : "broken",
 		 rc < 0 ? strerror(-rc) : "");
 }
 
-/* Ours now: noted for this host's next writer (a restart after a crash) */
+/* Ours now: noted for this host's next writer (a restart after a crash);
+ * only if the owner is this client (not one that took it meanwhile) */
 static void note_owner(struct rbd_tgt *t, const char *key)
 {
 	char owner[128];
 
+	if (t->hostlock.fd < 0)
+		return;
 	lock_owner(t, owner, sizeof(owner));
-	if (owner[0])
-		remote_lock_note(&t->hostlock, key, owner);
+	remote_lock_note(&t->hostlock, key, owner_is_us(t, owner) ? owner : "");
 }
 
 static int rbd_topen(const struct blk_open_env *e, struct vbd *v)
@@ -323,7 +365,7 @@ static int rbd_topen(const struct blk_open_env *e, struct vbd *v)
 		goto fail;
 	}
 	if (!v->readonly) {
-		char key[300];
+		char key[sizeof(v->params) + 80];
 
 		rc = host_lock(e, t, pool, image, key, sizeof(key), v);
 		if (rc)

@@ -103,8 +103,9 @@ int remote_lock_take(struct remote_lock *l, const char *dir, const char *name,
 			snprintf(l->note, sizeof(l->note), "%s", nl + 1);
 		}
 	}
-	/* for operators: which target the file stands for */
-	remote_lock_note(l, name, "");
+	/* for operators: which target the file stands for (the note stays
+	 * until its holder writes its own) */
+	remote_lock_note(l, name, l->note);
 	return 0;
 }
 
