@@ -526,6 +526,29 @@ static void revive_done(struct ctl_job *j)
 	device_write(d, "multi-queue-max-queues", "%u", max_queues(v, d->bd));
 }
 
+/* A remote target's open job on a copy of @v, not started (NULL: no
+ * memory); @done takes its result on the main thread */
+static struct open_job *remote_job(struct device *d, const struct vbd *v,
+				   void (*done)(struct ctl_job *))
+{
+	struct open_job *o = malloc(sizeof(*o));
+
+	if (!o)
+		return NULL;
+	memset(o, 0, offsetof(struct open_job, v));
+	o->j.run = open_run;
+	o->j.done = done;
+	o->j.drop = open_drop;
+	o->d = d;
+	snprintf(o->path, sizeof(o->path), "%s", d->path);
+	o->env.path = o->path;
+	o->env.remote_timeout_s = d->bd->o.remote_timeout_s;
+	o->env.lock_dir = d->bd->o.lock_dir;
+	o->v = *v;
+	o->j.key = o->v.params;
+	return o;
+}
+
 /* Once a second, for a disk served without its target (vbd_tick()) */
 static void vbd_revive(struct device *d, struct vbd *v)
 {
@@ -534,23 +557,12 @@ static void vbd_revive(struct device *d, struct vbd *v)
 	if (!v->revive_tops || v->open_job || !d->xb || d->failed ||
 	    !d->queues || pvio_now_ns() < v->revive_at_ns)
 		return;
-	o = malloc(sizeof(*o));
+	o = remote_job(d, v, revive_done);
 	if (!o)
 		return;		/* the next tick */
-	memset(o, 0, offsetof(struct open_job, v));
-	o->j.run = open_run;
-	o->j.done = revive_done;
-	o->j.drop = open_drop;
-	o->d = d;
-	snprintf(o->path, sizeof(o->path), "%s", d->path);
-	o->env.path = o->path;
-	o->env.remote_timeout_s = d->bd->o.remote_timeout_s;
-	o->env.lock_dir = d->bd->o.lock_dir;
-	o->v = *v;
 	o->v.tops = v->revive_tops;
 	o->v.tpriv = NULL;
 	o->v.why[0] = 0;
-	o->j.key = o->v.params;
 	if (ctl_job_start(d->bd, &o->j, false)) {
 		free(o);
 		return;
@@ -573,20 +585,9 @@ static int remote_open(struct device *d, struct vbd *v)
 		rc = vbd_open_failed(d, v, -EPROTONOSUPPORT);
 		return rc ? rc : opened_offer(d);
 	}
-	o = malloc(sizeof(*o));
+	o = remote_job(d, v, open_done);
 	if (!o)
 		return pvio_xenbus_fatal(d->xb, -ENOMEM, "no memory");
-	memset(o, 0, offsetof(struct open_job, v));
-	o->j.run = open_run;
-	o->j.done = open_done;
-	o->j.drop = open_drop;
-	o->d = d;
-	snprintf(o->path, sizeof(o->path), "%s", d->path);
-	o->env.path = o->path;
-	o->env.remote_timeout_s = d->bd->o.remote_timeout_s;
-	o->env.lock_dir = d->bd->o.lock_dir;
-	o->v = *v;
-	o->j.key = o->v.params;
 	rc = ctl_job_start(d->bd, &o->j, false);
 	if (rc) {
 		free(o);
@@ -1557,12 +1558,12 @@ static void vbd_going(struct device *d)
 {
 	struct vbd *v = VBD(d);
 
-	if (v && remote_held(v) && !v->close_hold)
+	if (!v)
+		return;
+	if (remote_held(v) && !v->close_hold)
 		v->close_hold = ctl_key_hold(d->bd, v->params);
-	if (v)
-		v->revive_tops = NULL;	/* an absent target stays so */
-	if (v)
-		look_cancel(d, v);	/* nothing more to report */
+	v->revive_tops = NULL;	/* an absent target stays so */
+	look_cancel(d, v);	/* nothing more to report */
 }
 
 /* What a look at the target found: its links (files) and its size. */
