@@ -20,10 +20,15 @@ export PVIO_BACKD="$BACKD"
 N=64
 TMPDIR="$W" "$BENCH" blk --guests $N --vif --size 16M --dir "$W" --time 500 --runs 1 \
 	--restart --json >"$W/out.json" 2>"$W/err" || t_fail "pvio-bench: $(tail -5 "$W/err")"
-python3 - "$W/out.json" "$N" <<'PY' || t_fail "$(cat "$W/out.json")"
+# an ASan build's RSS also holds its shadow memory and the freed blocks
+# it quarantines: 0.305 MB per guest once in CI's ASan pass, where the
+# production build's is about 0.1
+asan=$(ldd "$BACKD" 2>/dev/null | grep -c libasan)
+python3 - "$W/out.json" "$N" "$asan" <<'PY' || t_fail "$(cat "$W/out.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
 n = int(sys.argv[2])
+asan = int(sys.argv[3]) > 0
 c = d["connect"]
 print("%d guests: all Connected %.2f s after the first attach; pvio-backd %.1f MB, %d fds; "
       "per-guest IOPS min %.0f median %.0f max %.0f" % (n, c["all_connected_s"],
@@ -36,8 +41,10 @@ assert c["all_connected_s"] < 30, "handshakes too slow"
 # connect (the persistent-grant cache, maximal indirect requests for
 # every slot, the in-flight records) made it 0.58 MB
 grow = (c["backd_rss_mb"] - c["backd_rss_idle_start_mb"]) / n
-print("pvio-backd's RSS grew %.3f MB per guest" % grow)
-assert grow < 0.3, "pvio-backd's memory: %.3f MB per guest" % grow
+limit = 0.6 if asan else 0.3
+print("pvio-backd's RSS grew %.3f MB per guest (bound %.1f%s)" %
+      (grow, limit, ", ASan build" if asan else ""))
+assert grow < limit, "pvio-backd's memory: %.3f MB per guest" % grow
 assert c["backd_fds"] < 32 + n * 16, "pvio-backd's fds"
 assert d["all"]["guest_min"] > 0, "a guest got nothing done"
 r = d["restart"]
