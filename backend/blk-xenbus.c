@@ -336,7 +336,12 @@ static unsigned long given(struct device *d, const char *key, unsigned long min,
  * 11). 0: it does; what the target's device properties were comes back
  * from our directory, as the guest saw them.
  */
-static bool revive_worth(int rc);
+/* An open failure worth a later try (vbd_revive()): not another writer
+ * (the operator gave the target to another VM), not read-only now */
+static bool revive_worth(int rc)
+{
+	return rc != -EBUSY && rc != -EROFS;
+}
 
 static int vbd_open_failed(struct device *d, struct vbd *v, int rc)
 {
@@ -429,13 +434,8 @@ static void open_done(struct ctl_job *j)
  * is not served (another disk under a running guest): logged once, still
  * tried. One that has another writer now (the operator gave it to
  * another VM) or became read-only is not tried again: the guest's disk
- * must never be taken back from under the new holder.
+ * must never be taken back from under the new holder (revive_worth()).
  */
-static bool revive_worth(int rc)
-{
-	return rc != -EBUSY && rc != -EROFS;
-}
-
 static unsigned int max_queues(const struct vbd *v, const struct backd *bd);
 
 static bool revive_fits(struct device *d, struct vbd *v, const struct vbd *n,
@@ -463,6 +463,14 @@ static bool revive_fits(struct device *d, struct vbd *v, const struct vbd *n,
 static void withdraw_flush(struct device *d, struct vbd *v);
 static void withdraw_discard(struct device *d, struct vbd *v);
 
+/* A try that is not kept: what its open took is released */
+static void revive_drop(struct device *d, struct open_job *o)
+{
+	if (remote_held(&o->v))
+		close_off(d, &o->v);
+	free(o);
+}
+
 static void revive_done(struct ctl_job *j)
 {
 	struct open_job *o = (struct open_job *)j;
@@ -475,16 +483,13 @@ static void revive_done(struct ctl_job *j)
 	v->open_job = NULL;
 	if (!o->rc && (!v->revive_tops || !d->xb || !d->queues)) {
 		/* going, or its guest gone, meanwhile */
-		close_off(d, &o->v);
-		free(o);
+		revive_drop(d, o);
 		return;
 	}
 	if (o->rc && !revive_worth(o->rc)) {
 		log_warn("%s: %s: not tried again", d->path, o->v.why);
 		v->revive_tops = NULL;
-		if (remote_held(&o->v))
-			close_off(d, &o->v);
-		free(o);
+		revive_drop(d, o);
 		return;
 	}
 	if (o->rc || !revive_fits(d, v, &o->v, why, sizeof(why))) {
@@ -494,9 +499,7 @@ static void revive_done(struct ctl_job *j)
 			log_warn("%s: %s is back but not as the guest's disk was (%s): still answering I/O errors",
 				 d->path, v->params, why);
 		v->revive_mismatch = !o->rc;
-		if (remote_held(&o->v))
-			close_off(d, &o->v);
-		free(o);
+		revive_drop(d, o);
 		wait = REVIVE_FIRST_NS << (v->revive_tries < 8 ? v->revive_tries : 8);
 		v->revive_tries++;
 		v->revive_at_ns = pvio_now_ns() +

@@ -218,14 +218,6 @@ DG3=$(ctl devices g3 | awk '$3 == 51712 { print $1 }')
 load_on g3 --back
 C3=$LOAD
 kill_restart "$W/stop-g3" 'kill $NBD; wait $NBD 2>/dev/null'
-answered() {	# as above, but the client goes on
-	for _ in $(seq 100); do
-		grep -q "^OK [1-9][0-9]* requests answered with an I/O error, each once" "$2" && return
-		t_ours "$1" || t_fail "$3: $(tail -2 "$2")"
-		sleep 0.1
-	done
-	t_fail "$3's requests not answered 10 s after the restart: $(tail -2 "$2")"
-}
 answered $C3 "$W/g3.out" g3
 [ "$(t_states g3 51712)" = "Connected Connected" ] ||
 	t_fail "g3's disk went through $(t_states g3 51712)"
